@@ -1,0 +1,1 @@
+"""Custom actions of the kefu demo shop (rasa-sdk)."""

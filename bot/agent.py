@@ -1,0 +1,133 @@
+"""The message path (design.md): dedupe → parse → lock → load tracker → human or bot turn → persist.
+
+Channels hand in a `UserMessage` and render the events that come back; they know nothing of NLU.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from bot.actions import ActionRunner
+from bot.dialogue import events as ev
+from bot.dialogue.engine import DialogueEngine, HandoffPort
+from bot.dialogue.tracker import Tracker
+from bot.metrics import Metrics
+from bot.model import TrainedModel
+from bot.parsing import BatchedParser
+from bot.stores import Stores
+
+log = logging.getLogger(__name__)
+
+MAX_TEXT_CHARS = 5000
+
+
+@dataclass
+class UserMessage:
+    conversation_id: str
+    text: str
+    channel: str = "rest"
+    sender: str | None = None
+    message_id: str | None = None  # the channel's id, for deduplication of redeliveries
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+class Agent:
+    def __init__(self, model: TrainedModel, stores: Stores, actions: ActionRunner,
+                 handoff: HandoffPort | None = None, executor: ThreadPoolExecutor | None = None,
+                 metrics: Metrics | None = None) -> None:
+        self.model = model
+        self.metrics = metrics
+        self.stores = stores
+        self.executor = executor or ThreadPoolExecutor(max_workers=2, thread_name_prefix="kefu-nlu")
+        self.parser = BatchedParser(model, self.executor)
+        self.engine = DialogueEngine(model.domain, model.rules, model.memo, model.config.kefu,
+                                     model.config.effective_thresholds(), actions, handoff)
+
+    @property
+    def domain(self):
+        return self.model.domain
+
+    async def parse(self, text: str) -> dict[str, Any]:
+        return await self.parser.parse(text)
+
+    async def tracker(self, conversation_id: str) -> Tracker | None:
+        events = await self.stores.trackers.events(conversation_id)
+        if not events:
+            return None
+        return Tracker.from_events(conversation_id, events, self.domain)
+
+    async def handle(self, message: UserMessage) -> list[ev.Event]:
+        """Process one shopper message; returns the events stored for it (with `seq`), [] for a duplicate."""
+        trackers = self.stores.trackers
+        if message.message_id and not await trackers.claim_message_id(
+            f"msg:{message.channel}:{message.conversation_id}:{message.message_id}"
+        ):
+            log.info("duplicate message %s on %s ignored", message.message_id, message.channel)
+            return []
+        started = time.perf_counter()
+        parse = await self.parse(message.text)  # needs no tracker: done before taking the lock
+        async with trackers.lock(message.conversation_id):
+            events = await trackers.events(message.conversation_id)
+            tracker = Tracker.from_events(message.conversation_id, events, self.domain)
+            new: list[ev.Event] = []
+            if self._session_expired(events):
+                new += self._session_start(tracker)
+                for event in new:
+                    tracker.apply(event)
+            user_event = ev.user(message.text, parse, message.channel, message.message_id,
+                                 {**message.metadata, **({"sender": message.sender} if message.sender else {})})
+            if tracker.human_holds:
+                new.append(user_event)  # the console shows it to the agent; the bot stays silent
+            else:
+                new += await self.engine.respond(tracker, user_event)
+            if not events:
+                await trackers.set_meta(message.conversation_id, channel=message.channel,
+                                        sender=message.sender or message.conversation_id,
+                                        language=parse.get("language"))
+            stored = await trackers.append(message.conversation_id, new)
+        self._record(message, stored, time.perf_counter() - started)
+        return stored
+
+    def _record(self, message: UserMessage, stored: list[ev.Event], seconds: float) -> None:
+        if self.metrics is None:
+            return
+        self.metrics.messages.labels(message.channel).inc()
+        self.metrics.turn_seconds.observe(seconds)
+        for event in stored:
+            if event.get("event") == ev.HANDOFF_REQUESTED:
+                self.metrics.handoffs.labels(event.get("reason") or "unknown").inc()
+
+    def _session_expired(self, events: list[ev.Event]) -> bool:
+        if not events:
+            return True
+        minutes = float(self.domain.session_config.get("session_expiration_time") or 0)
+        return minutes > 0 and time.time() - float(events[-1].get("timestamp") or 0) > minutes * 60
+
+    def _session_start(self, tracker: Tracker) -> list[ev.Event]:
+        carried = []
+        if tracker.events and self.domain.session_config.get("carry_over_slots_to_new_session", True):
+            carried = [ev.slot(name, value) for name, value in tracker.slots.items()
+                       if value is not None and name != "requested_slot"]
+        return [ev.action("action_session_start"), ev.session_started(), *carried, ev.action("action_listen")]
+
+
+def bot_messages(events: list[ev.Event], recipient_id: str) -> list[dict[str, Any]]:
+    """Rasa REST channel output for the bot (and agent) messages among `events`."""
+    out = []
+    for event in events:
+        if event.get("event") == "bot":
+            message: dict[str, Any] = {"recipient_id": recipient_id}
+            if event.get("text"):
+                message["text"] = event["text"]
+            data = event.get("data") or {}
+            for key in ("buttons", "image", "attachment", "custom", "quick_replies", "elements"):
+                if data.get(key):
+                    message[key] = data[key]
+            out.append(message)
+        elif event.get("event") == ev.AGENT_MESSAGE:
+            out.append({"recipient_id": recipient_id, "text": event.get("text"), "agent": event.get("agent")})
+    return out

@@ -1,0 +1,53 @@
+"""Rasa's REST channel: `POST /webhooks/rest/webhook {"sender", "message"}` → the bot's messages."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from bot.agent import MAX_TEXT_CHARS, UserMessage, bot_messages
+from bot.http import HTTPError, read_json
+from bot.state import AGENT
+
+routes = web.RouteTableDef()
+MAX_SENDER_CHARS = 128
+
+
+def validate_message(body: object) -> tuple[str, str, dict]:
+    if not isinstance(body, dict):
+        raise HTTPError(400, 'body must be a JSON object {"sender": …, "message": …}')
+    sender, text = body.get("sender"), body.get("message")
+    if sender is None or text is None:
+        missing = [k for k in ("sender", "message") if body.get(k) is None]
+        raise HTTPError(400, f"missing {' and '.join(missing)}")
+    if not isinstance(sender, str) or not sender.strip() or len(sender) > MAX_SENDER_CHARS:
+        raise HTTPError(400, f"sender must be a non-empty string of at most {MAX_SENDER_CHARS} characters")
+    if not isinstance(text, str):
+        raise HTTPError(400, "message must be a string")
+    if not text.strip():
+        raise HTTPError(400, "message is empty")
+    if len(text) > MAX_TEXT_CHARS:
+        raise HTTPError(400, f"message is longer than {MAX_TEXT_CHARS} characters")
+    metadata = body.get("metadata") or {}
+    if not isinstance(metadata, dict):
+        raise HTTPError(400, "metadata must be an object")
+    return sender.strip(), text, metadata
+
+
+@routes.post("/webhooks/rest/webhook")
+async def webhook(request: web.Request) -> web.Response:
+    sender, text, metadata = validate_message(await read_json(request))
+    agent = request.app[AGENT]
+    message_id = request.headers.get("X-Message-Id") or metadata.get("message_id")
+    events = await agent.handle(UserMessage(sender, text, "rest", sender, message_id, metadata))
+    return web.json_response(bot_messages(events, sender), dumps=_dumps)
+
+
+def _dumps(value: object) -> str:
+    import json
+
+    return json.dumps(value, ensure_ascii=False)
+
+
+@routes.get("/webhooks/rest/")
+async def health(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})

@@ -1,0 +1,227 @@
+"""`kefu …`: train, run, shell, test, evaluate, actions, data validate (Rasa's commands, same flags)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+import time
+import uuid
+from pathlib import Path
+
+from bot.formats.yaml_io import DataError
+
+
+def _project_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", default="config.yml", type=Path, help="NLU pipeline and policies")
+    parser.add_argument("--domain", default="domain.yml", type=Path, help="domain file or folder")
+    parser.add_argument("--data", default=[Path("data")], type=Path, nargs="+", help="training data files or folders")
+
+
+def _load_project(args: argparse.Namespace):
+    from bot.formats.project import load_project
+
+    return load_project(args.config, args.domain, list(args.data))
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from bot.model import archive_fingerprint, fingerprint_of, latest_archive, prune, train
+
+    project = _load_project(args)
+    latest = latest_archive(args.out)
+    if latest and not args.force and archive_fingerprint(latest) == fingerprint_of(project):
+        print(f"Nothing changed since {latest}: no training needed (use --force to retrain).")
+        return 0
+    started = time.perf_counter()
+    path = train(project, args.out, progress=lambda msg: print(f"[{time.perf_counter() - started:5.1f}s] {msg}",
+                                                              flush=True),
+                 fixed_name=f"{args.fixed_model_name}.tar.gz" if args.fixed_model_name else None)
+    prune(args.out, keep=args.keep)
+    print(f"Your bot is trained: {path}")
+    return 0
+
+
+def _ensure_model(args: argparse.Namespace) -> None:
+    """`kefu run` and `kefu shell` train first when the project has no model yet."""
+    from bot.model import latest_archive
+
+    if getattr(args, "model", None) is None and latest_archive(Path("models")) is None:
+        print("No model found: training one first.", flush=True)
+        ns = argparse.Namespace(config=Path("config.yml"), domain=Path("domain.yml"), data=[Path("data")],
+                                out=Path("models"), force=False, fixed_model_name=None, keep=5)
+        cmd_train(ns)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from aiohttp import web
+
+    from bot.server import ServerSettings, create_app
+
+    _ensure_model(args)
+    token = args.auth_token or os.environ.get("KEFU_AUTH_TOKEN")
+    settings = ServerSettings.for_project(Path("."), model_path=args.model, auth_token=token)
+    print(f"kefu serving on http://{args.host}:{args.port}", flush=True)
+    web.run_app(create_app(settings), host=args.host, port=args.port, print=None,
+                reuse_port=args.reuse_port or None)
+    return 0
+
+
+def cmd_shell(args: argparse.Namespace) -> int:
+    from bot.agent import UserMessage
+    from bot.server import ServerSettings, create_app
+    from bot.state import AGENT
+
+    _ensure_model(args)
+
+    async def chat() -> None:
+        from aiohttp import web
+
+        app = create_app(ServerSettings.for_project(Path("."), model_path=args.model))
+        runner = web.AppRunner(app)
+        await runner.setup()  # runs the lifecycle: model, stores, agent
+        agent = app[AGENT]
+        conversation = f"shell-{uuid.uuid4().hex[:8]}"
+        print("Chat with the bot (Ctrl-D or /stop to quit).")
+        loop = asyncio.get_running_loop()
+        try:
+            while True:
+                try:
+                    text = await loop.run_in_executor(None, input, "Your input ->  ")
+                except EOFError:
+                    break
+                if text.strip() in ("/stop", "/quit"):
+                    break
+                if not text.strip():
+                    continue
+                for event in await agent.handle(UserMessage(conversation, text, "cmdline", conversation)):
+                    if event.get("event") == "bot" and event.get("text"):
+                        print(event["text"])
+                        for button in (event.get("data") or {}).get("buttons") or []:
+                            print(f"  [{button.get('title')}]")
+                    elif event.get("event") == "queued":
+                        print(f"(queued for a person: position {event.get('position')})")
+        finally:
+            await runner.cleanup()
+
+    asyncio.run(chat())
+    return 0
+
+
+def cmd_test(args: argparse.Namespace) -> int:
+    from bot.testing import run_tests
+
+    _ensure_model(args)
+    return run_tests(model_path=args.model, stories=args.stories, nlu=args.nlu, out=args.out,
+                     fail_on_prediction_errors=args.fail_on_prediction_errors)
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from bot.config import load_config
+    from bot.evaluate import evaluate, main_table
+
+    report = evaluate(args.train, args.test, load_config(args.config), args.out, oos_label=args.oos_label,
+                      text_column=args.text_column, label_column=args.label_column)
+    print(main_table(report))
+    print(f"Report written to {args.out / 'report.json'}")
+    return 0
+
+
+def cmd_actions(args: argparse.Namespace) -> int:
+    from rasa_sdk import endpoint
+    from rasa_sdk.executor import ActionExecutor
+
+    sys.path.insert(0, str(Path(".").resolve()))
+    executor = ActionExecutor()
+    executor.register_package(args.actions)
+    endpoint.run(executor, port=args.port)
+    return 0
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    project = _load_project(args)
+    print(f"Data is valid: {len(project.nlu.examples)} NLU examples, {len(project.domain.intents)} intents, "
+          f"{len(project.rules)} rules, {len(project.stories)} stories, {len(project.faq)} FAQ entries.")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="kefu", description="Bilingual customer-service bot with human handoff")
+    parser.add_argument("-v", "--verbose", action="store_true")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("train", help="train a model from config.yml, domain.yml and data/")
+    _project_args(p)
+    p.add_argument("--out", default=Path("models"), type=Path)
+    p.add_argument("--force", action="store_true", help="retrain even if nothing changed")
+    p.add_argument("--fixed-model-name", default=None)
+    p.add_argument("--keep", type=int, default=5, help="model archives to keep")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("run", help="serve the bot over HTTP")
+    p.add_argument("--host", default=os.environ.get("KEFU_HOST", "127.0.0.1"))
+    p.add_argument("-p", "--port", type=int, default=int(os.environ.get("KEFU_PORT", "5005")))
+    p.add_argument("-m", "--model", type=Path, default=None)
+    p.add_argument("--auth-token", default=None, help="protects the HTTP API with ?token=T")
+    p.add_argument("--enable-api", action="store_true", help="accepted for Rasa compatibility (always on)")
+    p.add_argument("--reuse-port", action="store_true", help="let several workers share the port")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("shell", help="chat with the bot in the terminal")
+    p.add_argument("-m", "--model", type=Path, default=None)
+    p.set_defaults(func=cmd_shell)
+
+    p = sub.add_parser("test", help="run test stories and NLU tests, write reports")
+    p.add_argument("-m", "--model", type=Path, default=None)
+    p.add_argument("-s", "--stories", type=Path, default=Path("tests"))
+    p.add_argument("-u", "--nlu", type=Path, default=None, help="NLU test data (default: none)")
+    p.add_argument("--out", type=Path, default=Path("results"))
+    p.add_argument("--fail-on-prediction-errors", action="store_true")
+    p.set_defaults(func=cmd_test)
+
+    p = sub.add_parser("evaluate", help="train NLU on one labelled set, score another")
+    p.add_argument("--train", required=True, type=Path)
+    p.add_argument("--test", required=True, type=Path)
+    p.add_argument("--config", default=Path("config.yml"), type=Path)
+    p.add_argument("--oos-label", default="oos")
+    p.add_argument("--out", default=Path("results/evaluate"), type=Path)
+    p.add_argument("--text-column", default="text")
+    p.add_argument("--label-column", default="label")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("actions", help="run the project's custom actions as a Rasa action server")
+    p.add_argument("-p", "--port", type=int, default=5055)
+    p.add_argument("--actions", default="actions")
+    p.set_defaults(func=cmd_actions)
+
+    p = sub.add_parser("data", help="check the training data")
+    data_sub = p.add_subparsers(dest="data_command", required=True)
+    v = data_sub.add_parser("validate")
+    _project_args(v)
+    v.set_defaults(func=cmd_validate)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for noisy in ("jieba", "sentence_transformers", "httpx", "faiss"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    try:
+        return args.func(args) or 0
+    except DataError as exc:
+        print(f"Error: {exc}", file=sys.stderr)
+        return 1
+    except Exception as exc:
+        from bot.model import ModelError
+
+        if isinstance(exc, ModelError | FileNotFoundError):
+            print(f"Error: {exc}", file=sys.stderr)
+            return 1
+        raise
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,95 @@
+"""config.yml: Rasa's keys (recipe, language, pipeline, policies) plus kefu's own settings, validated by pydantic.
+
+Rasa bots bring their config as it is: Rasa component names are accepted; kefu runs its own pipeline and reads
+the thresholds Rasa users already set (FallbackClassifier, RulePolicy, MemoizationPolicy).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from bot.formats.yaml_io import DataError, line_of, load_yaml, plain
+
+
+class Thresholds(BaseModel):
+    """When the bot answers and when it falls back or escalates (see `kefu evaluate` for their cost)."""
+
+    model_config = ConfigDict(extra="forbid")
+    intent: float = Field(0.45, ge=0, le=1, description="intent confidence below this → fallback")
+    ambiguity: float = Field(0.08, ge=0, le=1, description="top-2 intent margin below this → fallback")
+    faq: float = Field(0.55, ge=0, le=1, description="FAQ score needed to answer from the FAQ")
+    faq_margin: float = Field(0.0, ge=0, le=1, description="FAQ top-2 margin below this → not confident")
+    max_fallbacks: int = Field(2, ge=1, description="fallbacks in a row before escalating")
+
+
+class EmbeddingSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    model: str = "all-MiniLM-L6-v2"
+    cache_size: int = 4096
+
+
+class KefuSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    languages: list[str] = ["zh", "en"]
+    default_language: str = "en"
+    embedding: EmbeddingSettings = EmbeddingSettings()
+    thresholds: Thresholds = Thresholds()
+    faq_top_k: int = Field(3, ge=1, le=20)
+    human_request_intents: list[str] = ["human_handoff", "request_human", "contact_human_agent"]
+    complaint_intents: list[str] = ["complaint"]
+    escalate_on_fallback: bool = True
+
+
+class Config(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    recipe: str = "default.v1"
+    language: str = "en"
+    assistant_id: str | None = None
+    pipeline: list[dict[str, Any]] | str = []
+    policies: list[dict[str, Any]] | None = []
+    kefu: KefuSettings = KefuSettings()
+
+    def component(self, name: str) -> dict[str, Any] | None:
+        """The settings of a pipeline component or policy named `name`, if the config lists it."""
+        items = (self.pipeline if isinstance(self.pipeline, list) else []) + (self.policies or [])
+        return next((c for c in items if isinstance(c, dict) and c.get("name") == name), None)
+
+    def effective_thresholds(self) -> Thresholds:
+        """kefu thresholds, taking Rasa's FallbackClassifier settings when the user set no kefu ones."""
+        thresholds = self.kefu.thresholds.model_copy()
+        explicit = self.kefu.thresholds.model_fields_set
+        fallback = self.component("FallbackClassifier")
+        if fallback:
+            if "intent" not in explicit and "threshold" in fallback:
+                thresholds.intent = float(fallback["threshold"])
+            if "ambiguity" not in explicit and "ambiguity_threshold" in fallback:
+                thresholds.ambiguity = float(fallback["ambiguity_threshold"])
+        return thresholds
+
+    def memo_max_history(self) -> int | None:
+        memo = self.component("MemoizationPolicy") or self.component("AugmentedMemoizationPolicy")
+        return int(memo["max_history"]) if memo and memo.get("max_history") else None
+
+
+def load_config(path: str | Path) -> Config:
+    raw = load_yaml(path) if Path(path).exists() else None
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise DataError("config must be a mapping (language:, pipeline:, policies:, kefu:)", path, line_of(raw))
+    try:
+        return Config.model_validate(plain(raw))
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        loc = first["loc"]
+        node: Any = raw
+        for key in loc:
+            try:
+                node = node[key]
+            except (KeyError, IndexError, TypeError):
+                break
+        where = ".".join(str(p) for p in loc)
+        raise DataError(f"{where}: {first['msg']}", path, line_of(node)) from None

@@ -1,0 +1,1 @@
+"""Dialogue: events, trackers, policies, forms and the escalation decision."""

@@ -1,0 +1,322 @@
+"""One bot turn: from a parsed user message to the events that answer it.
+
+Order of decisions (design.md): rules > active form > FAQ answer (if confident) > memorised stories >
+fallback / escalation. Everything the bot does is returned as events; nothing else keeps state.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from bot.actions import ActionError, ActionRunner
+from bot.config import KefuSettings, Thresholds
+from bot.dialogue import events as ev
+from bot.dialogue import forms
+from bot.dialogue.defaults import default_text
+from bot.dialogue.escalation import Assessment, assess, candidates
+from bot.dialogue.policies import MemoizationPolicy, Prediction, RulePolicy
+from bot.dialogue.responses import render
+from bot.dialogue.states import LISTEN, tracker_states
+from bot.dialogue.tracker import Tracker
+from bot.formats.domain import Domain
+
+log = logging.getLogger(__name__)
+
+MAX_ACTIONS_PER_TURN = 10
+FAQ_ACTION = "utter_faq"
+FALLBACK_ACTION = "action_default_fallback"
+HANDOFF_ACTION = "action_handoff"
+
+
+class HandoffPort(Protocol):
+    """Where `handoff_requested` goes (the human side, handoff/). Returns follow-up events, e.g. `queued`."""
+
+    async def request(self, tracker: Tracker, event: ev.Event) -> list[ev.Event]: ...
+
+
+@dataclass
+class _Turn:
+    tracker: Tracker
+    assessment: Assessment
+    hits: list[dict[str, Any]]
+    language: str
+    new: list[ev.Event] = field(default_factory=list)
+    rejected_form: str | None = None
+
+    def add(self, *events: ev.Event) -> None:
+        for event in events:
+            self.tracker.apply(event)
+            self.new.append(event)
+
+
+class DialogueEngine:
+    def __init__(self, domain: Domain, rules: RulePolicy, memo: MemoizationPolicy, settings: KefuSettings,
+                 thresholds: Thresholds, actions: ActionRunner, handoff: HandoffPort | None = None) -> None:
+        self.domain = domain
+        self.rules = rules
+        self.memo = memo
+        self.settings = settings
+        self.thresholds = thresholds
+        self.actions = actions
+        self.handoff = handoff
+        self.human_intent = next((i for i in settings.human_request_intents if i in domain.intents), None)
+
+    # -- entry point ------------------------------------------------------------------------------------------
+
+    async def respond(self, tracker: Tracker, user_event: ev.Event) -> list[ev.Event]:
+        parse = user_event.setdefault("parse_data", {})
+        hits = parse.get("faq") or []
+        assessment = assess(parse, hits, self.settings, self.thresholds, user_event.get("text") or "")
+        self._settle_intent(parse, assessment)
+        language = parse.get("language") or self.settings.default_language
+        turn = _Turn(tracker, assessment, hits, language)
+        turn.add(user_event)
+        if "language" in self.domain.slots and tracker.slots.get("language") != language:
+            turn.add(ev.slot("language", language))
+        slot_events = forms.extract_slots(self.domain, tracker, parse, user_event.get("text") or "")
+        if slot_events:
+            turn.add(ev.action("action_extract_slots"), *slot_events)
+
+        if tracker.active_loop in self.domain.forms:
+            if assessment.explicit_request or assessment.complaint:
+                turn.add(ev.active_loop(None), ev.slot(forms.REQUESTED_SLOT, None))
+            else:
+                await self._continue_form(turn)
+        await self._run_policies(turn)
+        return turn.new
+
+    def _settle_intent(self, parse: dict[str, Any], assessment: Assessment) -> None:
+        """Like Rasa's FallbackClassifier, but an explicit request for a person or a confident FAQ match wins."""
+        if assessment.explicit_request and self.human_intent:
+            parse["intent"] = {"name": self.human_intent, "confidence": 1.0}
+        elif not assessment.nlu_confident and assessment.faq_confident and parse.get("faq"):
+            parse["intent"] = {"name": "faq", "confidence": parse["faq"][0]["score"]}
+        elif not assessment.nlu_confident:
+            parse["intent"] = {"name": "nlu_fallback", "confidence": assessment.confidence}
+
+    # -- policies ---------------------------------------------------------------------------------------------
+
+    def _predict(self, turn: _Turn, first: bool) -> Prediction | None:
+        states = tracker_states(turn.tracker.applied_events(), self.domain)
+        sequence = [*states.states, states.current()]
+        prediction = self.rules.predict(sequence, self.domain)
+        if prediction is None and (turn.assessment.nlu_confident or not first):
+            prediction = self.memo.predict(sequence)
+        if prediction and prediction.action == turn.rejected_form:
+            return None
+        return prediction
+
+    async def _run_policies(self, turn: _Turn) -> None:
+        for step in range(MAX_ACTIONS_PER_TURN):
+            if turn.tracker.human_holds:
+                break
+            prediction = self._predict(turn, first=step == 0)
+            if prediction is None:
+                action = self._unhandled(turn) if step == 0 else LISTEN
+                policy = "FAQPolicy" if action == FAQ_ACTION else "FallbackPolicy"
+                prediction = Prediction(action, policy, 1.0)
+            if prediction.action == LISTEN:
+                if turn.rejected_form and turn.tracker.active_loop == turn.rejected_form:
+                    await self._ask_again(turn)
+                turn.add(ev.action(LISTEN, prediction.policy, prediction.confidence))
+                return
+            await self._run_action(turn, prediction)
+        turn.add(ev.action(LISTEN))
+
+    def _unhandled(self, turn: _Turn) -> str:
+        """No rule or story applies: answer from the FAQ, ask to rephrase, or hand over."""
+        a = turn.assessment
+        if a.explicit_request or a.complaint:
+            return HANDOFF_ACTION
+        if turn.hits and a.faq_confident:
+            return FAQ_ACTION
+        return FALLBACK_ACTION
+
+    # -- actions ----------------------------------------------------------------------------------------------
+
+    async def _run_action(self, turn: _Turn, prediction: Prediction) -> None:
+        name = prediction.action
+        if name == HANDOFF_ACTION:
+            await self._handoff(turn, self._reason(turn))
+        elif name == FALLBACK_ACTION or name == "action_two_stage_fallback":
+            await self._fallback(turn, prediction)
+        elif name in self.domain.forms:
+            turn.add(ev.action(name, prediction.policy, prediction.confidence))
+            await self._activate_form(turn, name)
+        elif name == "action_restart":
+            turn.add(ev.action(name, prediction.policy), ev.restarted())
+        elif name == "action_deactivate_loop":
+            turn.add(ev.action(name, prediction.policy), ev.active_loop(None))
+        elif name.startswith("utter_") and self._retrieval_base(name) is not None:
+            self._answer_faq(turn, prediction, self._retrieval_base(name))
+        elif name.startswith("utter_"):
+            turn.add(ev.action(name, prediction.policy, prediction.confidence))
+            self._utter(turn, name)
+        elif name in self.domain.actions or self.actions.knows(name):
+            turn.add(ev.action(name, prediction.policy, prediction.confidence))
+            await self._custom(turn, name)
+        else:
+            log.warning("predicted unknown action %s; listening", name)
+            turn.add(ev.action(name, prediction.policy))
+
+    def _utter(self, turn: _Turn, name: str, extra: dict[str, Any] | None = None) -> bool:
+        message = render(self.domain, name, turn.tracker.slots, turn.tracker.latest_input_channel, extra)
+        if message is None:
+            text = default_text(name, turn.language)
+            if text is None:
+                log.warning("no response %s in the domain", name)
+                return False
+            message = {"text": text, "data": {}}
+        turn.add(ev.bot(message["text"], message["data"], utter_action=name))
+        return True
+
+    def _retrieval_base(self, action: str) -> str | None:
+        """`utter_faq` (our FAQ) or `utter_<retrieval intent>` → the FAQ subset it answers from."""
+        base = action.removeprefix("utter_")
+        if "/" in base or action in self.domain.responses:
+            return None
+        return base if base == "faq" or base in self.domain.intents else None
+
+    def _answer_faq(self, turn: _Turn, prediction: Prediction, base: str = "faq") -> None:
+        hits = [h for h in turn.hits if ("/" not in h["id"] and base == "faq") or h["id"].startswith(base + "/")]
+        turn.add(ev.action(FAQ_ACTION if base == "faq" else f"utter_{base}", prediction.policy, prediction.confidence))
+        if not hits or hits[0]["score"] < self.thresholds.faq:
+            turn.add(ev.bot(default_text("utter_default", turn.language), {}, "utter_default"))
+            return
+        top = hits[0]
+        turn.add(ev.bot(top["answer"], {"faq_id": top["id"], "score": top["score"]}, f"utter_{base}/{top['id']}"))
+
+    def _consecutive_fallbacks(self, tracker: Tracker) -> int:
+        """Fallbacks in the turns before this one, counted back to the last turn the bot understood."""
+        count, turn_had_fallback = 0, False
+        seen_user = False
+        for event in reversed(tracker.applied_events()):
+            kind = event.get("event")
+            if kind == "user":
+                if seen_user:
+                    if not turn_had_fallback:
+                        break
+                    count += 1
+                seen_user, turn_had_fallback = True, False
+            elif kind == "action" and event.get("name") == FALLBACK_ACTION:
+                turn_had_fallback = True
+        if seen_user and turn_had_fallback:
+            count += 1
+        return count
+
+    async def _fallback(self, turn: _Turn, prediction: Prediction) -> None:
+        a = turn.assessment
+        previous = self._consecutive_fallbacks(turn.tracker)
+        if previous + 1 >= self.thresholds.max_fallbacks and self.settings.escalate_on_fallback:
+            await self._handoff(turn, "repeated_fallback")
+            return
+        turn.add(ev.action(FALLBACK_ACTION, prediction.policy, prediction.confidence))
+        message = render(self.domain, "utter_default", turn.tracker.slots, turn.tracker.latest_input_channel)
+        text = message["text"] if message else default_text("utter_default", turn.language)
+        buttons = [{"title": h["question"], "payload": h["question"]} for h in turn.hits[:2] if h.get("question")]
+        buttons.append({"title": default_text("utter_talk_to_person", turn.language), "payload": f"/{self.human_intent}"
+                        if self.human_intent else default_text("utter_talk_to_person", turn.language)})
+        data = {**(message or {}).get("data", {}), "buttons": buttons,
+                "reason": a.nlu_reason or a.faq_reason or "no_policy"}
+        turn.add(ev.bot(text, data, "utter_default"))
+
+    def _reason(self, turn: _Turn) -> str:
+        a = turn.assessment
+        if a.complaint:
+            return "complaint"
+        if a.explicit_request or a.intent in (self.settings.human_request_intents + ["affirm"]):
+            return "explicit_request"
+        return a.nlu_reason or a.faq_reason or "explicit_request"
+
+    async def _handoff(self, turn: _Turn, reason: str) -> None:
+        guesses = turn.assessment.candidates
+        if reason == "explicit_request":
+            # "转人工" itself says nothing: show the agent what the bot made of the shopper's last question
+            earlier = [e for e in turn.tracker.events[:-1] if e.get("event") == "user"]
+            for event in reversed(earlier[-3:]):
+                parse = event.get("parse_data") or {}
+                if (parse.get("intent") or {}).get("name") not in self.settings.human_request_intents:
+                    guesses = candidates(parse, parse.get("faq") or [])
+                    break
+        if turn.tracker.active_loop:
+            turn.add(ev.active_loop(None))
+        turn.add(ev.action(HANDOFF_ACTION, "EscalationPolicy"))
+        self._utter(turn, "utter_handoff")
+        requested = ev.handoff_requested(reason, guesses, turn.language)
+        turn.add(requested)
+        if self.handoff is not None:
+            try:
+                turn.add(*await self.handoff.request(turn.tracker, requested))
+            except Exception:  # the queue being down must not lose the shopper's message
+                log.exception("handoff queue failed for %s", turn.tracker.sender_id)
+
+    async def _custom(self, turn: _Turn, name: str) -> None:
+        try:
+            result = await self.actions.run(name, turn.tracker, self.domain)
+        except ActionError as exc:
+            log.error("%s", exc)
+            self._utter(turn, "utter_default")
+            return
+        for response in result.responses:
+            template = response.get("response") or response.get("template")
+            if template:
+                self._utter(turn, template, {k: v for k, v in response.items() if k not in ("response", "template")})
+                continue
+            data = {k: v for k, v in response.items() if v and k != "text"}
+            turn.add(ev.bot(response.get("text"), data))
+        for event in result.events:
+            if event.get("event") == "followup":
+                continue
+            event.setdefault("timestamp", ev.user("")["timestamp"])
+            turn.add(event)
+
+    # -- forms ------------------------------------------------------------------------------------------------
+
+    async def _validate(self, turn: _Turn, form: str) -> None:
+        validator = f"validate_{form}"
+        if validator in self.domain.actions or self.actions.knows(validator):
+            await self._custom(turn, validator)
+
+    async def _activate_form(self, turn: _Turn, name: str) -> None:
+        turn.add(ev.active_loop(name))
+        if forms.slots_set_this_turn(turn.tracker) & set(self.domain.forms[name].required_slots):
+            await self._validate(turn, name)
+        await self._ask_or_finish(turn, name)
+
+    async def _continue_form(self, turn: _Turn) -> None:
+        name = turn.tracker.active_loop
+        form = self.domain.forms[name]
+        if not forms.slots_set_this_turn(turn.tracker) & set(form.required_slots):
+            turn.rejected_form = name
+            turn.add(ev.action_execution_rejected(name))
+            return
+        turn.add(ev.action(name, "RulePolicy"))
+        await self._validate(turn, name)
+        await self._ask_or_finish(turn, name)
+
+    async def _ask_or_finish(self, turn: _Turn, name: str) -> None:
+        form = self.domain.forms[name]
+        missing = forms.next_slot(form, turn.tracker)
+        if missing is None:
+            turn.add(ev.slot(forms.REQUESTED_SLOT, None), ev.active_loop(None))
+            return
+        turn.add(ev.slot(forms.REQUESTED_SLOT, missing))
+        await self._ask(turn, form, missing)
+
+    async def _ask(self, turn: _Turn, form, slot: str) -> None:
+        custom = {n for n in (f"action_ask_{form.name}_{slot}", f"action_ask_{slot}") if self.actions.knows(n)}
+        ask = forms.ask_action(form, slot, self.domain, custom)
+        if ask in custom:
+            await self._custom(turn, ask)
+        elif ask:
+            self._utter(turn, ask)
+
+    async def _ask_again(self, turn: _Turn) -> None:
+        """After an interruption inside a form, repeat the question so the shopper knows what is pending."""
+        name = turn.tracker.active_loop
+        requested = turn.tracker.slots.get(forms.REQUESTED_SLOT)
+        if name and requested:
+            turn.add(ev.action(name, "RulePolicy"))
+            await self._ask(turn, self.domain.forms[name], requested)

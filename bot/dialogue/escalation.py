@@ -1,0 +1,97 @@
+"""The escalation decision: one reason, the bot's best guesses, and when a person should take over.
+
+Reasons (in the order they are checked): explicit_request, complaint, low_faq_score, small_faq_margin,
+low_intent_confidence, small_margin, repeated_fallback.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from bot.config import KefuSettings, Thresholds
+
+# A safety net under the classifier: a request for a person is always recognised.
+_HUMAN_REQUEST = re.compile(
+    r"转人工|人工客服|人工服务|找人工|要人工|接人工|转接人工|真人|活人|客服小姐姐|客服人员|人工坐席|人工(?!智能)|找客服|叫.{0,4}经理"
+    r"|\b(talk|speak|chat|connect|transfer)\w*\b.{0,20}\b(human|person|agent|someone|somebody|representative"
+    r"|operator|staff|manager|people)\b"
+    r"|\b(real|live|human)\s+(person|agent|human|support|operator|representative)\b"
+    r"|\b(human|agent|representative|operator)\s*(please|pls|plz|now|!)"
+    r"|^\W*(human|agent|representative|operator|person)\W*$",
+    re.IGNORECASE,
+)
+
+
+def is_explicit_human_request(text: str) -> bool:
+    return bool(_HUMAN_REQUEST.search(text or ""))
+
+
+@dataclass
+class Assessment:
+    """What the bot makes of one message, before policies run."""
+
+    intent: str | None
+    confidence: float
+    nlu_reason: str | None = None  # low_intent_confidence | small_margin
+    faq_reason: str | None = None  # low_faq_score | small_faq_margin
+    explicit_request: bool = False
+    complaint: bool = False
+    candidates: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def nlu_confident(self) -> bool:
+        return self.nlu_reason is None
+
+    @property
+    def faq_confident(self) -> bool:
+        return self.faq_reason is None
+
+
+def nlu_rejection(parse: dict[str, Any], thresholds: Thresholds) -> str | None:
+    ranking = parse.get("intent_ranking") or []
+    top = (parse.get("intent") or {}).get("confidence", 0.0) or 0.0
+    if not (parse.get("intent") or {}).get("name"):
+        return "low_intent_confidence"
+    if top < thresholds.intent:
+        return "low_intent_confidence"
+    if len(ranking) > 1 and top - (ranking[1].get("confidence") or 0.0) < thresholds.ambiguity:
+        return "small_margin"
+    return None
+
+
+def faq_rejection(hits: list[dict[str, Any]], thresholds: Thresholds) -> str | None:
+    if not hits or hits[0]["score"] < thresholds.faq:
+        return "low_faq_score"
+    if len(hits) > 1 and hits[1]["id"] != hits[0]["id"] and hits[0]["score"] - hits[1]["score"] < thresholds.faq_margin:
+        return "small_faq_margin"
+    return None
+
+
+def candidates(parse: dict[str, Any], hits: list[dict[str, Any]], k: int = 3) -> list[dict[str, Any]]:
+    """The bot's top guesses for the agent: FAQ answers first, then intents, each with a score."""
+    out = [
+        {"kind": "faq", "id": h["id"], "text": h["answer"], "question": h.get("question"), "score": round(h["score"], 4)}
+        for h in hits[:k]
+    ]
+    for item in (parse.get("intent_ranking") or [])[: k - len(out)]:
+        out.append({"kind": "intent", "id": item["name"], "text": None, "score": round(item["confidence"], 4)})
+    return out
+
+
+def assess(parse: dict[str, Any], hits: list[dict[str, Any]], settings: KefuSettings, thresholds: Thresholds,
+           text: str) -> Assessment:
+    intent = (parse.get("intent") or {}).get("name")
+    confidence = float((parse.get("intent") or {}).get("confidence") or 0.0)
+    nlu_reason = nlu_rejection(parse, thresholds)
+    explicit = is_explicit_human_request(text) or (intent in settings.human_request_intents and nlu_reason is None)
+    return Assessment(
+        intent=intent,
+        confidence=confidence,
+        nlu_reason=nlu_reason,
+        faq_reason=faq_rejection(hits, thresholds),
+        explicit_request=explicit,
+        complaint=intent in settings.complaint_intents and nlu_reason is None,
+        candidates=candidates(parse, hits),
+    )

@@ -1,0 +1,105 @@
+"""Turning (dense cosine, normalised BM25) into one FAQ score in [0, 1] that means the same for every query.
+
+One logistic model per query language: ``score = sigmoid(bias + w_dense · dense + w_lexical · lexical)``.
+
+It is fitted when the index is built, on the FAQ itself, leave-one-phrasing-out: every question phrasing
+(up to `MAX_QUERIES` per language) is taken out of the index and asked as a query; its own entry is a
+positive, the `NEGATIVES_PER_QUERY` best-looking other entries are negatives (hard negatives: they are what
+the top hit would be if the bot were wrong). Classes are weighted to balance, so 0.5 is the point where the
+features say "right entry" and "best wrong entry" equally often; a threshold near 0.5 (config
+`kefu.thresholds.faq`) therefore works for any FAQ.
+
+Constraints that keep it sane on small or odd FAQs:
+
+- weights are bounded below by 0: more similarity never lowers the score;
+- an L2 penalty pulls the weights towards per-language priors (`PRIORS`, fitted on the bilingual sample FAQ
+  in tests/test_faq.py), with a strength that fades as the FAQ grows; with too few phrasings the priors are
+  used as they are.
+
+The priors encode what the default model can do: all-MiniLM-L6-v2 turns most Chinese characters into [UNK],
+so for Chinese queries the dense weight starts near zero and only data can raise it (for example with a
+multilingual model in config.yml).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+MAX_QUERIES = 2000
+NEGATIVES_PER_QUERY = 3
+MIN_POSITIVES = 8
+PRIOR_STRENGTH = 4.0  # λ in λ/n_pos · ‖w − w_prior‖²
+
+
+@dataclass
+class Calibration:
+    bias: float
+    dense: float
+    lexical: float
+    fitted: bool = False
+    positives: int = 0
+    negatives: int = 0
+
+    def logit(self, dense: np.ndarray | float, lexical: np.ndarray | float) -> np.ndarray | float:
+        return self.bias + self.dense * np.asarray(dense) + self.lexical * np.asarray(lexical)
+
+    def score(self, dense: np.ndarray | float, lexical: np.ndarray | float) -> np.ndarray:
+        return 1.0 / (1.0 + np.exp(-self.logit(dense, lexical)))
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Calibration:
+        return cls(**{k: data[k] for k in ("bias", "dense", "lexical", "fitted", "positives", "negatives")})
+
+
+PRIORS: dict[str, Calibration] = {
+    "en": Calibration(bias=-7.0, dense=8.0, lexical=6.0),
+    "zh": Calibration(bias=-4.5, dense=0.0, lexical=9.0),
+}
+
+
+def prior(language: str) -> Calibration:
+    base = PRIORS.get(language, PRIORS["en"])
+    return Calibration(base.bias, base.dense, base.lexical)
+
+
+def fit(features: np.ndarray, labels: np.ndarray, language: str) -> Calibration:
+    """Weighted, bounded, prior-anchored logistic regression on (dense, lexical) → right entry or not."""
+    from scipy.optimize import minimize
+
+    start = prior(language)
+    positives = int(labels.sum())
+    negatives = int(len(labels) - positives)
+    if positives < MIN_POSITIVES or negatives < MIN_POSITIVES:
+        start.positives, start.negatives = positives, negatives
+        return start
+    x = features.astype(np.float64)
+    y = labels.astype(np.float64)
+    weight = np.where(y > 0, 0.5 / y.mean(), 0.5 / (1 - y.mean()))
+    anchor = np.array([start.dense, start.lexical])
+    lam = PRIOR_STRENGTH / positives
+
+    def loss(theta: np.ndarray) -> tuple[float, np.ndarray]:
+        z = theta[0] + x @ theta[1:]
+        p = 1.0 / (1.0 + np.exp(-z))
+        value = float(np.mean(weight * (np.logaddexp(0.0, z) - y * z)))
+        residual = weight * (p - y) / len(y)
+        grad = np.concatenate([[residual.sum()], x.T @ residual])
+        diff = theta[1:] - anchor
+        value += lam * float(diff @ diff)
+        grad[1:] += 2 * lam * diff
+        return value, grad
+
+    result = minimize(
+        loss,
+        np.array([start.bias, start.dense, start.lexical]),
+        jac=True,
+        method="L-BFGS-B",
+        bounds=[(None, None), (0.0, None), (0.0, None)],
+    )
+    bias, dense, lexical = (float(v) for v in result.x)
+    return Calibration(bias, dense, lexical, fitted=True, positives=positives, negatives=negatives)

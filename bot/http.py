@@ -1,0 +1,73 @@
+"""HTTP helpers shared by every route: JSON errors, bounded JSON bodies, token checks."""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+log = logging.getLogger(__name__)
+
+MAX_JSON_BYTES = 64 * 1024
+
+
+def json_error(status: int, message: str, **extra: Any) -> web.Response:
+    return web.json_response({"error": message, **extra}, status=status)
+
+
+class HTTPError(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]):
+    """Every error is JSON with a status that says what happened; nothing internal leaks."""
+    try:
+        return await handler(request)
+    except HTTPError as exc:
+        return json_error(exc.status, exc.message)
+    except web.HTTPException as exc:
+        if exc.status < 400 or exc.content_type == "application/json":
+            raise
+        return json_error(exc.status, exc.reason)
+    except Exception:
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return json_error(500, "internal error")
+
+
+async def read_json(request: web.Request, max_bytes: int = MAX_JSON_BYTES) -> Any:
+    if request.content_length is not None and request.content_length > max_bytes:
+        raise HTTPError(413, f"body too large (limit {max_bytes} bytes)")
+    body = await request.content.read(max_bytes + 1)
+    if len(body) > max_bytes:
+        raise HTTPError(413, f"body too large (limit {max_bytes} bytes)")
+    try:
+        return json.loads(body.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        raise HTTPError(400, "body is not valid JSON") from None
+
+
+def is_loopback(request: web.Request) -> bool:
+    try:
+        return ipaddress.ip_address(request.remote or "").is_loopback
+    except ValueError:
+        return False
+
+
+def check_token(request: web.Request, token: str | None, loopback_without_token: bool = False) -> None:
+    """`?token=T` or `Authorization: Bearer T` (Rasa's --auth-token), compared in constant time."""
+    if token is None:
+        if loopback_without_token and not is_loopback(request):
+            raise HTTPError(403, "this endpoint needs `kefu run --auth-token` when used from another machine")
+        return
+    given = request.query.get("token") or request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+    if not given or not hmac.compare_digest(given.encode(), token.encode()):
+        raise HTTPError(401, "missing or wrong token")

@@ -1,0 +1,1 @@
+"""Natural-language understanding: language, tokens, features, intents, entities."""

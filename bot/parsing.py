@@ -1,0 +1,86 @@
+"""NLU + FAQ search off the event loop, batching messages that arrive while a batch is running.
+
+One message alone runs at once (no added wait); under load, everything that queued up during the previous
+batch is embedded in one forward pass, which costs far less per message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from bot.model import TrainedModel
+from bot.nlu.embedder import get_embedder
+
+# Rasa's payload syntax for buttons: /intent or /intent{"entity": "value"}
+_PAYLOAD = re.compile(r"^/(?P<intent>[\w./-]+)(?P<entities>\{.*\})?$", re.DOTALL)
+MAX_BATCH = 64
+
+
+def parse_payload(text: str, language: str) -> dict[str, Any] | None:
+    match = _PAYLOAD.match(text.strip())
+    if not match:
+        return None
+    entities = []
+    if match.group("entities"):
+        try:
+            values = json.loads(match.group("entities"))
+        except ValueError:
+            return None
+        entities = [{"entity": k, "value": v, "start": None, "end": None, "extractor": "payload"}
+                    for k, v in (values.items() if isinstance(values, dict) else [])]
+    intent = {"name": match.group("intent"), "confidence": 1.0}
+    return {"text": text, "intent": intent, "intent_ranking": [intent], "entities": entities,
+            "language": language, "faq": []}
+
+
+class BatchedParser:
+    def __init__(self, model: TrainedModel, executor: ThreadPoolExecutor) -> None:
+        self.model = model
+        self.executor = executor
+        self._pending: list[tuple[str, asyncio.Future[dict[str, Any]]]] = []
+        self._running = False
+
+    async def parse(self, text: str, language_hint: str | None = None) -> dict[str, Any]:
+        payload = parse_payload(text, language_hint or self.model.config.kefu.default_language)
+        if payload is not None:
+            return payload
+        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._pending.append((text, future))
+        if not self._running:
+            self._running = True
+            asyncio.get_running_loop().create_task(self._drain())
+        return await future
+
+    async def _drain(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            while self._pending:
+                batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
+                texts = [t for t, _ in batch]
+                try:
+                    results = await loop.run_in_executor(self.executor, self.parse_now, texts)
+                except Exception as exc:  # report to every waiter rather than hang them
+                    for _, future in batch:
+                        if not future.done():
+                            future.set_exception(exc)
+                    continue
+                for (_, future), result in zip(batch, results, strict=True):
+                    if not future.done():
+                        future.set_result(result)
+        finally:
+            self._running = False
+
+    def parse_now(self, texts: list[str]) -> list[dict[str, Any]]:
+        """Blocking: NLU and FAQ top-k for a batch (runs in the worker thread)."""
+        parses = self.model.nlu.parse_batch(texts)
+        languages = [p.get("language") or self.model.config.kefu.default_language for p in parses]
+        vectors = get_embedder(self.model.config.kefu.embedding.model).encode(texts) if len(self.model.faq) else None
+        hits = self.model.faq.search_batch(texts, languages, k=self.model.config.kefu.faq_top_k,
+                                           query_vectors=vectors)
+        for parse, found in zip(parses, hits, strict=True):
+            parse["faq"] = [h.as_dict() for h in found]
+        return parses

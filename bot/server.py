@@ -1,0 +1,117 @@
+"""The aiohttp application: `create_app(settings)` assembles stores, the model, the agent and every route."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from aiohttp import web
+
+from bot.actions import ActionRunner, InProcessActionRunner, RemoteActionRunner
+from bot.agent import Agent
+from bot.channels import rest
+from bot.endpoints import Endpoints, load_endpoints
+from bot.http import check_token, error_middleware, read_json, HTTPError
+from bot.metrics import Metrics
+from bot.model import ModelError, TrainedModel, latest_archive, load_model
+from bot.state import AGENT, METRICS, SETTINGS, STORES
+from bot.stores import create_stores
+from handoff.queue import SimpleQueue
+
+log = logging.getLogger(__name__)
+api = web.RouteTableDef()
+
+
+@dataclass
+class ServerSettings:
+    project_dir: Path = Path(".")
+    model_path: Path | None = None  # default: newest archive in project_dir/models
+    auth_token: str | None = None
+    redis_url: str | None = None
+    db_path: Path | None = None  # default: project_dir/kefu.db
+    endpoints: Endpoints = field(default_factory=Endpoints)
+
+    @classmethod
+    def for_project(cls, project_dir: Path, **overrides) -> ServerSettings:
+        endpoints = load_endpoints(project_dir / "endpoints.yml")
+        settings = cls(project_dir=project_dir, endpoints=endpoints, **overrides)
+        settings.redis_url = settings.redis_url or endpoints.redis_url()
+        return settings
+
+    def resolve_model(self) -> Path:
+        path = self.model_path or latest_archive(self.project_dir / "models")
+        if path is None:
+            raise ModelError(f"no trained model in {self.project_dir / 'models'}: run `kefu train`")
+        return path
+
+
+def action_runner(settings: ServerSettings) -> ActionRunner:
+    endpoint = settings.endpoints.action_endpoint
+    if endpoint and endpoint.url:
+        return RemoteActionRunner(endpoint.url)
+    return InProcessActionRunner(settings.project_dir)
+
+
+async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    loop = asyncio.get_running_loop()
+    model: TrainedModel = await loop.run_in_executor(None, load_model, settings.resolve_model())
+    stores = create_stores(settings.redis_url, settings.db_path or settings.project_dir / "kefu.db")
+    actions = action_runner(settings)
+    app[STORES] = stores
+    app[AGENT] = Agent(model, stores, actions, SimpleQueue(stores.kv), metrics=app[METRICS])
+    log.info("kefu ready: model %s, %s store", model.path, "redis" if settings.redis_url else "sqlite")
+    yield
+    if isinstance(actions, RemoteActionRunner):
+        await actions.close()
+    app[AGENT].executor.shutdown(wait=False, cancel_futures=True)
+    await stores.close()
+
+
+def create_app(settings: ServerSettings) -> web.Application:
+    app = web.Application(middlewares=[error_middleware], client_max_size=12 * 1024 * 1024)
+    app[SETTINGS] = settings
+    app[METRICS] = Metrics()
+    app.cleanup_ctx.append(_lifecycle)
+    app.add_routes(api)
+    app.add_routes(rest.routes)
+    return app
+
+
+# -- the HTTP API (Rasa-compatible where Rasa has the endpoint) ------------------------------------------------
+
+@api.get("/health")
+async def health(request: web.Request) -> web.Response:
+    agent = request.app[AGENT]
+    return web.json_response({"status": "ok", "model": agent.model.path.name if agent.model.path else None,
+                              "fingerprint": agent.model.fingerprint,
+                              "store": "redis" if request.app[SETTINGS].redis_url else "sqlite"})
+
+
+@api.get("/metrics")
+async def metrics(request: web.Request) -> web.Response:
+    return web.Response(body=request.app[METRICS].render(), content_type="text/plain")
+
+
+@api.post("/model/parse")
+async def model_parse(request: web.Request) -> web.Response:
+    check_token(request, request.app[SETTINGS].auth_token)
+    body = await read_json(request)
+    if not isinstance(body, dict) or not isinstance(body.get("text"), str):
+        raise HTTPError(400, 'body must be {"text": "…"} with a string text')
+    if len(body["text"]) > 5000:
+        raise HTTPError(400, "text is longer than 5000 characters")
+    result = await request.app[AGENT].parse(body["text"])
+    return web.json_response(result, dumps=rest._dumps)
+
+
+@api.get("/conversations/{conversation_id}/tracker")
+async def conversation_tracker(request: web.Request) -> web.Response:
+    check_token(request, request.app[SETTINGS].auth_token, loopback_without_token=True)
+    tracker = await request.app[AGENT].tracker(request.match_info["conversation_id"])
+    if tracker is None:
+        raise HTTPError(404, "unknown conversation")
+    return web.json_response(tracker.as_rasa_dict(), dumps=rest._dumps)

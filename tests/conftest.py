@@ -1,0 +1,71 @@
+"""Shared pytest fixtures. One section per area; add yours as a new section below."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+# -- real redis-server (stores, and anything that runs in Redis mode) -------------------------------------------
+#
+# `redis_url` starts one redis-server per test session on a free port, in a temporary directory, with no
+# persistence, and stops it at the end. Tests isolate themselves with their own key prefix, not FLUSHALL.
+# A missing redis-server is an error, never a skip: the Redis backend must be tested (`make install`).
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _redis_answers(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.2) as sock:
+            sock.sendall(b"PING\r\n")
+            return sock.recv(16).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.fail("redis-server is not installed (Debian package `redis-server`): run `make install`",
+                    pytrace=False)
+    workdir: Path = tmp_path_factory.mktemp("redis")
+    for _attempt in range(3):  # the free port can be taken between probing and binding; try another
+        port = _free_port()
+        log = (workdir / f"redis-{port}.log").open("wb")
+        proc = subprocess.Popen(
+            [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+             "--dir", str(workdir)],
+            stdout=log, stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + 10
+        while proc.poll() is None and time.monotonic() < deadline and not _redis_answers(port):
+            time.sleep(0.02)
+        if proc.poll() is None and _redis_answers(port):
+            break
+        proc.kill()
+        proc.wait()
+        log.close()
+    else:
+        output = (workdir / f"redis-{port}.log").read_text(errors="replace")[-2000:]
+        pytest.fail(f"redis-server did not start (answer PING) on 127.0.0.1:{port}:\n{output}", pytrace=False)
+    try:
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()

@@ -1,0 +1,316 @@
+"""FAQ retrieval with the real embedder: a 12-entry bilingual shop FAQ, held-out paraphrases, out-of-scope.
+
+`python tests/test_faq.py` prints the measured figures (accuracy, out-of-scope rejection, latency, build time).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bot.config import Config
+from bot.faq.index import MANIFEST_FILE, VECTORS_FILE, FAQIndex, FAQIndexError
+from bot.formats.faq_data import FAQEntry
+from bot.nlu.embedder import get_embedder
+
+# id -> (category, zh phrasings, en phrasings, zh answer, en answer)
+SAMPLE_FAQ: dict[str, tuple[str, list[str], list[str], str, str]] = {
+    "shipping_time": (
+        "shipping",
+        ["多久能发货？", "下单后几天能收到货？", "快递一般要多长时间？", "配送需要几天？"],
+        ["How long does shipping take?", "When will my order arrive?", "How many days for delivery?",
+         "What is the delivery time?"],
+        "现货订单 24 小时内发货，国内一般 2–4 天送达。",
+        "In-stock orders ship within 24 hours; domestic delivery usually takes 2–4 days.",
+    ),
+    "shipping_cost": (
+        "shipping",
+        ["运费多少钱？", "包邮吗？", "邮费怎么算？", "满多少可以免运费？"],
+        ["How much is shipping?", "Is shipping free?", "What are the delivery charges?",
+         "Do you offer free shipping?"],
+        "订单满 99 元包邮，不满 99 元收取 8 元运费。",
+        "Shipping is free on orders over $50; otherwise a flat $5 fee applies.",
+    ),
+    "returns": (
+        "after_sales",
+        ["怎么退货？", "可以退货吗？", "退货流程是什么？", "不满意能退吗？"],
+        ["How do I return an item?", "What is your return policy?", "Can I return a product?",
+         "How do I send back my order?"],
+        "收货 7 天内可无理由退货：在“我的订单”中申请退货，按页面提示寄回即可。",
+        "You can return items within 30 days: open My Orders, choose Return, and follow the steps.",
+    ),
+    "refund_time": (
+        "after_sales",
+        ["退款多久到账？", "什么时候能收到退款？", "退款要几天？", "钱什么时候退回来？"],
+        ["How long does a refund take?", "When will I get my money back?", "When is my refund processed?",
+         "How many days for the refund?"],
+        "仓库收到退货后 1–3 个工作日内退款，原路返回。",
+        "Refunds are issued to the original payment method within 1–3 business days after we receive the item.",
+    ),
+    "payment_methods": (
+        "payment",
+        ["支持哪些付款方式？", "可以用支付宝吗？", "能用微信支付吗？", "可以信用卡付款吗？"],
+        ["What payment methods do you accept?", "Can I pay with PayPal?", "Do you take credit cards?",
+         "How can I pay?"],
+        "支持支付宝、微信支付、银联卡和主流信用卡。",
+        "We accept Visa, Mastercard, American Express, PayPal and Apple Pay.",
+    ),
+    "order_status": (
+        "orders",
+        ["我的订单到哪了？", "怎么查物流？", "订单状态在哪里看？", "快递单号是多少？"],
+        ["Where is my order?", "How can I track my package?", "How do I check my order status?",
+         "What is my tracking number?"],
+        "在“我的订单”中点击订单即可查看物流状态和快递单号。",
+        "Open My Orders and select the order to see its status and tracking number.",
+    ),
+    "price_match": (
+        "pricing",
+        ["你们保价吗？", "别家更便宜能补差价吗？", "买了以后降价怎么办？", "有价格保护吗？"],
+        ["Do you price match?", "Will you match a competitor's price?",
+         "The price dropped after I bought it, can I get the difference?", "Do you have price protection?"],
+        "下单后 15 天内降价，可申请价格保护，差价退回原支付账户。",
+        "If the price drops within 15 days of purchase, we refund the difference; we also match major retailers.",
+    ),
+    "invoice": (
+        "billing",
+        ["能开发票吗？", "怎么申请发票？", "可以开增值税专用发票吗？", "发票什么时候寄出？"],
+        ["Can I get an invoice?", "How do I request an invoice?", "Do you provide VAT invoices?",
+         "Where can I download my receipt?"],
+        "订单完成后可在“我的订单”中申请电子发票，支持个人和公司抬头。",
+        "Invoices and receipts can be downloaded from My Orders once the order is complete.",
+    ),
+    "warranty": (
+        "after_sales",
+        ["保修多久？", "坏了可以保修吗？", "质保期是多长？", "怎么申请保修？"],
+        ["What is the warranty period?", "Is this product under warranty?", "How do I make a warranty claim?",
+         "Do you offer a guarantee?"],
+        "电子产品享受一年质保，质保期内非人为损坏免费维修。",
+        "Electronics carry a one-year warranty covering defects; repairs under warranty are free.",
+    ),
+    "coupon": (
+        "promotions",
+        ["优惠券怎么用？", "有优惠码吗？", "优惠券为什么用不了？", "怎么领取优惠券？"],
+        ["How do I use a coupon?", "Do you have a discount code?", "My promo code doesn't work",
+         "Where can I get a coupon?"],
+        "结算页输入或选择优惠券即可抵扣；注意查看使用门槛和有效期。",
+        "Enter the code at checkout; check the minimum spend and expiry date if it is not accepted.",
+    ),
+    "membership_points": (
+        "membership",
+        ["会员积分怎么用？", "积分可以抵现吗？", "怎么查看我的积分？", "积分会过期吗？"],
+        ["How do loyalty points work?", "Can I use my points to pay?", "How do I check my reward points?",
+         "Do points expire?"],
+        "每消费 1 元得 1 积分，100 积分可抵 1 元，积分有效期一年。",
+        "You earn 1 point per dollar; 100 points are worth $1 at checkout and expire after a year.",
+    ),
+    "contact_hours": (
+        "contact",
+        ["客服几点上班？", "人工客服工作时间是什么？", "怎么联系客服？", "客服电话是多少？"],
+        ["What are your customer service hours?", "How can I contact you?", "What is your phone number?",
+         "When is support available?"],
+        "人工客服每天 9:00–21:00 在线，电话 400-800-1234。",
+        "Our support team is available 9am–9pm every day, by chat or at 1-800-555-0123.",
+    ),
+}
+
+# Paraphrases that are NOT in the index: (text, expected id)
+HELD_OUT_ZH = [
+    ("我今天买的东西什么时候能到", "shipping_time"), ("发货速度怎么样", "shipping_time"),
+    ("几天可以送到我家", "shipping_time"),
+    ("寄过来要付快递费吗", "shipping_cost"), ("邮费是多少", "shipping_cost"), ("买两件还收运费吗", "shipping_cost"),
+    ("衣服不合适想退掉怎么办", "returns"), ("七天无理由退货支持吗", "returns"), ("买错了可以退回去吗", "returns"),
+    ("退款一直没到账", "refund_time"), ("退货以后钱多久返还", "refund_time"), ("我的退款什么时候到", "refund_time"),
+    ("付款可以用什么", "payment_methods"), ("支持银行卡支付吗", "payment_methods"),
+    ("能货到付款吗", "payment_methods"),
+    ("帮我查一下订单", "order_status"), ("我的包裹现在在哪里", "order_status"), ("物流信息怎么查询", "order_status"),
+    ("刚买完就降价了能退差价吗", "price_match"), ("其他网站卖得更便宜", "price_match"),
+    ("降价补偿怎么申请", "price_match"),
+    ("我需要公司抬头的发票", "invoice"), ("电子发票在哪里下载", "invoice"), ("开票怎么操作", "invoice"),
+    ("用了三个月坏了能修吗", "warranty"), ("产品有质量保证吗", "warranty"), ("出了质量问题找谁维修", "warranty"),
+    ("折扣码在哪里输入", "coupon"), ("有没有什么优惠活动", "coupon"), ("领的券结账时不能用", "coupon"),
+    ("我有多少积分", "membership_points"), ("积分能换什么", "membership_points"),
+    ("会员等级怎么升级", "membership_points"),
+    ("周末有人工客服吗", "contact_hours"), ("晚上几点之后就没人回复了", "contact_hours"),
+    ("我想打电话给你们", "contact_hours"),
+]
+HELD_OUT_EN = [
+    ("how soon will I get my package", "shipping_time"), ("how many days until my parcel is delivered", "shipping_time"),
+    ("when do you ship orders", "shipping_time"),
+    ("how much do you charge for postage", "shipping_cost"), ("do I have to pay for delivery", "shipping_cost"),
+    ("is delivery free over a certain amount", "shipping_cost"),
+    ("I want to return the shoes I bought", "returns"), ("do you accept returns", "returns"),
+    ("what's the process for sending something back", "returns"),
+    ("my refund hasn't arrived yet", "refund_time"), ("how long until the money is returned to my card", "refund_time"),
+    ("refund processing time", "refund_time"),
+    ("which ways can I pay for my order", "payment_methods"), ("do you accept Apple Pay", "payment_methods"),
+    ("is paying by debit card possible", "payment_methods"),
+    ("track my order please", "order_status"), ("has my order shipped yet", "order_status"),
+    ("I'd like to know the status of my purchase", "order_status"),
+    ("another store sells it cheaper, can you match it", "price_match"),
+    ("I saw a lower price elsewhere", "price_match"), ("can I get a refund of the price difference", "price_match"),
+    ("I need a receipt for my purchase", "invoice"), ("can you send me a bill with my company name", "invoice"),
+    ("how to get a tax invoice", "invoice"),
+    ("my device stopped working, is it covered", "warranty"), ("how long is the guarantee", "warranty"),
+    ("can I get it repaired for free", "warranty"),
+    ("where do I enter my voucher code", "coupon"), ("any discounts available right now", "coupon"),
+    ("the coupon was not applied at checkout", "coupon"),
+    ("how many points do I have", "membership_points"), ("what can I redeem my rewards for", "membership_points"),
+    ("how do I become a member", "membership_points"),
+    ("are you open on weekends", "contact_hours"), ("what time does your support team close", "contact_hours"),
+    ("how do I reach a real person", "contact_hours"),
+]
+OUT_OF_SCOPE_ZH = ["明天天气怎么样", "推荐一只股票", "今天谁赢了足球比赛", "给我讲个笑话", "法国的首都是哪里",
+                   "怎么做红烧肉", "帮我写一首诗", "北京到上海的高铁几点"]
+OUT_OF_SCOPE_EN = ["what's the weather tomorrow", "who won the football match", "recommend a good movie",
+                   "tell me a joke", "what is the capital of France", "how do I bake bread",
+                   "can you help me with my math homework", "what time is it in Tokyo"]
+
+
+def sample_entries() -> list[FAQEntry]:
+    return [
+        FAQEntry(id=i, category=cat, questions={"zh": zh, "en": en}, answers={"zh": a_zh, "en": a_en})
+        for i, (cat, zh, en, a_zh, a_en) in SAMPLE_FAQ.items()
+    ]
+
+
+THRESHOLD = Config().kefu.thresholds.faq
+
+
+@pytest.fixture(scope="module")
+def embedder():
+    return get_embedder()
+
+
+@pytest.fixture(scope="module")
+def index(embedder) -> FAQIndex:
+    return FAQIndex.build(sample_entries(), embedder)
+
+
+def _top1_accuracy(index: FAQIndex, cases: list[tuple[str, str]], language: str) -> tuple[float, list]:
+    results = index.search_batch([t for t, _ in cases], [language] * len(cases), k=1)
+    misses = [(t, want, hits[0].id if hits else None) for (t, want), hits in zip(cases, results, strict=True)
+              if not hits or hits[0].id != want]
+    return 1 - len(misses) / len(cases), misses
+
+
+@pytest.mark.parametrize("language", ["zh", "en"])
+def test_held_out_paraphrases_find_the_right_entry(index, language):
+    cases = HELD_OUT_ZH if language == "zh" else HELD_OUT_EN
+    accuracy, misses = _top1_accuracy(index, cases, language)
+    assert accuracy >= 0.9, misses
+
+
+def test_in_scope_scores_above_and_out_of_scope_below_the_threshold(index):
+    oos = index.search_batch(OUT_OF_SCOPE_ZH + OUT_OF_SCOPE_EN, ["zh"] * 8 + ["en"] * 8, k=1)
+    confident = [(t, h[0].id, h[0].score) for t, h in zip(OUT_OF_SCOPE_ZH + OUT_OF_SCOPE_EN, oos, strict=True)
+                 if h and h[0].score >= THRESHOLD]
+    assert not confident
+    cases = HELD_OUT_ZH + HELD_OUT_EN
+    hits = index.search_batch([t for t, _ in cases], ["zh"] * len(HELD_OUT_ZH) + ["en"] * len(HELD_OUT_EN), k=1)
+    answered = [h[0].score >= THRESHOLD and h[0].id == want for (_, want), h in zip(cases, hits, strict=True)]
+    assert np.mean(answered) >= 0.85
+
+
+def test_a_word_and_its_translation_find_the_same_entry(index):
+    zh = index.search("运费", "zh", k=1)
+    en = index.search("shipping fee", "en", k=1)
+    assert zh[0].id == en[0].id == "shipping_cost"
+    assert zh[0].score >= THRESHOLD and en[0].score >= THRESHOLD
+
+
+def test_answer_comes_in_the_requested_language(index):
+    hit = index.search("运费多少", "zh", k=1)[0]
+    assert hit.answer == SAMPLE_FAQ["shipping_cost"][3]
+    hit = index.search("how much is postage", "en", k=1)[0]
+    assert hit.answer == SAMPLE_FAQ["shipping_cost"][4]
+    assert set(hit.as_dict()) == {"id", "score", "answer", "question", "category", "dense", "lexical"}
+    assert hit.question in SAMPLE_FAQ["shipping_cost"][2]
+
+
+def test_query_vector_reuse_gives_the_same_hits(index, embedder):
+    text = "how long until my refund arrives"
+    vector = embedder.encode([text])[0]
+    assert index.search(text, "en", query_vector=vector) == index.search(text, "en")
+    batch = index.search_batch([text, "积分会过期吗"], ["en", "zh"], query_vectors=[vector, None])
+    assert batch[0] == index.search(text, "en")
+    assert batch[1] == index.search("积分会过期吗", "zh")
+
+
+def test_persist_and_load_round_trip(index, embedder, tmp_path: Path):
+    index.persist(tmp_path)
+    loaded = FAQIndex.load(tmp_path, embedder)
+    assert len(loaded) == len(index) == 12
+    assert set(loaded.entries) == set(index.entries)
+    for text, lang in [("退款多久能到", "zh"), ("do you take paypal", "en"), ("明天天气怎么样", "zh")]:
+        assert loaded.search(text, lang) == index.search(text, lang)
+
+
+def test_truncated_or_missing_index_gives_a_clear_error(index, embedder, tmp_path: Path):
+    with pytest.raises(FAQIndexError, match="no FAQ index"):
+        FAQIndex.load(tmp_path, embedder)
+    index.persist(tmp_path)
+    path = tmp_path / VECTORS_FILE
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    with pytest.raises(FAQIndexError, match="corrupt or half-written"):
+        FAQIndex.load(tmp_path, embedder)
+    index.persist(tmp_path)
+    (tmp_path / MANIFEST_FILE).write_text('{"format": 1, "entr', encoding="utf-8")
+    with pytest.raises(FAQIndexError, match="corrupt"):
+        FAQIndex.load(tmp_path, embedder)
+
+
+def test_empty_index_returns_nothing(embedder, tmp_path: Path):
+    empty = FAQIndex.build([], embedder)
+    assert len(empty) == 0
+    assert empty.search("运费多少钱", "zh") == []
+    assert empty.search_batch(["shipping fee", ""], ["en", "en"]) == [[], []]
+    empty.persist(tmp_path)
+    assert FAQIndex.load(tmp_path, embedder).search("shipping fee", "en") == []
+
+
+def test_blank_query_returns_nothing(index):
+    assert index.search("   ", "en") == []
+    assert index.search("？", "zh") == []
+
+
+def main() -> None:
+    """Print the figures quoted in the FAQ retrieval report."""
+    embedder = get_embedder()
+    entries = sample_entries()
+    embedder.encode(["warm up"])
+    started = time.perf_counter()
+    index = FAQIndex.build(entries, embedder)
+    print(f"build, {sum(len(q) for e in entries for q in e.questions.values())} phrasings: "
+          f"{time.perf_counter() - started:.2f} s")
+    print("calibration:", {lang: c.as_dict() for lang, c in index.calibrations.items()})
+    for lang, cases in (("zh", HELD_OUT_ZH), ("en", HELD_OUT_EN)):
+        accuracy, misses = _top1_accuracy(index, cases, lang)
+        print(f"top-1 {lang}: {accuracy:.1%} of {len(cases)}; misses: {misses}")
+        hits = index.search_batch([t for t, _ in cases], [lang] * len(cases), k=1)
+        scores = sorted(h[0].score for h in hits)
+        answered = np.mean([h[0].score >= THRESHOLD and h[0].id == w for (_, w), h in zip(cases, hits, strict=True)])
+        print(f"  right and above threshold {THRESHOLD}: {answered:.1%}; lowest scores {scores[:5]}")
+    for lang, texts in (("zh", OUT_OF_SCOPE_ZH), ("en", OUT_OF_SCOPE_EN)):
+        hits = index.search_batch(texts, [lang] * len(texts), k=1)
+        rejected = np.mean([not h or h[0].score < THRESHOLD for h in hits])
+        print(f"out-of-scope {lang}: {rejected:.0%} below threshold; "
+              f"top scores {[(t, h[0].id, h[0].score) for t, h in zip(texts, hits, strict=True) if h]}")
+    texts = [t for t, _ in HELD_OUT_ZH + HELD_OUT_EN] + OUT_OF_SCOPE_ZH + OUT_OF_SCOPE_EN
+    langs = ["zh"] * len(HELD_OUT_ZH) + ["en"] * len(HELD_OUT_EN) + ["zh"] * 8 + ["en"] * 8
+    vectors = embedder.encode(texts)
+    for t, lang, v in zip(texts, langs, vectors, strict=True):  # warm jieba and caches
+        index.search(t, lang, query_vector=v)
+    started = time.perf_counter()
+    rounds = 20
+    for _ in range(rounds):
+        for t, lang, v in zip(texts, langs, vectors, strict=True):
+            index.search(t, lang, query_vector=v)
+    per_query = (time.perf_counter() - started) / (rounds * len(texts)) * 1000
+    print(f"search with query_vector: {per_query:.3f} ms/query over {rounds * len(texts)} queries")
+
+
+if __name__ == "__main__":
+    main()

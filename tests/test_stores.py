@@ -1,0 +1,429 @@
+"""The stores contract, run against both backends: embedded SQLite and a real redis-server (conftest.py).
+
+"Another worker" is a second Stores instance on the same data: a second client of the same Redis, or a second
+connection to the same SQLite file. Locks and the bus are per process in embedded mode, so there the peer
+for those tests is the same instance.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from uuid import uuid4
+
+import pytest
+import redis.asyncio as aioredis
+
+from bot.dialogue import events as ev
+from bot.dialogue.tracker import Tracker
+from bot.stores import EventBus, KeyValue, LockTimeout, Stores, TrackerStore, create_stores
+
+BACKENDS = [pytest.param("sqlite"), pytest.param("redis", marks=pytest.mark.redis)]
+
+
+@dataclass
+class Backend:
+    name: str
+    open: Callable[..., Stores]  # a new instance on the same data: another worker, or the same after a restart
+    opened: list[Stores] = field(default_factory=list)
+
+    def peer(self, stores: Stores) -> Stores:
+        """The other worker for locks and the bus: shared state in Redis, the same process when embedded."""
+        return self.open() if self.name == "redis" else stores
+
+
+@pytest.fixture(params=BACKENDS)
+async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Backend]:
+    opened: list[Stores] = []
+    if request.param == "redis":
+        url = request.getfixturevalue("redis_url")
+        prefix = f"test-{uuid4().hex[:12]}:"  # isolates this test's keys on the shared server
+
+        def open_stores(**kwargs: Any) -> Stores:
+            opened.append(create_stores(url, tmp_path / "unused.db", redis_prefix=prefix, **kwargs))
+            return opened[-1]
+    else:
+        def open_stores(**kwargs: Any) -> Stores:
+            opened.append(create_stores(None, tmp_path / "data" / "kefu.db", **kwargs))
+            return opened[-1]
+
+    yield Backend(request.param, open_stores, opened)
+    for stores in opened:
+        await stores.close()  # idempotent: tests may have closed some already
+
+
+@pytest.fixture
+def stores(backend: Backend) -> Stores:
+    return backend.open()
+
+
+async def next_item(subscription: Any, timeout: float = 2.0) -> tuple[str, dict[str, Any]]:
+    return await asyncio.wait_for(anext(subscription), timeout)
+
+
+# -- tracker events ----------------------------------------------------------------------------------------------
+
+
+async def test_implements_the_protocols(stores: Stores) -> None:
+    assert isinstance(stores.trackers, TrackerStore)
+    assert isinstance(stores.bus, EventBus)
+    assert isinstance(stores.kv, KeyValue)
+
+
+async def test_append_assigns_seq_and_timestamp_and_keeps_the_event(stores: Stores) -> None:
+    given = ev.user("你好, where is my order?", input_channel="widget", message_id="m1")
+    given["timestamp"] = 1712345678.123456
+    untimed = {"event": "action", "name": "action_listen", "seq": 99}
+
+    before = time.time()
+    stored = await stores.trackers.append("c1", [given, untimed])
+
+    assert [e["seq"] for e in stored] == [1, 2]
+    assert stored[0] == {**given, "seq": 1}
+    assert stored[0]["timestamp"] == 1712345678.123456  # exact float, no precision lost
+    assert before <= stored[1]["timestamp"] <= time.time()
+    assert "seq" not in given and untimed["seq"] == 99  # the caller's dicts are not modified
+    assert await stores.trackers.events("c1") == stored
+    assert await stores.trackers.exists("c1")
+    assert not await stores.trackers.exists("c2")
+
+
+async def test_seq_is_gapless_under_50_concurrent_appends(stores: Stores) -> None:
+    batches = [[ev.bot(f"{i}.{j}") for j in range(i % 3 + 1)] for i in range(50)]
+
+    results = await asyncio.gather(*(stores.trackers.append("busy", batch) for batch in batches))
+
+    total = sum(len(b) for b in batches)
+    for batch, stored in zip(batches, results, strict=True):
+        seqs = [e["seq"] for e in stored]
+        assert seqs == list(range(seqs[0], seqs[0] + len(batch)))  # one append's events stay together
+        assert [e["text"] for e in stored] == [e["text"] for e in batch]
+    assert sorted(e["seq"] for r in results for e in r) == list(range(1, total + 1))
+    assert [e["seq"] for e in await stores.trackers.events("busy")] == list(range(1, total + 1))
+
+
+async def test_two_workers_appending_to_one_conversation_get_distinct_seqs(backend: Backend) -> None:
+    worker_a, worker_b = backend.open(), backend.open()
+
+    results = await asyncio.gather(
+        *(worker.trackers.append("shared", [ev.user(f"{name}{i}")])
+          for i in range(25) for worker, name in ((worker_a, "a"), (worker_b, "b")))
+    )
+
+    seqs = [r[0]["seq"] for r in results]
+    assert sorted(seqs) == list(range(1, 51))
+    events = await worker_b.trackers.events("shared")
+    assert sorted(e["text"] for e in events) == sorted(f"{n}{i}" for i in range(25) for n in "ab")
+
+
+async def test_events_replay_after_seq_with_limit(stores: Stores) -> None:
+    await stores.trackers.append("c", [ev.bot(str(i)) for i in range(1, 11)])
+
+    def texts(events: list[dict[str, Any]]) -> list[str]:
+        return [e["text"] for e in events]
+
+    assert texts(await stores.trackers.events("c", after_seq=7)) == ["8", "9", "10"]
+    assert texts(await stores.trackers.events("c", after_seq=3, limit=2)) == ["4", "5"]
+    assert texts(await stores.trackers.events("c", limit=1)) == ["1"]
+    assert await stores.trackers.events("c", after_seq=10) == []
+    assert await stores.trackers.events("c", limit=0) == []
+    assert await stores.trackers.events("unknown") == []
+    tracker = Tracker.from_events("c", await stores.trackers.events("c"))
+    assert tracker.last_seq == 10
+
+
+async def test_bad_events_are_refused_and_nothing_is_written(stores: Stores) -> None:
+    with pytest.raises(ValueError, match="not an event"):
+        await stores.trackers.append("c", [ev.bot("ok"), {"text": "no event name"}])
+    with pytest.raises(TypeError):
+        await stores.trackers.append("c", [ev.bot("ok"), {"event": "bot", "data": object()}])
+    assert await stores.trackers.append("c", []) == []
+    assert not await stores.trackers.exists("c")
+    assert await stores.trackers.conversations() == []
+
+
+async def test_conversations_newest_activity_first(stores: Stores) -> None:
+    t = stores.trackers
+    await t.append("a", [ev.user("hi", input_channel="widget")])
+    await asyncio.sleep(0.002)
+    await t.append("b", [ev.action("action_listen")])
+    await asyncio.sleep(0.002)
+    await t.append("c", [ev.user("no channel yet")])
+    await t.append("c", [ev.user("now", input_channel="messenger"), ev.user("x", input_channel="wechat")])
+    await asyncio.sleep(0.002)
+    await t.append("a", [ev.user("again", input_channel="wechat"), ev.bot("hello")])
+
+    listing = await t.conversations()
+
+    assert [c["conversation_id"] for c in listing] == ["a", "c", "b"]
+    a, c, b = listing
+    assert set(a) == {"conversation_id", "channel", "created_at", "updated_at", "last_seq"}
+    assert (a["channel"], b["channel"], c["channel"]) == ("widget", None, "messenger")
+    assert (a["last_seq"], b["last_seq"], c["last_seq"]) == (3, 1, 3)
+    assert a["created_at"] < b["created_at"] < a["updated_at"]
+    assert [x["conversation_id"] for x in await t.conversations(limit=1, offset=1)] == ["c"]
+    assert await t.conversations(limit=5, offset=3) == []
+
+
+async def test_meta_merges_json_values(stores: Stores) -> None:
+    assert await stores.trackers.get_meta("c") == {}
+    await stores.trackers.set_meta("c", channel="wechat", sender="oABC", language="zh")
+    await stores.trackers.set_meta("c", language="en", customer={"id": 7, "vip": True}, note=None)
+
+    assert await stores.trackers.get_meta("c") == {
+        "channel": "wechat", "sender": "oABC", "language": "en", "customer": {"id": 7, "vip": True}, "note": None,
+    }
+    assert await stores.trackers.get_meta("other") == {}
+
+
+async def test_claim_message_id_dedupes(backend: Backend, stores: Stores) -> None:
+    other = backend.open()
+    assert await stores.trackers.claim_message_id("wechat:msg-1")
+    assert not await stores.trackers.claim_message_id("wechat:msg-1")
+    assert not await other.trackers.claim_message_id("wechat:msg-1")  # another worker sees it too
+    assert await other.trackers.claim_message_id("wechat:msg-2")
+
+    claims = await asyncio.gather(*(w.trackers.claim_message_id("race") for w in (stores, other) * 5))
+    assert sorted(claims) == [False] * 9 + [True]
+
+    assert await stores.trackers.claim_message_id("short", ttl_s=0.2)
+    assert not await stores.trackers.claim_message_id("short", ttl_s=0.2)
+    await asyncio.sleep(0.3)
+    assert await stores.trackers.claim_message_id("short", ttl_s=0.2)  # expired: seen as new again
+
+
+# -- locks -------------------------------------------------------------------------------------------------------
+
+
+async def test_lock_serialises_coroutines_and_workers(backend: Backend, stores: Stores) -> None:
+    for first, second in ((stores, stores), (stores, backend.peer(stores))):
+        log: list[str] = []
+        holding = asyncio.Event()
+
+        async def hold(s: Stores, name: str, seconds: float, log: list[str] = log,
+                       holding: asyncio.Event = holding) -> None:
+            async with s.trackers.lock("conv"):
+                log.append(f"{name} in")
+                holding.set()
+                await asyncio.sleep(seconds)
+                log.append(f"{name} out")
+
+        task = asyncio.create_task(hold(first, "a", 0.15))
+        await holding.wait()
+        started = time.monotonic()
+        await hold(second, "b", 0)
+        await task
+
+        assert log == ["a in", "a out", "b in", "b out"]
+        assert time.monotonic() - started >= 0.1  # b really waited for a
+
+    async with stores.trackers.lock("conv"), stores.trackers.lock("another conversation"):
+        pass  # different conversations do not block each other
+
+
+async def test_lock_timeout_raises_and_release_on_error(backend: Backend, stores: Stores) -> None:
+    peer = backend.peer(stores)
+    holding, release = asyncio.Event(), asyncio.Event()
+
+    async def hold() -> None:
+        async with stores.trackers.lock("conv"):
+            holding.set()
+            await release.wait()
+
+    task = asyncio.create_task(hold())
+    await holding.wait()
+    started = time.monotonic()
+    with pytest.raises(LockTimeout, match="conv"):
+        async with peer.trackers.lock("conv", timeout_s=0.2):
+            pytest.fail("got a lock someone else holds")
+    assert 0.15 <= time.monotonic() - started < 1.0
+    release.set()
+    await task
+
+    with pytest.raises(RuntimeError, match="boom"):
+        async with peer.trackers.lock("conv", timeout_s=1):
+            raise RuntimeError("boom")
+    async with stores.trackers.lock("conv", timeout_s=0.5):
+        pass  # released despite the error
+
+
+@pytest.mark.redis
+async def test_redis_lock_of_a_crashed_worker_expires(redis_url: str, tmp_path: Path) -> None:
+    prefix = f"test-{uuid4().hex[:12]}:"
+    stores = create_stores(redis_url, tmp_path / "unused.db", redis_prefix=prefix)
+    raw = aioredis.Redis.from_url(redis_url)
+    try:
+        await raw.set(f"{prefix}conv:c:lock", "token-of-a-dead-worker", px=300)
+        started = time.monotonic()
+        async with stores.trackers.lock("c", timeout_s=3):
+            assert time.monotonic() - started >= 0.2
+    finally:
+        await raw.aclose()
+        await stores.close()
+
+
+@pytest.mark.redis
+async def test_redis_lock_is_kept_alive_while_held(redis_url: str, tmp_path: Path) -> None:
+    prefix = f"test-{uuid4().hex[:12]}:"
+    worker_a = create_stores(redis_url, tmp_path / "unused.db", redis_prefix=prefix, lock_ttl_s=0.2)
+    worker_b = create_stores(redis_url, tmp_path / "unused.db", redis_prefix=prefix, lock_ttl_s=0.2)
+    try:
+        async with worker_a.trackers.lock("c"):
+            with pytest.raises(LockTimeout):
+                async with worker_b.trackers.lock("c", timeout_s=0.6):  # three TTLs: renewal must happen
+                    pytest.fail("the lock expired while its holder was working")
+        async with worker_b.trackers.lock("c", timeout_s=0.5):
+            pass
+    finally:
+        await worker_a.close()
+        await worker_b.close()
+
+
+# -- event bus ---------------------------------------------------------------------------------------------------
+
+
+async def test_appended_and_published_events_reach_subscribers(backend: Backend, stores: Stores) -> None:
+    listener = backend.peer(stores)
+
+    async with listener.bus.subscribe() as subscription:
+        stored = await stores.trackers.append("c1", [ev.user("你好"), ev.bot("hi")])
+        await stores.trackers.append("c2", [ev.action("action_listen")])
+        await stores.bus.publish("c1", {"event": "typing", "on": True})
+
+        got = [await next_item(subscription) for _ in range(4)]
+
+    assert got[:2] == [("c1", stored[0]), ("c1", stored[1])]
+    assert got[2][0] == "c2" and got[2][1]["seq"] == 1
+    assert got[3] == ("c1", {"event": "typing", "on": True})
+    assert listener.bus.subscriber_count == 0  # left `async with`: unsubscribed
+
+
+async def test_subscription_ends_on_break_cancel_and_close(backend: Backend, stores: Stores) -> None:
+    bus = stores.bus
+    async with bus.subscribe():
+        pass  # for Redis: make sure the worker's subscription is live before counting on it
+
+    async def first_event() -> tuple[str, dict[str, Any]]:
+        async for item in bus.subscribe():
+            return item  # leaves the loop like a `break`
+        raise AssertionError("no event")
+
+    task = asyncio.create_task(first_event())
+    await asyncio.sleep(0.05)
+    await stores.trackers.append("c", [ev.bot("one")])
+    assert (await asyncio.wait_for(task, 2))[1]["text"] == "one"
+    gc.collect()
+    assert bus.subscriber_count == 0
+
+    waiting = asyncio.create_task(next_item(bus.subscribe(), timeout=5))
+    await asyncio.sleep(0.05)
+    waiting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    assert bus.subscriber_count == 0
+
+    received: list[str] = []
+
+    async def consume() -> None:
+        async for _cid, event in bus.subscribe():
+            received.append(event["text"])
+
+    consumer = asyncio.create_task(consume())
+    await asyncio.sleep(0.05)
+    await stores.trackers.append("c", [ev.bot("two")])
+    await asyncio.sleep(0.1)
+    await stores.close()
+    await asyncio.wait_for(consumer, 2)  # the loop ended by itself
+    assert received == ["two"]
+
+
+# -- persistence -------------------------------------------------------------------------------------------------
+
+
+async def test_everything_survives_a_restart(backend: Backend) -> None:
+    first = backend.open()
+    stored = await first.trackers.append("c", [ev.user("退货怎么办?", input_channel="wechat"), ev.bot("...")])
+    await first.trackers.set_meta("c", language="zh")
+    assert await first.trackers.claim_message_id("m1")
+    await first.kv.set("agent:alice", {"name": "Alice", "skills": ["zh", "en"]})
+    await first.kv.zadd("queue:zh", "c", 3.5)
+    listing = await first.trackers.conversations()
+    await first.close()
+
+    second = backend.open()
+
+    assert await second.trackers.events("c") == stored
+    assert await second.trackers.conversations() == listing
+    assert await second.trackers.get_meta("c") == {"language": "zh"}
+    assert not await second.trackers.claim_message_id("m1")
+    assert await second.kv.get("agent:alice") == {"name": "Alice", "skills": ["zh", "en"]}
+    assert await second.kv.zrange("queue:zh") == [("c", 3.5)]
+    assert [e["seq"] for e in await second.trackers.append("c", [ev.bot("more")])] == [3]
+
+
+async def test_sqlite_creates_its_directory_and_rejects_unknown_urls(tmp_path: Path) -> None:
+    stores = create_stores(None, tmp_path / "a" / "b" / "kefu.db")
+    await stores.close()
+    assert (tmp_path / "a" / "b" / "kefu.db").exists()
+    with pytest.raises(ValueError, match="postgres"):
+        create_stores("postgres://user:secret@db/kefu", tmp_path / "kefu.db")
+
+
+# -- key/value ---------------------------------------------------------------------------------------------------
+
+
+async def test_key_value_documents_and_prefix_scan(stores: Stores) -> None:
+    kv = stores.kv
+    assert await kv.get("ticket:1") is None
+    for key in ("ticket:2", "ticket:1", "tickets", "agent:bob", "ticket:10"):
+        await kv.set(key, {"key": key})
+    await kv.set("ticket:1", {"key": "ticket:1", "status": "open"})
+
+    assert await kv.get("ticket:1") == {"key": "ticket:1", "status": "open"}
+    assert [k for k, _ in await kv.scan("ticket:")] == ["ticket:1", "ticket:10", "ticket:2"]
+    assert [k for k, _ in await kv.scan("")] == ["agent:bob", "ticket:1", "ticket:10", "ticket:2", "tickets"]
+    await kv.delete("ticket:10")
+    await kv.delete("never-there")
+    assert await kv.scan("ticket:1") == [("ticket:1", {"key": "ticket:1", "status": "open"})]
+    with pytest.raises(TypeError):
+        await kv.set("bad", ["not", "a", "dict"])  # type: ignore[arg-type]
+
+
+async def test_sorted_sets_order_by_score(stores: Stores) -> None:
+    kv = stores.kv
+    assert await kv.zrange("queue") == []
+    await kv.zadd("queue", "c3", 30)
+    await kv.zadd("queue", "c1", 10)
+    await kv.zadd("queue", "c2", 20.5)
+    await kv.zadd("queue", "c3", 5)  # re-adding moves it
+    await kv.zadd("other", "x", 1)
+
+    assert await kv.zrange("queue") == [("c3", 5.0), ("c1", 10.0), ("c2", 20.5)]
+    await kv.zrem("queue", "c1")
+    await kv.zrem("queue", "missing")
+    assert await kv.zrange("queue") == [("c3", 5.0), ("c2", 20.5)]
+
+
+async def test_cas_lets_exactly_one_of_two_concurrent_claims_win(backend: Backend, stores: Stores) -> None:
+    agent_a, agent_b = stores.kv, backend.open().kv
+    for round_ in range(10):
+        key = f"claim:{round_}"
+        wins = await asyncio.gather(
+            agent_a.cas(key, None, {"agent": "a"}), agent_b.cas(key, None, {"agent": "b"})
+        )
+        assert sorted(wins) == [False, True]
+        assert await agent_a.get(key) == {"agent": "a" if wins[0] else "b"}
+
+    current = await agent_a.get("claim:0")
+    assert current is not None
+    assert not await agent_b.cas("claim:0", {"agent": "someone else"}, {"agent": "b"})
+    assert await agent_b.cas("claim:0", current, {**current, "state": "closed"})
+    assert not await agent_a.cas("claim:0", current, {"agent": "a"})  # stale view loses
+    assert await agent_a.cas("claim:0", {**current, "state": "closed"}, None)  # None deletes
+    assert await agent_a.get("claim:0") is None
+    assert [k for k, _ in await agent_a.scan("claim:")] == [f"claim:{i}" for i in range(1, 10)]
