@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-# -- real redis-server (stores, and anything that runs in Redis mode) -------------------------------------------
+# -- real redis-server (stores, and anything that runs in Redis mode) ----------------------------------------
 #
 # `redis_url` starts one redis-server per test session on a free port, in a temporary directory, with no
 # persistence, and stops it at the end. Tests isolate themselves with their own key prefix, not FLUSHALL.
@@ -69,3 +69,15 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             proc.kill()
             proc.wait()
         log.close()
+
+
+# -- a model trained once per test session from the project's own starter data ---------------------------------
+
+@pytest.fixture(scope="session")
+def starter_model(tmp_path_factory):
+    from bot.formats.project import load_project
+    from bot.model import train
+
+    root = Path(__file__).resolve().parent.parent
+    project = load_project(root / "config.yml", root / "domain.yml", [root / "data"])
+    return train(project, tmp_path_factory.mktemp("models"), progress=lambda _: None)

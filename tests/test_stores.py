@@ -22,6 +22,7 @@ import redis.asyncio as aioredis
 from bot.dialogue import events as ev
 from bot.dialogue.tracker import Tracker
 from bot.stores import EventBus, KeyValue, LockTimeout, Stores, TrackerStore, create_stores
+from bot.stores.base import LocalLocks
 
 BACKENDS = [pytest.param("sqlite"), pytest.param("redis", marks=pytest.mark.redis)]
 
@@ -29,7 +30,7 @@ BACKENDS = [pytest.param("sqlite"), pytest.param("redis", marks=pytest.mark.redi
 @dataclass
 class Backend:
     name: str
-    open: Callable[..., Stores]  # a new instance on the same data: another worker, or the same after a restart
+    open: Callable[..., Stores]  # a new instance on the same data: another worker, or after a restart
     opened: list[Stores] = field(default_factory=list)
 
     def peer(self, stores: Stores) -> Stores:
@@ -66,7 +67,7 @@ async def next_item(subscription: Any, timeout: float = 2.0) -> tuple[str, dict[
     return await asyncio.wait_for(anext(subscription), timeout)
 
 
-# -- tracker events ----------------------------------------------------------------------------------------------
+# -- tracker events ------------------------------------------------------------------------------------------
 
 
 async def test_implements_the_protocols(stores: Stores) -> None:
@@ -176,7 +177,8 @@ async def test_meta_merges_json_values(stores: Stores) -> None:
     await stores.trackers.set_meta("c", language="en", customer={"id": 7, "vip": True}, note=None)
 
     assert await stores.trackers.get_meta("c") == {
-        "channel": "wechat", "sender": "oABC", "language": "en", "customer": {"id": 7, "vip": True}, "note": None,
+        "channel": "wechat", "sender": "oABC", "language": "en",
+        "customer": {"id": 7, "vip": True}, "note": None,
     }
     assert await stores.trackers.get_meta("other") == {}
 
@@ -197,7 +199,7 @@ async def test_claim_message_id_dedupes(backend: Backend, stores: Stores) -> Non
     assert await stores.trackers.claim_message_id("short", ttl_s=0.2)  # expired: seen as new again
 
 
-# -- locks -------------------------------------------------------------------------------------------------------
+# -- locks ---------------------------------------------------------------------------------------------------
 
 
 async def test_lock_serialises_coroutines_and_workers(backend: Backend, stores: Stores) -> None:
@@ -252,6 +254,16 @@ async def test_lock_timeout_raises_and_release_on_error(backend: Backend, stores
         pass  # released despite the error
 
 
+async def test_idle_local_locks_are_dropped() -> None:
+    locks = LocalLocks()
+    async with locks.hold("a", 1), locks.hold("b", 1):
+        waiter = asyncio.create_task(asyncio.wait_for(locks.hold("a", 0.05).__aenter__(), 1))
+        with pytest.raises(LockTimeout):
+            await waiter
+        assert len(locks) == 2
+    assert len(locks) == 0  # one entry per conversation ever seen would be a slow leak
+
+
 @pytest.mark.redis
 async def test_redis_lock_of_a_crashed_worker_expires(redis_url: str, tmp_path: Path) -> None:
     prefix = f"test-{uuid4().hex[:12]}:"
@@ -284,7 +296,7 @@ async def test_redis_lock_is_kept_alive_while_held(redis_url: str, tmp_path: Pat
         await worker_b.close()
 
 
-# -- event bus ---------------------------------------------------------------------------------------------------
+# -- event bus -----------------------------------------------------------------------------------------------
 
 
 async def test_appended_and_published_events_reach_subscribers(backend: Backend, stores: Stores) -> None:
@@ -342,7 +354,31 @@ async def test_subscription_ends_on_break_cancel_and_close(backend: Backend, sto
     assert received == ["two"]
 
 
-# -- persistence -------------------------------------------------------------------------------------------------
+@pytest.mark.redis
+async def test_redis_bus_resubscribes_after_losing_its_connection(redis_url: str, tmp_path: Path) -> None:
+    prefix = f"test-{uuid4().hex[:12]}:"
+    stores = create_stores(redis_url, tmp_path / "unused.db", redis_prefix=prefix)
+    raw = aioredis.Redis.from_url(redis_url)
+    try:
+        async with stores.bus.subscribe() as subscription:
+            assert await raw.client_kill_filter(_type="pubsub") >= 1  # the worker's subscription drops
+            deadline = time.monotonic() + 3
+            while True:  # events published while disconnected are lost (replay with events(after_seq))
+                await stores.bus.publish("c", {"event": "ping"})
+                try:
+                    assert await next_item(subscription, timeout=0.1) == ("c", {"event": "ping"})
+                    break
+                except TimeoutError:
+                    assert time.monotonic() < deadline, "the bus did not resubscribe"
+            stored = await stores.trackers.append("c", [ev.bot("after the reconnect")])
+            while (item := await next_item(subscription))[1] != stored[0]:
+                assert item == ("c", {"event": "ping"})
+    finally:
+        await raw.aclose()
+        await stores.close()
+
+
+# -- persistence ---------------------------------------------------------------------------------------------
 
 
 async def test_everything_survives_a_restart(backend: Backend) -> None:
@@ -374,7 +410,7 @@ async def test_sqlite_creates_its_directory_and_rejects_unknown_urls(tmp_path: P
         create_stores("postgres://user:secret@db/kefu", tmp_path / "kefu.db")
 
 
-# -- key/value ---------------------------------------------------------------------------------------------------
+# -- key/value -----------------------------------------------------------------------------------------------
 
 
 async def test_key_value_documents_and_prefix_scan(stores: Stores) -> None:

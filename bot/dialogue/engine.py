@@ -283,6 +283,9 @@ class DialogueEngine:
         turn.add(ev.active_loop(name))
         if forms.slots_set_this_turn(turn.tracker) & set(self.domain.forms[name].required_slots):
             await self._validate(turn, name)
+        if forms.next_slot(self.domain.forms[name], turn.tracker) is None:
+            # like Rasa: the loop runs once more to finish, so submit rules see the form active, then done
+            turn.add(ev.action(name, "RulePolicy"))
         await self._ask_or_finish(turn, name)
 
     async def _continue_form(self, turn: _Turn) -> None:

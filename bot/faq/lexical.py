@@ -7,9 +7,10 @@ so for Chinese the lexical path does nearly all the work, and for English it cat
 Analysis (kept here, not shared with the NLU tokenizer, because a persisted index must be queried with
 exactly the analysis it was built with; `ANALYZER_VERSION` is stored with the index):
 
-- CJK runs: jieba words, plus character bigrams (prefixed ``"2:"``), so "运费" matches "运费多少钱" even where
-  jieba segments differently. Particles/pronouns (的 了 吗 我 你 …) are dropped, and so are bigrams that
-  contain one.
+- CJK runs: jieba words (search mode, so 开发票 also yields 发票), plus character bigrams (``"2:"``) and
+  unigrams (``"1:"``) at lower weight (`term_weight`), so "运费" matches "运费多少钱" and 开票 still shares 票
+  with 发票 where jieba segments differently. Particles, pronouns and question scaffolding (的 吗 我 怎么
+  哪里 可以 …) are dropped, and so are n-grams containing such a character.
 - Latin/digit runs: lower-cased words through a light suffix stripper ("shipping", "shipped", "ships" →
   "ship"), minus a short stop list.
 
@@ -38,15 +39,28 @@ _RUN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+|[a-z0-9]+")
 _CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 
 EN_STOP = frozenset(
-    """a an the is are was were be been being am do does did doing i me my mine we us our you your it its
-    this that these those to of in on for at by with from and or as can could would will shall should may
-    might must how what when where which who whom why please hi hello hey there here s t re ll d m ve
-    any some if so just about than then them they their he she his her im""".split()
+    """a an the is are was were be been being am do does did doing has have had having i me my mine we us
+    our you your it its this that these those to of in on for at by with from and or as can could would will
+    shall should may might must how what when where which who whom why please hi hello hey there here s t re
+    ll d m ve any some if so just about than then them they their he she his her im""".split()
 )
+# Question scaffolding and particles: the Chinese counterpart of EN_STOP ("how", "can", "is there", …).
 ZH_STOP_WORDS = frozenset(
-    "的 了 吗 呢 吧 啊 呀 哦 嘛 么 哈 我 你 您 他 她 它 我们 你们 他们 请问 请 一下 是 这 那 这个 那个".split()
+    """的 了 吗 呢 吧 啊 呀 哦 嘛 么 哈 我 你 您 他 她 它 我们 你们 他们 请问 请 一下 是 这 那 这个 那个 怎么
+    怎么样 怎样 如何 什么 哪 哪里 哪儿 哪些 可以 能 能不能 可不可以 会 要 有 在 还 就 都 也 想""".split()
 )
-ZH_STOP_CHARS = frozenset("的了吗呢吧啊呀哦嘛么哈我你您他她它")
+ZH_STOP_CHARS = frozenset("的了吗呢吧啊呀哦嘛么哈我你您他她它怎什哪在是有能可以要会就都也还这那想请")
+UNIGRAM_WEIGHT = 0.5  # a shared character is weak evidence ("修" in 能修吗 / 保修); a shared word is not
+BIGRAM_WEIGHT = 0.8
+
+
+def term_weight(term: str) -> float:
+    """Multiplier on a term's idf by kind: words 1, character bigrams and unigrams less."""
+    if term.startswith("2:"):
+        return BIGRAM_WEIGHT
+    if term.startswith("1:"):
+        return UNIGRAM_WEIGHT
+    return 1.0
 
 
 def is_chinese(text: str) -> bool:
@@ -92,7 +106,8 @@ def analyze(text: str) -> list[str]:
     terms: list[str] = []
     for run in _RUN.findall(text.lower()):
         if _CJK.match(run):
-            terms.extend(w for w in _jieba().lcut(run, HMM=False) if w not in ZH_STOP_WORDS)
+            terms.extend(w for w in _jieba().lcut_for_search(run, HMM=False) if w not in ZH_STOP_WORDS)
+            terms.extend("1:" + c for c in run if c not in ZH_STOP_CHARS)
             terms.extend(
                 "2:" + run[i : i + 2]
                 for i in range(len(run) - 1)
@@ -128,7 +143,9 @@ class BM25:
         avgdl = float(lengths.mean()) if n_docs and lengths.sum() else 1.0
         tf = sparse.csc_matrix((np.array(tfs, np.float32), (rows, cols)), shape=(n_docs, n_terms))
         df = np.diff(tf.indptr).astype(np.float32)
-        idf = np.log1p((n_docs - df + 0.5) / (df + 0.5)).astype(np.float32)
+        idf = np.log1p((n_docs - df + 0.5) / (df + 0.5))
+        terms = sorted(vocabulary, key=vocabulary.__getitem__)
+        idf = (idf * np.array([term_weight(t) for t in terms])).astype(np.float32)
         weights = tf.copy()
         if weights.nnz:
             doc_norm = K1 * (1 - B + B * lengths / avgdl)
@@ -153,7 +170,7 @@ class BM25:
         total = 0.0
         for term, tf in counts.items():
             col = self.vocabulary.get(term)
-            idf = float(self.idf[col]) if col is not None else unknown
+            idf = float(self.idf[col]) if col is not None else unknown * term_weight(term)
             total += idf * tf * (K1 + 1) / (tf + norm)
         return total
 

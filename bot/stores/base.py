@@ -212,8 +212,11 @@ class Subscription:
     """One subscriber's view of the bus: an async iterator of (conversation_id, event).
 
     It is registered as soon as subscribe() returns (so nothing published afterwards is missed), and is
-    unregistered by aclose(), by leaving `async with`, by cancellation, or when it is garbage-collected after
-    a `break`. `async with bus.subscribe() as sub:` also waits until a Redis subscription is live.
+    unregistered by aclose(), by leaving `async with`, when the bus closes (iteration ends), when it is
+    garbage-collected after a `break`, and -- like an async generator -- when a pending `__anext__` is
+    cancelled (so `asyncio.wait_for(anext(sub), t)` timing out ends it too). `async with bus.subscribe() as
+    sub:` also waits until the worker's Redis subscription is live, so a test or a console can rely on
+    seeing the very next event.
     """
 
     def __init__(self, fanout: FanOut, ready: Callable[[], Awaitable[None]], maxsize: int) -> None:
@@ -259,7 +262,10 @@ class Subscription:
 
 
 class FanOut:
-    """Delivers each event to every subscriber's queue without ever waiting on a slow subscriber."""
+    """Delivers each event to every subscriber's queue without ever waiting on a slow subscriber.
+
+    Subscribers share the event dicts: treat them as read-only.
+    """
 
     def __init__(self) -> None:
         self._queues: set[asyncio.Queue[Any]] = set()

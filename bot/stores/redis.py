@@ -152,9 +152,9 @@ class RedisEventBus:
                         backoff = 0.1
                     elif message["type"] == "message":
                         self._dispatch(message["data"])
-            except (RedisError, OSError) as exc:
+            except Exception as exc:  # connection lost (or a bug): never leave subscribers waiting forever
                 self._ready.clear()
-                log.warning("event bus lost its Redis subscription (%s); retrying in %.1f s", exc, backoff)
+                log.warning("event bus lost its Redis subscription (%r); retrying in %.1f s", exc, backoff)
             finally:
                 with contextlib.suppress(Exception):
                     await pubsub.aclose()
@@ -274,7 +274,7 @@ class RedisTrackerStore:
             key = self._conv(conversation_id, "lock")
             token = secrets.token_hex(16)
             delay = 0.002
-            while not await self._r.set(key, token, px=self._lock_ttl_ms):
+            while not await self._r.set(key, token, nx=True, px=self._lock_ttl_ms):
                 remaining = deadline - loop.time()
                 if remaining <= 0:
                     raise LockTimeout(conversation_id, timeout_s)

@@ -139,7 +139,7 @@ class SqliteTrackerStore:
     def __init__(self, db: SqliteDB, bus: LocalEventBus) -> None:
         self._db = db
         self._bus = bus
-        self._locks = LocalLocks()
+        self._local = LocalLocks()
         self._next_purge = 0.0
 
     async def append(self, conversation_id: str, events: list[Event]) -> list[Event]:
@@ -167,10 +167,10 @@ class SqliteTrackerStore:
                 " updated_at = excluded.updated_at, last_seq = excluded.last_seq",
                 (cid, first_channel(prepared), now, now, last + len(rows)),
             )
-        stored = [json.loads(data) for _, _, data in rows]
         # Scheduled from this (serial) thread right after COMMIT, so subscribers see events in seq order.
-        loop.call_soon_threadsafe(self._publish, cid, stored)
-        return stored
+        # Their own copies: the caller may go on to change the list it gets back.
+        loop.call_soon_threadsafe(self._publish, cid, [json.loads(data) for _, _, data in rows])
+        return [json.loads(data) for _, _, data in rows]
 
     def _publish(self, cid: str, stored: list[Event]) -> None:
         for event in stored:
@@ -250,7 +250,7 @@ class SqliteTrackerStore:
 
     def lock(self, conversation_id: str, timeout_s: float = 30.0) -> AbstractAsyncContextManager[None]:
         """In-process only: the embedded mode runs one worker."""
-        return self._locks.hold(conversation_id, timeout_s)
+        return self._local.hold(conversation_id, timeout_s)
 
     async def close(self) -> None:
         await self._db.close()

@@ -1,0 +1,226 @@
+"""Dialogue behaviour without NLU: rules, memorised stories, forms, fallback and escalation decisions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bot.actions import ActionResult
+from bot.config import Config
+from bot.dialogue import events as ev
+from bot.dialogue.engine import DialogueEngine
+from bot.dialogue.policies import MemoizationPolicy, RulePolicy
+from bot.dialogue.tracker import Tracker
+from bot.formats.domain import parse_domain
+from bot.formats.project import load_project
+from bot.formats.stories import parse_stories
+from bot.formats.yaml_io import DataError, load_yaml_text
+from bot.model import domain_for_runtime
+
+DOMAIN = """
+intents: [greet, mood_unhappy, mood_great, affirm, deny, human_handoff, order_status, inform, complaint, faq]
+entities: [order_id]
+slots:
+  language: {type: categorical, values: [zh, en], influence_conversation: false, mappings: [{type: custom}]}
+  order_id:
+    type: text
+    mappings: [{type: from_entity, entity: order_id}]
+forms:
+  order_form: {required_slots: [order_id]}
+responses:
+  utter_greet:
+    - condition: [{type: slot, name: language, value: zh}]
+      text: 您好！心情怎么样？
+    - text: Hey! How are you?
+  utter_cheer_up: [{text: "Here is something to cheer you up"}]
+  utter_did_that_help: [{text: "Did that help you?"}]
+  utter_happy: [{text: "Great, carry on!"}]
+  utter_goodbye: [{text: "Bye"}]
+  utter_ask_order_id: [{text: "What is your order number?"}]
+  utter_order_found: [{text: "Order {order_id} is on its way."}]
+  utter_handoff: [{text: "Connecting you to a person."}]
+"""
+RULES = """
+- rule: greet
+  steps: [{intent: greet}, {action: utter_greet}]
+- rule: person
+  steps: [{intent: human_handoff}, {action: action_handoff}]
+- rule: start order form
+  steps: [{intent: order_status}, {action: order_form}, {active_loop: order_form}]
+- rule: submit order form
+  condition: [{active_loop: order_form}]
+  steps:
+  - action: order_form
+  - active_loop: null
+  - slot_was_set: [{requested_slot: null}]
+  - action: utter_order_found
+"""
+STORIES = """
+- story: sad path
+  steps:
+  - intent: greet
+  - action: utter_greet
+  - intent: mood_unhappy
+  - action: utter_cheer_up
+  - action: utter_did_that_help
+  - intent: affirm
+  - action: utter_happy
+- story: sad path 2
+  steps:
+  - intent: greet
+  - action: utter_greet
+  - intent: mood_unhappy
+  - action: utter_cheer_up
+  - action: utter_did_that_help
+  - intent: deny
+  - action: utter_goodbye
+"""
+
+
+class NoActions:
+    def knows(self, name: str) -> bool:
+        return False
+
+    async def run(self, name, tracker, domain) -> ActionResult:
+        raise AssertionError("no custom actions here")
+
+
+class RecordingQueue:
+    def __init__(self) -> None:
+        self.requests: list[dict] = []
+
+    async def request(self, tracker, event):
+        self.requests.append(event)
+        return [{"event": "queued", "position": len(self.requests), "eta_s": 60}]
+
+
+@pytest.fixture
+def engine():
+    domain = domain_for_runtime(parse_domain(load_yaml_text(DOMAIN), "domain.yml"))
+    rules, memo = RulePolicy(), MemoizationPolicy(5)
+    rules.train(parse_stories(load_yaml_text(RULES), "rules.yml", "rules"), domain)
+    memo.train(parse_stories(load_yaml_text(STORIES), "stories.yml", "stories"), domain)
+    config = Config()
+    queue = RecordingQueue()
+    engine = DialogueEngine(domain, rules, memo, config.kefu, config.effective_thresholds(), NoActions(), queue)
+    engine.queue = queue
+    return engine
+
+
+def parse(intent: str | None, confidence: float = 0.95, language: str = "en", entities=(), faq=()):
+    ranking = [{"name": intent, "confidence": confidence}, {"name": "other", "confidence": 0.01}] if intent else []
+    return {"intent": {"name": intent, "confidence": confidence}, "intent_ranking": ranking,
+            "entities": list(entities), "language": language, "faq": list(faq)}
+
+
+async def say(engine, tracker, text, parsed):
+    new = await engine.respond(tracker, ev.user(text, parsed, "test"))
+    return [e["text"] for e in new if e["event"] == "bot"], new
+
+
+async def test_rule_answers_in_the_shoppers_language(engine):
+    tracker = Tracker.from_events("c1", [], engine.domain)
+    texts, _ = await say(engine, tracker, "你好", parse("greet", language="zh"))
+    assert texts == ["您好！心情怎么样？"]
+    texts, _ = await say(engine, tracker, "hello", parse("greet", language="en"))
+    assert texts == ["Hey! How are you?"]
+
+
+async def test_memorised_story_follows_the_conversation(engine):
+    tracker = Tracker.from_events("c2", [], engine.domain)
+    await say(engine, tracker, "hi", parse("greet"))
+    texts, _ = await say(engine, tracker, "I'm sad", parse("mood_unhappy"))
+    assert texts == ["Here is something to cheer you up", "Did that help you?"]
+    texts, _ = await say(engine, tracker, "no", parse("deny"))
+    assert texts == ["Bye"]
+
+
+async def test_form_asks_for_missing_slot_then_submits(engine):
+    tracker = Tracker.from_events("c3", [], engine.domain)
+    texts, _ = await say(engine, tracker, "where is my order", parse("order_status"))
+    assert texts == ["What is your order number?"]
+    assert tracker.active_loop == "order_form"
+    order = [{"entity": "order_id", "value": "KF20240001", "start": 0, "end": 10}]
+    texts, _ = await say(engine, tracker, "KF20240001", parse("inform", entities=order))
+    assert texts == ["Order KF20240001 is on its way."]
+    assert tracker.active_loop is None
+
+
+async def test_form_does_not_ask_for_what_the_first_message_gave(engine):
+    tracker = Tracker.from_events("c4", [], engine.domain)
+    order = [{"entity": "order_id", "value": "KF20240002", "start": 0, "end": 10}]
+    texts, _ = await say(engine, tracker, "where is KF20240002", parse("order_status", entities=order))
+    assert texts == ["Order KF20240002 is on its way."]
+
+
+async def test_explicit_request_for_a_person_escalates_even_inside_a_form(engine):
+    tracker = Tracker.from_events("c5", [], engine.domain)
+    await say(engine, tracker, "where is my order", parse("order_status"))
+    texts, new = await say(engine, tracker, "转人工", parse("inform", confidence=0.3, language="zh"))
+    requested = [e for e in new if e["event"] == "handoff_requested"]
+    assert requested and requested[0]["reason"] == "explicit_request"
+    assert tracker.active_loop is None
+    assert tracker.human_holds
+    assert engine.queue.requests, "the handoff reached the queue"
+
+
+async def test_low_confidence_asks_to_rephrase_then_escalates(engine):
+    tracker = Tracker.from_events("c6", [], engine.domain)
+    texts, new = await say(engine, tracker, "blorp", parse("greet", confidence=0.2))
+    assert not tracker.human_holds
+    fallback = [e for e in new if e["event"] == "bot"][0]
+    assert fallback["data"]["reason"] == "low_intent_confidence"
+    assert any(b["payload"] == "/human_handoff" for b in fallback["data"]["buttons"])
+    texts, new = await say(engine, tracker, "zzzz", parse("greet", confidence=0.1))
+    requested = [e for e in new if e["event"] == "handoff_requested"]
+    assert requested and requested[0]["reason"] == "repeated_fallback"
+
+
+async def test_confident_faq_answers_and_weak_intent_does_not_block_it(engine):
+    tracker = Tracker.from_events("c7", [], engine.domain)
+    hits = [{"id": "shipping_time", "score": 0.9, "answer": "2-4 days", "question": "how long"}]
+    texts, new = await say(engine, tracker, "how long is delivery", parse("greet", confidence=0.2, faq=hits))
+    assert texts == ["2-4 days"]
+    assert any(e.get("name") == "utter_faq" for e in new if e["event"] == "action")
+
+
+async def test_handoff_carries_top_candidates(engine):
+    tracker = Tracker.from_events("c8", [], engine.domain)
+    hits = [{"id": f"q{i}", "score": 0.3 - i / 100, "answer": f"a{i}", "question": "?"} for i in range(3)]
+    await say(engine, tracker, "something odd", parse("faq", confidence=0.9, faq=hits))
+    _, new = await say(engine, tracker, "talk to a human please", parse("human_handoff"))
+    requested = [e for e in new if e["event"] == "handoff_requested"][0]
+    assert [c["id"] for c in requested["candidates"]] == ["q0", "q1", "q2"]
+    assert requested["candidates"][0]["text"] == "a0"
+
+
+def write(tmp: Path, name: str, text: str) -> Path:
+    path = tmp / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+def test_broken_yaml_names_file_and_line(tmp_path):
+    write(tmp_path, "domain.yml", "intents: [greet]\n")
+    write(tmp_path, "data/nlu.yml", "nlu:\n- intent: greet\n  examples: |\n    - hi\n   - bad: [\n")
+    with pytest.raises(DataError) as err:
+        load_project(tmp_path / "config.yml", tmp_path / "domain.yml", [tmp_path / "data"])
+    assert "nlu.yml:" in str(err.value) and err.value.line is not None
+
+
+def test_rule_with_undeclared_intent_is_reported_with_line(tmp_path):
+    write(tmp_path, "domain.yml", "intents: [greet]\nresponses:\n  utter_greet: [{text: hi}]\n")
+    write(tmp_path, "data/rules.yml", "rules:\n- rule: r\n  steps:\n  - intent: greet\n  - action: utter_greet\n"
+          "- rule: s\n  steps:\n  - intent: goodbye\n  - action: utter_greet\n")
+    with pytest.raises(DataError) as err:
+        load_project(tmp_path / "config.yml", tmp_path / "domain.yml", [tmp_path / "data"])
+    assert "'goodbye'" in str(err.value) and err.value.line == 8 and "rules.yml" in str(err.value)
+
+
+def test_action_without_response_is_reported(tmp_path):
+    write(tmp_path, "domain.yml", "intents: [greet]\nresponses:\n  utter_greet: [{text: hi}]\n")
+    write(tmp_path, "data/rules.yml", "rules:\n- rule: r\n  steps:\n  - intent: greet\n  - action: utter_bye\n")
+    with pytest.raises(DataError, match="utter_bye.*add a response"):
+        load_project(tmp_path / "config.yml", tmp_path / "domain.yml", [tmp_path / "data"])

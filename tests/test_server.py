@@ -1,0 +1,141 @@
+"""The bot over HTTP, trained from the project's own starter data: what a shop's developer would call."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import pytest
+
+from bot.server import ServerSettings, create_app
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+async def client(aiohttp_client, starter_model, tmp_path):
+    settings = ServerSettings.for_project(ROOT, model_path=starter_model, db_path=tmp_path / "kefu.db")
+    settings.redis_url = None
+    return await aiohttp_client(create_app(settings))
+
+
+@pytest.fixture
+async def token_client(aiohttp_client, starter_model, tmp_path):
+    settings = ServerSettings.for_project(ROOT, model_path=starter_model, db_path=tmp_path / "kefu.db",
+                                          auth_token="s3cret")
+    settings.redis_url = None
+    return await aiohttp_client(create_app(settings))
+
+
+async def chat(client, sender: str, text: str) -> list[dict]:
+    resp = await client.post("/webhooks/rest/webhook", json={"sender": sender, "message": text})
+    assert resp.status == 200, await resp.text()
+    return await resp.json()
+
+
+async def tracker(client, sender: str) -> dict:
+    resp = await client.get(f"/conversations/{sender}/tracker")
+    assert resp.status == 200
+    return await resp.json()
+
+
+async def test_english_shipping_question_is_answered_from_the_faq(client):
+    replies = await chat(client, "en-1", "how many days does delivery take?")
+    assert replies and replies[0]["recipient_id"] == "en-1"
+    events = (await tracker(client, "en-1"))["events"]
+    assert any(e["event"] == "action" and e["name"] == "utter_faq" for e in events)
+    assert not any(ch >= "\u4e00" for ch in replies[0]["text"][:20]), "answered in English"
+
+
+async def test_chinese_question_gets_a_chinese_answer(client):
+    replies = await chat(client, "zh-1", "快递几天能到？")
+    assert replies
+    assert any("\u4e00" <= ch <= "\u9fff" for ch in replies[0]["text"])
+    state = await tracker(client, "zh-1")
+    assert state["slots"]["language"] == "zh"
+
+
+async def test_model_parse_returns_rasa_shape_with_language_and_faq(client):
+    resp = await client.post("/model/parse", json={"text": "运费多少钱"})
+    body = await resp.json()
+    assert set(body) >= {"text", "intent", "intent_ranking", "entities", "language", "faq"}
+    assert body["language"] == "zh"
+    assert body["faq"] and {"id", "score", "answer"} <= set(body["faq"][0])
+    assert body["faq"][0]["score"] >= body["faq"][-1]["score"]
+
+
+async def test_request_for_a_person_in_chinese_escalates_with_reason_and_candidates(client):
+    await chat(client, "zh-2", "我的包裹坏了，能退款吗")
+    replies = await chat(client, "zh-2", "转人工")
+    assert any("人工" in (r.get("text") or "") for r in replies)
+    events = (await tracker(client, "zh-2"))["events"]
+    requested = [e for e in events if e["event"] == "handoff_requested"]
+    assert requested and requested[0]["reason"] == "explicit_request"
+    assert 1 <= len(requested[0]["candidates"]) <= 3
+    assert any(e["event"] == "queued" and e["position"] >= 1 for e in events)
+    # while a person holds the conversation the bot stays silent
+    assert await chat(client, "zh-2", "你好？") == []
+
+
+@pytest.mark.parametrize(
+    "body, fragment",
+    [
+        (b"{not json", "not valid JSON"),
+        (json.dumps({"message": "hi"}).encode(), "missing sender"),
+        (json.dumps({"sender": "x"}).encode(), "missing message"),
+        (json.dumps({"sender": "x", "message": 42}).encode(), "must be a string"),
+        (json.dumps({"sender": "x", "message": "   "}).encode(), "empty"),
+        (json.dumps({"sender": "x", "message": "a" * 5001}).encode(), "5000"),
+        (json.dumps(["sender", "message"]).encode(), "JSON object"),
+    ],
+)
+async def test_bad_input_gets_400_and_stores_nothing(client, body, fragment):
+    resp = await client.post("/webhooks/rest/webhook", data=body, headers={"Content-Type": "application/json"})
+    assert resp.status == 400
+    assert fragment in (await resp.json())["error"]
+    assert (await client.get("/conversations/x/tracker")).status == 404
+
+
+async def test_oversized_body_is_refused(client):
+    resp = await client.post("/webhooks/rest/webhook", data=b"{" + b" " * 70000 + b"}",
+                             headers={"Content-Type": "application/json"})
+    assert resp.status == 413
+
+
+async def test_concurrent_messages_of_one_conversation_are_processed_in_turn(client):
+    await asyncio.gather(*(chat(client, "busy", text) for text in ["hello", "how long is shipping", "thanks"]))
+    events = (await tracker(client, "busy"))["events"]
+    seqs = [e["seq"] for e in events]
+    assert seqs == list(range(1, len(events) + 1))
+    # every user message is followed by its own answer before the next user message starts
+    kinds = [e["event"] for e in events if e["event"] in ("user", "bot")]
+    assert kinds.count("user") == 3
+    for i, kind in enumerate(kinds):
+        if kind == "user" and i + 1 < len(kinds):
+            assert kinds[i + 1] == "bot"
+
+
+async def test_redelivered_message_is_answered_once(client):
+    for _ in range(2):
+        resp = await client.post("/webhooks/rest/webhook", json={"sender": "dup", "message": "hello"},
+                                 headers={"X-Message-Id": "m-1"})
+        assert resp.status == 200
+    events = (await tracker(client, "dup"))["events"]
+    assert sum(e["event"] == "user" for e in events) == 1
+
+
+async def test_auth_token_protects_the_api(token_client):
+    assert (await token_client.post("/model/parse", json={"text": "hi"})).status == 401
+    assert (await token_client.post("/model/parse?token=wrong", json={"text": "hi"})).status == 401
+    assert (await token_client.post("/model/parse?token=s3cret", json={"text": "hi"})).status == 200
+    await chat(token_client, "t1", "hello")
+    assert (await token_client.get("/conversations/t1/tracker")).status == 401
+    assert (await token_client.get("/conversations/t1/tracker?token=s3cret")).status == 200
+
+
+async def test_health_and_metrics(client):
+    assert (await (await client.get("/health")).json())["status"] == "ok"
+    await chat(client, "m1", "hello")
+    metrics = await (await client.get("/metrics")).text()
+    assert 'kefu_messages_total{channel="rest"} 1.0' in metrics
