@@ -1,7 +1,7 @@
 """Custom actions of the kefu demo shop (rasa-sdk): the order-status form's validation and the order lookup.
 
-The same code runs in-process (the default) or on a rasa-sdk action server (`kefu actions`). Replies follow the
-shopper's language: the `language` slot (zh / en) that the engine sets on every message.
+The same code runs in-process (the default) or on a rasa-sdk action server (`kefu actions`).
+Replies follow the shopper's language: the `language` slot (zh / en) that the engine sets on every message.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ _CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
 
 
 def normalize_order_id(text: Any) -> str | None:
-    """The order number in `text`, in canonical form ("KF20240001" or the bare digits), or None if there is none."""
+    """The order number in `text` in canonical form ("KF20240001", or the bare digits), else None."""
     if not isinstance(text, str) or not text.strip():
         return None
     clean = unicodedata.normalize("NFKC", text).upper()  # full-width ＫＦ２０２４… → KF2024…
@@ -97,17 +97,24 @@ def describe_order(order: dict[str, Any], language: str) -> str:
     items = _items(order, language)
     channel = _text(order.get("channel"), language)
     destination = _text(order.get("destination"), language)
+    ordered_at, shipped_at = order.get("ordered_at", ""), order.get("shipped_at", "")
+    delivered_at = order.get("delivered_at", "")
+    estimated_ship, estimated_delivery = order.get("estimated_ship", ""), order.get("estimated_delivery", "")
     if language == "zh":
         name = f"{channel}订单 {oid}" if channel else f"订单 {oid}"
         if status == "shipped":
             to = f"发往{destination}，" if destination else ""
-            text = (f"{name} 已发货：{order.get('shipped_at', '')} 由{courier}发出，{to}运单号 {tracking}，"
-                    f"预计 {order.get('estimated_delivery', '')} 前后送达。")
+            text = (
+                f"{name} 已发货：{shipped_at} 由{courier}发出，{to}运单号 {tracking}，"
+                f"预计 {estimated_delivery} 前后送达。"
+            )
         elif status == "delivered":
-            text = f"{name} 已于 {order.get('delivered_at', '')} 签收（{courier}，运单号 {tracking}）。"
+            text = f"{name} 已于 {delivered_at} 签收（{courier}，运单号 {tracking}）。"
         elif status == "processing":
-            text = (f"{name}（{order.get('ordered_at', '')} 下单）正在备货中，预计 {order.get('estimated_ship', '')} "
-                    "发出，发货后会短信通知您运单号。")
+            text = (
+                f"{name}（{ordered_at} 下单）正在备货中，预计 {estimated_ship} "
+                "发出，发货后会短信通知您运单号。"
+            )
         else:
             text = f"{name} 的状态：{status}。"
         if items:
@@ -116,28 +123,39 @@ def describe_order(order: dict[str, Any], language: str) -> str:
     name = f"Order {oid} from {channel}" if channel else f"Order {oid}"
     if status == "shipped":
         headline = f"is on its way to {destination}" if destination else "has shipped"
-        text = (f"{name} {headline}: it left our warehouse on {order.get('shipped_at', '')} with {courier}, "
-                f"tracking number {tracking}, and should arrive around {order.get('estimated_delivery', '')}.")
+        text = (
+            f"{name} {headline}: it left our warehouse on {shipped_at} with {courier}, "
+            f"tracking number {tracking}, and should arrive around {estimated_delivery}."
+        )
     elif status == "delivered":
-        text = f"{name} was delivered on {order.get('delivered_at', '')} ({courier}, tracking number {tracking})."
+        text = f"{name} was delivered on {delivered_at} ({courier}, tracking number {tracking})."
     elif status == "processing":
-        text = (f"{name} (placed {order.get('ordered_at', '')}) is being packed and should ship by "
-                f"{order.get('estimated_ship', '')}. You'll get the tracking number by text as soon as it leaves "
-                "our warehouse.")
+        text = (
+            f"{name} (placed {ordered_at}) is being packed and should ship by "
+            f"{estimated_ship}. You'll get the tracking number by text as soon as it leaves "
+            "our warehouse."
+        )
     else:
         text = f"{name}: status {status}."
     if items:
         text += f" Items: {items}."
-    return text + (" If something isn't right, you can return it within 7 days of delivery." if status == "delivered"
-                   else "")
+    return text + (
+        " If something isn't right, you can return it within 7 days of delivery."
+        if status == "delivered"
+        else ""
+    )
 
 
 def not_found_message(order_id: str, language: str) -> str:
     if language == "zh":
-        return (f"抱歉，没有查到订单号为 {order_id} 的订单。请核对一下下单短信或“我的订单”里的订单号，"
-                "也可以说“转人工”，让同事帮您查。")
-    return (f"Sorry, I couldn't find an order with the number {order_id}. Please check it against your order "
-            "confirmation or \"My orders\" — or say \"talk to a human\" and a colleague will look into it.")
+        return (
+            f"抱歉，没有查到订单号为 {order_id} 的订单。请核对一下下单短信或“我的订单”里的订单号，"
+            "也可以说“转人工”，让同事帮您查。"
+        )
+    return (
+        f"Sorry, I couldn't find an order with the number {order_id}. Please check it against your order "
+        'confirmation or "My orders" — or say "talk to a human" and a colleague will look into it.'
+    )
 
 
 def lookup_unavailable_message(language: str) -> str:

@@ -48,7 +48,7 @@ class Config(BaseModel):
     recipe: str = "default.v1"
     language: str = "en"
     assistant_id: str | None = None
-    pipeline: list[dict[str, Any]] | str = []
+    pipeline: list[dict[str, Any]] | str | None = []
     policies: list[dict[str, Any]] | None = []
     kefu: KefuSettings = KefuSettings()
 

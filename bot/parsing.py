@@ -18,6 +18,7 @@ from bot.nlu.embedder import get_embedder
 # Rasa's payload syntax for buttons: /intent or /intent{"entity": "value"}
 _PAYLOAD = re.compile(r"^/(?P<intent>[\w./-]+)(?P<entities>\{.*\})?$", re.DOTALL)
 MAX_BATCH = 64
+RETRIEVAL_POOL = 20  # FAQ hits searched, so a retrieval intent still finds its own answers
 
 
 def parse_payload(text: str, language: str) -> dict[str, Any] | None:
@@ -43,6 +44,7 @@ class BatchedParser:
         self.executor = executor
         self._pending: list[tuple[str, asyncio.Future[dict[str, Any]]]] = []
         self._running = False
+        self.retrieval_bases = {i.split("/")[0] for i in model.faq.entries if "/" in i}
 
     async def parse(self, text: str, language_hint: str | None = None) -> dict[str, Any]:
         payload = parse_payload(text, language_hint or self.model.config.kefu.default_language)
@@ -79,8 +81,11 @@ class BatchedParser:
         parses = self.model.nlu.parse_batch(texts)
         languages = [p.get("language") or self.model.config.kefu.default_language for p in parses]
         vectors = get_embedder(self.model.config.kefu.embedding.model).encode(texts) if len(self.model.faq) else None
-        hits = self.model.faq.search_batch(texts, languages, k=self.model.config.kefu.faq_top_k,
-                                           query_vectors=vectors)
+        top_k = self.model.config.kefu.faq_top_k
+        hits = self.model.faq.search_batch(texts, languages, k=max(top_k, RETRIEVAL_POOL), query_vectors=vectors)
         for parse, found in zip(parses, hits, strict=True):
-            parse["faq"] = [h.as_dict() for h in found]
+            base = (parse.get("intent") or {}).get("name")
+            if base in self.retrieval_bases:  # Rasa retrieval intent: answer from its own responses only
+                found = [h for h in found if h.id.startswith(base + "/")]
+            parse["faq"] = [h.as_dict() for h in found[:top_k]]
         return parses

@@ -14,7 +14,7 @@ from bot.actions import ActionRunner, InProcessActionRunner, RemoteActionRunner
 from bot.agent import Agent
 from bot.channels import rest
 from bot.endpoints import Endpoints, load_endpoints
-from bot.http import check_token, error_middleware, read_json, HTTPError
+from bot.http import HTTPError, check_token, error_middleware, read_json
 from bot.metrics import Metrics
 from bot.model import ModelError, TrainedModel, latest_archive, load_model
 from bot.state import AGENT, METRICS, SETTINGS, STORES

@@ -100,7 +100,7 @@ def _failed_story_yaml(result: StoryResult) -> dict[str, Any]:
     steps = []
     for step in result.story.steps:
         entry = _step_yaml(step)
-        for line, expected, predicted in result.mismatches:
+        for line, _expected, predicted in result.mismatches:
             if line == step.line:
                 entry["predicted"] = predicted
         steps.append(entry)

@@ -157,7 +157,7 @@ async def test_form_does_not_ask_for_what_the_first_message_gave(engine):
 async def test_explicit_request_for_a_person_escalates_even_inside_a_form(engine):
     tracker = Tracker.from_events("c5", [], engine.domain)
     await say(engine, tracker, "where is my order", parse("order_status"))
-    texts, new = await say(engine, tracker, "转人工", parse("inform", confidence=0.3, language="zh"))
+    _, new = await say(engine, tracker, "转人工", parse("inform", confidence=0.3, language="zh"))
     requested = [e for e in new if e["event"] == "handoff_requested"]
     assert requested and requested[0]["reason"] == "explicit_request"
     assert tracker.active_loop is None
@@ -167,12 +167,12 @@ async def test_explicit_request_for_a_person_escalates_even_inside_a_form(engine
 
 async def test_low_confidence_asks_to_rephrase_then_escalates(engine):
     tracker = Tracker.from_events("c6", [], engine.domain)
-    texts, new = await say(engine, tracker, "blorp", parse("greet", confidence=0.2))
+    _, new = await say(engine, tracker, "blorp", parse("greet", confidence=0.2))
     assert not tracker.human_holds
-    fallback = [e for e in new if e["event"] == "bot"][0]
+    fallback = next(e for e in new if e["event"] == "bot")
     assert fallback["data"]["reason"] == "low_intent_confidence"
     assert any(b["payload"] == "/human_handoff" for b in fallback["data"]["buttons"])
-    texts, new = await say(engine, tracker, "zzzz", parse("greet", confidence=0.1))
+    _, new = await say(engine, tracker, "zzzz", parse("greet", confidence=0.1))
     requested = [e for e in new if e["event"] == "handoff_requested"]
     assert requested and requested[0]["reason"] == "repeated_fallback"
 
@@ -190,7 +190,7 @@ async def test_handoff_carries_top_candidates(engine):
     hits = [{"id": f"q{i}", "score": 0.3 - i / 100, "answer": f"a{i}", "question": "?"} for i in range(3)]
     await say(engine, tracker, "something odd", parse("faq", confidence=0.9, faq=hits))
     _, new = await say(engine, tracker, "talk to a human please", parse("human_handoff"))
-    requested = [e for e in new if e["event"] == "handoff_requested"][0]
+    requested = next(e for e in new if e["event"] == "handoff_requested")
     assert [c["id"] for c in requested["candidates"]] == ["q0", "q1", "q2"]
     assert requested["candidates"][0]["text"] == "a0"
 
@@ -222,5 +222,29 @@ def test_rule_with_undeclared_intent_is_reported_with_line(tmp_path):
 def test_action_without_response_is_reported(tmp_path):
     write(tmp_path, "domain.yml", "intents: [greet]\nresponses:\n  utter_greet: [{text: hi}]\n")
     write(tmp_path, "data/rules.yml", "rules:\n- rule: r\n  steps:\n  - intent: greet\n  - action: utter_bye\n")
-    with pytest.raises(DataError, match="utter_bye.*add a response"):
+    with pytest.raises(DataError, match=r"utter_bye.*add a response"):
         load_project(tmp_path / "config.yml", tmp_path / "domain.yml", [tmp_path / "data"])
+
+
+@pytest.mark.parametrize("text", ["转人工", "人工客服", "我要找真人", "叫你们经理来", "talk to a human", "real person please",
+                                  "agent!!", "let me speak to someone", "human", "你是机器人吗？我要人工"])
+def test_requests_for_a_person_are_always_recognised(text):
+    from bot.dialogue.escalation import is_explicit_human_request
+
+    assert is_explicit_human_request(text)
+
+
+@pytest.mark.parametrize("text", ["am i talking to a human", "is this a real person?", "你是真人吗", "你是人工还是机器人",
+                                  "what is 人工智能", "the delivery agent was rude", "I want a refund"])
+def test_questions_about_the_bot_are_not_requests_for_a_person(text):
+    from bot.dialogue.escalation import is_explicit_human_request
+
+    assert not is_explicit_human_request(text)
+
+
+async def test_bare_order_number_keeps_the_conversation_language(engine):
+    tracker = Tracker.from_events("c9", [], engine.domain)
+    await say(engine, tracker, "我的订单在哪", parse("order_status", language="zh"))
+    order = [{"entity": "order_id", "value": "KF20240005", "start": 0, "end": 10}]
+    await say(engine, tracker, "KF20240005", parse("inform", language="en", entities=order))
+    assert tracker.slots["language"] == "zh"

@@ -16,10 +16,11 @@ from bot.faq.index import MANIFEST_FILE, VECTORS_FILE, FAQIndex, FAQIndexError
 from bot.formats.faq_data import FAQEntry
 from bot.nlu.embedder import get_embedder
 
-# id -> (category, zh phrasings, en phrasings, zh answer, en answer)
-SAMPLE_FAQ: dict[str, tuple[str, list[str], list[str], str, str]] = {
+# id -> (category, tags, zh phrasings, en phrasings, zh answer, en answer)
+SAMPLE_FAQ: dict[str, tuple[str, list[str], list[str], list[str], str, str]] = {
     "shipping_time": (
         "shipping",
+        ["发货时间", "配送时间", "到货", "物流时效", "delivery time", "shipping time", "arrive"],
         ["多久能发货？", "下单后几天能收到货？", "快递一般要多长时间？", "配送需要几天？"],
         ["How long does shipping take?", "When will my order arrive?", "How many days for delivery?",
          "What is the delivery time?"],
@@ -28,6 +29,7 @@ SAMPLE_FAQ: dict[str, tuple[str, list[str], list[str], str, str]] = {
     ),
     "shipping_cost": (
         "shipping",
+        ["运费", "邮费", "快递费", "包邮", "免运费", "shipping fee", "postage", "delivery charge", "free shipping"],
         ["运费多少钱？", "包邮吗？", "邮费怎么算？", "满多少可以免运费？"],
         ["How much is shipping?", "Is shipping free?", "What are the delivery charges?",
          "Do you offer free shipping?"],
@@ -36,6 +38,7 @@ SAMPLE_FAQ: dict[str, tuple[str, list[str], list[str], str, str]] = {
     ),
     "returns": (
         "after_sales",
+        ["退货", "退换", "无理由退货", "寄回", "return", "send back", "return policy"],
         ["怎么退货？", "可以退货吗？", "退货流程是什么？", "不满意能退吗？"],
         ["How do I return an item?", "What is your return policy?", "Can I return a product?",
          "How do I send back my order?"],
@@ -44,6 +47,7 @@ SAMPLE_FAQ: dict[str, tuple[str, list[str], list[str], str, str]] = {
     ),
     "refund_time": (
         "after_sales",
+        ["退款", "退款到账", "退钱", "refund", "money back"],
         ["退款多久到账？", "什么时候能收到退款？", "退款要几天？", "钱什么时候退回来？"],
         ["How long does a refund take?", "When will I get my money back?", "When is my refund processed?",
          "How many days for the refund?"],
@@ -52,6 +56,7 @@ SAMPLE_FAQ: dict[str, tuple[str, list[str], list[str], str, str]] = {
     ),
     "payment_methods": (
         "payment",
+        ["付款方式", "支付方式", "支付宝", "微信支付", "信用卡", "银行卡", "payment", "credit card", "PayPal", "Apple Pay"],
         ["支持哪些付款方式？", "可以用支付宝吗？", "能用微信支付吗？", "可以信用卡付款吗？"],
         ["What payment methods do you accept?", "Can I pay with PayPal?", "Do you take credit cards?",
          "How can I pay?"],
@@ -60,6 +65,7 @@ SAMPLE_FAQ: dict[str, tuple[str, list[str], list[str], str, str]] = {
     ),
     "order_status": (
         "orders",
+        ["订单状态", "物流", "快递单号", "查快递", "包裹", "order status", "tracking", "package"],
         ["我的订单到哪了？", "怎么查物流？", "订单状态在哪里看？", "快递单号是多少？"],
         ["Where is my order?", "How can I track my package?", "How do I check my order status?",
          "What is my tracking number?"],
@@ -68,6 +74,7 @@ SAMPLE_FAQ: dict[str, tuple[str, list[str], list[str], str, str]] = {
     ),
     "price_match": (
         "pricing",
+        ["价格保护", "保价", "差价", "降价", "比价", "price match", "price drop", "cheaper"],
         ["你们保价吗？", "别家更便宜能补差价吗？", "买了以后降价怎么办？", "有价格保护吗？"],
         ["Do you price match?", "Will you match a competitor's price?",
          "The price dropped after I bought it, can I get the difference?", "Do you have price protection?"],
@@ -76,6 +83,7 @@ SAMPLE_FAQ: dict[str, tuple[str, list[str], list[str], str, str]] = {
     ),
     "invoice": (
         "billing",
+        ["发票", "开票", "电子发票", "收据", "invoice", "receipt", "VAT"],
         ["能开发票吗？", "怎么申请发票？", "可以开增值税专用发票吗？", "发票什么时候寄出？"],
         ["Can I get an invoice?", "How do I request an invoice?", "Do you provide VAT invoices?",
          "Where can I download my receipt?"],
@@ -84,6 +92,7 @@ SAMPLE_FAQ: dict[str, tuple[str, list[str], list[str], str, str]] = {
     ),
     "warranty": (
         "after_sales",
+        ["保修", "质保", "维修", "质量问题", "warranty", "guarantee", "repair"],
         ["保修多久？", "坏了可以保修吗？", "质保期是多长？", "怎么申请保修？"],
         ["What is the warranty period?", "Is this product under warranty?", "How do I make a warranty claim?",
          "Do you offer a guarantee?"],
@@ -92,6 +101,7 @@ SAMPLE_FAQ: dict[str, tuple[str, list[str], list[str], str, str]] = {
     ),
     "coupon": (
         "promotions",
+        ["优惠券", "优惠码", "折扣码", "代金券", "coupon", "promo code", "discount code", "voucher"],
         ["优惠券怎么用？", "有优惠码吗？", "优惠券为什么用不了？", "怎么领取优惠券？"],
         ["How do I use a coupon?", "Do you have a discount code?", "My promo code doesn't work",
          "Where can I get a coupon?"],
@@ -100,6 +110,7 @@ SAMPLE_FAQ: dict[str, tuple[str, list[str], list[str], str, str]] = {
     ),
     "membership_points": (
         "membership",
+        ["会员", "积分", "积分兑换", "points", "loyalty", "rewards", "membership"],
         ["会员积分怎么用？", "积分可以抵现吗？", "怎么查看我的积分？", "积分会过期吗？"],
         ["How do loyalty points work?", "Can I use my points to pay?", "How do I check my reward points?",
          "Do points expire?"],
@@ -108,6 +119,7 @@ SAMPLE_FAQ: dict[str, tuple[str, list[str], list[str], str, str]] = {
     ),
     "contact_hours": (
         "contact",
+        ["客服", "人工客服", "客服电话", "工作时间", "联系方式", "customer service", "contact", "support hours", "phone"],
         ["客服几点上班？", "人工客服工作时间是什么？", "怎么联系客服？", "客服电话是多少？"],
         ["What are your customer service hours?", "How can I contact you?", "What is your phone number?",
          "When is support available?"],
@@ -202,8 +214,8 @@ OUT_OF_SCOPE_EN = ["what's the weather tomorrow", "who won the football match", 
 
 def sample_entries() -> list[FAQEntry]:
     return [
-        FAQEntry(id=i, category=cat, questions={"zh": zh, "en": en}, answers={"zh": a_zh, "en": a_en})
-        for i, (cat, zh, en, a_zh, a_en) in SAMPLE_FAQ.items()
+        FAQEntry(id=i, category=cat, tags=tags, questions={"zh": zh, "en": en}, answers={"zh": a_zh, "en": a_en})
+        for i, (cat, tags, zh, en, a_zh, a_en) in SAMPLE_FAQ.items()
     ]
 
 
@@ -254,11 +266,11 @@ def test_a_word_and_its_translation_find_the_same_entry(index):
 
 def test_answer_comes_in_the_requested_language(index):
     hit = index.search("运费多少", "zh", k=1)[0]
-    assert hit.answer == SAMPLE_FAQ["shipping_cost"][3]
-    hit = index.search("how much is postage", "en", k=1)[0]
     assert hit.answer == SAMPLE_FAQ["shipping_cost"][4]
+    hit = index.search("how much is postage", "en", k=1)[0]
+    assert hit.answer == SAMPLE_FAQ["shipping_cost"][5]
     assert set(hit.as_dict()) == {"id", "score", "answer", "question", "category", "dense", "lexical"}
-    assert hit.question in SAMPLE_FAQ["shipping_cost"][2]
+    assert hit.question in SAMPLE_FAQ["shipping_cost"][3]
 
 
 def test_query_vector_reuse_gives_the_same_hits(index, embedder):

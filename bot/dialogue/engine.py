@@ -7,6 +7,7 @@ fallback / escalation. Everything the bot does is returned as events; nothing el
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -25,6 +26,7 @@ from bot.formats.domain import Domain
 log = logging.getLogger(__name__)
 
 MAX_ACTIONS_PER_TURN = 10
+_WORDS = re.compile(r"[\u4e00-\u9fff]|[A-Za-z]{3,}")
 FAQ_ACTION = "utter_faq"
 FALLBACK_ACTION = "action_default_fallback"
 HANDOFF_ACTION = "action_handoff"
@@ -70,7 +72,8 @@ class DialogueEngine:
         hits = parse.get("faq") or []
         assessment = assess(parse, hits, self.settings, self.thresholds, user_event.get("text") or "")
         self._settle_intent(parse, assessment)
-        language = parse.get("language") or self.settings.default_language
+        language = self._language(tracker, user_event.get("text") or "", parse)
+        parse["language"] = language
         turn = _Turn(tracker, assessment, hits, language)
         turn.add(user_event)
         if "language" in self.domain.slots and tracker.slots.get("language") != language:
@@ -87,12 +90,25 @@ class DialogueEngine:
         await self._run_policies(turn)
         return turn.new
 
+    def _language(self, tracker: Tracker, text: str, parse: dict[str, Any]) -> str:
+        """The message's language; a message with no words (an order number, "ok", "👍") keeps the conversation's."""
+        detected = parse.get("language") or self.settings.default_language
+        current = tracker.slots.get("language")
+        if current and detected != current:
+            words = text
+            for entity in sorted(parse.get("entities") or [], key=lambda e: -(e.get("start") or 0)):
+                if isinstance(entity.get("start"), int) and isinstance(entity.get("end"), int):
+                    words = words[: entity["start"]] + words[entity["end"] :]
+            if not _WORDS.search(words):
+                return current
+        return detected
+
     def _settle_intent(self, parse: dict[str, Any], assessment: Assessment) -> None:
         """Like Rasa's FallbackClassifier, but an explicit request for a person or a confident FAQ match wins."""
         if assessment.explicit_request and self.human_intent:
             parse["intent"] = {"name": self.human_intent, "confidence": 1.0}
         elif not assessment.nlu_confident and assessment.faq_confident and parse.get("faq"):
-            parse["intent"] = {"name": "faq", "confidence": parse["faq"][0]["score"]}
+            parse["intent"] = {"name": _faq_base(parse["faq"][0]), "confidence": parse["faq"][0]["score"]}
         elif not assessment.nlu_confident:
             parse["intent"] = {"name": "nlu_fallback", "confidence": assessment.confidence}
 
@@ -115,7 +131,7 @@ class DialogueEngine:
             prediction = self._predict(turn, first=step == 0)
             if prediction is None:
                 action = self._unhandled(turn) if step == 0 else LISTEN
-                policy = "FAQPolicy" if action == FAQ_ACTION else "FallbackPolicy"
+                policy = "FallbackPolicy" if action in (FALLBACK_ACTION, HANDOFF_ACTION) else "FAQPolicy"
                 prediction = Prediction(action, policy, 1.0)
             if prediction.action == LISTEN:
                 if turn.rejected_form and turn.tracker.active_loop == turn.rejected_form:
@@ -131,7 +147,7 @@ class DialogueEngine:
         if a.explicit_request or a.complaint:
             return HANDOFF_ACTION
         if turn.hits and a.faq_confident:
-            return FAQ_ACTION
+            return f"utter_{_faq_base(turn.hits[0])}"
         return FALLBACK_ACTION
 
     # -- actions ----------------------------------------------------------------------------------------------
@@ -182,7 +198,8 @@ class DialogueEngine:
     def _answer_faq(self, turn: _Turn, prediction: Prediction, base: str = "faq") -> None:
         hits = [h for h in turn.hits if ("/" not in h["id"] and base == "faq") or h["id"].startswith(base + "/")]
         turn.add(ev.action(FAQ_ACTION if base == "faq" else f"utter_{base}", prediction.policy, prediction.confidence))
-        if not hits or hits[0]["score"] < self.thresholds.faq:
+        # our FAQ answers only when confident; a Rasa retrieval intent answers like Rasa's ResponseSelector
+        if not hits or (base == "faq" and hits[0]["score"] < self.thresholds.faq):
             turn.add(ev.bot(default_text("utter_default", turn.language), {}, "utter_default"))
             return
         top = hits[0]
@@ -226,7 +243,7 @@ class DialogueEngine:
         a = turn.assessment
         if a.complaint:
             return "complaint"
-        if a.explicit_request or a.intent in (self.settings.human_request_intents + ["affirm"]):
+        if a.explicit_request or a.intent in [*self.settings.human_request_intents, "affirm"]:
             return "explicit_request"
         return a.nlu_reason or a.faq_reason or "explicit_request"
 
@@ -252,9 +269,9 @@ class DialogueEngine:
             except Exception:  # the queue being down must not lose the shopper's message
                 log.exception("handoff queue failed for %s", turn.tracker.sender_id)
 
-    async def _custom(self, turn: _Turn, name: str) -> None:
+    async def _custom(self, turn: _Turn, name: str, view: Tracker | None = None) -> None:
         try:
-            result = await self.actions.run(name, turn.tracker, self.domain)
+            result = await self.actions.run(name, view or turn.tracker, self.domain)
         except ActionError as exc:
             log.error("%s", exc)
             self._utter(turn, "utter_default")
@@ -275,17 +292,17 @@ class DialogueEngine:
     # -- forms ------------------------------------------------------------------------------------------------
 
     async def _validate(self, turn: _Turn, form: str) -> None:
+        """Run `validate_<form>` on this turn's slot candidates, which Rasa puts at the end of the tracker."""
         validator = f"validate_{form}"
         if validator in self.domain.actions or self.actions.knows(validator):
-            await self._custom(turn, validator)
+            candidates = [e for e in turn.tracker.turns_since_listen() if e.get("event") == "slot"]
+            view = Tracker.from_events(turn.tracker.sender_id, turn.tracker.events + candidates, self.domain)
+            await self._custom(turn, validator, view)
 
     async def _activate_form(self, turn: _Turn, name: str) -> None:
         turn.add(ev.active_loop(name))
         if forms.slots_set_this_turn(turn.tracker) & set(self.domain.forms[name].required_slots):
             await self._validate(turn, name)
-        if forms.next_slot(self.domain.forms[name], turn.tracker) is None:
-            # like Rasa: the loop runs once more to finish, so submit rules see the form active, then done
-            turn.add(ev.action(name, "RulePolicy"))
         await self._ask_or_finish(turn, name)
 
     async def _continue_form(self, turn: _Turn) -> None:
@@ -323,3 +340,8 @@ class DialogueEngine:
         if name and requested:
             turn.add(ev.action(name, "RulePolicy"))
             await self._ask(turn, self.domain.forms[name], requested)
+
+
+def _faq_base(hit: dict[str, Any]) -> str:
+    """"chitchat/ask_name" → "chitchat" (a Rasa retrieval intent); entries of data/faq.yml → "faq"."""
+    return hit["id"].split("/")[0] if "/" in hit["id"] else "faq"

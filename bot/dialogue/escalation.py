@@ -12,20 +12,35 @@ from typing import Any
 
 from bot.config import KefuSettings, Thresholds
 
-# A safety net under the classifier: a request for a person is always recognised.
-_HUMAN_REQUEST = re.compile(
-    r"转人工|人工客服|人工服务|找人工|要人工|接人工|转接人工|真人|活人|客服小姐姐|客服人员|人工坐席|人工(?!智能)|找客服|叫.{0,4}经理"
+# A safety net under the classifier: a request for a person is always recognised. Strong phrasings count
+# even inside a question; weak ones ("真人", "human") not when the shopper asks what the bot is.
+_STRONG_REQUEST = re.compile(
+    r"转人工|找人工|要人工|接人工|转接|人工客服|人工服务|人工坐席|找客服|叫.{0,4}经理|(我要|找|要|换).{0,3}(真人|活人|客服)"
     r"|\b(talk|speak|chat|connect|transfer)\w*\b.{0,20}\b(human|person|agent|someone|somebody|representative"
     r"|operator|staff|manager|people)\b"
-    r"|\b(real|live|human)\s+(person|agent|human|support|operator|representative)\b"
-    r"|\b(human|agent|representative|operator)\s*(please|pls|plz|now|!)"
-    r"|^\W*(human|agent|representative|operator|person)\W*$",
+    r"|\b(human|live|real)\s+(agent|support|operator|representative)\b"
+    r"|\b(human|agent|representative|operator)\s*(please|pls|plz|now|!)",
+    re.IGNORECASE,
+)
+_WEAK_REQUEST = re.compile(
+    r"真人|活人|人工(?!智能)|\breal (person|human)\b|^\W*(human|agent|representative|operator|person)\W*$",
+    re.IGNORECASE,
+)
+# "Are you a real person?" asks what the bot is; it is not a request for one.
+_IDENTITY_QUESTION = re.compile(
+    r"^\W*(am i|are you|r u|is this|is it|is that)\b|你是|是不是|真人吗|人工还是|还是机器人|是机器人",
     re.IGNORECASE,
 )
 
 
+_ENGLISH_IDENTITY = re.compile(r"^\W*(am i|are you|r u|is this|is it|is that)\b(?!.*\b(connect|transfer)\b)", re.I)
+
+
 def is_explicit_human_request(text: str) -> bool:
-    return bool(_HUMAN_REQUEST.search(text or ""))
+    text = text or ""
+    if _STRONG_REQUEST.search(text) and not _ENGLISH_IDENTITY.search(text):
+        return True
+    return bool(_WEAK_REQUEST.search(text)) and not _IDENTITY_QUESTION.search(text)
 
 
 @dataclass
@@ -72,7 +87,8 @@ def faq_rejection(hits: list[dict[str, Any]], thresholds: Thresholds) -> str | N
 def candidates(parse: dict[str, Any], hits: list[dict[str, Any]], k: int = 3) -> list[dict[str, Any]]:
     """The bot's top guesses for the agent: FAQ answers first, then intents, each with a score."""
     out = [
-        {"kind": "faq", "id": h["id"], "text": h["answer"], "question": h.get("question"), "score": round(h["score"], 4)}
+        {"kind": "faq", "id": h["id"], "text": h["answer"], "question": h.get("question"),
+         "score": round(h["score"], 4)}
         for h in hits[:k]
     ]
     for item in (parse.get("intent_ranking") or [])[: k - len(out)]:

@@ -146,8 +146,7 @@ _UNSET = "__unset__"
 
 def _compile_rule(rule: Story) -> list[tuple[list[dict[str, Any]], str]]:
     """Patterns for a rule: for each of its actions, the states (only the features it names) that lead to it."""
-    mentions_loop = any(s.kind == "active_loop" for s in rule.condition + rule.steps)
-    current: dict[str, Any] = {} if mentions_loop else {"active_loop": None}
+    current: dict[str, Any] = {}
     slot_constraints: dict[str, Any] = {}
     for step in rule.condition:
         if step.kind == "active_loop":
@@ -158,6 +157,7 @@ def _compile_rule(rule: Story) -> list[tuple[list[dict[str, Any]], str]]:
     patterns: list[dict[str, Any]] = []
     out: list[tuple[list[dict[str, Any]], str]] = []
     started = False
+    activated: str | None = None  # a loop this rule starts
 
     def push_action(action: str) -> None:
         out.append(([*patterns, _copy(current)], action))
@@ -184,6 +184,13 @@ def _compile_rule(rule: Story) -> list[tuple[list[dict[str, Any]], str]]:
         elif step.kind == "slot_was_set":
             current["slots"] = {**current.get("slots", {}), **step.slots}
         elif step.kind == "active_loop":
+            if step.loop and patterns and current.get("prev_action") == step.loop:
+                patterns[-1]["active_loop"] = step.loop  # as StateBuilder.loop does for conversations
+                activated = step.loop
+            elif step.loop is None and activated:
+                # the loop ran for any number of turns: what follows depends only on its end
+                patterns = [{"active_loop": activated}]
+                current = {"prev_action": activated, "slots": current.get("slots", {})}
             current["active_loop"] = step.loop
     if rule.wait_for_user_input and current.get("prev_action") not in (None, LISTEN):
         push_action(LISTEN)

@@ -45,7 +45,7 @@ def fill(text: str, slots: dict[str, Any], extra: dict[str, Any] | None = None) 
         value = values.get(match.group(1))
         return match.group(0) if value is None else str(value)
 
-    return _TEMPLATE_VAR.sub(sub, text)
+    return _TEMPLATE_VAR.sub(sub, text).replace("{{", "{").replace("}}", "}")
 
 
 def render(domain: Domain, name: str, slots: dict[str, Any], channel: str | None = None,
@@ -60,5 +60,6 @@ def render(domain: Domain, name: str, slots: dict[str, Any], channel: str | None
     text = fill(chosen["text"], slots, extra) if chosen.get("text") else None
     data = {k: v for k, v in chosen.items() if k not in ("text", "condition", "channel", "id")}
     if "buttons" in data:
-        data["buttons"] = [{**b, "title": fill(str(b.get("title", "")), slots, extra)} for b in data["buttons"]]
+        data["buttons"] = [{**b, "title": fill(str(b.get("title", "")), slots, extra),
+                            "payload": fill(str(b.get("payload", "")), slots, extra)} for b in data["buttons"]]
     return {"text": text, "data": data}

@@ -85,6 +85,10 @@ class StateBuilder:
         self.slots[name] = value
 
     def loop(self, name: str | None) -> None:
+        if name and self.actions and self.actions[-1] == name and self.prev_action == name:
+            # the form just ran: count the loop as active for that step, so rules that follow a finished
+            # loop ("condition: active_loop: F … active_loop: null") match a form completed in one go
+            self.states[-1]["active_loop"] = name
         self.active_loop = name
 
     def reset(self) -> None:

@@ -1,7 +1,8 @@
 """FAQ index: dense (FAISS inner product over MiniLM vectors) + lexical (BM25), fused into one calibrated score.
 
-Rows: every question phrasing of every entry, in both languages, plus each answer text at a lower weight
-(`ANSWER_WEIGHT`; answers name the words a shopper uses — "支付宝", "PayPal" — that phrasings may not).
+Rows: every question phrasing of every entry, in both languages, plus at a lower weight (`EXTRA_WEIGHT`)
+each answer text and the entry's tags (one row per script): answers and tags name words a shopper uses —
+"支付宝", "PayPal", "邮费" — that the phrasings may not.
 Rows are stored language-major (all zh rows, then all en rows), grouped by entry inside a language, so a
 FAISS `IDSelectorRange` restricts the dense search to the query's language: a Chinese query is never
 compared densely with English phrasings (all-MiniLM-L6-v2 cannot match across languages, and its cosines
@@ -13,7 +14,7 @@ Search for one query:
 1. candidates: the dense top-`CANDIDATES` rows of the query's language and the lexical top-`CANDIDATES` rows;
 2. per candidate entry: dense = max cosine over its phrasings in the query's language (clipped to [0, 1]),
    lexical = max over its phrasings of BM25 / the query's BM25 self-score (see `lexical.py`);
-   answer rows count at `ANSWER_WEIGHT` times their score;
+   answer and tag rows count at `EXTRA_WEIGHT` times their score;
 3. score = a logistic calibration of (dense, lexical) per query language, fitted at build time
    leave-one-phrasing-out on the FAQ itself (see `calibration.py`), so one threshold,
    `config.kefu.thresholds.faq`, decides for every query whether the FAQ answers.
@@ -35,6 +36,7 @@ import faiss
 import numpy as np
 
 from bot.faq import calibration
+from bot.faq.background import BACKGROUND_QUESTIONS
 from bot.faq.calibration import Calibration
 from bot.faq.lexical import ANALYZER_VERSION, BM25, analyze, is_chinese
 from bot.formats.faq_data import FAQEntry
@@ -42,7 +44,8 @@ from bot.nlu.embedder import Embedder
 
 FORMAT_VERSION = 1
 LANGUAGES = ("zh", "en")
-ANSWER_WEIGHT = 0.8
+EXTRA_WEIGHT = 0.8  # answer and tag rows count at this fraction of a question phrasing
+QUESTION, ANSWER, TAGS = 0, 1, 2
 CANDIDATES = 32
 EMBED_BATCH = 128
 
@@ -96,14 +99,14 @@ class _Rows:
 
     entry: np.ndarray  # (n,) int32: position in the entry list
     language: list[str]
-    is_answer: np.ndarray  # (n,) bool
+    kind: np.ndarray  # (n,) int8: QUESTION, ANSWER or TAGS
     text: list[str]
-    weight: np.ndarray = field(init=False)  # (n,) float32: 1 for questions, ANSWER_WEIGHT for answers
+    weight: np.ndarray = field(init=False)  # (n,) float32: 1 for questions, EXTRA_WEIGHT for the others
     blocks: dict[str, tuple[int, int]] = field(init=False)  # language -> [start, end)
     segments: dict[str, tuple[np.ndarray, np.ndarray]] = field(init=False)  # language -> (entries, starts)
 
     def __post_init__(self) -> None:
-        self.weight = np.where(self.is_answer, ANSWER_WEIGHT, 1.0).astype(np.float32)
+        self.weight = np.where(self.kind == QUESTION, 1.0, EXTRA_WEIGHT).astype(np.float32)
         self.blocks = {}
         self.segments = {}
         start = 0
@@ -119,20 +122,11 @@ class _Rows:
     def __len__(self) -> int:
         return len(self.text)
 
-    def rows_of(self, lang: str, entry: int) -> slice:
-        """The rows of `entry` in `lang`'s block (empty slice if it has none)."""
-        entries, starts = self.segments[lang]
-        pos = int(np.searchsorted(entries, entry))
-        if pos >= len(entries) or entries[pos] != entry:
-            return slice(0, 0)
-        end = int(starts[pos + 1]) if pos + 1 < len(starts) else self.blocks[lang][1]
-        return slice(int(starts[pos]), end)
-
     def as_dict(self) -> dict[str, Any]:
         return {
             "entry": self.entry.tolist(),
             "language": self.language,
-            "is_answer": self.is_answer.astype(int).tolist(),
+            "kind": self.kind.tolist(),
             "text": self.text,
         }
 
@@ -141,28 +135,34 @@ class _Rows:
         return cls(
             entry=np.asarray(data["entry"], dtype=np.int32),
             language=[str(x) for x in data["language"]],
-            is_answer=np.asarray(data["is_answer"], dtype=bool),
+            kind=np.asarray(data["kind"], dtype=np.int8),
             text=[str(x) for x in data["text"]],
         )
 
 
 def _layout(entries: list[FAQEntry]) -> _Rows:
     """Rows language-major, grouped by entry inside each language (blocks and segments rely on it)."""
-    per_lang: dict[str, list[tuple[int, bool, str]]] = {lang: [] for lang in LANGUAGES}
+    per_lang: dict[str, list[tuple[int, int, str]]] = {lang: [] for lang in LANGUAGES}
     for e, entry in enumerate(entries):
         for key, phrasings in entry.questions.items():
             for text in phrasings:
                 if text.strip():
-                    per_lang[_row_language(key, text)].append((e, False, text))
-        for key, text in entry.answers.items():
-            if ANSWER_WEIGHT > 0 and text.strip():
-                per_lang[_row_language(key, text)].append((e, True, text))
+                    per_lang[_row_language(key, text)].append((e, QUESTION, text))
+        if EXTRA_WEIGHT > 0:
+            for key, text in entry.answers.items():
+                if text.strip():
+                    per_lang[_row_language(key, text)].append((e, ANSWER, text))
+            tags = [t.strip() for t in entry.tags if t.strip()]
+            for lang in LANGUAGES:
+                mine = [t for t in tags if _row_language("", t) == lang]
+                if mine:
+                    per_lang[lang].append((e, TAGS, ", ".join(mine)))
     items = [row for lang in LANGUAGES for row in sorted(per_lang[lang], key=lambda r: (r[0], r[1]))]
     languages = [lang for lang in LANGUAGES for _ in per_lang[lang]]
     return _Rows(
         entry=np.array([r[0] for r in items], dtype=np.int32),
         language=languages,
-        is_answer=np.array([r[1] for r in items], dtype=bool),
+        kind=np.array([r[1] for r in items], dtype=np.int8),
         text=[r[2] for r in items],
     )
 
@@ -187,6 +187,12 @@ class FAQIndex:
         self.calibrations = calibrations
         self._embedder = embedder
         n = vectors.ntotal
+        # per entry: its question rows (for naming the phrasing that matched best)
+        by_entry = np.argsort(rows.entry, kind="stable")
+        split = np.searchsorted(rows.entry[by_entry], np.arange(1, len(entry_list)))
+        self._questions: list[np.ndarray] = [
+            r[rows.kind[r] == QUESTION] for r in np.split(by_entry, split)
+        ] if len(entry_list) else []
         self._vectors = (
             faiss.rev_swig_ptr(vectors.get_xb(), n * vectors.d).reshape(n, vectors.d)
             if n
@@ -223,67 +229,104 @@ class FAQIndex:
             index.add(vectors)
         lexical = BM25.build([analyze(t) for t in rows.text])
         self = cls(entry_list, rows, index, lexical, {}, embedder)
-        self.calibrations = {lang: self._fit_calibration(lang) for lang in LANGUAGES}
+        background = {lang: BACKGROUND_QUESTIONS.get(lang, []) if len(rows) else [] for lang in LANGUAGES}
+        background_vectors = embedder.encode([q for lang in LANGUAGES for q in background[lang]])
+        offset = 0
+        for lang in LANGUAGES:
+            count = len(background[lang])
+            vectors_of_lang = background_vectors[offset : offset + count]
+            offset += count
+            self.calibrations[lang] = self._fit_calibration(lang, background[lang], vectors_of_lang)
         return self
 
-    def _fit_calibration(self, lang: str) -> Calibration:
-        """Leave-one-phrasing-out features for `lang`'s question rows → `calibration.fit`."""
-        rows = self._rows
-        start, end = rows.blocks[lang]
-        queries = np.flatnonzero(~rows.is_answer[start:end]) + start
-        if len(queries) > calibration.MAX_QUERIES:
-            rng = np.random.default_rng(0)
-            queries = np.sort(rng.choice(queries, calibration.MAX_QUERIES, replace=False))
-        if len(self._entry_list) < 2 or not len(queries):
-            return calibration.fit(np.zeros((0, 2)), np.zeros(0), lang)
-        features: list[np.ndarray] = []
-        labels: list[np.ndarray] = []
-        start_prior = calibration.prior(lang)
-        for chunk in np.array_split(queries, max(1, len(queries) // 256)):
-            dense, lex = self._entry_features_loo(lang, chunk)
-            own = rows.entry[chunk]
-            logits = start_prior.logit(dense, lex)
-            logits[np.arange(len(chunk)), own] = -np.inf
-            n_neg = min(calibration.NEGATIVES_PER_QUERY, len(self._entry_list) - 1)
-            negatives = np.argpartition(-logits, n_neg - 1, axis=1)[:, :n_neg]
-            take = np.concatenate([own[:, None], negatives], axis=1)
-            picked = np.stack(
-                [np.take_along_axis(dense, take, 1), np.take_along_axis(lex, take, 1)], axis=-1
-            )
-            features.append(picked.reshape(-1, 2))
-            label = np.zeros(take.shape)
-            label[:, 0] = 1
-            labels.append(label.reshape(-1))
-        return calibration.fit(np.concatenate(features), np.concatenate(labels), lang)
+    def _fit_calibration(self, lang: str, background: list[str], background_vectors: np.ndarray) -> Calibration:
+        """Fit `lang`'s score calibration (see `calibration.py`).
 
-    def _entry_features_loo(self, lang: str, queries: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(dense, lexical) of each query row against every entry, with the query row itself removed."""
+        Positives: each question phrasing, left out of the index, against its own entry. Negatives: the
+        other entries it would be confused with (the best-looking one and a few at random), and the best
+        entries for the background questions (`background.py`): what out of scope looks like here.
+        """
         rows = self._rows
-        n_entries = len(self._entry_list)
-        # dense, within the language block
         start, end = rows.blocks[lang]
-        sims = self._vectors[queries] @ self._vectors[start:end].T
-        sims[np.arange(len(queries)), queries - start] = -np.inf
-        sims = np.clip(sims, 0.0, 1.0) * rows.weight[start:end]
-        dense = np.zeros((len(queries), n_entries), dtype=np.float32)
-        seg_entries, seg_starts = rows.segments[lang]
-        dense[:, seg_entries] = np.maximum.reduceat(sims, seg_starts - start, axis=1)
-        # lexical, over all rows
-        terms = [analyze(rows.text[q]) for q in queries]
-        raw = np.zeros((len(queries), len(rows)), dtype=np.float32)
-        for i, t in enumerate(terms):
-            if t:
-                raw[i] = self._lexical.scores(t) / max(self._lexical.self_score(t), 1e-6)
-        raw[np.arange(len(queries)), queries] = 0.0
-        raw = np.minimum(raw, 1.0) * rows.weight
-        lex = np.zeros((len(queries), n_entries), dtype=np.float32)
+        queries = np.flatnonzero(rows.kind[start:end] == QUESTION) + start
+        rng = np.random.default_rng(0)
+        if len(queries) > calibration.MAX_QUERIES:
+            queries = np.sort(rng.choice(queries, calibration.MAX_QUERIES, replace=False))
+        if not len(self._entry_list) or not len(queries):
+            return calibration.fit(np.zeros((0, 2)), np.zeros(0), np.zeros(0), lang, dense_top1=0.0)
+        guess = calibration.prior(lang)
+        groups: list[tuple[np.ndarray, float]] = []  # (features (n, 2), label) per group of samples
+        positives, confusions = [], []
+        dense_right = 0  # left-out phrasings whose own entry is the dense top-1
+        for chunk in np.array_split(queries, max(1, len(queries) // 256)):
+            dense, lex = self._entry_features(lang, self._vectors[chunk], [rows.text[q] for q in chunk], chunk)
+            own = rows.entry[chunk]
+            positives.append(np.stack([dense[np.arange(len(chunk)), own], lex[np.arange(len(chunk)), own]], 1))
+            dense_right += int((dense.argmax(axis=1) == own).sum())
+            logits = guess.logit(dense, lex)
+            logits[np.arange(len(chunk)), own] = -np.inf
+            others = self._confusions(logits, rng)
+            confusions.append(
+                np.stack([np.take_along_axis(dense, others, 1), np.take_along_axis(lex, others, 1)], -1).reshape(-1, 2)
+            )
+        positive_features = np.concatenate(positives)
+        groups.append((positive_features, 1.0))
+        groups.append((np.concatenate(confusions), 0.0))
+        if background:
+            dense, lex = self._entry_features(lang, background_vectors, background, None)
+            n_top = min(calibration.BACKGROUND_NEGATIVES, len(self._entry_list))
+            top = np.argsort(-guess.logit(dense, lex), axis=1, kind="stable")[:, :n_top]
+            groups.append(
+                (np.stack([np.take_along_axis(dense, top, 1), np.take_along_axis(lex, top, 1)], -1).reshape(-1, 2), 0.0)
+            )
+        shares = {0: 0.5, 1: 0.5 * (1 - calibration.BACKGROUND_SHARE), 2: 0.5 * calibration.BACKGROUND_SHARE}
+        if len(groups) < 3 or not len(groups[1][0]):  # only one kind of negative: it takes all their weight
+            shares = {0: 0.5, 1: 0.5, 2: 0.5}
+        features = np.concatenate([g for g, _ in groups])
+        labels = np.concatenate([np.full(len(g), label) for g, label in groups])
+        weights = np.concatenate([np.full(len(g), shares[i] / max(len(g), 1)) for i, (g, _) in enumerate(groups)])
+        dense_top1 = dense_right / len(queries)
+        return calibration.fit(features, labels, weights * len(weights), lang, dense_top1=dense_top1)
+
+    def _confusions(self, logits: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Per query: the `HARD_NEGATIVES` best-looking other entries, then `RANDOM_NEGATIVES` random others."""
+        n_other = len(self._entry_list) - 1
+        n_hard = min(calibration.HARD_NEGATIVES, n_other)
+        n_random = min(calibration.RANDOM_NEGATIVES, n_other - n_hard)
+        order = np.argsort(-logits, axis=1, kind="stable")[:, :n_other]  # own entry (-inf) sorts last
+        hard = order[:, :n_hard]
+        if not n_random:
+            return hard
+        rest = order[:, n_hard:]
+        pick = np.argsort(rng.random(rest.shape), axis=1)[:, :n_random]
+        return np.concatenate([hard, np.take_along_axis(rest, pick, 1)], axis=1)
+
+    def _entry_features(
+        self, lang: str, vectors: np.ndarray, texts: list[str], leave_out: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(dense, lexical) of each query against every entry, as `_search` computes them, for many
+        queries at once; `leave_out[i]` is a row that query i must not see (its own phrasing)."""
+        rows = self._rows
+        n, n_entries = len(texts), len(self._entry_list)
+        dense = np.zeros((n, n_entries), dtype=np.float32)
+        start, end = rows.blocks[lang]
+        if end > start:
+            sims = vectors @ self._vectors[start:end].T
+            if leave_out is not None:
+                sims[np.arange(n), leave_out - start] = -np.inf
+            sims = np.clip(sims, 0.0, 1.0) * rows.weight[start:end]
+            seg_entries, seg_starts = rows.segments[lang]
+            dense[:, seg_entries] = np.maximum.reduceat(sims, seg_starts - start, axis=1)
+        raw = np.stack([self._lexical.normalised_scores(analyze(t)) for t in texts]) * rows.weight
+        if leave_out is not None:
+            raw[np.arange(n), leave_out] = 0.0
+        lex = np.zeros((n, n_entries), dtype=np.float32)
         for block in LANGUAGES:
             b_start, b_end = rows.blocks[block]
-            if b_end == b_start:
-                continue
-            b_entries, b_starts = rows.segments[block]
-            part = np.maximum.reduceat(raw[:, b_start:b_end], b_starts - b_start, axis=1)
-            lex[:, b_entries] = np.maximum(lex[:, b_entries], part)
+            if b_end > b_start:
+                b_entries, b_starts = rows.segments[block]
+                part = np.maximum.reduceat(raw[:, b_start:b_end], b_starts - b_start, axis=1)
+                lex[:, b_entries] = np.maximum(lex[:, b_entries], part)
         return dense, lex
 
     # ---------------------------------------------------------------- search
@@ -335,82 +378,56 @@ class FAQIndex:
         rows = self._rows
         lang = query_language(language, text)
         start, end = rows.blocks[lang]
-        # dense candidates: top rows of the query's language
-        dense_by_entry: dict[int, float] = {}
+        n_entries = len(self._entry_list)
+        # candidates: entries of the dense top rows (query's language only) and of the lexical top rows
+        is_candidate = np.zeros(n_entries, dtype=bool)
         if end > start:
             params = faiss.SearchParameters(sel=faiss.IDSelectorRange(start, end))
-            n = min(CANDIDATES, end - start)
-            sims, ids = self._index.search(vector[None, :], n, params=params)
-            for sim, row in zip(sims[0], ids[0], strict=True):
-                if row >= 0:
-                    entry = int(rows.entry[row])
-                    value = max(0.0, float(sim)) * float(rows.weight[row])
-                    if value > dense_by_entry.get(entry, -1.0):
-                        dense_by_entry[entry] = value
-        # lexical candidates: rows with any term in common, best first
+            _, ids = self._index.search(vector[None, :], min(CANDIDATES, end - start), params=params)
+            is_candidate[rows.entry[ids[0][ids[0] >= 0]]] = True
         terms = analyze(text)
-        lex_rows = self._lexical.normalised_scores(terms) * rows.weight if terms else None
-        lex_by_entry: dict[int, float] = {}
-        if lex_rows is not None:
-            hit_rows = np.flatnonzero(lex_rows)
-            if len(hit_rows) > CANDIDATES:
-                hit_rows = hit_rows[np.argpartition(-lex_rows[hit_rows], CANDIDATES - 1)[:CANDIDATES]]
-            for row in hit_rows:
-                entry = int(rows.entry[row])
-                lex_by_entry[entry] = max(lex_by_entry.get(entry, 0.0), float(lex_rows[row]))
-        candidates = sorted(set(dense_by_entry) | set(lex_by_entry))
-        if not candidates:
+        row_lex = self._lexical.normalised_scores(terms) * rows.weight
+        lex_rows = np.flatnonzero(row_lex)
+        top_lex = lex_rows
+        if len(top_lex) > CANDIDATES:
+            top_lex = top_lex[np.argpartition(-row_lex[top_lex], CANDIDATES - 1)[:CANDIDATES]]
+        is_candidate[rows.entry[top_lex]] = True
+        candidates = np.flatnonzero(is_candidate)
+        if not len(candidates):
             return []
-        # exact components for every candidate (a lexical-only candidate still has a dense score, and
-        # an entry's best lexical row may lie outside the lexical top rows)
-        dense = np.zeros(len(candidates), dtype=np.float32)
-        lexical = np.zeros(len(candidates), dtype=np.float32)
-        best_rows: list[int] = []
+        # exact components for the candidates: max over all their rows, not just the top rows found above
+        lexical = np.zeros(n_entries, dtype=np.float32)
+        np.maximum.at(lexical, rows.entry[lex_rows], row_lex[lex_rows])
+        dense = np.zeros(n_entries, dtype=np.float32)
+        row_dense = np.zeros(len(rows), dtype=np.float32)
+        dense_rows = start + np.flatnonzero(is_candidate[rows.entry[start:end]])
+        if len(dense_rows):
+            row_dense[dense_rows] = np.clip(self._vectors[dense_rows] @ vector, 0.0, 1.0) * rows.weight[dense_rows]
+            np.maximum.at(dense, rows.entry[dense_rows], row_dense[dense_rows])
         calib = self.calibrations.get(lang) or calibration.prior(lang)
-        for i, entry in enumerate(candidates):
-            own = self._rows_of_entry(entry)
-            row_lex = lex_rows[own] if lex_rows is not None else np.zeros(len(own), np.float32)
-            lexical[i] = float(row_lex.max()) if len(own) else 0.0
-            in_lang = self._rows_of(lang, entry)
-            row_dense = np.zeros(len(own), dtype=np.float32)
-            if in_lang.stop > in_lang.start:
-                sims = np.clip(self._vectors[in_lang] @ vector, 0.0, 1.0) * rows.weight[in_lang]
-                dense[i] = float(sims.max())
-                row_dense[np.searchsorted(own, np.arange(in_lang.start, in_lang.stop))] = sims
-            best_rows.append(self._best_question(own, calib.logit(row_dense, row_lex)))
-        scores = calib.score(dense, lexical)
-        order = np.argsort(-scores, kind="stable")[:k]
+        scores = calib.score(dense[candidates], lexical[candidates])
         hits = []
-        for i in order:
-            entry = self._entry_list[candidates[i]]
+        for i in np.argsort(-scores, kind="stable")[:k]:
+            e = int(candidates[i])
+            entry = self._entry_list[e]
+            questions = self._questions[e]
+            best = (
+                rows.text[questions[int(np.argmax(calib.logit(row_dense[questions], row_lex[questions])))]]
+                if len(questions)
+                else ""
+            )
             hits.append(
                 FAQHit(
                     id=entry.id,
                     score=round(float(scores[i]), 4),
                     answer=entry.answer(lang),
-                    question=rows.text[best_rows[i]] if best_rows[i] >= 0 else "",
+                    question=best,
                     category=entry.category,
-                    dense=round(float(dense[i]), 4),
-                    lexical=round(float(lexical[i]), 4),
+                    dense=round(float(dense[e]), 4),
+                    lexical=round(float(lexical[e]), 4),
                 )
             )
         return hits
-
-    def _rows_of(self, lang: str, entry: int) -> slice:
-        return self._rows.rows_of(lang, entry)
-
-    def _rows_of_entry(self, entry: int) -> np.ndarray:
-        """All rows of `entry`, ascending (one slice per language block)."""
-        parts = [self._rows_of(lang, entry) for lang in LANGUAGES]
-        return np.concatenate([np.arange(s.start, s.stop) for s in parts])
-
-    def _best_question(self, own: np.ndarray, row_logits: np.ndarray) -> int:
-        """The question phrasing (not the answer) with the highest row-level logit."""
-        is_question = ~self._rows.is_answer[own]
-        if not is_question.any():
-            return -1
-        candidates = own[is_question]
-        return int(candidates[int(np.argmax(np.asarray(row_logits)[is_question]))])
 
     # ---------------------------------------------------------------- persistence
 
@@ -429,7 +446,7 @@ class FAQIndex:
         manifest = {
             "format": FORMAT_VERSION,
             "analyzer": ANALYZER_VERSION,
-            "answer_weight": ANSWER_WEIGHT,
+            "extra_weight": EXTRA_WEIGHT,
             "embedding_model": getattr(self._embedder, "model_name", None),
             "dim": int(self._index.d),
             "files": {VECTORS_FILE: _sha256(vectors_path), LEXICAL_FILE: _sha256(lexical_path)},
@@ -461,7 +478,7 @@ class FAQIndex:
                 f"FAQ index in {directory} has format {manifest.get('format') if isinstance(manifest, dict) else '?'}"
                 f", this kefu reads format {FORMAT_VERSION}; run `kefu train`"
             )
-        if manifest.get("analyzer") != ANALYZER_VERSION or manifest.get("answer_weight") != ANSWER_WEIGHT:
+        if manifest.get("analyzer") != ANALYZER_VERSION or manifest.get("extra_weight") != EXTRA_WEIGHT:
             raise FAQIndexError(f"FAQ index in {directory} was built by another kefu version; run `kefu train`")
         for name, digest in (manifest.get("files") or {}).items():
             path = directory / name

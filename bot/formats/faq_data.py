@@ -79,7 +79,7 @@ def entries_from_retrieval_intents(
     for full_intent, text in examples:
         if "/" not in full_intent:
             continue
-        base, key = full_intent.split("/", 1)
+        base, _key = full_intent.split("/", 1)
         entry = by_key.setdefault(full_intent, FAQEntry(id=full_intent, category=base))
         entry.questions.setdefault(detect_language(text), []).append(text)
     for full_intent, entry in by_key.items():

@@ -54,7 +54,9 @@ def load_domain(path: Path) -> tuple[Domain, list[Path]]:
     return domain, files
 
 
-def load_data(paths: list[Path], domain: Domain) -> tuple[NLUData, list[Story], list[Story], list[FAQEntry], list[Path]]:
+def load_data(
+    paths: list[Path], domain: Domain
+) -> tuple[NLUData, list[Story], list[Story], list[FAQEntry], list[Path]]:
     nlu, rules, stories, faq, files = NLUData(), [], [], [], []
     for root in paths:
         if not root.exists():

@@ -68,8 +68,10 @@ def _slots(raw: Any, path: str, line: int | None) -> dict[str, Any]:
     return out
 
 
-def parse_step(raw: Any, path: str, test: bool = False) -> Step:
+def parse_step(raw: Any, path: str, test: bool = False) -> Step | None:
     line = line_of(raw)
+    if raw == "...":  # Rasa's "any history before this": rules only match the end of a conversation anyway
+        return None
     if not isinstance(raw, dict):
         raise DataError("each step must be a mapping such as '- intent: greet' or '- action: utter_greet'", path, line)
     if "user" in raw:
@@ -92,7 +94,7 @@ def parse_step(raw: Any, path: str, test: bool = False) -> Step:
     if "checkpoint" in raw:
         return Step("checkpoint", checkpoint=str(raw["checkpoint"]), line=line)
     if "or" in raw:
-        alternatives = [parse_step(alt, path, test) for alt in raw["or"] or []]
+        alternatives = [s for s in (parse_step(alt, path, test) for alt in raw["or"] or []) if s]
         return Step("or", alternatives=alternatives, line=line)
     raise DataError(
         f"unknown step with keys {sorted(map(str, raw))}: expected intent, user, action, slot_was_set, "
@@ -118,11 +120,11 @@ def parse_stories(blocks: Any, path: str, key: str) -> list[Story]:
         steps_raw = item.get("steps")
         if not isinstance(steps_raw, list):
             raise DataError(f"{label} {item[label]!r} needs a list of 'steps'", path, line)
-        condition = [parse_step(s, path) for s in item.get("condition") or []]
+        condition = [s for s in (parse_step(s, path) for s in item.get("condition") or []) if s]
         out.append(
             Story(
                 name=str(item[label]),
-                steps=[parse_step(s, path) for s in steps_raw],
+                steps=[s for s in (parse_step(s, path) for s in steps_raw) if s],
                 source=f"{path}:{line}",
                 is_rule=is_rule,
                 condition=condition,

@@ -1,0 +1,49 @@
+"""Tokens the way Rasa's spaCy tokenizer makes them: spaCy blank English, or blank Chinese with jieba.
+
+The two spaCy objects are built once per process (building the Chinese one loads jieba's dictionary, ~1 s)
+and only read afterwards, so concurrent calls are safe.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+_nlp: dict[str, Any] = {}
+_lock = threading.Lock()
+
+
+def _build(language: str) -> Any:
+    import spacy
+
+    if language == "zh":
+        import jieba
+
+        jieba.setLogLevel(logging.WARNING)
+        nlp = spacy.blank("zh", config={"nlp": {"tokenizer": {"segmenter": "jieba"}}})
+        nlp("预热")  # jieba builds its prefix dictionary on first use; do it now, under the lock
+        return nlp
+    return spacy.blank("en")
+
+
+def get_nlp(language: str) -> Any:
+    """The cached blank spaCy pipeline for "zh" or "en" (anything else gets the English one)."""
+    language = "zh" if language == "zh" else "en"
+    nlp = _nlp.get(language)
+    if nlp is None:
+        with _lock:
+            nlp = _nlp.get(language)
+            if nlp is None:
+                nlp = _nlp[language] = _build(language)
+    return nlp
+
+
+def make_doc(text: str, language: str) -> Any:
+    """A spaCy Doc (tokenised only: blank pipelines have no trained components)."""
+    return get_nlp(language).make_doc(text)
+
+
+def tokenize(text: str, language: str) -> list[str]:
+    """Token texts without whitespace tokens, e.g. ["退货", "要", "几天"] or ["where", "'s", "my", "order"]."""
+    return [t.text for t in make_doc(text, language) if not t.is_space]
