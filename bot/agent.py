@@ -63,23 +63,24 @@ class Agent:
     async def handle(self, message: UserMessage) -> list[ev.Event]:
         """Process one shopper message; returns the events stored for it (with `seq`), [] for a duplicate."""
         trackers = self.stores.trackers
-        if message.message_id and not await trackers.claim_message_id(
-            f"msg:{message.channel}:{message.conversation_id}:{message.message_id}"
-        ):
-            log.info("duplicate message %s on %s ignored", message.message_id, message.channel)
-            return []
         started = time.perf_counter()
         parse = await self.parse(message.text)  # needs no tracker: done before taking the lock
         async with trackers.lock(message.conversation_id):
             events = await trackers.events(message.conversation_id)
+            if message.message_id and any(e.get("event") == "user" and e.get("message_id") == message.message_id
+                                          for e in events):
+                # a redelivery: checked under the lock against what is stored, so a turn that failed
+                # (nothing stored) is processed again when the channel retries
+                log.info("duplicate message %s on %s ignored", message.message_id, message.channel)
+                return []
             tracker = Tracker.from_events(message.conversation_id, events, self.domain)
             new: list[ev.Event] = []
             if self._session_expired(events):
                 new += self._session_start(tracker)
                 for event in new:
                     tracker.apply(event)
-            user_event = ev.user(message.text, parse, message.channel, message.message_id,
-                                 {**message.metadata, **({"sender": message.sender} if message.sender else {})})
+            metadata = {**message.metadata, **({"sender": message.sender} if message.sender else {})}
+            user_event = ev.user(message.text, parse, message.channel, message.message_id, metadata)
             if tracker.human_holds:
                 new.append(user_event)  # the console shows it to the agent; the bot stays silent
             else:

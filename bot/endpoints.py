@@ -33,6 +33,10 @@ class Endpoints(BaseModel):
     action_endpoint: ActionEndpoint | None = None
     widget: dict[str, Any] = {}
 
+    def redis_prefix(self) -> str:
+        store = self.tracker_store
+        return str(getattr(store, "key_prefix", None) or "kefu").rstrip(":") + ":" if store else "kefu:"
+
     def redis_url(self) -> str | None:
         """REDIS_URL wins; else a redis tracker/lock store named here."""
         if os.environ.get("REDIS_URL"):

@@ -59,7 +59,8 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     loop = asyncio.get_running_loop()
     model: TrainedModel = await loop.run_in_executor(None, load_model, settings.resolve_model())
-    stores = create_stores(settings.redis_url, settings.db_path or settings.project_dir / "kefu.db")
+    stores = create_stores(settings.redis_url, settings.db_path or settings.project_dir / "kefu.db",
+                           redis_prefix=settings.endpoints.redis_prefix())
     actions = action_runner(settings)
     app[STORES] = stores
     app[AGENT] = Agent(model, stores, actions, SimpleQueue(stores.kv), metrics=app[METRICS])

@@ -332,7 +332,16 @@ async def test_subscription_ends_on_break_cancel_and_close(backend: Backend, sto
     gc.collect()
     assert bus.subscriber_count == 0
 
-    waiting = asyncio.create_task(next_item(bus.subscribe(), timeout=5))
+    polled = bus.subscribe()
+    assert await polled.get(timeout=0.05) is None  # a timed-out get() keeps the subscription...
+    await stores.trackers.append("c", [ev.bot("polled")])
+    item = await polled.get(timeout=2)
+    assert item is not None and item[1]["text"] == "polled"
+    await polled.aclose()
+    assert polled.closed and await polled.get() is None
+    assert bus.subscriber_count == 0
+
+    waiting = asyncio.create_task(next_item(bus.subscribe(), timeout=5))  # ...a cancelled anext() ends it
     await asyncio.sleep(0.05)
     waiting.cancel()
     with pytest.raises(asyncio.CancelledError):
@@ -363,15 +372,12 @@ async def test_redis_bus_resubscribes_after_losing_its_connection(redis_url: str
         async with stores.bus.subscribe() as subscription:
             assert await raw.client_kill_filter(_type="pubsub") >= 1  # the worker's subscription drops
             deadline = time.monotonic() + 3
-            while True:  # events published while disconnected are lost (replay with events(after_seq))
-                await stores.bus.publish("c", {"event": "ping"})
-                try:
-                    assert await next_item(subscription, timeout=0.1) == ("c", {"event": "ping"})
-                    break
-                except TimeoutError:
-                    assert time.monotonic() < deadline, "the bus did not resubscribe"
+            # Events published while disconnected are lost (subscribers replay with events(after_seq)).
+            while (await stores.bus.publish("c", {"event": "ping"}) or
+                   await subscription.get(timeout=0.1)) is None:
+                assert time.monotonic() < deadline, "the bus did not resubscribe"
             stored = await stores.trackers.append("c", [ev.bot("after the reconnect")])
-            while (item := await next_item(subscription))[1] != stored[0]:
+            while (item := await subscription.get(timeout=2)) != ("c", stored[0]):
                 assert item == ("c", {"event": "ping"})
     finally:
         await raw.aclose()

@@ -1,24 +1,32 @@
 """Turning (dense cosine, normalised BM25) into one FAQ score in [0, 1] that means the same for every query.
 
-One logistic model per query language: ``score = sigmoid(bias + w_dense · dense + w_lexical · lexical)``.
+One logistic model per query language: ``score = σ(bias + w_dense · dense + w_lexical · lexical)``, fitted
+when the index is built, on the FAQ itself (nothing hand-labelled):
 
-It is fitted when the index is built, on the FAQ itself, leave-one-phrasing-out: every question phrasing
-(up to `MAX_QUERIES` per language) is taken out of the index and asked as a query; its own entry is a
-positive, the `NEGATIVES_PER_QUERY` best-looking other entries are negatives (hard negatives: they are what
-the top hit would be if the bot were wrong). Classes are weighted to balance, so 0.5 is the point where the
-features say "right entry" and "best wrong entry" equally often; a threshold near 0.5 (config
-`kefu.thresholds.faq`) therefore works for any FAQ.
+- positives — leave-one-phrasing-out: every question phrasing (up to `MAX_QUERIES` per language) is taken
+  out of the index and asked as a query; its features against its own entry are a positive;
+- in-domain negatives — for the same left-out phrasing, the `HARD_NEGATIVES` best-looking other entries and
+  `RANDOM_NEGATIVES` other entries at random (the wrong answers the bot could give);
+- out-of-scope negatives — the `BACKGROUND_NEGATIVES` best entries for each question of `background.py`
+  (volcanoes, passports, "are you a human"…): what the top hit of an out-of-scope question looks like here.
+
+Weights: positives carry half of the total, negatives the other half (`BACKGROUND_SHARE` of it for the
+out-of-scope ones). So 0.5 is where the features are as likely to come from the right entry as from a wrong
+or out-of-scope one, whatever the FAQ's size, and one threshold (`kefu.thresholds.faq`, 0.55 by default)
+can serve every FAQ and every query. The score is per entry; the top-2 margin (`thresholds.faq_margin`)
+is what catches two entries that both fit.
 
 Constraints that keep it sane on small or odd FAQs:
 
 - weights are bounded below by 0: more similarity never lowers the score;
-- an L2 penalty pulls the weights towards per-language priors (`PRIORS`, fitted on the bilingual sample FAQ
-  in tests/test_faq.py), with a strength that fades as the FAQ grows; with too few phrasings the priors are
-  used as they are.
-
-The priors encode what the default model can do: all-MiniLM-L6-v2 turns most Chinese characters into [UNK],
-so for Chinese queries the dense weight starts near zero and only data can raise it (for example with a
-multilingual model in config.yml).
+- the dense weight is held at 0 for a language where the dense score alone finds the left-out phrasing's
+  own entry less than `DENSE_MIN_TOP1` of the time. all-MiniLM-L6-v2 reads most Chinese characters as
+  [UNK], so on Chinese it is near chance (23% on the sample FAQ, English 83%), and its zh–zh cosines
+  (0.6–1.0 between unrelated questions) must not make a Chinese question look answered. A multilingual
+  model in config.yml passes the test and gets its dense weight back without a code change;
+- an L2 penalty pulls the weights towards per-language priors (`PRIORS`: what the fit gives on the sample
+  FAQ of tests/test_faq.py), with a strength that fades as the FAQ grows (λ = `PRIOR_STRENGTH` / positives);
+  with fewer than `MIN_POSITIVES` phrasings in a language the priors are used as they are.
 """
 
 from __future__ import annotations
@@ -53,18 +61,25 @@ class Calibration:
     def score(self, dense: np.ndarray | float, lexical: np.ndarray | float) -> np.ndarray:
         return 1.0 / (1.0 + np.exp(-self.logit(dense, lexical)))
 
+    def describe(self) -> str:
+        """One line for training output: the fitted weights and whether the dense score is used."""
+        how = "fitted" if self.fitted else "prior (too few phrasings to fit)"
+        return (f"score = σ({self.bias:.1f} + {self.dense:.1f}·dense + {self.lexical:.1f}·lexical), {how}, "
+                f"dense top-1 on left-out phrasings {self.dense_top1:.0%}")
+
     def as_dict(self) -> dict:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict) -> Calibration:
-        return cls(**{k: data[k] for k in ("bias", "dense", "lexical", "fitted", "positives", "negatives", "dense_top1")})
+        names = ("bias", "dense", "lexical", "fitted", "positives", "negatives", "dense_top1")
+        return cls(**{k: data[k] for k in names})
 
 
 # What the fit gives on the sample FAQ of tests/test_faq.py (12 entries, 4 + 4 phrasings each, with tags).
 PRIORS: dict[str, Calibration] = {
-    "en": Calibration(bias=-9.6, dense=16.9, lexical=6.4),
-    "zh": Calibration(bias=-3.7, dense=0.0, lexical=18.5),
+    "en": Calibration(bias=-10.0, dense=17.6, lexical=6.7),
+    "zh": Calibration(bias=-3.6, dense=0.0, lexical=21.7),
 }
 
 

@@ -15,11 +15,17 @@ Search for one query:
 2. per candidate entry: dense = max cosine over its phrasings in the query's language (clipped to [0, 1]),
    lexical = max over its phrasings of BM25 / the query's BM25 self-score (see `lexical.py`);
    answer and tag rows count at `EXTRA_WEIGHT` times their score;
-3. score = a logistic calibration of (dense, lexical) per query language, fitted at build time
-   leave-one-phrasing-out on the FAQ itself (see `calibration.py`), so one threshold,
-   `config.kefu.thresholds.faq`, decides for every query whether the FAQ answers.
+3. score = a logistic calibration of (dense, lexical) per query language, fitted at build time on the FAQ
+   itself — left-out phrasings against their own entry vs. other entries and out-of-scope background
+   questions (see `calibration.py`) — so one threshold, `config.kefu.thresholds.faq`, decides for every
+   query whether the FAQ answers.
 
-Cost per query beyond the embedding: one FAISS search, one BM25 posting sum, a few small numpy gathers.
+Cost per query beyond the embedding: one FAISS search, one BM25 posting sum, a few small numpy gathers
+(about 0.15 ms on the sample FAQ, 0.35 ms with 1,000 phrasings). Searching is read-only and thread-safe.
+
+On disk (`persist`/`load`): faq.faiss (faiss.write_index), faq_lexical.npz (BM25 arrays) and
+faq_index.json (entries, row metadata, calibration, and the other two files' SHA-256), written last, so a
+missing, truncated or half-written index is reported by `load` as FAQIndexError instead of half-working.
 """
 
 from __future__ import annotations
@@ -38,7 +44,7 @@ import numpy as np
 from bot.faq import calibration
 from bot.faq.background import BACKGROUND_QUESTIONS
 from bot.faq.calibration import Calibration
-from bot.faq.lexical import ANALYZER_VERSION, BM25, analyze, is_chinese
+from bot.faq.lexical import ANALYZER_VERSION, BM25, analyze, has_content, is_chinese
 from bot.formats.faq_data import FAQEntry
 from bot.nlu.embedder import Embedder
 
@@ -53,7 +59,7 @@ VECTORS_FILE = "faq.faiss"
 LEXICAL_FILE = "faq_lexical.npz"
 MANIFEST_FILE = "faq_index.json"  # written last: its presence and checksums mean the index is complete
 
-Progress = Callable[[int, int], None]
+Progress = Callable[[str], None]  # the project's progress callback: one line of text at a time
 
 
 class FAQIndexError(RuntimeError):
@@ -210,7 +216,8 @@ class FAQIndex:
     ) -> FAQIndex:
         """Embed every row, index it densely and lexically, and fit the score calibration.
 
-        `progress(done, total)` is called as rows are embedded (embedding is nearly all of the cost).
+        `progress(message)` is told how the embedding goes (nearly all of the cost) and what the calibration
+        came to.
         """
         ids = [e.id for e in entries]
         if len(set(ids)) != len(ids):
@@ -222,8 +229,8 @@ class FAQIndex:
         for start in range(0, len(rows), EMBED_BATCH):
             batch = rows.text[start : start + EMBED_BATCH]
             vectors[start : start + len(batch)] = embedder.encode(batch)
-            if progress:
-                progress(start + len(batch), len(rows))
+            if progress and len(rows) > EMBED_BATCH:
+                progress(f"FAQ: embedded {start + len(batch)}/{len(rows)} texts")
         index = faiss.IndexFlatIP(embedder.dim)
         if len(rows):
             index.add(vectors)
@@ -237,6 +244,8 @@ class FAQIndex:
             vectors_of_lang = background_vectors[offset : offset + count]
             offset += count
             self.calibrations[lang] = self._fit_calibration(lang, background[lang], vectors_of_lang)
+        if progress and len(rows):
+            progress("FAQ: " + "; ".join(f"{lang} {c.describe()}" for lang, c in self.calibrations.items()))
         return self
 
     def _fit_calibration(self, lang: str, background: list[str], background_vectors: np.ndarray) -> Calibration:
@@ -338,7 +347,7 @@ class FAQIndex:
 
         Pass `query_vector` (the embedding the NLU already made of `text`) to skip embedding it again.
         """
-        if not text.strip() or not len(self._rows) or k <= 0:
+        if not has_content(text) or not len(self._rows) or k <= 0:
             return []
         if query_vector is None:
             query_vector = self._embedder.encode([text])[0]
@@ -359,7 +368,7 @@ class FAQIndex:
         )
         if len(vectors) != len(texts):
             raise ValueError("search_batch needs one query vector per text (or none at all)")
-        missing = [i for i, v in enumerate(vectors) if v is None and texts[i].strip()]
+        missing = [i for i, v in enumerate(vectors) if v is None and has_content(texts[i])]
         if missing and len(self._rows):
             for i, v in zip(missing, self._embedder.encode([texts[i] for i in missing]), strict=True):
                 vectors[i] = v

@@ -10,7 +10,9 @@ exactly the analysis it was built with; `ANALYZER_VERSION` is stored with the in
 - CJK runs: jieba words (search mode, so 开发票 also yields 发票), plus character bigrams (``"2:"``) and
   unigrams (``"1:"``) at lower weight (`term_weight`), so "运费" matches "运费多少钱" and 开票 still shares 票
   with 发票 where jieba segments differently. Particles, pronouns and question scaffolding (的 吗 我 怎么
-  哪里 可以 …) are dropped, and so are n-grams containing such a character.
+  哪里 可以 …) are dropped, and so are n-grams containing such a character. Question frames (多久 几天 什么时候
+  多少 几点 …) stay but weigh `FRAME_WEIGHT`: they say what kind of answer is wanted, not what it is about,
+  and at full weight 质保多长时间 went to 快递一般要多长时间 instead of 质保期是多长.
 - Latin/digit runs: lower-cased words through a light suffix stripper ("shipping", "shipped", "ships" →
   "ship"), minus a short stop list.
 
@@ -31,36 +33,54 @@ from functools import lru_cache
 import numpy as np
 from scipy import sparse
 
-ANALYZER_VERSION = 1
+ANALYZER_VERSION = 2
 K1 = 1.2
 B = 0.75
 
 _RUN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+|[a-z0-9]+")
 _CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 
-EN_STOP = frozenset(
+
+def _words(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
+
+EN_STOP = _words(
     """a an the is are was were be been being am do does did doing has have had having i me my mine we us
     our you your it its this that these those to of in on for at by with from and or as can could would will
     shall should may might must how what when where which who whom why please hi hello hey there here s t re
-    ll d m ve any some if so just about than then them they their he she his her im""".split()
+    ll d m ve any some if so just about than then them they their he she his her im"""
 )
 # Question scaffolding and particles: the Chinese counterpart of EN_STOP ("how", "can", "is there", …).
-ZH_STOP_WORDS = frozenset(
+ZH_STOP_WORDS = _words(
     """的 了 吗 呢 吧 啊 呀 哦 嘛 么 哈 我 你 您 他 她 它 我们 你们 他们 请问 请 一下 是 这 那 这个 那个 怎么
-    怎么样 怎样 如何 什么 哪 哪里 哪儿 哪些 可以 能 能不能 可不可以 会 要 有 在 还 就 都 也 想""".split()
+    怎么样 怎样 如何 什么 哪 哪里 哪儿 哪些 可以 能 能不能 可不可以 会 要 有 在 还 就 都 也 想"""
 )
 ZH_STOP_CHARS = frozenset("的了吗呢吧啊呀哦嘛么哈我你您他她它怎什哪在是有能可以要会就都也还这那想请")
 UNIGRAM_WEIGHT = 0.5  # a shared character is weak evidence ("修" in 能修吗 / 保修); a shared word is not
 BIGRAM_WEIGHT = 0.8
+# Question frames: how long / when / how much / why. They say what kind of answer is wanted, not what about,
+# so they count, but less than topic words (质保 in 质保多长时间 matters more than 多长时间).
+ZH_FRAME_WORDS = _words(
+    """多久 多长 多长时间 长时间 时间 几天 几时 什么时候 时候 多少 要不要 有没有 是不是 为什么 怎么办 一般
+    大概 多快 几点"""
+)
+ZH_FRAME_CHARS = frozenset("多久几时候间")
+FRAME_WEIGHT = 0.3
 
 
 def term_weight(term: str) -> float:
-    """Multiplier on a term's idf by kind: words 1, character bigrams and unigrams less."""
+    """Multiplier on a term's idf: words 1, character bigrams and unigrams less, question frames less still."""
     if term.startswith("2:"):
-        return BIGRAM_WEIGHT
+        return BIGRAM_WEIGHT * (FRAME_WEIGHT if term[2:] in ZH_FRAME_WORDS else 1.0)
     if term.startswith("1:"):
-        return UNIGRAM_WEIGHT
-    return 1.0
+        return UNIGRAM_WEIGHT * (FRAME_WEIGHT if term[2:] in ZH_FRAME_CHARS else 1.0)
+    return FRAME_WEIGHT if term in ZH_FRAME_WORDS else 1.0
+
+
+def has_content(text: str) -> bool:
+    """Whether `text` has any letter, digit or CJK character (a lone "？" or emoji asks nothing)."""
+    return bool(_RUN.search(text.lower()))
 
 
 def is_chinese(text: str) -> bool:

@@ -10,7 +10,6 @@ validation set replaced by cross-validation so no data is set aside.
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,9 +34,9 @@ class IntentClassifier:
     temperature: float = 1.0
     cv_accuracy: float | None = None  # out-of-fold top-1 accuracy, for the training log
 
-    def _fit_lr(self, x: sp.csr_matrix, y: np.ndarray) -> LogisticRegression:
+    def _fit_lr(self, x: sp.csr_matrix, y: np.ndarray, weight: np.ndarray) -> LogisticRegression:
         model = LogisticRegression(C=C, max_iter=MAX_ITER, tol=1e-4)
-        model.fit(x, y)
+        model.fit(x, y, sample_weight=weight)
         return model
 
     @staticmethod
@@ -50,14 +49,15 @@ class IntentClassifier:
         out[:, model.classes_] = raw
         return out
 
-    def fit(self, x: sp.csr_matrix, labels: list[str]) -> None:
+    def fit(self, x: sp.csr_matrix, labels: list[str], sample_weight: np.ndarray | None = None) -> None:
         self.classes = sorted(set(labels))
         index = {name: i for i, name in enumerate(self.classes)}
         y = np.array([index[name] for name in labels])
         if len(self.classes) < 2:
             raise ValueError("an intent classifier needs at least two intents")
-        self.temperature, self.cv_accuracy = self._fit_temperature(x, y)
-        model = self._fit_lr(x, y)
+        weight = np.ones(len(y)) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
+        self.temperature, self.cv_accuracy = self._fit_temperature(x, y, weight)
+        model = self._fit_lr(x, y, weight)
         coef = model.coef_
         intercept = model.intercept_
         if coef.shape[0] == 1:  # binary: store as two rows so prediction is one code path
@@ -66,7 +66,7 @@ class IntentClassifier:
         self.coef = np.ascontiguousarray(coef, dtype=np.float32)
         self.intercept = intercept.astype(np.float32)
 
-    def _fit_temperature(self, x: sp.csr_matrix, y: np.ndarray) -> tuple[float, float | None]:
+    def _fit_temperature(self, x: sp.csr_matrix, y: np.ndarray, weight: np.ndarray) -> tuple[float, float | None]:
         counts = np.bincount(y)
         folds = min(MAX_FOLDS if len(y) < LARGE_DATA else 3, int(counts.max()))
         if folds < 2:
@@ -80,21 +80,20 @@ class IntentClassifier:
             train, held = split
             if len(np.unique(y[train])) < 2:
                 return held, np.full((len(held), len(counts)), -np.inf)
-            return held, self._logits_of(self._fit_lr(x[train], y[train]), x[held], len(counts))
+            return held, self._logits_of(self._fit_lr(x[train], y[train], weight[train]), x[held], len(counts))
 
         oof = np.full((len(y), len(counts)), -np.inf)
-        with ThreadPoolExecutor(2) as pool:
-            for held, logits in pool.map(run, splits):
-                oof[held] = logits
+        for held, logits in map(run, splits):
+            oof[held] = logits
         usable = np.isfinite(oof[np.arange(len(y)), y])
         if usable.sum() < 2:
             return 1.0, None
-        logits, target = oof[usable], y[usable]
-        accuracy = float((logits.argmax(axis=1) == target).mean())
+        logits, target, w = oof[usable], y[usable], weight[usable]
+        accuracy = float(((logits.argmax(axis=1) == target) * w).sum() / w.sum())
 
         def nll(log_t: float) -> float:
             scaled = log_softmax(logits / np.exp(log_t), axis=1)
-            return float(-scaled[np.arange(len(target)), target].mean())
+            return float(-(scaled[np.arange(len(target)), target] * w).sum() / w.sum())
 
         result = minimize_scalar(nll, bounds=(np.log(0.02), np.log(20.0)), method="bounded")
         return float(np.exp(result.x)), accuracy

@@ -3,8 +3,9 @@
 Sources, strongest first when two spans overlap:
 1. `regex` blocks of nlu.yml (entity = the regex name), extractor "RegexEntityExtractor";
 2. `lookup` tables, and the values annotated in training examples (Rasa's lookup-from-annotations idea),
-   matched by a spaCy EntityRuler on lower-cased tokens, extractor "EntityRuler"; values with Han characters
-   are also matched as plain substrings, because jieba may segment a value differently inside a sentence;
+   extractor "EntityRuler": a spaCy EntityRuler matches them as whole tokens, case-insensitively; values with
+   Han characters are matched as plain substrings instead, because jieba may segment a value differently
+   inside a sentence than on its own;
 3. built-ins (order_id, phone, email, amount: builtin_entities.py), except for a name that nlu.yml already
    defines as a regex or lookup: the bot's own definition takes precedence.
 Then synonyms map values to their canonical form (Rasa's EntitySynonymMapper).
@@ -13,6 +14,7 @@ Then synonyms map values to their canonical form (Rasa's EntitySynonymMapper).
 from __future__ import annotations
 
 import re
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -51,6 +53,7 @@ class EntityExtractor:
         self._compiled = [(name, re.compile(p)) for name, patterns in self.regexes.items() for p in patterns]
         self._han_phrases = [(p, p.text.lower()) for p in self.phrases if HAN.search(p.text)]
         self._rulers: dict[str, Any] = {}
+        self._ruler_lock = threading.Lock()
 
     @classmethod
     def from_data(cls, data: NLUData) -> EntityExtractor:
@@ -69,16 +72,21 @@ class EntityExtractor:
         return cls({k: list(v) for k, v in data.regexes.items()}, list(phrases.values()), dict(data.synonyms), builtins)
 
     def _ruler(self, language: str) -> Any:
-        """A spaCy EntityRuler over the phrases, built on first use per language (the dict write is atomic)."""
+        """A spaCy EntityRuler over the phrases, built on first use per language, then only read."""
         ruler = self._rulers.get(language)
-        if ruler is None:
+        if ruler is not None:
+            return ruler
+        with self._ruler_lock:
+            ruler = self._rulers.get(language)
+            if ruler is not None:
+                return ruler
             from spacy.pipeline import EntityRuler
 
             nlp = get_nlp(language)
             ruler = EntityRuler(nlp, phrase_matcher_attr="LOWER", overwrite_ents=True)
             patterns = []
             for i, phrase in enumerate(self.phrases):
-                if language == "en" and HAN.search(phrase.text):
+                if HAN.search(phrase.text):  # matched as substrings instead (see _phrase_matches)
                     continue
                 patterns.append({"label": phrase.entity, "pattern": phrase.text, "id": str(i)})
             if patterns:

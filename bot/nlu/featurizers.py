@@ -5,19 +5,24 @@ sentences can look identical to it. Each message's embedding is therefore weight
 model can read (1 − Han share, see `language.han_share`), and Chinese is carried by the character n-grams
 (char_wb over the lower-cased text) and the jieba word n-grams. Rows are normalised to unit length, so the dot
 product of two rows is a weighted mean of the three cosine similarities, which the novelty check reuses.
+A message's row is shorter than 1 by what the model cannot read: Han characters for the embedding, n-grams
+never seen in training for the TF-IDF blocks (see NgramTfidf). So an unfamiliar message gets small logits and
+a low similarity to every training example instead of a confident guess from the one word it shares.
 """
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
-from sklearn.feature_extraction.text import TfidfVectorizer
 
 from bot.nlu.language import han_share
 
+UNSEEN_WEIGHT = 1.0  # an unseen n-gram's weight in the row norm, as a multiple of the largest idf
 WORD_JOIN = "\u2581"  # joins the tokens of a word bigram (cannot occur inside a token)
 
 
@@ -88,84 +93,133 @@ def word_ngrams(tokens: list[str], ngram_range: tuple[int, int] = (1, 2)) -> lis
     return out
 
 
+class NgramTfidf:
+    """TF-IDF over n-grams (sublinear tf, smoothed idf) whose row norm counts the n-grams it has never seen.
+
+    sklearn's TfidfVectorizer drops unknown n-grams and then normalises what is left, so a message sharing a
+    single character with the training data becomes a unit vector on that character, and the classifier is
+    sure of itself. Here unknown n-grams keep their weight (the idf of an n-gram seen in no example) in the
+    norm: a row's length is the share of the message the vocabulary knows, 1.0 for training examples.
+    """
+
+    def __init__(self, analyzer: Callable[[Any], list[str]], vocabulary: list[str] | None = None,
+                 idf: np.ndarray | None = None, n_documents: int = 0) -> None:
+        self.analyzer = analyzer
+        self.terms = list(vocabulary or [])
+        self.index = {term: i for i, term in enumerate(self.terms)}
+        self.idf = np.asarray(idf if idf is not None else np.zeros(0), dtype=np.float32)
+        self.n_documents = n_documents
+
+    @property
+    def unseen_idf(self) -> float:
+        return float(np.log(1.0 + self.n_documents) + 1.0) * UNSEEN_WEIGHT
+
+    def fit(self, documents: list[Any], max_features: int) -> None:
+        df: Counter[str] = Counter()
+        for doc in documents:
+            df.update(set(self.analyzer(doc)))
+        kept = sorted(df.items(), key=lambda kv: (-kv[1], kv[0]))[:max_features]
+        self.terms = [term for term, _ in kept]
+        self.index = {term: i for i, term in enumerate(self.terms)}
+        self.n_documents = len(documents)
+        counts = np.array([count for _, count in kept], dtype=np.float64)
+        self.idf = (np.log((1.0 + self.n_documents) / (1.0 + counts)) + 1.0).astype(np.float32)
+
+    def transform(self, documents: list[Any]) -> sp.csr_matrix:
+        indptr, indices, values = [0], [], []
+        unseen = self.unseen_idf
+        for doc in documents:
+            counts = Counter(self.analyzer(doc))
+            norm_sq = 0.0
+            row: dict[int, float] = {}
+            for term, count in counts.items():
+                i = self.index.get(term)
+                weight = (1.0 + np.log(count)) * (self.idf[i] if i is not None else unseen)
+                norm_sq += weight * weight
+                if i is not None:
+                    row[i] = weight
+            scale = 1.0 / np.sqrt(norm_sq) if norm_sq > 0 else 0.0
+            indices.extend(row)
+            values.extend(w * scale for w in row.values())
+            indptr.append(len(indices))
+        return sp.csr_matrix(
+            (np.asarray(values, dtype=np.float32), np.asarray(indices, dtype=np.int32), np.asarray(indptr)),
+            shape=(len(documents), len(self.terms)),
+        )
+
+
+def char_wb_ngrams(text: str, ngram_range: tuple[int, int]) -> list[str]:
+    """Character n-grams inside space-padded words of the lower-cased text (sklearn's "char_wb")."""
+    low, high = ngram_range
+    out: list[str] = []
+    for word in text.lower().split():
+        padded = f" {word} "
+        length = len(padded)
+        for n in range(low, high + 1):
+            if n > length:
+                if n == low:
+                    out.append(padded)
+                break
+            out.extend(padded[i : i + n] for i in range(length - n + 1))
+    return out
+
+
 @dataclass
 class Featurizer:
     settings: FeatureSettings = field(default_factory=FeatureSettings)
-    char_vectorizer: TfidfVectorizer | None = None
-    word_vectorizer: TfidfVectorizer | None = None
+    chars: NgramTfidf | None = None
+    words: NgramTfidf | None = None
 
-    def _new_vectorizers(self, vocabularies: tuple[Any, Any] | None = None) -> None:
-        s = self.settings
-        char_vocab, word_vocab = vocabularies or (None, None)
-        self.char_vectorizer = TfidfVectorizer(
-            analyzer="char_wb",
-            ngram_range=s.char_ngrams,
-            lowercase=True,
-            sublinear_tf=True,
-            max_features=s.max_features,
-            dtype=np.float32,
-            vocabulary=char_vocab,
-        )
-        self.word_vectorizer = TfidfVectorizer(
-            analyzer=self._word_analyzer,
-            lowercase=False,
-            sublinear_tf=True,
-            max_features=s.max_features,
-            dtype=np.float32,
-            vocabulary=word_vocab,
-        )
+    def _char_analyzer(self, text: str) -> list[str]:
+        return char_wb_ngrams(text, self.settings.char_ngrams)
 
     def _word_analyzer(self, tokens: list[str]) -> list[str]:
         return word_ngrams(tokens, self.settings.word_ngrams)
 
     def fit(self, texts: list[str], tokens: list[list[str]]) -> None:
-        self._new_vectorizers()
-        assert self.char_vectorizer is not None and self.word_vectorizer is not None
-        self.char_vectorizer.fit(texts)
-        self.word_vectorizer.fit(tokens)
+        self.chars = NgramTfidf(self._char_analyzer)
+        self.chars.fit(texts, self.settings.max_features)
+        self.words = NgramTfidf(self._word_analyzer)
+        self.words.fit(tokens, self.settings.max_features)
 
     def transform(self, texts: list[str], tokens: list[list[str]], embeddings: np.ndarray) -> Features:
-        if self.char_vectorizer is None or self.word_vectorizer is None:
+        """Blocks weighted and scaled so that a fully known message has length 1 (see module doc)."""
+        if self.chars is None or self.words is None:
             raise RuntimeError("featurizer used before fit/load")
         s = self.settings
+        total = np.sqrt(s.embedding_weight**2 + s.char_weight**2 + s.word_weight**2)
         readable = np.array([1.0 - han_share(t) for t in texts], dtype=np.float32)
-        dense = embeddings.astype(np.float32) * (s.embedding_weight * readable)[:, None]
+        dense = embeddings.astype(np.float32) * (s.embedding_weight * readable / total)[:, None]
         sparse = sp.hstack(
-            [self.char_vectorizer.transform(texts) * s.char_weight, self.word_vectorizer.transform(tokens) * s.word_weight],
+            [self.chars.transform(texts) * (s.char_weight / total), self.words.transform(tokens) * (s.word_weight / total)],
             format="csr",
             dtype=np.float32,
         )
-        norms = np.sqrt((dense**2).sum(axis=1) + np.asarray(sparse.multiply(sparse).sum(axis=1)).ravel())
-        scale = (1.0 / np.maximum(norms, 1e-12)).astype(np.float32)
-        return Features(dense * scale[:, None], sp.csr_matrix(sparse.multiply(scale[:, None])))
+        return Features(np.ascontiguousarray(dense, dtype=np.float32), sparse)
 
-    # persistence: vocabularies and idf weights as plain arrays (no pickle)
+    # persistence: vocabularies and idf weights as plain lists and arrays (no pickle)
     def state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-        assert self.char_vectorizer is not None and self.word_vectorizer is not None
+        if self.chars is None or self.words is None:
+            raise RuntimeError("featurizer used before fit/load")
         meta = {
             "settings": self.settings.as_dict(),
-            "char_vocabulary": _vocab_list(self.char_vectorizer),
-            "word_vocabulary": _vocab_list(self.word_vectorizer),
+            "char_vocabulary": self.chars.terms,
+            "word_vocabulary": self.words.terms,
+            "char_documents": self.chars.n_documents,
+            "word_documents": self.words.n_documents,
         }
-        arrays = {"char_idf": self.char_vectorizer.idf_, "word_idf": self.word_vectorizer.idf_}
-        return meta, arrays
+        return meta, {"char_idf": self.chars.idf, "word_idf": self.words.idf}
 
     @classmethod
     def from_state(cls, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> Featurizer:
         featurizer = cls(FeatureSettings.from_dict(meta["settings"]))
-        char_vocab = {term: i for i, term in enumerate(meta["char_vocabulary"])}
-        word_vocab = {term: i for i, term in enumerate(meta["word_vocabulary"])}
-        if len(char_vocab) != len(arrays["char_idf"]) or len(word_vocab) != len(arrays["word_idf"]):
-            raise ValueError("vocabulary and idf sizes differ")
-        featurizer._new_vectorizers((char_vocab, word_vocab))
-        assert featurizer.char_vectorizer is not None and featurizer.word_vectorizer is not None
-        featurizer.char_vectorizer.idf_ = arrays["char_idf"]
-        featurizer.word_vectorizer.idf_ = arrays["word_idf"]
+        for key in ("char", "word"):
+            if len(meta[f"{key}_vocabulary"]) != len(arrays[f"{key}_idf"]):
+                raise ValueError(f"{key} vocabulary and idf sizes differ")
+        featurizer.chars = NgramTfidf(
+            featurizer._char_analyzer, meta["char_vocabulary"], arrays["char_idf"], int(meta["char_documents"])
+        )
+        featurizer.words = NgramTfidf(
+            featurizer._word_analyzer, meta["word_vocabulary"], arrays["word_idf"], int(meta["word_documents"])
+        )
         return featurizer
-
-
-def _vocab_list(vectorizer: TfidfVectorizer) -> list[str]:
-    terms = [""] * len(vectorizer.vocabulary_)
-    for term, index in vectorizer.vocabulary_.items():
-        terms[index] = term
-    return terms

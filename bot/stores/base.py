@@ -214,9 +214,9 @@ class Subscription:
     It is registered as soon as subscribe() returns (so nothing published afterwards is missed), and is
     unregistered by aclose(), by leaving `async with`, when the bus closes (iteration ends), when it is
     garbage-collected after a `break`, and -- like an async generator -- when a pending `__anext__` is
-    cancelled (so `asyncio.wait_for(anext(sub), t)` timing out ends it too). `async with bus.subscribe() as
-    sub:` also waits until the worker's Redis subscription is live, so a test or a console can rely on
-    seeing the very next event.
+    cancelled (so a timed-out `asyncio.wait_for(anext(sub), t)` ends it too: poll with `get(timeout)`).
+    `async with bus.subscribe() as sub:` also waits until the worker's Redis subscription is live, so a
+    test or a console can rely on seeing the very next event.
     """
 
     def __init__(self, fanout: FanOut, ready: Callable[[], Awaitable[None]], maxsize: int) -> None:
@@ -242,6 +242,27 @@ class Subscription:
             self._unregister()
             raise StopAsyncIteration
         return item
+
+    async def get(self, timeout: float | None = None) -> tuple[str, Event] | None:
+        """The next (conversation_id, event), or None if none came within timeout or the subscription is
+        closed (see `closed`). Unlike a timed-out `wait_for(anext(sub))`, a timeout here keeps the
+        subscription: use it for heartbeats (`while not sub.closed: item = await sub.get(25) ...`)."""
+        if self._closed:
+            return None
+        try:
+            async with asyncio.timeout(timeout):
+                await self._ready()
+                item = await self._queue.get()
+        except TimeoutError:
+            return None
+        if item is _CLOSED:
+            self._unregister()
+            return None
+        return item
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
 
     async def __aenter__(self) -> Subscription:
         await self._ready()

@@ -1,0 +1,283 @@
+"""The NLU pipeline: text → language → tokens → features → calibrated intent ranking → entities.
+
+Training data is Rasa NLU data (bot.formats.nlu_data); the parse result is Rasa's shape plus `language`.
+A trained pipeline is two files in a model directory: `nlu_meta.json` (settings, vocabularies, entity
+definitions, a SHA-256 of the arrays) and `nlu_arrays.npz` (weights and training features, loaded without
+pickle). Parsing only reads the trained state, so concurrent `parse` calls from a thread pool are safe.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import tempfile
+import time
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from bot.config import Config
+from bot.formats.nlu_data import NLUData
+from bot.nlu import background
+from bot.nlu.classifier import IntentClassifier
+from bot.nlu.embedder import Embedder, get_embedder
+from bot.nlu.entities import EntityExtractor
+from bot.nlu.featurizers import Features, Featurizer
+from bot.nlu.language import detect_language
+from bot.nlu.novelty import ALPHA, NoveltyScorer
+from bot.nlu.tokenizer import make_doc
+
+META_FILE = "nlu_meta.json"
+ARRAYS_FILE = "nlu_arrays.npz"
+FORMAT = "kefu-nlu"
+VERSION = 1
+RANKING_LENGTH = 10
+BACKGROUND_WEIGHT = 1.0  # total weight of the off-topic examples, in average intents
+
+
+class ModelError(RuntimeError):
+    """A persisted NLU model that cannot be used: missing, corrupt, or from another version or model."""
+
+
+def _options(config: Config) -> dict[str, Any]:
+    """Optional settings from a `- name: KefuNLU` entry in config.yml's pipeline (defaults suit most bots).
+
+    background: train the built-in off-topic class (background.py), default true;
+    novelty_alpha: see novelty.py, default novelty.ALPHA.
+    """
+    raw = config.component("KefuNLU") or {}
+    return {
+        "background": bool(raw.get("background", True)),
+        "novelty_alpha": float(raw.get("novelty_alpha", ALPHA)),
+    }
+
+
+class NLUPipeline:
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.options = _options(config)
+        self.intents: list[str] = []
+        self.default_language = config.kefu.default_language
+        self.embedding_model = config.kefu.embedding.model
+        self._entities = EntityExtractor()
+        self._featurizer: Featurizer | None = None
+        self._classifier: IntentClassifier | None = None
+        self._novelty: NoveltyScorer | None = None
+        self._train_features: Features | None = None
+        self.training_report: dict[str, Any] = {}
+
+    @property
+    def embedder(self) -> Embedder:
+        return get_embedder(self.embedding_model)
+
+    # ---------------------------------------------------------------- training
+    def train(self, data: NLUData, progress: Callable[[str], None] | None = None) -> None:
+        say = progress or (lambda _msg: None)
+        started = time.perf_counter()
+        examples = [e for e in data.examples if e.text.strip()]
+        texts = [e.text for e in examples]
+        labels = [e.base_intent for e in examples]
+        self.intents = list(dict.fromkeys(labels))
+        self._entities = EntityExtractor.from_data(data)
+        self._featurizer = self._classifier = self._novelty = self._train_features = None
+        say(f"NLU: {len(texts)} examples, {len(self.intents)} intents, {len(self._entities.phrases)} entity values")
+        if len(self.intents) < 2:
+            self.training_report = {"examples": len(texts), "intents": len(self.intents)}
+            say("NLU: fewer than two intents, nothing to classify")
+            return
+        n = len(texts)
+        extra = [t for t in background.EXAMPLES if self.options["background"]]
+        all_texts = texts + extra
+        tokens = [self._tokens(t) for t in all_texts]
+        say(f"NLU: embedding {len(all_texts)} examples with {self.embedding_model}")
+        embeddings = self.embedder.encode(all_texts, batch_size=64)
+        featurizer = Featurizer()
+        featurizer.fit(all_texts, tokens)
+        features = featurizer.transform(all_texts, tokens, embeddings)
+        say(f"NLU: fitting the intent classifier on {features.sparse.shape[1] + features.dense.shape[1]} features")
+        # the off-topic class weighs as much as an average intent, whatever the number of its examples
+        weights = np.ones(len(all_texts))
+        if extra:
+            weights[n:] = BACKGROUND_WEIGHT * (n / len(self.intents)) / len(extra)
+        classifier = IntentClassifier()
+        classifier.fit(features.stacked(), labels + [background.BACKGROUND] * len(extra), weights)
+        in_scope = features.rows(np.arange(n))
+        novelty = NoveltyScorer(alpha=self.options["novelty_alpha"])
+        novelty.fit(in_scope, texts)
+        self._featurizer, self._classifier, self._novelty = featurizer, classifier, novelty
+        self._train_features = in_scope
+        self._warm_up()
+        seconds = time.perf_counter() - started
+        self.training_report = {
+            "examples": len(texts),
+            "intents": len(self.intents),
+            "cv_accuracy": classifier.cv_accuracy,
+            "temperature": classifier.temperature,
+            "seconds": round(seconds, 2),
+        }
+        cv = f"{classifier.cv_accuracy:.1%}" if classifier.cv_accuracy is not None else "n/a"
+        say(f"NLU: trained in {seconds:.1f} s (cross-validated accuracy {cv}, temperature {classifier.temperature:.2f})")
+
+    def _tokens(self, text: str) -> list[str]:
+        language = detect_language(text, self.default_language)
+        return [t.text for t in make_doc(text, language) if not t.is_space]
+
+    def _warm_up(self) -> None:
+        """First calls build lazy state (spaCy rulers, kernels for new shapes); do it before users arrive."""
+        self.parse("hello, where is my order?")
+
+    # ---------------------------------------------------------------- parsing
+    def parse(self, text: str) -> dict[str, Any]:
+        return self.parse_batch([text])[0]
+
+    def parse_batch(self, texts: list[str]) -> list[dict[str, Any]]:
+        """Parse several messages with one embedding forward pass (for micro-batching concurrent messages)."""
+        if not texts:
+            return []
+        languages = [detect_language(t, self.default_language) for t in texts]
+        docs = [make_doc(t, lang) for t, lang in zip(texts, languages, strict=True)]
+        rankings = self._rank_intents(texts, docs)
+        results = []
+        for text, language, doc, ranking in zip(texts, languages, docs, rankings, strict=True):
+            top = ranking[0] if ranking else {"name": None, "confidence": 0.0}
+            results.append(
+                {
+                    "text": text,
+                    "intent": dict(top),
+                    "intent_ranking": ranking,
+                    "entities": self._entities.extract(text, language, doc),
+                    "language": language,
+                }
+            )
+        return results
+
+    def _rank_intents(self, texts: list[str], docs: list[Any]) -> list[list[dict[str, Any]]]:
+        if not self.intents:
+            return [[] for _ in texts]
+        if self._classifier is None:  # one intent: nothing to choose between
+            return [[{"name": self.intents[0], "confidence": 1.0}] for _ in texts]
+        assert self._featurizer is not None and self._novelty is not None and self._train_features is not None
+        tokens = [[t.text for t in doc if not t.is_space] for doc in docs]
+        embeddings = self.embedder.encode(list(texts))
+        features = self._featurizer.transform(list(texts), tokens, embeddings)
+        probabilities = self._classifier.predict_proba(features.stacked())
+        nearest = features.similarity(self._train_features).max(axis=1)
+        confidences = probabilities * self._novelty.factor(nearest)[:, None]
+        classes = self._classifier.classes
+        if background.BACKGROUND in classes:  # its share of probability is simply not handed to any intent
+            confidences[:, classes.index(background.BACKGROUND)] = -1.0
+        out = []
+        for row in confidences:
+            order = [i for i in np.argsort(-row, kind="stable")[:RANKING_LENGTH + 1] if row[i] >= 0]
+            order = order[:RANKING_LENGTH]
+            out.append([{"name": classes[i], "confidence": round(float(row[i]), 6)} for i in order])
+        return out
+
+    # ---------------------------------------------------------------- persistence
+    def persist(self, directory: Path) -> None:
+        """Write the two model files into an existing directory (each atomically: temp file + rename)."""
+        directory = Path(directory)
+        if not directory.is_dir():
+            raise ModelError(f"{directory}: not a directory")
+        arrays: dict[str, np.ndarray] = {}
+        meta: dict[str, Any] = {
+            "format": FORMAT,
+            "version": VERSION,
+            "embedding_model": self.embedding_model,
+            "default_language": self.default_language,
+            "intents": self.intents,
+            "entities": self._entities.state(),
+            "training": self.training_report,
+            "trained": self._classifier is not None,
+        }
+        if self._classifier is not None:
+            assert self._featurizer is not None and self._novelty is not None and self._train_features is not None
+            for key, (part_meta, part_arrays) in {
+                "featurizer": self._featurizer.state(),
+                "classifier": self._classifier.state(),
+                "novelty": self._novelty.state(),
+            }.items():
+                meta[key] = part_meta
+                arrays.update(part_arrays)
+            train = self._train_features
+            arrays.update(
+                train_dense=train.dense,
+                train_data=train.sparse.data,
+                train_indices=train.sparse.indices,
+                train_indptr=train.sparse.indptr,
+                train_shape=np.array(train.sparse.shape),
+            )
+        buffer = io.BytesIO()
+        np.savez(buffer, **arrays)
+        payload = buffer.getvalue()
+        meta["arrays_sha256"] = hashlib.sha256(payload).hexdigest()
+        _write_atomic(directory / ARRAYS_FILE, payload)
+        _write_atomic(directory / META_FILE, json.dumps(meta, ensure_ascii=False).encode("utf-8"))
+
+    @classmethod
+    def load(cls, directory: Path, config: Config) -> NLUPipeline:
+        directory = Path(directory)
+        meta_path, arrays_path = directory / META_FILE, directory / ARRAYS_FILE
+        for path in (meta_path, arrays_path):
+            if not path.is_file():
+                raise ModelError(f"{path}: NLU model file missing; retrain the bot (kefu train)")
+        try:
+            meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise ModelError(f"{meta_path}: corrupt or truncated NLU model file ({exc}); retrain the bot") from None
+        if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+            raise ModelError(f"{meta_path}: not a kefu NLU model file; retrain the bot")
+        if meta.get("version") != VERSION:
+            raise ModelError(
+                f"{meta_path}: NLU model format version {meta.get('version')}, this kefu reads {VERSION}; retrain"
+            )
+        payload = arrays_path.read_bytes()
+        if hashlib.sha256(payload).hexdigest() != meta.get("arrays_sha256"):
+            raise ModelError(f"{arrays_path}: corrupt or truncated NLU model file (checksum mismatch); retrain")
+        configured = config.kefu.embedding.model
+        if meta["embedding_model"] != configured:
+            raise ModelError(
+                f"{meta_path}: trained with embedding model {meta['embedding_model']!r} but config.yml names "
+                f"{configured!r}; retrain the bot"
+            )
+        pipeline = cls(config)
+        try:
+            with np.load(io.BytesIO(payload), allow_pickle=False) as npz:
+                arrays = {name: npz[name] for name in npz.files}
+            pipeline.intents = [str(i) for i in meta["intents"]]
+            pipeline.default_language = str(meta.get("default_language") or pipeline.default_language)
+            pipeline._entities = EntityExtractor.from_state(meta["entities"])
+            pipeline.training_report = dict(meta.get("training") or {})
+            if meta["trained"]:
+                pipeline._featurizer = Featurizer.from_state(meta["featurizer"], arrays)
+                pipeline._classifier = IntentClassifier.from_state(meta["classifier"], arrays)
+                pipeline._novelty = NoveltyScorer.from_state(meta["novelty"], arrays)
+                sparse = sp.csr_matrix(
+                    (arrays["train_data"], arrays["train_indices"], arrays["train_indptr"]),
+                    shape=tuple(int(n) for n in arrays["train_shape"]),
+                )
+                pipeline._train_features = Features(arrays["train_dense"], sparse)
+        except (KeyError, ValueError, TypeError, OSError, zipfile.BadZipFile) as exc:
+            raise ModelError(f"{directory}: unusable NLU model ({type(exc).__name__}: {exc}); retrain") from None
+        if pipeline._classifier is not None:
+            pipeline._warm_up()
+        return pipeline
+
+
+def _write_atomic(path: Path, payload: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(payload)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
