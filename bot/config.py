@@ -28,7 +28,6 @@ class Thresholds(BaseModel):
 class EmbeddingSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
     model: str = "all-MiniLM-L6-v2"
-    cache_size: int = 4096
 
 
 class KefuSettings(BaseModel):

@@ -13,11 +13,11 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from bot.model import TrainedModel
-from bot.nlu.embedder import get_embedder
+from bot.nlu.embedder import CACHED_BATCH, get_embedder
 
 # Rasa's payload syntax for buttons: /intent or /intent{"entity": "value"}
 _PAYLOAD = re.compile(r"^/(?P<intent>[\w./-]+)(?P<entities>\{.*\})?$", re.DOTALL)
-MAX_BATCH = 64
+MAX_BATCH = CACHED_BATCH
 RETRIEVAL_POOL = 20  # FAQ hits searched, so a retrieval intent still finds its own answers
 
 

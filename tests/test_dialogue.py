@@ -226,16 +226,18 @@ def test_action_without_response_is_reported(tmp_path):
         load_project(tmp_path / "config.yml", tmp_path / "domain.yml", [tmp_path / "data"])
 
 
-@pytest.mark.parametrize("text", ["转人工", "人工客服", "我要找真人", "叫你们经理来", "talk to a human", "real person please",
-                                  "agent!!", "let me speak to someone", "human", "你是机器人吗？我要人工"])
+@pytest.mark.parametrize("text", ["转人工", "人工客服", "我要找真人", "叫你们经理来", "talk to a human",
+                                  "real person please", "agent!!", "let me speak to someone", "human",
+                                  "你是机器人吗？我要人工"])
 def test_requests_for_a_person_are_always_recognised(text):
     from bot.dialogue.escalation import is_explicit_human_request
 
     assert is_explicit_human_request(text)
 
 
-@pytest.mark.parametrize("text", ["am i talking to a human", "is this a real person?", "你是真人吗", "你是人工还是机器人",
-                                  "what is 人工智能", "the delivery agent was rude", "I want a refund"])
+@pytest.mark.parametrize("text", ["am i talking to a human", "is this a real person?", "你是真人吗",
+                                  "你是人工还是机器人", "what is 人工智能", "the delivery agent was rude",
+                                  "I want a refund"])
 def test_questions_about_the_bot_are_not_requests_for_a_person(text):
     from bot.dialogue.escalation import is_explicit_human_request
 

@@ -6,11 +6,14 @@ if it is one of ours"; this module answers "is it one of ours at all".
 
 Score: the cosine similarity of a message to its nearest training example (in the joint feature space, see
 featurizers.py). Reference: the same score for training examples against the *other* training examples
-(leave-one-out, identical texts excluded), which is how similar genuine in-scope messages are to the data.
-The factor is min(1, p / ALPHA), where p is the share of reference scores at or below the message's score (a
-conformal p-value, linearly interpolated, falling to 0 at similarity 0). In-scope messages get p ≥ ALPHA and a
-factor of 1 except in the lowest ALPHA tail; messages less similar to the data than almost every training
-example to its neighbours get their confidence scaled down towards 0, and the fallback threshold does the rest.
+(leave-one-out, identical texts excluded), which is how similar genuine in-scope messages are to the data;
+`floor` is its ALPHA-quantile. The factor is min(1, score / floor) ** POWER: a message at least as close to the
+data as all but the least typical ALPHA of the training examples keeps its confidence; one half as close keeps
+a quarter of it. Typos and unusual wording cost a little; a message on another subject costs most of it.
+
+This complements the built-in off-topic class (background.py), which covers common subjects by name; the
+novelty factor covers the rest, and does most when the training data is large (on a small bot the reference is
+low, since few examples resemble each other, and the factor stays near 1).
 """
 
 from __future__ import annotations
@@ -22,7 +25,8 @@ import numpy as np
 
 from bot.nlu.featurizers import Features
 
-ALPHA = 0.01  # share of in-scope messages allowed a reduced confidence; chosen on Bitext train/dev
+ALPHA = 0.01  # quantile of the reference taken as the floor; chosen on Bitext train/dev
+POWER = 2.0
 REFERENCE_ROWS = 2000  # leave-one-out scores of at most this many examples (against all of them)
 CHUNK = 512
 
@@ -31,11 +35,13 @@ CHUNK = 512
 class NoveltyScorer:
     reference: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.float32))  # sorted scores
     alpha: float = ALPHA
+    _floor: float | None = field(default=None, repr=False, compare=False)
 
     def fit(self, train: Features, texts: list[str]) -> None:
         n = len(train)
         if n < 2:
             self.reference = np.zeros(0, dtype=np.float32)
+            self._floor = None
             return
         rng = np.random.default_rng(0)
         rows = np.arange(n) if n <= REFERENCE_ROWS else np.sort(rng.choice(n, REFERENCE_ROWS, replace=False))
@@ -52,21 +58,19 @@ class NoveltyScorer:
             best = sims.max(axis=1)
             scores.extend(float(s) for s in best if np.isfinite(s))
         self.reference = np.sort(np.asarray(scores, dtype=np.float32))
+        self._floor = None
 
-    def p_value(self, similarity: np.ndarray) -> np.ndarray:
-        """Interpolated share of reference scores ≤ similarity (1.0 when there is no reference)."""
-        ref = self.reference
-        if len(ref) == 0:
-            return np.ones_like(similarity, dtype=np.float64)
-        xs = np.concatenate([[0.0], ref.astype(np.float64)])
-        ys = np.concatenate([[0.0], np.arange(1, len(ref) + 1) / (len(ref) + 1)])
-        xs, keep = np.unique(xs, return_index=True)  # np.interp needs increasing x; keep the first rank
-        ys = ys[keep]
-        return np.interp(similarity, xs, ys, left=0.0, right=1.0)
+    def floor(self) -> float:
+        return float(np.quantile(self.reference, self.alpha)) if len(self.reference) else 0.0
 
     def factor(self, similarity: np.ndarray) -> np.ndarray:
         """Multiplier in [0, 1] for the intent confidences of messages with these nearest-neighbour scores."""
-        return np.minimum(1.0, self.p_value(similarity) / self.alpha)
+        floor = self._floor
+        if floor is None:  # computed on first use; a race only computes the same number twice
+            floor = self._floor = self.floor()
+        if floor <= 0:
+            return np.ones_like(similarity, dtype=np.float64)
+        return np.clip(similarity / floor, 0.0, 1.0) ** POWER
 
     def state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         return {"alpha": self.alpha}, {"novelty_reference": self.reference}

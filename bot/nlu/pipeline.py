@@ -1,6 +1,12 @@
 """The NLU pipeline: text → language → tokens → features → calibrated intent ranking → entities.
 
 Training data is Rasa NLU data (bot.formats.nlu_data); the parse result is Rasa's shape plus `language`.
+
+An intent's confidence is the classifier's calibrated probability (classifier.py: logistic regression with a
+temperature fitted by cross-validation) times the novelty factor (novelty.py: 1 unless the message is unlike
+all training examples), with the share of the hidden off-topic class (background.py) given to no intent. So
+confidences sum to at most 1, and a low top confidence means "not sure which intent" or "not one of ours".
+
 A trained pipeline is two files in a model directory: `nlu_meta.json` (settings, vocabularies, entity
 definitions, a SHA-256 of the arrays) and `nlu_arrays.npz` (weights and training features, loaded without
 pickle). Parsing only reads the trained state, so concurrent `parse` calls from a thread pool are safe.
@@ -38,7 +44,7 @@ ARRAYS_FILE = "nlu_arrays.npz"
 FORMAT = "kefu-nlu"
 VERSION = 1
 RANKING_LENGTH = 10
-BACKGROUND_WEIGHT = 1.0  # total weight of the off-topic examples, in average intents
+BACKGROUND_WEIGHT = 0.5  # total weight of the off-topic examples, in average intents
 
 
 class ModelError(RuntimeError):
@@ -70,6 +76,7 @@ class NLUPipeline:
         self._classifier: IntentClassifier | None = None
         self._novelty: NoveltyScorer | None = None
         self._train_features: Features | None = None
+        self.languages: list[str] = []  # languages of the training examples
         self.training_report: dict[str, Any] = {}
 
     @property
@@ -101,17 +108,21 @@ class NLUPipeline:
         featurizer.fit(all_texts, tokens)
         features = featurizer.transform(all_texts, tokens, embeddings)
         say(f"NLU: fitting the intent classifier on {features.sparse.shape[1] + features.dense.shape[1]} features")
-        # the off-topic class weighs as much as an average intent, whatever the number of its examples
+        # the off-topic class weighs BACKGROUND_WEIGHT average intents, whatever the number of its examples
         weights = np.ones(len(all_texts))
         if extra:
             weights[n:] = BACKGROUND_WEIGHT * (n / len(self.intents)) / len(extra)
         classifier = IntentClassifier()
-        classifier.fit(features.stacked(), labels + [background.BACKGROUND] * len(extra), weights)
-        in_scope = features.rows(np.arange(n))
+        # the temperature calibrates intent confidences: fitted on the bot's own examples only
+        calibrate_on = np.arange(len(all_texts)) < n
+        classifier.fit(features.stacked(), labels + [background.BACKGROUND] * len(extra), weights, calibrate_on)
+        in_scope = _half_precision(features.rows(np.arange(n)))
         novelty = NoveltyScorer(alpha=self.options["novelty_alpha"])
         novelty.fit(in_scope, texts)
         self._featurizer, self._classifier, self._novelty = featurizer, classifier, novelty
         self._train_features = in_scope
+        _ = in_scope.sparse_t  # computed once now rather than by the first message
+        self.languages = sorted({detect_language(t, self.default_language) for t in texts})
         self._warm_up()
         seconds = time.perf_counter() - started
         self.training_report = {
@@ -122,15 +133,17 @@ class NLUPipeline:
             "seconds": round(seconds, 2),
         }
         cv = f"{classifier.cv_accuracy:.1%}" if classifier.cv_accuracy is not None else "n/a"
-        say(f"NLU: trained in {seconds:.1f} s (cross-validated accuracy {cv}, temperature {classifier.temperature:.2f})")
+        temperature = classifier.temperature
+        say(f"NLU: trained in {seconds:.1f} s (cross-validated accuracy {cv}, temperature {temperature:.2f})")
 
     def _tokens(self, text: str) -> list[str]:
         language = detect_language(text, self.default_language)
         return [t.text for t in make_doc(text, language) if not t.is_space]
 
     def _warm_up(self) -> None:
-        """First calls build lazy state (spaCy rulers, kernels for new shapes); do it before users arrive."""
-        self.parse("hello, where is my order?")
+        """First calls build lazy state (jieba's dictionary, spaCy rulers); do it before users arrive."""
+        probes = {"en": "hello, where is my order?", "zh": "你好，我的订单到哪了？"}
+        self.parse_batch([probes[lang] for lang in self.languages if lang in probes] or [probes["en"]])
 
     # ---------------------------------------------------------------- parsing
     def parse(self, text: str) -> dict[str, Any]:
@@ -166,7 +179,7 @@ class NLUPipeline:
         tokens = [[t.text for t in doc if not t.is_space] for doc in docs]
         embeddings = self.embedder.encode(list(texts))
         features = self._featurizer.transform(list(texts), tokens, embeddings)
-        probabilities = self._classifier.predict_proba(features.stacked())
+        probabilities = self._classifier.predict_proba(features)
         nearest = features.similarity(self._train_features).max(axis=1)
         confidences = probabilities * self._novelty.factor(nearest)[:, None]
         classes = self._classifier.classes
@@ -192,6 +205,7 @@ class NLUPipeline:
             "embedding_model": self.embedding_model,
             "default_language": self.default_language,
             "intents": self.intents,
+            "languages": self.languages,
             "entities": self._entities.state(),
             "training": self.training_report,
             "trained": self._classifier is not None,
@@ -207,8 +221,8 @@ class NLUPipeline:
                 arrays.update(part_arrays)
             train = self._train_features
             arrays.update(
-                train_dense=train.dense,
-                train_data=train.sparse.data,
+                train_dense=train.dense.astype(np.float16),
+                train_data=train.sparse.data.astype(np.float16),
                 train_indices=train.sparse.indices,
                 train_indptr=train.sparse.indptr,
                 train_shape=np.array(train.sparse.shape),
@@ -251,6 +265,7 @@ class NLUPipeline:
             with np.load(io.BytesIO(payload), allow_pickle=False) as npz:
                 arrays = {name: npz[name] for name in npz.files}
             pipeline.intents = [str(i) for i in meta["intents"]]
+            pipeline.languages = [str(lang) for lang in meta.get("languages") or []]
             pipeline.default_language = str(meta.get("default_language") or pipeline.default_language)
             pipeline._entities = EntityExtractor.from_state(meta["entities"])
             pipeline.training_report = dict(meta.get("training") or {})
@@ -259,10 +274,11 @@ class NLUPipeline:
                 pipeline._classifier = IntentClassifier.from_state(meta["classifier"], arrays)
                 pipeline._novelty = NoveltyScorer.from_state(meta["novelty"], arrays)
                 sparse = sp.csr_matrix(
-                    (arrays["train_data"], arrays["train_indices"], arrays["train_indptr"]),
+                    (arrays["train_data"].astype(np.float32), arrays["train_indices"], arrays["train_indptr"]),
                     shape=tuple(int(n) for n in arrays["train_shape"]),
                 )
-                pipeline._train_features = Features(arrays["train_dense"], sparse)
+                pipeline._train_features = Features(arrays["train_dense"].astype(np.float32), sparse)
+                _ = pipeline._train_features.sparse_t  # see train()
         except (KeyError, ValueError, TypeError, OSError, zipfile.BadZipFile) as exc:
             raise ModelError(f"{directory}: unusable NLU model ({type(exc).__name__}: {exc}); retrain") from None
         if pipeline._classifier is not None:
@@ -270,9 +286,18 @@ class NLUPipeline:
         return pipeline
 
 
+def _half_precision(features: Features) -> Features:
+    """The training rows kept for the novelty check, rounded to float16 as they are saved (half the file size),
+    so a loaded model parses exactly like the trained one."""
+    sparse = features.sparse.copy()
+    sparse.data = sparse.data.astype(np.float16).astype(np.float32)
+    return Features(features.dense.astype(np.float16).astype(np.float32), sparse)
+
+
 def _write_atomic(path: Path, payload: bytes) -> None:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; a model file is an ordinary file
         with os.fdopen(fd, "wb") as handle:
             handle.write(payload)
             handle.flush()
