@@ -18,7 +18,13 @@ AGENT_MESSAGE = "agent_message"
 AGENT_NOTE = "agent_note"
 HANDOFF_ENDED = "handoff_ended"
 CSAT = "csat"
-HANDOFF_EVENTS = {HANDOFF_REQUESTED, QUEUED, AGENT_ASSIGNED, AGENT_MESSAGE, AGENT_NOTE, HANDOFF_ENDED, CSAT}
+HANDOFF_CANCELLED = "handoff_cancelled"  # the shopper stopped waiting: back to the bot
+HANDOFF_UNAVAILABLE = "handoff_unavailable"  # {reason: offline | closed | timeout, next_open}: leave a message
+TICKET_CREATED = "ticket_created"  # {ticket_id, text}: a message left for the shop
+HANDOFF_EVENTS = {HANDOFF_REQUESTED, QUEUED, AGENT_ASSIGNED, AGENT_MESSAGE, AGENT_NOTE, HANDOFF_ENDED, CSAT,
+                  HANDOFF_CANCELLED, HANDOFF_UNAVAILABLE, TICKET_CREATED}
+# Not stored, only published on the bus: {"event": "typing", "role": "user" | "bot" | "agent", "on": bool}
+TYPING = "typing"
 
 
 def _event(kind: str, **fields: Any) -> Event:

@@ -76,7 +76,7 @@ class Tracker:
             self.handoff_state = "queued"
         elif kind == ev.AGENT_ASSIGNED:
             self.handoff_state = "assigned"
-        elif kind in (ev.HANDOFF_ENDED, "handoff_cancelled"):
+        elif kind in (ev.HANDOFF_ENDED, ev.HANDOFF_CANCELLED, ev.HANDOFF_UNAVAILABLE):
             self.handoff_state = None
 
     # -- views -------------------------------------------------------------------------------------------------
