@@ -250,3 +250,21 @@ async def test_bare_order_number_keeps_the_conversation_language(engine):
     order = [{"entity": "order_id", "value": "KF20240005", "start": 0, "end": 10}]
     await say(engine, tracker, "KF20240005", parse("inform", language="en", entities=order))
     assert tracker.slots["language"] == "zh"
+
+
+async def test_rule_starting_with_an_action_is_a_condition_not_a_prediction():
+    domain = parse_domain(load_yaml_text(DOMAIN), "domain.yml")
+    rules = RulePolicy()
+    rules.train(parse_stories(load_yaml_text("""
+- rule: helped
+  steps: [{action: utter_did_that_help}, {intent: affirm}, {action: utter_happy}]
+"""), "rules.yml", "rules"), domain)
+    config = Config()
+    engine = DialogueEngine(domain, rules, MemoizationPolicy(5), config.kefu, config.effective_thresholds(),
+                            NoActions())
+    tracker = Tracker.from_events("r1", [], domain)
+    texts, _ = await say(engine, tracker, "yes", parse("affirm"))
+    assert "Did that help you?" not in texts and "Great, carry on!" not in texts
+    tracker = Tracker.from_events("r2", [ev.action("utter_did_that_help"), ev.action("action_listen")], domain)
+    texts, _ = await say(engine, tracker, "yes", parse("affirm"))
+    assert texts == ["Great, carry on!"]

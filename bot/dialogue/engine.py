@@ -46,6 +46,7 @@ class _Turn:
     language: str
     new: list[ev.Event] = field(default_factory=list)
     rejected_form: str | None = None
+    handled: bool = False  # an active form took the message: no fallback needed
 
     def add(self, *events: ev.Event) -> None:
         for event in events:
@@ -130,7 +131,7 @@ class DialogueEngine:
                 break
             prediction = self._predict(turn, first=step == 0)
             if prediction is None:
-                action = self._unhandled(turn) if step == 0 else LISTEN
+                action = self._unhandled(turn) if step == 0 and not turn.handled else LISTEN
                 policy = "FallbackPolicy" if action in (FALLBACK_ACTION, HANDOFF_ACTION) else "FAQPolicy"
                 prediction = Prediction(action, policy, 1.0)
             if prediction.action == LISTEN:
@@ -313,6 +314,7 @@ class DialogueEngine:
             turn.add(ev.action_execution_rejected(name))
             return
         turn.add(ev.action(name, "RulePolicy"))
+        turn.handled = True
         await self._validate(turn, name)
         await self._ask_or_finish(turn, name)
 

@@ -177,7 +177,10 @@ def _compile_rule(rule: Story) -> list[tuple[list[dict[str, Any]], str]]:
                 current.pop("entities", None)
             started = True
         elif step.kind == "action":
-            push_action(step.action)
+            if started:
+                push_action(step.action)
+            # else: a rule that starts with an action ("- action: utter_did_that_help", the form that just
+            # finished) applies after that action: it is history to match, not something to predict
             patterns.append(_copy(current))
             started = True
             current = {**_copy(current), "prev_action": step.action}
