@@ -83,3 +83,49 @@ def test_corrupt_model_archive_gives_a_clear_error(trained, monkeypatch, capsys,
     monkeypatch.chdir(trained)
     assert main(["test", "--model", str(half), "--out", str(tmp_path / "r")]) == 1
     assert "corrupt or half-written" in capsys.readouterr().err
+
+
+def test_shell_chats_in_the_terminal(trained):
+    import subprocess
+    import sys
+
+    kefu = Path(sys.executable).parent / "kefu"
+    result = subprocess.run([str(kefu), "shell"], cwd=trained, input="hello\n/stop\n", capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "Hello! Fancy a pizza?" in result.stdout
+
+
+def test_same_actions_run_on_a_rasa_action_server(trained, tmp_path):
+    """`kefu actions` serves actions/ with Rasa's protocol; endpoints.yml points the bot at it."""
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    project = tmp_path / "remote"
+    shutil.copytree(trained, project)
+    shutil.rmtree(project / "actions")  # the bot itself must not find them in-process
+    (project / "endpoints.yml").write_text(f"action_endpoint:\n  url: http://127.0.0.1:{port}/webhook\n")
+    kefu = Path(sys.executable).parent / "kefu"
+    server = subprocess.Popen([str(kefu), "actions", "--port", str(port)], cwd=trained,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1)
+                break
+            except OSError:
+                time.sleep(0.3)
+        result = subprocess.run([str(kefu), "test", "--fail-on-prediction-errors", "--out", "results"],
+                                cwd=project, capture_output=True, text=True, timeout=180)
+        assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+        assert "4 passed, 0 failed" in result.stdout
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
