@@ -63,10 +63,13 @@ def latest_archive(models_dir: Path) -> Path | None:
 
 
 def archive_fingerprint(path: Path) -> str | None:
+    """The project fingerprint an archive was trained from; None when this kefu cannot use it."""
     try:
         with tarfile.open(path, "r:gz") as tar:
             member = tar.extractfile("metadata.json")
-            return json.load(member)["fingerprint"] if member else None
+            metadata = json.load(member) if member else {}
+        Config.model_validate(metadata["config"])  # settings of an older kefu → retrain
+        return metadata["fingerprint"]
     except (OSError, tarfile.TarError, KeyError, ValueError, EOFError):
         return None
 

@@ -12,7 +12,7 @@ from aiohttp import web
 
 from bot.actions import ActionRunner, InProcessActionRunner, RemoteActionRunner
 from bot.agent import Agent
-from bot.channels import rest
+from bot.channels import rest, widget
 from bot.endpoints import Endpoints, load_endpoints
 from bot.http import HTTPError, check_token, error_middleware, read_json
 from bot.metrics import Metrics
@@ -79,6 +79,7 @@ def create_app(settings: ServerSettings) -> web.Application:
     app.cleanup_ctx.append(_lifecycle)
     app.add_routes(api)
     app.add_routes(rest.routes)
+    widget.setup(app)
     return app
 
 

@@ -1,0 +1,121 @@
+"""The FAQ as a shopper browses it: articles by category, most asked first, found by the bot's own FAQ index.
+
+Both the help centre and the typing suggestions read it, so "运费" and "shipping fee" land on the same entry
+in the page, in the bubble and in the bot's answer. Entries of Rasa retrieval intents (`chitchat/…`) are small
+talk, not help articles, and are left out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from dataclasses import dataclass
+
+from bot.agent import Agent
+from bot.formats.faq_data import FAQEntry
+
+LANGUAGES = ("zh", "en")
+MIN_SEARCH_SCORE = 0.3  # calibrated FAQ scores: below this the index is guessing
+MIN_SUGGEST_SCORE = 0.5
+_CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
+
+CATEGORY_LABELS = {
+    "shipping": ("配送与运费", "Shipping & delivery"),
+    "returns": ("退换货与退款", "Returns & refunds"),
+    "payment": ("支付与发票", "Payment & invoices"),
+    "orders": ("订单", "Orders"),
+    "products": ("商品", "Products"),
+    "account": ("账户与登录", "Your account"),
+    "pre_sale": ("售前咨询", "Before you buy"),
+    "promotions": ("优惠与优惠券", "Offers & coupons"),
+    "membership": ("会员", "Membership"),
+    "warranty": ("保修与维修", "Warranty & repairs"),
+    "contact": ("联系我们", "Contact us"),
+}
+
+
+def text_language(text: str, default: str = "en") -> str:
+    """zh if the text has Chinese characters, else en when it has Latin letters, else `default`."""
+    if _CJK.search(text):
+        return "zh"
+    return "en" if re.search(r"[A-Za-z]", text) else default
+
+
+def category_label(category: str, language: str) -> str:
+    zh, en = CATEGORY_LABELS.get(category, (None, None))
+    label = zh if language == "zh" else en
+    return label or (category.replace("_", " ").capitalize() if category else ("其他" if language == "zh" else "Other"))
+
+
+@dataclass(frozen=True)
+class Article:
+    id: str
+    category: str
+    question: str
+    answer: str
+    asked: int = 0
+
+
+class FaqCatalog:
+    def __init__(self, entries: dict[str, FAQEntry]) -> None:
+        self.entries = {k: e for k, e in entries.items() if "/" not in k}
+        self._order = {k: i for i, k in enumerate(self.entries)}
+
+    def article(self, entry_id: str, language: str, counts: dict[str, int] | None = None) -> Article | None:
+        entry = self.entries.get(entry_id)
+        if entry is None:
+            return None
+        return Article(entry.id, entry.category, question(entry, language), entry.answer(language),
+                       (counts or {}).get(entry.id, 0))
+
+    def articles(self, language: str, counts: dict[str, int]) -> list[Article]:
+        """Every article, most asked first (ties keep the FAQ file's order)."""
+        ids = sorted(self.entries, key=lambda k: (-counts.get(k, 0), self._order[k]))
+        return [a for a in (self.article(k, language, counts) for k in ids) if a]
+
+    def most_asked(self, language: str, counts: dict[str, int], n: int = 5) -> list[Article]:
+        return self.articles(language, counts)[:n]
+
+    def categories(self, language: str, counts: dict[str, int]) -> list[tuple[str, str, list[Article]]]:
+        """(category, label, articles most asked first), categories in the FAQ file's order."""
+        groups: dict[str, list[Article]] = {}
+        for entry in self.entries.values():
+            groups.setdefault(entry.category, [])
+        for article in self.articles(language, counts):
+            groups[article.category].append(article)
+        return [(c, category_label(c, language), items) for c, items in groups.items()]
+
+    def related(self, article: Article, language: str, counts: dict[str, int], n: int = 4) -> list[Article]:
+        return [a for a in self.articles(language, counts) if a.category == article.category and a.id != article.id][:n]
+
+    def phrase_matches(self, text: str, language: str) -> list[str]:
+        """Entries with a stored phrasing that contains what the shopper typed (for instant suggestions)."""
+        needle = text.strip().lower()
+        if len(needle) < 2:
+            return []
+        return [k for k, e in self.entries.items()
+                if any(needle in q.lower() for q in e.questions.get(language, []))]
+
+    async def search(self, agent: Agent, text: str, k: int = 5) -> list[tuple[str, float]]:
+        """The bot's own parse of `text` (language detection, FAQ index): [(entry id, score)], best first."""
+        parse = await agent.parse(text)
+        hits = [(h["id"], float(h["score"])) for h in parse.get("faq") or [] if h["id"] in self.entries]
+        return [(i, s) for i, s in hits if s >= MIN_SEARCH_SCORE][:k]
+
+    async def suggest(self, agent: Agent, text: str, language: str, counts: dict[str, int],
+                      k: int = 5) -> list[Article]:
+        """Questions to offer while the shopper types: the FAQ index's confident matches, best first, then
+        entries with a phrasing that contains what was typed (so "ret" already offers returns), most asked first."""
+        loop = asyncio.get_running_loop()
+        hits = await loop.run_in_executor(agent.executor, agent.model.faq.search, text, language, k)
+        ids = [h.id for h in hits if h.score >= MIN_SUGGEST_SCORE and h.id in self.entries]
+        if len(ids) < k:
+            ids += sorted(self.phrase_matches(text, language), key=lambda i: (-counts.get(i, 0), self._order[i]))
+        unique = list(dict.fromkeys(ids))[:k]
+        return [a for a in (self.article(i, language, counts) for i in unique) if a]
+
+
+def question(entry: FAQEntry, language: str) -> str:
+    """The entry's first phrasing in `language` (how the FAQ author wrote it), else in any language."""
+    phrasings = entry.questions.get(language) or next((q for q in entry.questions.values() if q), [])
+    return phrasings[0] if phrasings else entry.id

@@ -1,0 +1,41 @@
+"""`POST /api/widget/upload` (multipart, Bearer token) and `GET /api/widget/files/{id}` (download).
+
+The panel uploads first (with progress), then sends a `message` frame naming the returned attachment id; only
+the conversation that uploaded a file can attach it. Files are fetched by their unguessable id (so an `<img>` or
+a download link works without headers), always as an attachment.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from bot.channels.widget.context import WIDGET
+from bot.channels.widget.history import session_of, settings_of
+from bot.channels.widget.origins import preflight, with_cors
+from bot.channels.widget.uploads import download_response
+from bot.http import HTTPError
+
+routes = web.RouteTableDef()
+
+
+@routes.post("/api/widget/upload")
+@with_cors(settings_of)
+async def upload(request: web.Request) -> web.Response:
+    ctx = request.app[WIDGET]
+    session = await session_of(request)
+    if not ctx.uploads_limit.take(session.conversation_id):
+        raise HTTPError(429, "too many files; wait a moment")
+    attachment = await ctx.uploads.receive(request, session.conversation_id)
+    return web.json_response({"attachment_id": attachment.id, **attachment.public()}, status=201)
+
+
+@routes.get("/api/widget/files/{attachment_id}")
+async def download(request: web.Request) -> web.StreamResponse:
+    ctx = request.app[WIDGET]
+    attachment = await ctx.uploads.get(request.match_info["attachment_id"])
+    if attachment is None or not ctx.uploads.path(attachment.id).is_file():
+        raise HTTPError(404, "no such file")
+    return download_response(ctx.uploads, attachment)
+
+
+routes.route("OPTIONS", "/api/widget/upload")(preflight(settings_of))

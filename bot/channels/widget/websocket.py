@@ -1,0 +1,312 @@
+"""`GET /api/widget/ws`: one socket per browser tab, bound by `hello` to the session's conversation.
+
+Three tasks per socket, so nothing waits on anything else:
+- the reader parses frames, applies limits and answers at once (errors, pong, typing);
+- the writer sends frames in order: on hello the replay (`seq > last_seq`) and then live events from the
+  conversation's room, skipping seqs already sent and filling any gap from the tracker store;
+- the worker hands the shopper's messages to `Agent.handle` one at a time, in order, and acks each with the
+  seq of its stored `user` event. What the bot answers reaches every tab through the event bus, like an agent's
+  message does, so nothing is sent twice. A message is processed even if its socket closes meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+from aiohttp import WSMsgType, web
+
+from bot.agent import Agent, UserMessage
+from bot.channels.widget import protocol
+from bot.channels.widget.context import WIDGET, WidgetContext
+from bot.channels.widget.origins import origin_allowed
+from bot.channels.widget.protocol import FrameError, Hello, Outgoing, Ping, Read, Typing
+from bot.channels.widget.ratelimit import TokenBucket
+from bot.channels.widget.sessions import Session
+from bot.dialogue import events as ev
+from bot.http import HTTPError
+from bot.state import AGENT, STORES
+from bot.stores import Stores
+
+log = logging.getLogger(__name__)
+routes = web.RouteTableDef()
+
+HELLO_TIMEOUT_S = 10.0
+LIVE_QUEUE = 1000  # frames waiting for a slow socket before it is told to reconnect and replay
+FRAMES_PER_S = 5.0  # every frame, typing included
+FRAME_BURST = 30
+TYPING_EVERY_S = 2.0
+HUMAN_STATES = {"requested", "queued", "assigned"}  # the bot stays silent: no bot typing indicator
+
+CLOSE_UNAUTHORIZED = 4401  # hello missing or token unknown: get a session (POST /api/widget/session) again
+CLOSE_LAGGING = 4409  # fell behind: reconnect and replay from last_seq
+
+
+@routes.get("/api/widget/ws")
+async def widget_socket(request: web.Request) -> web.StreamResponse:
+    ctx = request.app[WIDGET]
+    if not origin_allowed(request, ctx.settings):
+        # before the upgrade: a page on another site never gets a socket (S3)
+        raise HTTPError(403, "this site is not allowed to open the chat (widget.allowed_origins in endpoints.yml)")
+    ws = web.WebSocketResponse(heartbeat=ctx.settings.heartbeat_s, max_msg_size=ctx.settings.max_frame_bytes * 4)
+    await ws.prepare(request)
+    ctx.sockets.add(ws)
+    try:
+        await Connection(ws, ctx, request.app[AGENT], request.app[STORES]).run()
+    finally:
+        ctx.sockets.discard(ws)
+    return ws
+
+
+class Connection:
+    def __init__(self, ws: web.WebSocketResponse, ctx: WidgetContext, agent: Agent, stores: Stores) -> None:
+        self.ws = ws
+        self.ctx = ctx
+        self.agent = agent
+        self.stores = stores
+        self.session: Session | None = None
+        self.outbox: asyncio.Queue[tuple[str, Any]] = asyncio.Queue(LIVE_QUEUE)
+        self.inbox: asyncio.Queue[Outgoing | None] = asyncio.Queue()
+        self.last_sent = 0
+        self.handoff: str | None = None
+        self.bad_frames = 0
+        self.read_seq = 0
+        self.frames = TokenBucket(FRAMES_PER_S, FRAME_BURST)
+        self.typing = TokenBucket(1 / TYPING_EVERY_S, 1)
+        self.typing_on = False
+        self.closing = False
+
+    @property
+    def conversation_id(self) -> str:
+        assert self.session is not None
+        return self.session.conversation_id
+
+    # -- life cycle ---------------------------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        writer = asyncio.get_running_loop().create_task(self._write(), name="kefu-widget-writer")
+        worker: asyncio.Task[None] | None = None
+        try:
+            hello = await self._hello()
+            if hello is None:
+                await self._flush_and_close(writer, CLOSE_UNAUTHORIZED, b"hello with a valid token first")
+                return
+            self.outbox.put_nowait(("sync", hello.last_seq))  # queued before joining: replay comes first
+            self.ctx.rooms.join(self.conversation_id, self)
+            worker = asyncio.get_running_loop().create_task(self._work(), name="kefu-widget-worker")
+            self.ctx.spawn(worker)
+            async for message in self.ws:
+                if message.type == WSMsgType.TEXT:
+                    await self._on_text(message.data)
+                elif message.type == WSMsgType.BINARY:
+                    await self._refuse(FrameError("bad_frame", "frames are JSON text"))
+                elif message.type == WSMsgType.ERROR:
+                    break
+        finally:
+            if self.session is not None:
+                self.ctx.rooms.leave(self.conversation_id, self)
+                if self.typing_on:
+                    await self._publish_typing("user", False)
+            self.inbox.put_nowait(None)  # the worker finishes what was sent, then stops
+            writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await writer
+
+    async def _hello(self) -> Hello | None:
+        """The first frame must be `hello` with a live token (else: error + close 4401, and the panel asks
+        for a session again). Nothing else is read before it."""
+        try:
+            message = await self.ws.receive(timeout=HELLO_TIMEOUT_S)
+        except TimeoutError:
+            self._send(protocol.error("unauthorized", "no hello"))
+            return None
+        if message.type != WSMsgType.TEXT:
+            return None
+        try:
+            frame = protocol.parse_client_frame(message.data, self.ctx.settings)
+        except FrameError as exc:
+            self._send(protocol.error(exc.code, exc.message))
+            return None
+        if not isinstance(frame, Hello):
+            self._send(protocol.error("unauthorized", "the first frame must be hello"))
+            return None
+        self.session = await self.ctx.sessions.resolve(frame.token)
+        if self.session is None:
+            self._send(protocol.error("unauthorized", "unknown or expired session"))
+            return None
+        return frame
+
+    async def _flush_and_close(self, writer: asyncio.Task[None], code: int, reason: bytes) -> None:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(2):
+                while not self.outbox.empty() and not writer.done():
+                    await asyncio.sleep(0.01)
+        await self.ws.close(code=code, message=reason)
+
+    # -- reading ------------------------------------------------------------------------------------------------
+
+    async def _on_text(self, data: str) -> None:
+        if not self.frames.take():
+            await self._refuse(FrameError("rate_limited", "too many frames"), strike=True)
+            return
+        try:
+            frame = protocol.parse_client_frame(data, self.ctx.settings)
+        except FrameError as exc:
+            await self._refuse(exc)
+            return
+        if isinstance(frame, Outgoing):
+            await self._on_outgoing(frame)
+        elif isinstance(frame, Typing):
+            if (frame.on and self.typing.take()) or (not frame.on and self.typing_on):
+                self.typing_on = frame.on
+                await self._publish_typing("user", frame.on)
+        elif isinstance(frame, Read):
+            if frame.seq > self.read_seq:
+                self.read_seq = frame.seq
+                await self.stores.trackers.set_meta(self.conversation_id, widget_read_seq=frame.seq)
+        elif isinstance(frame, Ping):
+            self._send({"type": "pong"})
+        else:
+            await self._refuse(FrameError("bad_frame", "already said hello"))
+
+    async def _on_outgoing(self, frame: Outgoing) -> None:
+        limiter = self.ctx.messages
+        if not limiter.take(self.conversation_id):
+            seq = await self._stored_seq(frame.client_msg_id)
+            if seq is not None:  # a resend of something already processed costs nothing: re-ack it
+                self._send({"type": "ack", "client_msg_id": frame.client_msg_id, "seq": seq})
+                return
+            retry = round(limiter.retry_after(self.conversation_id), 1)
+            self._send(protocol.error("rate_limited", "too many messages; wait a moment",
+                                      client_msg_id=frame.client_msg_id, retry_after_s=retry))
+            return
+        self.inbox.put_nowait(frame)
+
+    async def _refuse(self, exc: FrameError, strike: bool = True) -> None:
+        """An error frame; after `max_bad_frames` of them the socket is closed (1008)."""
+        self._send(protocol.error(exc.code, exc.message, client_msg_id=exc.client_msg_id))
+        if strike:
+            self.bad_frames += 1
+            if self.bad_frames >= self.ctx.settings.max_bad_frames and not self.closing:
+                self.closing = True
+                await asyncio.sleep(0.05)  # let the writer send the error first
+                await self.ws.close(code=1008, message=b"too many bad frames")
+
+    # -- writing ------------------------------------------------------------------------------------------------
+
+    def deliver(self, event: ev.Event) -> None:
+        """From the room: queue a live event; a socket too far behind is asked to reconnect (and replay)."""
+        try:
+            self.outbox.put_nowait(("event", event))
+        except asyncio.QueueFull:
+            if not self.closing:
+                self.closing = True
+                log.warning("widget socket of %s is not keeping up; asking it to reconnect", self.conversation_id)
+                task = asyncio.get_running_loop().create_task(self.ws.close(code=CLOSE_LAGGING, message=b"lagging"))
+                self.ctx.spawn(task)
+
+    def _send(self, frame: protocol.Frame) -> None:
+        with contextlib.suppress(asyncio.QueueFull):
+            self.outbox.put_nowait(("frame", frame))
+
+    async def _write(self) -> None:
+        try:
+            while True:
+                kind, value = await self.outbox.get()
+                if kind == "frame":
+                    await self.ws.send_str(protocol.dumps(value))
+                elif kind == "sync":
+                    await self._replay(value)
+                else:
+                    await self._live(value)
+        except (ConnectionError, RuntimeError):
+            pass  # the socket closed under us; run() cleans up
+
+    async def _replay(self, last_seq: int) -> None:
+        events = await self.stores.trackers.events(self.conversation_id)
+        last = events[-1]["seq"] if events else 0
+        state = protocol.conversation_state(events)
+        self.handoff = state["handoff"]
+        await self.ws.send_str(protocol.dumps({"type": "welcome", "conversation_id": self.conversation_id,
+                                       "last_seq": last, "state": state}))
+        self.last_sent = min(last_seq, last)
+        for event in events:
+            if event["seq"] > self.last_sent:
+                await self._emit(event)
+        self.last_sent = max(self.last_sent, last)
+        await self.ws.send_str(protocol.dumps({"type": "ready", "last_seq": last}))
+
+    async def _live(self, event: ev.Event) -> None:
+        seq = event.get("seq")
+        if seq is None:  # ephemeral (typing)
+            frame = protocol.render_event(event)
+            if frame is not None:
+                await self.ws.send_str(protocol.dumps(frame))
+            return
+        if seq <= self.last_sent:
+            return  # already replayed or sent
+        if seq > self.last_sent + 1:  # a gap (e.g. Redis pub/sub reconnected): the store has it all
+            for missing in await self.stores.trackers.events(self.conversation_id, after_seq=self.last_sent):
+                await self._emit(missing)
+            return
+        await self._emit(event)
+
+    async def _emit(self, event: ev.Event) -> None:
+        self.last_sent = max(self.last_sent, event["seq"])
+        frame = protocol.render_event(event)
+        if frame is None:
+            return
+        if frame["type"] == "handoff":
+            self.handoff = frame["state"]
+        await self.ws.send_str(protocol.dumps(frame))
+
+    # -- the bot ------------------------------------------------------------------------------------------------
+
+    async def _work(self) -> None:
+        while (frame := await self.inbox.get()) is not None:
+            try:
+                await self._process(frame)
+            except Exception:
+                log.exception("widget message %s failed", frame.client_msg_id)
+                self._send(protocol.error("internal", "the message could not be processed; it will be retried",
+                                          client_msg_id=frame.client_msg_id))
+
+    async def _process(self, frame: Outgoing) -> None:
+        cid = self.conversation_id
+        metadata: dict[str, Any] = {}
+        text = frame.text
+        if frame.title:
+            metadata["title"] = frame.title
+        if frame.attachments:
+            found = [await self.ctx.uploads.get(a) for a in frame.attachments]
+            attachments = [a for a in found if a is not None and a.conversation_id == cid]
+            if len(attachments) != len(frame.attachments):
+                self._send(protocol.error("bad_attachment", "unknown attachment", client_msg_id=frame.client_msg_id))
+                return
+            metadata["attachments"] = [a.public() for a in attachments]
+            metadata["caption"] = frame.text.strip()
+            text = frame.text.strip() or ", ".join(a.name for a in attachments)
+        bot_typing = self.handoff not in HUMAN_STATES
+        if bot_typing:
+            await self._publish_typing("bot", True)
+        try:
+            stored = await self.agent.handle(UserMessage(cid, text, "widget", cid, frame.client_msg_id, metadata))
+        finally:
+            if bot_typing:
+                await self._publish_typing("bot", False)
+        seq = next((e["seq"] for e in stored if e.get("event") == "user"
+                    and e.get("message_id") == frame.client_msg_id), None)
+        if seq is None:  # a duplicate: Agent.handle stored nothing; ack with the original's seq (S6)
+            seq = await self._stored_seq(frame.client_msg_id)
+        self._send({"type": "ack", "client_msg_id": frame.client_msg_id, "seq": seq})
+
+    async def _stored_seq(self, client_msg_id: str) -> int | None:
+        for event in reversed(await self.stores.trackers.events(self.conversation_id)):
+            if event.get("event") == "user" and event.get("message_id") == client_msg_id:
+                return event["seq"]
+        return None
+
+    async def _publish_typing(self, role: str, on: bool) -> None:
+        await self.stores.bus.publish(self.conversation_id, {"event": ev.TYPING, "role": role, "on": on})

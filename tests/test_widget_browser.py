@@ -1,0 +1,295 @@
+"""The chat bubble end to end in headless Chromium (Debian's `chromium`, driven by Playwright; never downloaded).
+
+The app runs on a real 127.0.0.1 port; the demo shop page embeds the bubble with its one `<script>` tag, under
+its real Content-Security-Policy. An agent answers through the agent API when it is mounted (handoff/), else
+by writing the events the console writes (tracker store + bus).
+
+    KEFU_UPDATE_SCREENSHOT=1 pytest tests/test_widget_browser.py   # also refreshes docs/widget.png
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+from playwright.async_api import Browser, Page, async_playwright, expect
+
+from bot.dialogue import events as ev
+from bot.endpoints import WidgetSettings
+from bot.server import ServerSettings, create_app
+from bot.state import AGENT, STORES
+
+pytestmark = pytest.mark.browser
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--no-first-run"]
+TIMEOUT_MS = 10_000
+AGENT_NAME = "Li"
+XSS = "<img src=x onerror=alert(1)>"
+
+
+# -- the agent's side: the agent API if mounted, else the events the console would write -----------------------
+
+def has_agent_api(app: web.Application) -> bool:
+    return any(getattr(route.resource, "canonical", "") == "/api/agent/login" for route in app.router.routes())
+
+
+class StoreAgent:
+    """No agent API in this build: append exactly what the console appends, publish typing on the bus."""
+
+    def __init__(self, app: web.Application) -> None:
+        self.app = app
+
+    async def start(self, base_url: str) -> None:
+        return None
+
+    async def _append(self, cid: str, event: dict[str, Any]) -> None:
+        await self.app[STORES].trackers.append(cid, [event])
+
+    async def claim(self, cid: str) -> None:
+        await self._append(cid, {"event": ev.AGENT_ASSIGNED, "agent": "li", "agent_name": AGENT_NAME})
+
+    async def typing(self, cid: str, on: bool) -> None:
+        await self.app[STORES].bus.publish(cid, {"event": ev.TYPING, "role": "agent", "on": on, "agent": "li",
+                                                 "agent_name": AGENT_NAME})
+
+    async def say(self, cid: str, text: str) -> None:
+        await self._append(cid, {"event": ev.AGENT_MESSAGE, "text": text, "agent": "li", "agent_name": AGENT_NAME})
+
+    async def close(self, cid: str) -> None:
+        await self._append(cid, {"event": ev.HANDOFF_ENDED, "resolution": "resolved", "agent": "li"})
+
+    async def stop(self) -> None:
+        return None
+
+
+class ApiAgent(StoreAgent):
+    """The agent API (issue 3 shapes): an account, log in, go online, then claim / answer / close over HTTP."""
+
+    PASSWORD = "tea-time-2026"
+
+    @staticmethod
+    def configure(app: web.Application) -> None:
+        """Before start-up: open around the clock and no auto-assignment, so the shopper waits in line."""
+        from handoff.settings import HandoffSettings
+        from handoff.state import HANDOFF_SETTINGS
+
+        app[HANDOFF_SETTINGS] = HandoffSettings(hours={"daily": "24h"}, auto_assign=False)
+
+    async def start(self, base_url: str) -> None:
+        from handoff.state import HANDOFF
+
+        await self.app[HANDOFF].agents.add("li", self.PASSWORD, name=AGENT_NAME)
+        self.http = aiohttp.ClientSession(base_url)
+        login = await self.http.post("/api/agent/login", json={"username": "li", "password": self.PASSWORD})
+        assert login.status == 200, await login.text()
+        self.http.headers["Authorization"] = f"Bearer {(await login.json())['token']}"
+        await self._call("PUT", "/api/agent/status", {"status": "online"})
+
+    async def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> None:
+        resp = await self.http.request(method, path, json=body or {})
+        assert resp.status in (200, 201), f"{method} {path}: {resp.status} {await resp.text()}"
+
+    async def claim(self, cid: str) -> None:
+        await self._call("POST", f"/api/agent/conversations/{cid}/claim")
+
+    async def typing(self, cid: str, on: bool) -> None:
+        await self._call("POST", f"/api/agent/conversations/{cid}/typing", {"on": on})
+
+    async def say(self, cid: str, text: str) -> None:
+        await self._call("POST", f"/api/agent/conversations/{cid}/messages", {"text": text})
+
+    async def close(self, cid: str) -> None:
+        await self._call("POST", f"/api/agent/conversations/{cid}/close", {"resolution": "resolved"})
+
+    async def stop(self) -> None:
+        await self.http.close()
+
+
+# -- fixtures --------------------------------------------------------------------------------------------------
+
+@dataclass
+class Shop:
+    app: web.Application
+    url: str
+    agent: StoreAgent
+
+    def answer(self, entry: str, language: str) -> str:
+        return self.app[AGENT].model.faq.entries[entry].answer(language)
+
+
+@pytest.fixture
+async def shop(starter_model, tmp_path) -> AsyncIterator[Shop]:
+    settings = ServerSettings.for_project(ROOT, model_path=starter_model, db_path=tmp_path / "kefu.db")
+    settings.redis_url = None
+    settings.endpoints = settings.endpoints.model_copy(
+        update={"widget": WidgetSettings(upload_dir=tmp_path / "uploads")})
+    app = create_app(settings)
+    agent = ApiAgent(app) if has_agent_api(app) else StoreAgent(app)
+    if isinstance(agent, ApiAgent):
+        agent.configure(app)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    url = f"http://127.0.0.1:{port}"
+    await agent.start(url)
+    try:
+        yield Shop(app, url, agent)
+    finally:
+        await agent.stop()
+        await runner.cleanup()
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Browser]:
+    if not os.path.exists(CHROMIUM):
+        pytest.fail("chromium is not installed (Debian package `chromium`): run `make install`", pytrace=False)
+    async with async_playwright() as playwright:
+        chromium = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield chromium
+        finally:
+            await chromium.close()
+
+
+def bot_replies(page: Page):
+    return page.locator('.kefu-msg[data-role="bot"]:not([data-local]) .kefu-bubble')
+
+
+async def ask(page: Page, text: str) -> None:
+    await page.locator("#kefu-input").fill(text)
+    await page.locator("#kefu-input").press("Enter")
+
+
+async def conversation_id(shop: Shop) -> str:
+    widget_conversations = [c for c in await shop.app[STORES].trackers.conversations() if
+                            c["conversation_id"].startswith("web:")]
+    assert len(widget_conversations) == 1
+    return widget_conversations[0]["conversation_id"]
+
+
+# -- the shopper's journey -------------------------------------------------------------------------------------
+
+async def test_a_shopper_asks_reloads_talks_to_a_person_rates_and_cannot_inject_html(shop: Shop, browser: Browser,
+                                                                                  tmp_path):
+    context = await browser.new_context(viewport={"width": 1280, "height": 800}, locale="en-US")
+    page = await context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    dialogs: list[str] = []
+    page.on("dialog", lambda dialog: dialogs.append(dialog.message))
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+
+    await page.goto(shop.url + "/")
+    assert await page.locator('script[src$="/widget.js"]').get_attribute("data-kefu-lang") == "auto"
+    launcher, panel = page.locator("#kefu-launcher"), page.locator("#kefu-panel")
+    await expect(launcher).to_be_visible()
+    await expect(panel).to_be_hidden()
+    await launcher.click()
+    await expect(panel).to_be_visible()
+    await expect(page.locator("#kefu-input")).to_be_focused()
+    await expect(launcher).to_have_attribute("aria-expanded", "true")
+
+    # a shipping question in English, then in Chinese: the FAQ's answers, in each language
+    await ask(page, "How much is shipping?")
+    await expect(bot_replies(page)).to_have_text([shop.answer("shipping_cost", "en")])
+    await ask(page, "运费多少？")
+    await expect(bot_replies(page)).to_have_text([shop.answer("shipping_cost", "en"),
+                                                  shop.answer("shipping_cost", "zh")])
+
+    # reload: the conversation is still there (token in localStorage, history from the server)
+    await page.reload()
+    await expect(panel).to_be_visible()  # it was open: it stays open across pages
+    await expect(page.locator('.kefu-msg[data-role="user"] .kefu-bubble')).to_have_text(
+        ["How much is shipping?", "运费多少？"])
+    await expect(bot_replies(page)).to_have_count(2)
+    cid = await conversation_id(shop)
+
+    # a person, please: the shopper sees their place in line
+    await page.locator(".kefu-human").click()
+    waiting = page.locator('.kefu-msg[data-role="system"][data-handoff="queued"]')
+    await expect(waiting).to_contain_text(re.compile(r"You are number 1 in line, about \d+ minutes?"))
+    await expect(page.locator(".kefu-status")).to_have_text("You are number 1 in line")
+    await expect(page.locator(".kefu-human")).to_have_text("Stop waiting")
+
+    # the agent takes it, types, answers
+    await shop.agent.claim(cid)
+    await expect(page.locator('[data-handoff="assigned"]')).to_have_text(f"{AGENT_NAME} has joined the conversation")
+    await shop.agent.typing(cid, True)
+    await expect(page.locator(".kefu-typing")).to_contain_text(f"{AGENT_NAME} is typing")
+    answer = "Hi, I'm Li. Orders over ¥99 ship free — yours qualifies!"
+    await shop.agent.say(cid, answer)
+    agent_msg = page.locator('.kefu-msg[data-role="agent"]')
+    await expect(agent_msg.locator(".kefu-bubble")).to_have_text(answer)
+    await expect(agent_msg.locator(".kefu-author")).to_contain_text(AGENT_NAME)
+    await expect(page.locator(".kefu-typing")).to_be_hidden()
+    await expect(page.locator(".kefu-status")).to_have_text(f"{AGENT_NAME} · customer service")
+    await page.locator(".kefu-log").evaluate("log => log.scrollTop = log.scrollHeight")
+    shot = tmp_path / "widget.png"
+    await page.screenshot(path=str(shot))
+    if os.environ.get("KEFU_UPDATE_SCREENSHOT"):
+        (ROOT / "docs" / "widget.png").write_bytes(shot.read_bytes())
+
+    # minimised, a new agent message shows an unread badge; Esc closes and gives focus back to the launcher
+    await page.locator("#kefu-input").press("Escape")
+    await expect(panel).to_be_hidden()
+    await expect(launcher).to_be_focused()
+    await shop.agent.say(cid, "Anything else?")
+    await expect(page.locator(".kefu-badge")).to_have_text("1")
+    await launcher.click()
+    await expect(page.locator(".kefu-badge")).to_be_hidden()
+
+    # the agent closes: "conversation ended" and five stars; a rating is sent
+    await shop.agent.close(cid)
+    await expect(page.locator('[data-handoff="ended"]')).to_have_text("Conversation ended")
+    stars = page.locator(".kefu-rating button[data-score]")
+    await expect(stars).to_have_count(5)
+    await expect(page.locator(".kefu-rating")).to_be_visible()
+    await stars.nth(4).click()
+    await expect(page.locator('.kefu-msg[data-role="user"] .kefu-bubble').last).to_have_text("★★★★★")
+    await expect(page.locator(".kefu-rating")).to_be_hidden()
+    events = await shop.app[STORES].trackers.events(cid)
+    assert any(e["event"] == "user" and e["text"] == '/csat{"score": 5}' for e in events)
+
+    # HTML typed by a shopper is shown as text, nothing runs
+    await ask(page, XSS)
+    await expect(page.locator('.kefu-msg[data-role="user"] .kefu-bubble').last).to_have_text(XSS)
+    await expect(page.locator('.kefu-msg[data-role="user"]').last).to_have_attribute("data-seq", re.compile(r"\d+"))
+    assert await page.locator(".kefu-log img").count() == 0
+    assert dialogs == [] and errors == []
+    await context.close()
+
+
+async def test_phone_sized_chinese_panel_fills_the_screen(shop: Shop, browser: Browser):
+    context = await browser.new_context(viewport={"width": 390, "height": 844}, locale="zh-CN", is_mobile=True,
+                                        has_touch=True)
+    page = await context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    await page.goto(shop.url + "/")
+    launcher = page.locator("#kefu-launcher")
+    await expect(launcher).to_have_attribute("aria-label", "打开在线客服")
+    await launcher.click()
+    panel = page.locator("#kefu-panel")
+    await expect(panel).to_be_visible()
+    box = await panel.bounding_box()
+    assert box == {"x": 0, "y": 0, "width": 390, "height": 844}
+    await expect(page.locator("#kefu-input")).to_have_attribute("placeholder", "请输入您的问题…")
+    await expect(page.locator(".kefu-human")).to_have_text("转人工")
+    await expect(page.locator('.kefu-msg[data-local="greeting"]')).to_have_text("您好！有什么可以帮您？")
+    await expect(page.locator(".kefu-chips button").first).to_be_visible()  # popular questions to tap
+    await page.locator("#kefu-input").fill("退货")
+    await expect(page.locator("#kefu-suggest li").first).to_be_visible()  # suggestions while typing
+    await page.locator("#kefu-suggest li").first.click()
+    await expect(bot_replies(page)).to_have_count(1)
+    await context.close()

@@ -1,0 +1,124 @@
+"""The pages around the bubble: the demo shop, the help centre (same FAQ index as the bot), typing suggestions."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from pathlib import Path
+
+import pytest
+
+from bot.endpoints import WidgetSettings
+from bot.server import ServerSettings, create_app
+from bot.state import AGENT
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+async def client(aiohttp_client, starter_model, tmp_path):
+    settings = ServerSettings.for_project(ROOT, model_path=starter_model, db_path=tmp_path / "kefu.db")
+    settings.redis_url = None
+    settings.endpoints = settings.endpoints.model_copy(
+        update={"widget": WidgetSettings(upload_dir=tmp_path / "uploads")})
+    return await aiohttp_client(create_app(settings))
+
+
+async def search(client, query: str, lang: str = "en") -> list[dict]:
+    resp = await client.get("/api/help/search", params={"q": query, "lang": lang})
+    assert resp.status == 200, await resp.text()
+    return (await resp.json())["results"]
+
+
+async def test_chinese_and_english_searches_find_the_same_entry_the_bot_answers_from(client):
+    zh, en = await search(client, "运费"), await search(client, "shipping fee")
+    assert zh[0]["id"] == en[0]["id"] == "shipping_cost"
+    assert "99" in en[0]["answer"] and en[0]["url"] == "/help/shipping_cost"
+    in_chinese = await search(client, "shipping fee", lang="zh")
+    assert in_chinese[0]["id"] == "shipping_cost" and "包邮" in in_chinese[0]["answer"]
+    # the bot, asked the same, answers with that entry
+    replies = await (await client.post("/webhooks/rest/webhook", json={"sender": "h1", "message": "运费"})).json()
+    assert replies[0]["text"] == in_chinese[0]["answer"]
+    page = await (await client.get("/help", params={"q": "运费", "lang": "zh"})).text()
+    assert 'href="/help/shipping_cost?lang=zh"' in page and "“运费”的搜索结果" in page
+    assert (await client.get("/api/help/search")).status == 400
+
+
+async def test_help_centre_lists_categories_most_asked_first_and_offers_the_chat(client):
+    page = await (await client.get("/help", headers={"Accept-Language": "en-GB,en;q=0.9"})).text()
+    for heading in ("Most asked", "Browse by topic", "Shipping &amp; delivery", "Returns &amp; refunds",
+                    "Still need help?"):
+        assert heading in page
+    assert '<script src="http://127.0.0.1:' in page and 'data-kefu-lang="en"' in page
+    assert re.search(r"<button[^>]*data-kefu-open", page)
+    zh = await (await client.get("/help", headers={"Accept-Language": "zh-CN,zh;q=0.9"})).text()
+    assert "大家都在问" in zh and "配送与运费" in zh and 'data-kefu-lang="zh"' in zh and '<html lang="zh-CN">' in zh
+
+    def most_asked(html: str) -> list[str]:
+        section = html.split('id="popular-h"')[1].split("</ol>")[0]
+        return re.findall(r'href="/help/([\w/-]+)\?', section)
+
+    entries = [k for k in client.app[AGENT].model.faq.entries if "/" not in k]
+    assert most_asked(page) == entries[:5]  # nothing asked yet: the FAQ file's order
+    # shoppers ask the bot (any channel) about one entry twice: it moves to the top
+    for i in range(2):
+        await client.post("/webhooks/rest/webhook", json={"sender": f"inv{i}", "message": "can I get an invoice?"})
+    tracker = await (await client.get("/conversations/inv0/tracker")).json()
+    asked = next(e["data"]["faq_id"] for e in tracker["events"] if e["event"] == "bot")
+    assert asked != entries[0]
+    for _ in range(50):  # counted in the background from the bus
+        page = await (await client.get("/help", params={"lang": "en"})).text()
+        if most_asked(page)[0] == asked:
+            break
+        await asyncio.sleep(0.05)
+    assert most_asked(page)[0] == asked
+    topic = await (await client.get("/help", params={"lang": "en", "category": "shipping"})).text()
+    assert "<h1>Shipping &amp; delivery</h1>" in topic and topic.count('class="help-snippet"') == sum(
+        1 for e in client.app[AGENT].model.faq.entries.values() if e.category == "shipping")
+
+
+async def test_article_page_has_the_answer_related_questions_and_still_need_help(client):
+    page = await (await client.get("/help/return_policy", params={"lang": "en"})).text()
+    assert "<h1>" in page and "7 days" in page and "Related questions" in page
+    assert 'data-kefu-open data-kefu-message="' in page
+    resp = await client.get("/help/no-such-entry", allow_redirects=False)
+    assert resp.status == 302 and resp.headers["Location"].startswith("/help")
+
+
+async def test_help_pages_escape_what_the_shopper_typed(client):
+    page = await (await client.get("/help", params={"q": '"><script>alert(1)</script>'})).text()
+    assert "<script>alert(1)</script>" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    resp = await client.get("/help")
+    assert "script-src 'self'" in resp.headers["Content-Security-Policy"]
+
+
+async def test_suggestions_come_from_the_faq_in_the_language_typed(client):
+    body = await (await client.get("/api/widget/suggest", params={"q": "ship", "lang": "en"})).json()
+    ids = [s["id"] for s in body["suggestions"]]
+    assert "shipping_cost" in ids and "shipping_time" in ids and len(ids) <= 5
+    zh = await (await client.get("/api/widget/suggest", params={"q": "退货", "lang": "en"})).json()
+    assert zh["language"] == "zh" and all(re.search(r"[\u4e00-\u9fff]", s["question"]) for s in zh["suggestions"])
+    popular = await (await client.get("/api/widget/suggest", params={"q": "", "lang": "zh"})).json()
+    assert len(popular["suggestions"]) == 5
+    nonsense = await (await client.get("/api/widget/suggest", params={"q": "qzxv"})).json()
+    assert nonsense["suggestions"] == []
+
+
+async def test_demo_shop_embeds_the_bubble_with_one_script_tag(client):
+    resp = await client.get("/")
+    page = await resp.text()
+    tag = f'<script src="http://127.0.0.1:{client.port}/widget.js" data-kefu-lang="auto"></script>'
+    assert page.count("widget.js") == 1 and tag in page
+    assert "connect-src 'self'" in resp.headers["Content-Security-Policy"]
+    js = await client.get("/widget.js")
+    assert js.status == 200 and "javascript" in js.headers["Content-Type"]
+    source = await js.text()
+    assert "innerHTML" not in source and "insertAdjacentHTML" not in source and "eval(" not in source
+    for hook in ("kefu-launcher", "kefu-panel", "kefu-input", "kefu-send"):
+        assert f'"{hook}"' in source
+    css = await client.get("/widget.css")
+    assert css.status == 200 and "--kefu-accent" in await css.text()
+    assert (await client.get("/demo/shop.css")).status == 200
+    assert (await client.get("/demo/../../server.py")).status == 404
+    evil_host = await (await client.get("/", headers={"Host": 'x"><script>alert(1)</script>'})).text()
+    assert "<script>alert(1)" not in evil_host
