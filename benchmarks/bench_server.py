@@ -160,7 +160,8 @@ async def main() -> None:
           f"   p50 {verdict(p50, TARGETS['parse_p50_ms'])}")
     t50, t99 = percentile(paced, 50), percentile(paced, 99)
     print(f"REST turn, {args.conversations} conversations, one message each ~{args.think:g} s: "
-          f"p50 {t50:6.1f} ms  p99 {t99:6.1f} ms  ({paced_rate:.0f} msg/s)   p99 {verdict(t99, TARGETS['turn_p99_ms'])}")
+          f"p50 {t50:6.1f} ms  p99 {t99:6.1f} ms  ({paced_rate:.0f} msg/s)   "
+          f"p99 {verdict(t99, TARGETS['turn_p99_ms'])}")
     s50, s99 = percentile(turns, 50), percentile(turns, 99)
     print(f"REST turn, {args.conversations} conversations flat out (no pause): p50 {s50:6.1f} ms  p99 {s99:6.1f} ms  "
           f"capacity {throughput:.0f} msg/s")
