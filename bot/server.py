@@ -12,7 +12,7 @@ from aiohttp import web
 
 from bot.actions import ActionRunner, InProcessActionRunner, RemoteActionRunner
 from bot.agent import Agent
-from bot.channels import rest, widget
+from bot.channels import messenger, rest, wechat, widget
 from bot.endpoints import Endpoints, load_endpoints
 from bot.http import HTTPError, check_token, error_middleware, read_json
 from bot.metrics import Metrics
@@ -80,6 +80,8 @@ def create_app(settings: ServerSettings) -> web.Application:
     app.add_routes(api)
     app.add_routes(rest.routes)
     widget.setup(app)
+    wechat.setup(app)
+    messenger.setup(app)
     return app
 
 

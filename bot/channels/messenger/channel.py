@@ -1,0 +1,215 @@
+"""The Messenger channel's app-scoped state and what happens to each webhook event after the 200.
+
+Events are processed in a background worker per shopper (`KeyedSerial`: in order per PSID, concurrently
+across shoppers; tasks referenced until done). A message or postback: dedupe by `mid`, note the time (the
+24 h window), mark_seen and typing_on (separate requests, failures ignored), one bot turn, replies with
+`messaging_type=RESPONSE`. Agent replies and handoff notices come from the event bus and obey the window rule
+(threads.window): outside it they are refused locally and the refusal shows in the console's meta.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from bot.agent import MAX_TEXT_CHARS, Agent, UserMessage
+from bot.channels.messenger.api import GraphAPI, SendError
+from bot.channels.messenger.config import MessengerSettings
+from bot.channels.messenger.inbound import Incoming, recipient, to_text
+from bot.channels.messenger.outbound import MARKER, render, text_messages
+from bot.channels.messenger.threads import ThreadBook, window
+from bot.channels.push import (
+    BusForwarder,
+    KeyedSerial,
+    TaskSet,
+    claim_notices,
+    describe,
+    forwarding,
+    turn_language,
+)
+from bot.dialogue import events as ev
+from bot.state import AGENT, STORES
+from bot.stores import Stores
+
+log = logging.getLogger(__name__)
+
+PREFIX = "messenger:"
+SHUTDOWN_GRACE_S = 5.0
+
+
+class MessengerChannel:
+    def __init__(self, settings: MessengerSettings, clock: Callable[[], float] = time.time) -> None:
+        self.settings = settings
+        self.clock = clock  # tests move time; everything reads it through now()
+        self.serial = KeyedSerial("messenger")
+        self.tasks = TaskSet()
+        self.agent: Agent | None = None
+        self.stores: Stores | None = None
+        self.api: GraphAPI | None = None
+        self.threads: ThreadBook | None = None
+
+    def __repr__(self) -> str:
+        return f"MessengerChannel(version={self.settings.graph_api_version!r})"
+
+    def now(self) -> float:
+        return self.clock()
+
+    async def lifecycle(self, app: web.Application) -> AsyncIterator[None]:
+        """cleanup_ctx: after the core's (needs the agent and stores), closed before them."""
+        self.agent, self.stores = app[AGENT], app[STORES]
+        async with aiohttp.ClientSession() as session:
+            self.api = GraphAPI(self.settings, session)
+            self.threads = ThreadBook(self.stores.kv, self.stores.trackers, self.settings, self.now)
+            forwarder = BusForwarder(self.stores, PREFIX, self.deliver, self.serial, self.settings.notice_grace_s,
+                                     on_typing=self._agent_typing)
+            async with forwarding(forwarder):
+                yield
+                await self.serial.drain(SHUTDOWN_GRACE_S)
+                await self.tasks.drain(SHUTDOWN_GRACE_S)
+
+    def accept(self, batch: list[Incoming]) -> None:
+        """Queue every event of a webhook batch (the request answers 200 right after this)."""
+        for incoming in batch:
+            self.serial.submit(incoming.conversation_id, lambda incoming=incoming: self.process(incoming))
+
+    async def process(self, incoming: Incoming) -> None:
+        assert self.threads is not None
+        if incoming.standby:
+            log.info("Messenger: %s event on standby (another app owns the thread): bot silent", incoming.kind)
+        elif incoming.kind in ("message", "postback"):
+            await self._shopper_wrote(incoming)
+        elif incoming.kind == "echo":
+            await self._echo(incoming)
+        elif incoming.kind in ("delivery", "read"):
+            watermark = incoming.data[incoming.kind].get("watermark")
+            if isinstance(watermark, int | str) and str(watermark).isdigit():
+                await self.threads.receipt(incoming.user_id, incoming.kind, int(watermark))
+        elif incoming.kind == "handover":
+            await self._handover(incoming)
+        else:
+            log.info("Messenger: event without a bot turn: %s", sorted(k for k in incoming.data
+                                                                         if k not in ("sender", "recipient")))
+
+    # -- a shopper's message or postback ----------------------------------------------------------------------
+
+    async def _shopper_wrote(self, incoming: Incoming) -> None:
+        assert self.stores and self.threads and self.agent and self.api
+        mid, cid, user = incoming.mid, incoming.conversation_id, incoming.user_id
+        if mid and not await self.stores.trackers.claim_message_id(f"messenger:in:{mid}",
+                                                                   self.settings.dedupe_ttl_s):
+            log.info("Messenger redelivery %s ignored", mid)
+            return
+        meta = await self.stores.trackers.get_meta(cid)
+        found = to_text(incoming, meta.get("language") or "en", self.settings.get_started_payload)
+        if found is None:
+            return
+        text, metadata = found[0][:MAX_TEXT_CHARS], found[1]
+        message = UserMessage(cid, text, "messenger", user, mid, metadata)
+        thread = await self.threads.user_wrote(user)
+        if self.threads.paused(thread):  # a person in Page Inbox / another app answers this thread
+            await self._store_only(message)
+            return
+        if thread.get("paused_until"):
+            await self._set_paused(user, False, "pause over")
+        actions = self.tasks.spawn(self._seen_and_typing(recipient(user)))
+        stored = await self.agent.handle(message)
+        with contextlib.suppress(TimeoutError):  # never hold the reply for typing indicators
+            await asyncio.wait_for(asyncio.shield(actions), self.settings.sender_action_wait_s)
+        actions.cancel()
+        claimed = {id(e) for e in await claim_notices(self.stores, cid, stored)}
+        shown = [e for e in stored if e.get("event") == "bot" or id(e) in claimed]
+        for reply in render(shown, self.settings, turn_language(stored, "en")):
+            if not await self._send(user, reply, "RESPONSE", None):
+                break
+
+    async def _seen_and_typing(self, to: dict[str, str]) -> None:
+        assert self.api
+        await asyncio.gather(self.api.sender_action(to, "mark_seen"), self.api.sender_action(to, "typing_on"))
+
+    async def _send(self, user: str, message: dict[str, Any], messaging_type: str, tag: str | None) -> bool:
+        assert self.api and self.threads
+        try:
+            await self.api.send(recipient(user), message, messaging_type, tag)
+            return True
+        except SendError as exc:
+            log.warning("Messenger message not delivered: %s", exc)
+            await self.threads.failed(user, exc.code, exc.kind)
+            return exc.kind == "uncertain"  # the rest may still go; after a refusal they would fail too
+
+    async def _store_only(self, message: UserMessage) -> None:
+        """Keep the shopper's message for the console without a bot turn (someone else is answering)."""
+        assert self.stores
+        trackers, cid = self.stores.trackers, message.conversation_id
+        async with trackers.lock(cid):
+            events = await trackers.events(cid)
+            if any(e.get("event") == "user" and e.get("message_id") == message.message_id for e in events):
+                return
+            await trackers.append(cid, [ev.user(message.text, {}, "messenger", message.message_id,
+                                                {**message.metadata, "sender": message.sender})])
+            if not events:
+                await trackers.set_meta(cid, channel="messenger", sender=message.sender)
+
+    # -- echoes and handover ----------------------------------------------------------------------------------
+
+    async def _echo(self, incoming: Incoming) -> None:
+        message = incoming.data["message"]
+        app_id = str(message.get("app_id") or "")
+        if message.get("metadata") == MARKER or (self.settings.app_id and app_id == self.settings.app_id):
+            return  # our own message coming back (F8)
+        # a person in Page Inbox / Business Suite, or another app, wrote to the shopper: step aside (F9)
+        await self._set_paused(incoming.user_id, True, f"echo from app {app_id or 'unknown'}",
+                               self.settings.human_pause_s)
+
+    async def _handover(self, incoming: Incoming) -> None:
+        data = incoming.data
+        if "pass_thread_control" in data:  # we receive it when the thread is passed to us
+            await self._set_paused(incoming.user_id, False, "thread control passed to us")
+        elif "take_thread_control" in data:  # we receive it when another app took the thread from us
+            await self._set_paused(incoming.user_id, True, "thread control taken by another app",
+                                   self.settings.human_agent_window_s)
+        else:
+            log.info("Messenger handover event: %s", sorted(k for k in data if k not in ("sender", "recipient")))
+
+    async def _set_paused(self, user: str, paused: bool, reason: str, for_s: float = 0.0) -> None:
+        """Pause or resume the bot for a thread; the console sees a Rasa `pause` / `resume` event."""
+        assert self.threads and self.stores
+        if paused:
+            changed = await self.threads.pause(user, reason, self.now() + for_s)
+        else:
+            changed = await self.threads.resume(user)
+        if changed:
+            log.info("Messenger: bot %s for a thread (%s)", "paused" if paused else "resumed", reason)
+            event = {"event": "pause" if paused else "resume", "timestamp": time.time(),
+                     "metadata": {"channel": "messenger", "reason": reason}}
+            await self.stores.trackers.append(PREFIX + user, [event])
+
+    # -- events from outside a request (agent replies, queue, handoff) ------------------------------------------
+
+    async def deliver(self, conversation_id: str, event: ev.Event) -> None:
+        assert self.stores and self.threads
+        user = conversation_id.removeprefix(PREFIX)
+        language = event.get("language") or (await self.stores.trackers.get_meta(conversation_id)).get("language")
+        text = describe(event, language or "en")
+        if not text:
+            return
+        human = event.get("event") == ev.AGENT_MESSAGE
+        allowed = window(await self.threads.get(user), self.now(), human, self.settings)
+        if allowed is None:
+            log.info("Messenger: %s not sent, the messaging window is closed", event.get("event"))
+            await self.threads.refused(user, event.get("seq"), "window closed")
+            return
+        for message in text_messages(text, self.settings):
+            if not await self._send(user, message, *allowed):
+                break
+
+    async def _agent_typing(self, conversation_id: str, event: ev.Event) -> None:
+        if self.api is not None:
+            user = conversation_id.removeprefix(PREFIX)
+            await self.api.sender_action(recipient(user), "typing_on" if event.get("on") else "typing_off")

@@ -1,0 +1,295 @@
+"""What push channels (WeChat, Messenger) share: ordered per-conversation work, the bus forwarder, text splitting.
+
+A push channel answers a webhook quickly and sends later through the platform's API. Two things make that
+correct with several workers: each conversation's outgoing messages go out one after another (`KeyedSerial`),
+and every handoff notice or agent reply is sent exactly once, by whoever wins
+`claim_message_id(f"out:{conversation_id}:{seq}")` (design.md contracts), in seq order per conversation:
+- notices produced by a shopper's own turn (e.g. "we're closed, leave a message" after "转人工") are claimed by
+  the request that ran the turn (`claim_notices`) and go out with the bot's answer (a WeChat passive reply
+  needs no allowance and no verified account);
+- everything else (agent replies, later queue updates, agent joined/ended) comes from the event bus
+  (`BusForwarder`). The forwarder gives the request a head start on notices (`notice_grace_s`) so that which
+  path sends a turn's notice does not depend on scheduling; whichever claims first sends, so it is never twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import copy
+import importlib
+import logging
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+from bot.dialogue import events as ev
+from bot.stores import LockTimeout, Stores
+
+log = logging.getLogger(__name__)
+
+Job = Callable[[], Awaitable[None]]
+Deliver = Callable[[str, ev.Event], Awaitable[None]]
+
+# Events a shopper should hear about although no shopper message caused them (rendered by describe()).
+NOTICE_KINDS = {ev.QUEUED, ev.AGENT_ASSIGNED, ev.HANDOFF_ENDED, ev.HANDOFF_UNAVAILABLE, ev.TICKET_CREATED}
+FORWARDED_KINDS = NOTICE_KINDS | {ev.AGENT_MESSAGE}
+CLAIM_TTL_S = 7 * 86400.0
+OUTBOX_LOCK_S = 60.0
+
+
+class KeyedSerial:
+    """Runs jobs one after another per key (a conversation) and concurrently across keys.
+
+    Every task is referenced until it ends (asyncio keeps only weak references), so nothing is lost; a failing
+    job is logged and the next one still runs.
+    """
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._jobs: dict[str, deque[Job]] = {}
+        self._workers: dict[str, asyncio.Task[None]] = {}
+
+    def submit(self, key: str, job: Job) -> None:
+        self._jobs.setdefault(key, deque()).append(job)
+        if key not in self._workers:
+            self._workers[key] = asyncio.get_running_loop().create_task(self._run(key), name=f"{self.name}:{key}")
+
+    async def _run(self, key: str) -> None:
+        jobs = self._jobs[key]
+        try:
+            while jobs:
+                job = jobs.popleft()
+                try:
+                    await job()
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    log.exception("%s: a job for %s failed", self.name, key)
+        finally:
+            self._workers.pop(key, None)
+            if not jobs:
+                self._jobs.pop(key, None)
+
+    def __len__(self) -> int:
+        return len(self._workers)
+
+    async def drain(self, timeout_s: float) -> None:
+        """Let running work finish (shutdown), then cancel what is left."""
+        workers = list(self._workers.values())
+        if workers:
+            _, pending = await asyncio.wait(workers, timeout=timeout_s)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+
+
+class TaskSet:
+    """Background tasks kept referenced until they end, and cancelled at shutdown."""
+
+    def __init__(self) -> None:
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    def spawn(self, coro: Awaitable[Any], name: str | None = None) -> asyncio.Task[Any]:
+        task = asyncio.ensure_future(coro)
+        if name:
+            task.set_name(name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    def __len__(self) -> int:
+        return len(self._tasks)
+
+    async def drain(self, timeout_s: float) -> None:
+        tasks = list(self._tasks)
+        if tasks:
+            _, pending = await asyncio.wait(tasks, timeout=timeout_s)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+
+
+class BusForwarder:
+    """Forwards agent replies and handoff notices of one channel's conversations from the event bus.
+
+    Bot answers are not forwarded here: the request that ran the bot turn sends them (passive reply or API).
+    """
+
+    def __init__(self, stores: Stores, prefix: str, deliver: Deliver, serial: KeyedSerial,
+                 notice_grace_s: float = 2.0, on_typing: Deliver | None = None) -> None:
+        self.stores = stores
+        self.prefix = prefix
+        self.deliver = deliver
+        self.serial = serial
+        self.notice_grace_s = notice_grace_s
+        self.on_typing = on_typing
+
+    async def run(self, ready: asyncio.Event) -> None:
+        async with self.stores.bus.subscribe() as subscription:
+            ready.set()
+            while not subscription.closed:
+                item = await subscription.get(timeout=30)
+                if item is not None:
+                    self._route(*item)
+
+    def _route(self, conversation_id: str, event: ev.Event) -> None:
+        if not conversation_id.startswith(self.prefix):
+            return
+        kind = event.get("event")
+        if kind == ev.TYPING and event.get("role") == "agent" and self.on_typing is not None:
+            self.serial.submit(conversation_id, lambda: self._typing(conversation_id, event))
+        elif kind in FORWARDED_KINDS and isinstance(event.get("seq"), int):
+            arrived = asyncio.get_running_loop().time()
+            self.serial.submit(conversation_id, lambda: self._forward(conversation_id, event, arrived))
+
+    async def _forward(self, conversation_id: str, event: ev.Event, arrived: float) -> None:
+        if event.get("event") in NOTICE_KINDS:  # the turn that made it may be sending it (claim_notices)
+            await asyncio.sleep(max(0.0, arrived + self.notice_grace_s - asyncio.get_running_loop().time()))
+        # Claim and send under one lock per conversation's outbox: every worker walks the events in seq order,
+        # so whoever claims seq N+1 does so after seq N went out -- order holds across workers too.
+        trackers = self.stores.trackers
+        try:
+            async with trackers.lock(f"outbox:{conversation_id}", OUTBOX_LOCK_S):
+                if await trackers.claim_message_id(f"out:{conversation_id}:{event['seq']}", CLAIM_TTL_S):
+                    await self.deliver(conversation_id, event)
+        except LockTimeout:
+            log.warning("outbox of a %s conversation busy for %.0f s; another worker delivers event %s",
+                        self.prefix.rstrip(":"), OUTBOX_LOCK_S, event["seq"])
+
+    async def _typing(self, conversation_id: str, event: ev.Event) -> None:
+        # not stored, so no seq: one worker per conversation, state and second sends it
+        second = int(float(event.get("timestamp") or 0))
+        key = f"out:{conversation_id}:typing:{bool(event.get('on'))}:{second}"
+        if self.on_typing is not None and await self.stores.trackers.claim_message_id(key, 60):
+            await self.on_typing(conversation_id, event)
+
+
+@contextlib.asynccontextmanager
+async def forwarding(forwarder: BusForwarder, ready_timeout_s: float = 10.0) -> AsyncIterator[None]:
+    """Run a forwarder for the app's lifetime; startup waits until its subscription is live (nothing missed)."""
+    ready = asyncio.Event()
+    task = asyncio.get_running_loop().create_task(forwarder.run(ready), name=f"forward:{forwarder.prefix}")
+    try:
+        waiter = asyncio.ensure_future(ready.wait())
+        await asyncio.wait({waiter, task}, timeout=ready_timeout_s, return_when=asyncio.FIRST_COMPLETED)
+        waiter.cancel()
+        if task.done():
+            task.result()  # raises what stopped it
+        elif not ready.is_set():
+            log.warning("%s forwarder: event bus not ready after %.0f s", forwarder.prefix, ready_timeout_s)
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task
+
+
+async def claim_notices(stores: Stores, conversation_id: str, stored: list[ev.Event]) -> list[ev.Event]:
+    """The handoff notices among a turn's stored events that this request wins and so must deliver itself."""
+    claimed = []
+    for event in stored:
+        if event.get("event") in NOTICE_KINDS and isinstance(event.get("seq"), int) and \
+                await stores.trackers.claim_message_id(f"out:{conversation_id}:{event['seq']}", CLAIM_TTL_S):
+            claimed.append(event)
+    return claimed
+
+
+def turn_language(events: list[ev.Event], default: str) -> str:
+    """The conversation's language as of these events (the `language` slot the engine sets each turn)."""
+    language = default
+    for event in events:
+        if event.get("event") == "slot" and event.get("name") == "language" and event.get("value"):
+            language = event["value"]
+    return language
+
+
+# -- texts ---------------------------------------------------------------------------------------------------
+
+def _builtin_describe(event: ev.Event, language: str) -> str | None:
+    """A small fallback for when handoff/messages.py is not there (yet)."""
+    zh = language == "zh"
+    kind = event.get("event")
+    name = str(event.get("agent_name") or event.get("agent") or "")
+    if kind == ev.QUEUED:
+        ahead = max(int(event.get("position") or 1) - 1, 0)
+        minutes = max(1, round(float(event.get("eta_s") or 0) / 60))
+        return (f"已为您排队，前面还有 {ahead} 位，预计等待约 {minutes} 分钟。" if zh
+                else f"You're in line: {ahead} ahead of you, about {minutes} min to wait.")
+    if kind == ev.AGENT_ASSIGNED:
+        if zh:
+            return f"人工客服 {name} 已接入。" if name else "人工客服已接入。"
+        return f"{name} from our team has joined the chat." if name else "Someone from our team has joined the chat."
+    if kind == ev.HANDOFF_ENDED:
+        return ("人工客服已结束本次会话，感谢您的耐心。如还有问题，随时留言。" if zh
+                else "The agent has ended the chat. Thanks for your patience — write any time.")
+    if kind == ev.HANDOFF_UNAVAILABLE:
+        return ("抱歉，人工客服暂时不在线。请留下您的问题，我们会尽快回复您。" if zh
+                else "Sorry, no one from our team is available right now. Leave a message and we'll get back to you.")
+    if kind == ev.TICKET_CREATED:
+        return "已收到您的留言，我们会尽快回复您。" if zh else "We've got your message and will get back to you soon."
+    return None
+
+
+def describe(event: ev.Event, language: str) -> str | None:
+    """The shopper-facing text of a handoff event: handoff/messages.py if the handoff side has it, else ours."""
+    if event.get("event") == ev.AGENT_MESSAGE:
+        return event.get("text") or None
+    try:
+        module = importlib.import_module("handoff.messages")
+    except ModuleNotFoundError as exc:
+        if exc.name not in ("handoff.messages", "handoff"):
+            raise
+        return _builtin_describe(event, language)
+    describe_fn = getattr(module, "describe", None)
+    return describe_fn(event, language) if callable(describe_fn) else _builtin_describe(event, language)
+
+
+def split_text(text: str, limit: int, measure: Callable[[str], int] = len) -> list[str]:
+    """Split a long text into parts of at most `limit` (as measured), preferring line breaks, then spaces."""
+    text = text.strip()
+    if measure(text) <= limit:
+        return [text] if text else []
+    parts: list[str] = []
+    while text:
+        if measure(text) <= limit:
+            parts.append(text)
+            break
+        cut = _longest_prefix(text, limit, measure)
+        for sep in ("\n\n", "\n", "。", ". ", " "):
+            at = text.rfind(sep, 0, cut)
+            if at > cut // 2:
+                cut = at + len(sep)
+                break
+        parts.append(text[:cut].strip())
+        text = text[cut:].strip()
+    return [p for p in parts if p]
+
+
+def _longest_prefix(text: str, limit: int, measure: Callable[[str], int]) -> int:
+    lo, hi = 1, len(text)
+    while lo < hi:  # the largest n with measure(text[:n]) <= limit (at least one character)
+        mid = (lo + hi + 1) // 2
+        if measure(text[:mid]) <= limit:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
+def utf8_len(text: str) -> int:
+    return len(text.encode("utf-8"))
+
+
+# -- shared documents ------------------------------------------------------------------------------------------
+
+async def update_document(kv: Any, key: str, change: Callable[[dict[str, Any] | None], dict[str, Any] | None],
+                          attempts: int = 50) -> dict[str, Any] | None:
+    """Read-modify-write a key/value document atomically (compare-and-set loop): workers share it."""
+    for _ in range(attempts):
+        current = await kv.get(key)
+        new = change(copy.deepcopy(current))
+        if new == current or await kv.cas(key, current, new):
+            return new
+        await asyncio.sleep(0)
+    raise RuntimeError(f"could not update {key!r}: too much contention")

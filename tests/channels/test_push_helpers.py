@@ -1,0 +1,120 @@
+"""Shared push-channel pieces and WeChat rendering, on real SQLite stores: ordering, splitting, numbered options,
+the allowance book, the built-in notice texts, Messenger quick-reply limits."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from bot.channels.messenger.config import MessengerSettings
+from bot.channels.messenger.outbound import render as fb_render
+from bot.channels.push import KeyedSerial, _builtin_describe, split_text, utf8_len
+from bot.channels.wechat import xml
+from bot.channels.wechat.allowance import AllowanceBook
+from bot.channels.wechat.config import WeChatSettings
+from bot.channels.wechat.outbound import chosen_payload, remember_options, render
+from bot.dialogue import events as ev
+from bot.stores import create_stores
+from tests.channels.conftest import WX_AES_KEY, WX_APPID
+
+
+@pytest.fixture
+async def stores(tmp_path):
+    stores = create_stores(None, tmp_path / "kefu.db")
+    yield stores
+    await stores.close()
+
+
+async def test_keyed_serial_keeps_order_per_key_and_survives_a_failing_job():
+    serial, seen = KeyedSerial("t"), []
+
+    def job(key, n, delay, fail=False):
+        async def run():
+            await asyncio.sleep(delay)
+            if fail:
+                raise RuntimeError("boom")
+            seen.append((key, n))
+        return run
+
+    serial.submit("a", job("a", 1, 0.05))
+    serial.submit("b", job("b", 1, 0.0))
+    serial.submit("a", job("a", 2, 0.0, fail=True))
+    serial.submit("a", job("a", 3, 0.0))
+    await serial.drain(2)
+    assert [n for k, n in seen if k == "a"] == [1, 3] and seen[0] == ("b", 1)
+    assert len(serial) == 0
+
+
+def test_split_text_respects_utf8_bytes_and_prefers_line_breaks():
+    text = "第一段" * 300 + "\n" + "第二段" * 300
+    parts = split_text(text, 2000, utf8_len)
+    assert all(utf8_len(p) <= 2000 for p in parts) and "".join(parts).replace("\n", "") == text.replace("\n", "")
+    assert parts[0].endswith("第一段")
+    assert split_text("short", 10) == ["short"] and split_text("  ", 10) == []
+
+
+def test_buttons_become_numbered_options_and_cdata_stays_safe():
+    events = [ev.bot("请选择：", {"buttons": [{"title": "查订单", "payload": "/order_status"},
+                                             {"title": "转人工", "payload": "/human_handoff"}]}),
+              ev.bot("注意 ]]> 这里\x07"),
+              {"event": ev.QUEUED, "position": 3, "eta_s": 600, "language": "zh"}]
+    text, payloads = render(events, "zh")
+    assert text.startswith("请选择：\n1. 查订单\n2. 转人工\n\n注意 ]]> 这里\x07\n\n")
+    assert payloads == ["/order_status", "/human_handoff"]
+    reply = xml.parse(xml.text_reply("oU", "gh", 1, text).encode(), 65536)
+    assert reply.get("Content").startswith("请选择：\n1. 查订单") and "]]> 这里\n" in reply.get("Content")
+
+
+async def test_a_numbered_answer_is_routed_by_payload(stores):
+    await remember_options(stores.kv, "oU", ["/order_status", "/human_handoff"], now=1000)
+    assert await chosen_payload(stores.kv, "oU", "2", now=1001, ttl_s=60) == "/human_handoff"
+    assert await chosen_payload(stores.kv, "oU", "１", now=1001, ttl_s=60) == "/order_status"
+    assert await chosen_payload(stores.kv, "oU", "3", now=1001, ttl_s=60) is None
+    assert await chosen_payload(stores.kv, "oU", "2 please", now=1001, ttl_s=60) is None
+    assert await chosen_payload(stores.kv, "oU", "1", now=2000, ttl_s=60) is None, "stale options"
+    await remember_options(stores.kv, "oU", [], now=1002)
+    assert await chosen_payload(stores.kv, "oU", "1", now=1003, ttl_s=60) is None
+
+
+async def test_allowance_windows_quota_and_pending(stores):
+    now = [1_700_000_000.0]
+    settings = WeChatSettings(token="t", appid=WX_APPID, appsecret="s", encoding_aes_key=WX_AES_KEY)
+    book = AllowanceBook(stores.kv, stores.trackers, settings, lambda: now[0])
+    assert not await book.reserve("oU"), "no shopper message yet"
+    await book.park("oU", [{"text": "older", "kind": "agent"}])
+    assert await book.opened("oU", "event") == [{"text": "older", "kind": "agent"}]
+    assert [await book.reserve("oU") for _ in range(4)] == [True, True, True, False], "3 after a follow"
+    await book.opened("oU", "message")
+    assert [await book.reserve("oU") for _ in range(6)] == [True] * 5 + [False]
+    await book.opened("oU", "message")
+    await book.opened("oU", "event")  # a click never shortens the 48 h allowance
+    assert await book.reserve("oU", keep=3) and await book.reserve("oU", keep=3)
+    assert not await book.reserve("oU", keep=3), "queue notices leave the last messages to agents"
+    await book.refused("oU", 45015, [{"text": "late", "kind": "agent"}])
+    meta = (await stores.trackers.get_meta("wechat:oU"))["wechat"]
+    assert meta == {"quota_left": 0, "window_ends": None, "pending": 1}
+    now[0] += 60
+    assert await book.opened("oU", "message") == [{"text": "late", "kind": "agent"}]
+    assert (await stores.trackers.get_meta("wechat:oU"))["wechat"]["quota_left"] == 5
+
+
+def test_builtin_notice_texts_cover_every_notice_in_both_languages():
+    for event in ({"event": ev.QUEUED, "position": 2, "eta_s": 240}, {"event": ev.AGENT_ASSIGNED, "agent": "Li"},
+                  {"event": ev.HANDOFF_ENDED}, {"event": ev.HANDOFF_UNAVAILABLE, "reason": "closed"},
+                  {"event": ev.TICKET_CREATED, "ticket_id": "T1"}):
+        assert _builtin_describe(event, "zh") and _builtin_describe(event, "en")
+    assert "1" in _builtin_describe({"event": ev.QUEUED, "position": 2, "eta_s": 240}, "en")
+    assert _builtin_describe({"event": ev.AGENT_NOTE, "text": "private"}, "en") is None
+
+
+def test_messenger_quick_replies_within_limits_and_long_text_split():
+    settings = MessengerSettings(verify_token="v", app_secret="s", page_access_token="p")
+    buttons = [{"title": f"Option number {i} with a long title", "payload": f"/choose{{\"n\": {i}}}"}
+               for i in range(15)]
+    messages = fb_render([ev.bot("x" * 4500, {"buttons": buttons})], settings, "en")
+    assert [len(m["text"]) for m in messages] == [2000, 2000, 500]
+    quick = messages[-1]["quick_replies"]
+    assert len(quick) == 13 and all(len(q["title"]) <= 20 for q in quick)
+    assert quick[0] == {"content_type": "text", "title": "Option number 0 wit…", "payload": '/choose{"n": 0}'}
+    assert all(m["metadata"] == "kefu" for m in messages)
