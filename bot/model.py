@@ -132,7 +132,7 @@ def train(project: Project, out_dir: Path, progress: Callable[[str], None] = pri
             "kefu_version": __version__,
             "trained_at": time.time(),
             "train_seconds": round(time.perf_counter() - started, 2),
-            "config": project.config.model_dump(),
+            "config": project.config.model_dump(exclude_unset=True),  # keeps Rasa thresholds
         }
         (root / "metadata.json").write_text(json.dumps(metadata, ensure_ascii=False, indent=1))
         (root / "domain.json").write_text(json.dumps(domain.as_dict(), ensure_ascii=False))

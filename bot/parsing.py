@@ -34,8 +34,9 @@ def parse_payload(text: str, language: str) -> dict[str, Any] | None:
         entities = [{"entity": k, "value": v, "start": None, "end": None, "extractor": "payload"}
                     for k, v in (values.items() if isinstance(values, dict) else [])]
     intent = {"name": match.group("intent"), "confidence": 1.0}
+    # a button press says nothing about the shopper's language: the engine keeps the conversation's
     return {"text": text, "intent": intent, "intent_ranking": [intent], "entities": entities,
-            "language": language, "faq": []}
+            "language": None, "faq": []}
 
 
 class BatchedParser:

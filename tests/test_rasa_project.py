@@ -129,3 +129,11 @@ def test_same_actions_run_on_a_rasa_action_server(trained, tmp_path):
     finally:
         server.terminate()
         server.wait(timeout=20)
+
+
+def test_trained_model_keeps_rasa_fallback_thresholds(trained):
+    from bot.model import load_model
+
+    archive = sorted((trained / "models").glob("*.tar.gz"))[-1]
+    thresholds = load_model(archive).config.effective_thresholds()
+    assert thresholds.intent == 0.3 and thresholds.ambiguity == 0.05

@@ -139,3 +139,9 @@ async def test_health_and_metrics(client):
     await chat(client, "m1", "hello")
     metrics = await (await client.get("/metrics")).text()
     assert 'kefu_messages_total{channel="rest"} 1.0' in metrics
+
+
+async def test_button_payload_keeps_the_conversation_language(client):
+    await chat(client, "lang-1", "hello there")
+    replies = await chat(client, "lang-1", "/greet")
+    assert replies and not any("\u4e00" <= ch <= "\u9fff" for ch in replies[0]["text"])

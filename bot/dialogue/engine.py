@@ -93,8 +93,10 @@ class DialogueEngine:
 
     def _language(self, tracker: Tracker, text: str, parse: dict[str, Any]) -> str:
         """The message's language; a message with no words (an order number, "ok", "👍") keeps the conversation's."""
-        detected = parse.get("language") or self.settings.default_language
         current = tracker.slots.get("language")
+        if parse.get("language") is None:  # a button payload
+            return current or self.settings.default_language
+        detected = parse["language"]
         if current and detected != current:
             words = text
             for entity in sorted(parse.get("entities") or [], key=lambda e: -(e.get("start") or 0)):
