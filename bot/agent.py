@@ -81,8 +81,11 @@ class Agent:
                     tracker.apply(event)
             metadata = {**message.metadata, **({"sender": message.sender} if message.sender else {})}
             user_event = ev.user(message.text, parse, message.channel, message.message_id, metadata)
-            if tracker.human_holds:
-                new.append(user_event)  # the console shows it to the agent; the bot stays silent
+            # The human side looks first: while a person holds the chat the bot stays silent (the message is
+            # kept for the agent, or cancels the wait); after a handoff it may be a rating or a ticket.
+            handled = await self._human_side(tracker, user_event)
+            if handled is not None:
+                new += handled
             else:
                 new += await self.engine.respond(tracker, user_event)
             if not events:
@@ -92,6 +95,16 @@ class Agent:
             stored = await trackers.append(message.conversation_id, new)
         self._record(message, stored, time.perf_counter() - started)
         return stored
+
+    async def _human_side(self, tracker: Tracker, user_event: ev.Event) -> list[ev.Event] | None:
+        handoff = self.engine.handoff
+        shopper_message = getattr(handoff, "shopper_message", None)
+        if shopper_message is not None:
+            try:
+                return await shopper_message(tracker, user_event)
+            except Exception:  # the human side failing must not lose the message
+                log.exception("handoff failed to take a message of %s", tracker.sender_id)
+        return [user_event] if tracker.human_holds else None
 
     def _record(self, message: UserMessage, stored: list[ev.Event], seconds: float) -> None:
         if self.metrics is None:
@@ -116,10 +129,21 @@ class Agent:
         return [ev.action("action_session_start"), ev.session_started(), *carried, ev.action("action_listen")]
 
 
-def bot_messages(events: list[ev.Event], recipient_id: str) -> list[dict[str, Any]]:
-    """Rasa REST channel output for the bot (and agent) messages among `events`."""
+def bot_messages(events: list[ev.Event], recipient_id: str, language: str | None = None) -> list[dict[str, Any]]:
+    """Rasa REST channel output for the bot and agent messages among `events`, and the shopper-facing text of
+    handoff events (place in line, agent joined, closed / leave a message, ticket made) in the chat's language."""
+    from handoff.messages import describe
+
     out = []
     for event in events:
+        if event.get("event") == "slot" and event.get("name") == "language":
+            language = event.get("value") or language
+        elif event.get("event") in ev.HANDOFF_EVENTS and event.get("language"):
+            language = event["language"]  # handoff events carry the conversation's language
+        described = describe(event, language) if event.get("event") in ev.HANDOFF_EVENTS else None
+        if described:
+            out.append({"recipient_id": recipient_id, "text": described, "handoff": event["event"]})
+            continue
         if event.get("event") == "bot":
             message: dict[str, Any] = {"recipient_id": recipient_id}
             if event.get("text"):

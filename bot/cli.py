@@ -44,11 +44,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def _ensure_model(args: argparse.Namespace) -> None:
-    """`kefu run` and `kefu shell` train first when the project has no model yet."""
-    from bot.model import latest_archive
-
-    if getattr(args, "model", None) is None and latest_archive(Path("models")) is None:
-        print("No model found: training one first.", flush=True)
+    """`kefu run` and `kefu shell` train first when the project has no usable model for its current files."""
+    if getattr(args, "model", None) is None and Path("domain.yml").exists():
         ns = argparse.Namespace(config=Path("config.yml"), domain=Path("domain.yml"), data=[Path("data")],
                                 out=Path("models"), force=False, fixed_model_name=None, keep=5)
         cmd_train(ns)
@@ -72,6 +69,7 @@ def cmd_shell(args: argparse.Namespace) -> int:
     from bot.agent import UserMessage
     from bot.server import ServerSettings, create_app
     from bot.state import AGENT
+    from handoff.messages import describe
 
     _ensure_model(args)
 
@@ -83,6 +81,7 @@ def cmd_shell(args: argparse.Namespace) -> int:
         await runner.setup()  # runs the lifecycle: model, stores, agent
         agent = app[AGENT]
         conversation = f"shell-{uuid.uuid4().hex[:8]}"
+        language = None
         print("Chat with the bot (Ctrl-D or /stop to quit).")
         loop = asyncio.get_running_loop()
         try:
@@ -100,8 +99,12 @@ def cmd_shell(args: argparse.Namespace) -> int:
                         print(event["text"])
                         for button in (event.get("data") or {}).get("buttons") or []:
                             print(f"  [{button.get('title')}]")
-                    elif event.get("event") == "queued":
-                        print(f"(queued for a person: position {event.get('position')})")
+                    elif event.get("event") == "agent_message":
+                        print(f"[{event.get('agent_name') or event.get('agent')}] {event.get('text')}")
+                    elif described := describe(event, event.get("language") or language):
+                        print(f"({described})")
+                    if event.get("event") == "slot" and event.get("name") == "language":
+                        language = event.get("value") or language
         finally:
             await runner.cleanup()
 
@@ -137,6 +140,74 @@ def cmd_actions(args: argparse.Namespace) -> int:
     executor.register_package(args.actions)
     endpoint.run(executor, port=args.port)
     return 0
+
+
+def _names(value: str | None) -> list[str] | None:
+    """"zh, en" → ["zh", "en"]; empty → None (the default)."""
+    names = [x.strip() for x in (value or "").split(",") if x.strip()]
+    return names or None
+
+
+def _read_password(args: argparse.Namespace) -> str:
+    """From stdin with --password-stdin (scripts), else asked twice without echo."""
+    import getpass
+
+    if args.password_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    first = getpass.getpass("Password: ")
+    if getpass.getpass("Repeat password: ") != first:
+        raise SystemExit("Error: the passwords differ")
+    return first
+
+
+def cmd_agents(args: argparse.Namespace) -> int:
+    """Console accounts, in the same store `kefu run` uses (SQLite file or REDIS_URL)."""
+    from bot.server import ServerSettings
+    from bot.stores import create_stores
+    from handoff.agents import AccountError, AgentDirectory
+
+    settings = ServerSettings.for_project(Path("."))
+
+    async def run() -> int:
+        stores = create_stores(settings.redis_url, settings.db_path or settings.project_dir / "kefu.db",
+                               redis_prefix=settings.endpoints.redis_prefix())
+        directory = AgentDirectory(stores.kv)
+        try:
+            if args.agents_command in ("add", "passwd"):
+                existing = await directory.get(args.name)
+                if args.agents_command == "passwd" and existing is None:
+                    print(f"Error: no agent named {args.name!r}", file=sys.stderr)
+                    return 1
+                password = _read_password(args)
+                if args.agents_command == "passwd":
+                    await directory.add(args.name, password, name=existing.name, languages=existing.languages,
+                                        groups=existing.groups, capacity=existing.capacity, role=existing.role,
+                                        replace=True)
+                    print(f"Password of {args.name} changed.")
+                    return 0
+                account = await directory.add(args.name, password, name=args.display_name,
+                                              languages=_names(args.languages), groups=_names(args.groups),
+                                              capacity=args.capacity, role="admin" if args.admin else "agent")
+                print(f"Agent {account.username} added ({account.role}; languages {','.join(account.languages)}; "
+                      f"groups {','.join(account.groups) or 'any'}; up to {account.capacity} chats at once).")
+            elif args.agents_command == "list":
+                for account in await directory.all():
+                    presence = await directory.presence(account.username)
+                    print(f"{account.username:20} {account.name:20} {account.role:6} {','.join(account.languages):6}"
+                          f" {','.join(account.groups) or '-':20} {account.capacity:3}  {presence.status}")
+            elif args.agents_command == "remove":
+                if not await directory.remove(args.name):
+                    print(f"Error: no agent named {args.name!r}", file=sys.stderr)
+                    return 1
+                print(f"Agent {args.name} removed.")
+            return 0
+        except AccountError as exc:
+            print(f"Error: {exc}", file=sys.stderr)
+            return 1
+        finally:
+            await stores.close()
+
+    return asyncio.run(run())
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -194,6 +265,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-p", "--port", type=int, default=5055)
     p.add_argument("--actions", default="actions")
     p.set_defaults(func=cmd_actions)
+
+    p = sub.add_parser("agents", help="agent console accounts")
+    agents_sub = p.add_subparsers(dest="agents_command", required=True)
+    a = agents_sub.add_parser("add", help="add an agent account")
+    a.add_argument("name", help="the login name")
+    a.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+    a.add_argument("--languages", default="zh,en", help="languages the agent serves (zh,en)")
+    a.add_argument("--groups", default="", help="skill groups, e.g. returns,payment (none: any group)")
+    a.add_argument("--capacity", type=int, default=None, help="chats at once (default from handoff.yml)")
+    a.add_argument("--display-name", default=None, help="the name shoppers see (default: NAME)")
+    a.add_argument("--admin", action="store_true", help="may read and act on every conversation")
+    a.set_defaults(func=cmd_agents)
+    a = agents_sub.add_parser("passwd", help="set an agent's password")
+    a.add_argument("name")
+    a.add_argument("--password-stdin", action="store_true")
+    a.set_defaults(func=cmd_agents)
+    a = agents_sub.add_parser("list", help="list the agent accounts")
+    a.set_defaults(func=cmd_agents)
+    a = agents_sub.add_parser("remove", help="remove an agent account")
+    a.add_argument("name")
+    a.set_defaults(func=cmd_agents)
 
     p = sub.add_parser("data", help="check the training data")
     data_sub = p.add_subparsers(dest="data_command", required=True)

@@ -19,7 +19,7 @@ from bot.metrics import Metrics
 from bot.model import ModelError, TrainedModel, latest_archive, load_model
 from bot.state import AGENT, METRICS, SETTINGS, STORES
 from bot.stores import create_stores
-from handoff.queue import SimpleQueue
+from handoff.app import create_handoff, setup_handoff
 
 log = logging.getLogger(__name__)
 api = web.RouteTableDef()
@@ -63,7 +63,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
                            redis_prefix=settings.endpoints.redis_prefix())
     actions = action_runner(settings)
     app[STORES] = stores
-    app[AGENT] = Agent(model, stores, actions, SimpleQueue(stores.kv), metrics=app[METRICS])
+    app[AGENT] = Agent(model, stores, actions, create_handoff(app, stores), metrics=app[METRICS])
     log.info("kefu ready: model %s, %s store", model.path, "redis" if settings.redis_url else "sqlite")
     yield
     if isinstance(actions, RemoteActionRunner):
@@ -79,6 +79,7 @@ def create_app(settings: ServerSettings) -> web.Application:
     app.cleanup_ctx.append(_lifecycle)
     app.add_routes(api)
     app.add_routes(rest.routes)
+    setup_handoff(app)
     widget.setup(app)
     wechat.setup(app)
     messenger.setup(app)

@@ -81,3 +81,38 @@ def starter_model(tmp_path_factory):
     root = Path(__file__).resolve().parent.parent
     project = load_project(root / "config.yml", root / "domain.yml", [root / "data"])
     return train(project, tmp_path_factory.mktemp("models"), progress=lambda _: None)
+
+
+# -- the human handoff: the app on either backend, with handoff settings for the test ---------------------------
+#
+# `kefu_app(**handoff_settings)` starts the real app (starter model, real stores) and returns its test client;
+# calling it twice in one test gives two workers on the same data (the same Redis prefix, or the same SQLite
+# file after the first is closed: a restart). Opening hours default to 24h so tests pass at any time of day.
+
+@pytest.fixture(params=["sqlite", pytest.param("redis", marks=pytest.mark.redis)])
+def handoff_backend(request: pytest.FixtureRequest, tmp_path: Path) -> dict:
+    from uuid import uuid4
+
+    url = request.getfixturevalue("redis_url") if request.param == "redis" else None
+    return {"name": request.param, "redis_url": url, "db_path": tmp_path / "kefu.db",
+            "prefix": f"test-{uuid4().hex[:10]}"}
+
+
+@pytest.fixture
+def kefu_app(handoff_backend, starter_model, aiohttp_client):
+    from bot.endpoints import Endpoints, StoreEndpoint
+    from bot.server import ServerSettings, create_app
+    from handoff.settings import HandoffSettings
+    from handoff.state import HANDOFF_SETTINGS
+
+    root = Path(__file__).resolve().parent.parent
+
+    async def make(**handoff: object):
+        settings = ServerSettings.for_project(root, model_path=starter_model, db_path=handoff_backend["db_path"])
+        settings.redis_url = handoff_backend["redis_url"]
+        settings.endpoints = Endpoints(tracker_store=StoreEndpoint(type="redis", key_prefix=handoff_backend["prefix"]))
+        app = create_app(settings)
+        app[HANDOFF_SETTINGS] = HandoffSettings(**{"hours": {"daily": "24h"}, "tick_s": 0.1, **handoff})
+        return await aiohttp_client(app)
+
+    return make

@@ -65,7 +65,19 @@ async def test_model_parse_returns_rasa_shape_with_language_and_faq(client):
     assert body["faq"][0]["score"] >= body["faq"][-1]["score"]
 
 
-async def test_request_for_a_person_in_chinese_escalates_with_reason_and_candidates(client):
+async def test_request_for_a_person_in_chinese_escalates_with_reason_and_candidates(aiohttp_client, starter_model,
+                                                                                     tmp_path):
+    # Someone is on duty at any hour (away, so nobody is auto-assigned): the shopper waits in line.
+    from handoff.settings import HandoffSettings
+    from handoff.state import HANDOFF, HANDOFF_SETTINGS
+
+    settings = ServerSettings.for_project(ROOT, model_path=starter_model, db_path=tmp_path / "kefu.db")
+    settings.redis_url = None
+    app = create_app(settings)
+    app[HANDOFF_SETTINGS] = HandoffSettings(hours={"daily": "24h"})
+    client = await aiohttp_client(app)
+    await app[HANDOFF].agents.add("li", "password-1")
+    await app[HANDOFF].agents.set_status("li", "away")
     await chat(client, "zh-2", "我的包裹坏了，能退款吗")
     replies = await chat(client, "zh-2", "转人工")
     assert any("人工" in (r.get("text") or "") for r in replies)

@@ -20,6 +20,66 @@ DEFAULT_TEXTS: dict[str, dict[str, str]] = {
         "zh": "我不太确定您的意思，您是想问下面这些吗？",
     },
     "utter_talk_to_person": {"en": "Talk to a person", "zh": "转人工客服"},
+    # -- the human handoff (handoff/messages.py fills in the {placeholders}) -----------------------------------
+    "handoff_queued": {
+        "en": "You are number {position} in line, about {minutes} min. You can keep writing; "
+              "say \"cancel\" to go back to the bot.",
+        "zh": "您当前排在第 {position} 位，预计等待约 {minutes} 分钟。您可以先描述问题；回复“取消”可返回机器人。",
+    },
+    "handoff_agent_joined": {
+        "en": "{agent_name} from our team has joined the chat.",
+        "zh": "人工客服 {agent_name} 已接入，将为您服务。",
+    },
+    "handoff_agent_transferred": {
+        "en": "{agent_name} from our team has taken over the chat.",
+        "zh": "已为您转接到人工客服 {agent_name}。",
+    },
+    "handoff_ended": {
+        "en": "The chat with our team has ended. I'm back — ask me anything.",
+        "zh": "本次人工服务已结束，有其他问题可以随时问我。",
+    },
+    "handoff_unavailable_closed": {
+        "en": "Our team is away right now; we're back {next_open}. Leave your message here and we'll get back "
+              "to you — or say \"cancel\".",
+        "zh": "现在不在人工客服服务时间，{next_open}恢复服务。您可以直接留言，我们会尽快回复您；回复“取消”则不留言。",
+    },
+    "handoff_unavailable_offline": {
+        "en": "Sorry, nobody from our team is available right now (next shift: {next_open}). Leave your message "
+              "here and we'll get back to you — or say \"cancel\".",
+        "zh": "抱歉，现在暂时没有人工客服在线（下一班：{next_open}）。"
+              "您可以直接留言，我们会尽快回复您；回复“取消”则不留言。",
+    },
+    "handoff_unavailable_timeout": {
+        "en": "Sorry, it's taking longer than usual to reach someone. Leave your message here and we'll get back "
+              "to you — or say \"cancel\".",
+        "zh": "抱歉，客服暂时都在忙，等待时间较长。您可以直接留言，我们会尽快回复您；回复“取消”则不留言。",
+    },
+    "handoff_next_open_unknown": {"en": "soon", "zh": "稍后"},
+    "handoff_lost": {
+        "en": "Sorry, your request for a person didn't get through. Say \"talk to a human\" to try again.",
+        "zh": "抱歉，刚才的转人工请求没有成功，请再说一次“转人工”。",
+    },
+    "ticket_created": {
+        "en": "Thank you — your message is with our team (ticket {ticket_id}). We'll reply here as soon as we "
+              "can; ask \"my ticket\" any time to check on it.",
+        "zh": "已收到您的留言（工单号 {ticket_id}），我们会尽快在这里回复您。随时发送“工单进度”即可查看处理情况。",
+    },
+    "ticket_status": {"en": "Ticket {ticket_id}: {status}.", "zh": "工单 {ticket_id}：{status}。"},
+    "ticket_pending": {"en": "waiting for our team", "zh": "待处理"},
+    "ticket_in_progress": {"en": "being worked on", "zh": "处理中"},
+    "ticket_resolved": {"en": "resolved", "zh": "已解决"},
+    "utter_ask_rating": {
+        "en": "How did we do? Please rate this chat from 1 (poor) to 5 (excellent).",
+        "zh": "请为本次服务打分：1 分（很差）到 5 分（很好）。",
+    },
+    "utter_thanks_for_rating": {
+        "en": "Thank you for your feedback!",
+        "zh": "感谢您的评价！",
+    },
+    "utter_ticket_cancelled": {
+        "en": "OK, no message left. Anything else I can help with?",
+        "zh": "好的，不留言了。还有什么可以帮您？",
+    },
 }
 
 

@@ -33,9 +33,14 @@ HANDOFF_ACTION = "action_handoff"
 
 
 class HandoffPort(Protocol):
-    """Where `handoff_requested` goes (the human side, handoff/). Returns follow-up events, e.g. `queued`."""
+    """The human side (handoff/). `request` gets `handoff_requested` and returns what follows: `queued`,
+    `agent_assigned`, or `handoff_unavailable` (closed / nobody on duty). `shopper_message` sees every shopper
+    message first and returns the events to store instead of a bot turn (a message for the agent, a cancel, a
+    rating, a ticket), or None to let the bot answer. Both run inside the shopper's turn, under its lock."""
 
     async def request(self, tracker: Tracker, event: ev.Event) -> list[ev.Event]: ...
+
+    async def shopper_message(self, tracker: Tracker, user_event: ev.Event) -> list[ev.Event] | None: ...
 
 
 @dataclass
@@ -263,14 +268,18 @@ class DialogueEngine:
         if turn.tracker.active_loop:
             turn.add(ev.active_loop(None))
         turn.add(ev.action(HANDOFF_ACTION, "EscalationPolicy"))
-        self._utter(turn, "utter_handoff")
         requested = ev.handoff_requested(reason, guesses, turn.language)
         turn.add(requested)
+        follow: list[ev.Event] = []
         if self.handoff is not None:
             try:
-                turn.add(*await self.handoff.request(turn.tracker, requested))
+                follow = await self.handoff.request(turn.tracker, requested)
             except Exception:  # the queue being down must not lose the shopper's message
                 log.exception("handoff queue failed for %s", turn.tracker.sender_id)
+        # "connecting you…" only when someone will come; closed / nobody on duty is said by the event itself
+        if not any(e.get("event") == ev.HANDOFF_UNAVAILABLE for e in follow):
+            self._utter(turn, "utter_handoff")
+        turn.add(*follow)
 
     async def _custom(self, turn: _Turn, name: str, view: Tracker | None = None) -> None:
         try:

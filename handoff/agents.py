@@ -1,0 +1,205 @@
+"""Agent accounts, login sessions and presence, all kept in the key/value store (SQLite or Redis).
+
+Passwords are stored as scrypt hashes with a per-account salt; session tokens are random and only their SHA-256
+is stored, so a copy of the database does not let anyone log in. Presence is a status the agent chose plus when
+the agent was last seen: a console that went away silently stops counting as "on duty" after presence_ttl_s.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import re
+import secrets
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from bot.stores import KeyValue
+
+STATUSES = ("online", "away", "offline")
+ROLES = ("agent", "admin")
+_NAME = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
+_SCRYPT = {"n": 2**14, "r": 8, "p": 1}
+MIN_PASSWORD = 8
+MAX_FAILURES = 10
+LOCKOUT_S = 900
+
+
+class AccountError(ValueError):
+    """A bad account request (name taken, weak password…): the message says what to change."""
+
+
+class LockedOut(Exception):
+    """Too many wrong passwords for one username recently: logins wait (guessing is slowed, not stopped)."""
+
+
+def hash_password(password: str, salt: bytes | None = None) -> str:
+    salt = salt or secrets.token_bytes(16)
+    digest = hashlib.scrypt(password.encode(), salt=salt, dklen=32, **_SCRYPT)
+    return f"scrypt${_SCRYPT['n']}${_SCRYPT['r']}${_SCRYPT['p']}${salt.hex()}${digest.hex()}"
+
+
+def verify_password(password: str, stored: str) -> bool:
+    try:
+        scheme, n, r, p, salt, digest = stored.split("$")
+        if scheme != "scrypt":
+            return False
+        given = hashlib.scrypt(password.encode(), salt=bytes.fromhex(salt), n=int(n), r=int(r), p=int(p),
+                               dklen=len(digest) // 2)
+    except (ValueError, TypeError):
+        return False
+    return hmac.compare_digest(given.hex(), digest)
+
+
+# A hash to check against when the username is unknown, so a login takes as long either way.
+_DUMMY_HASH = hash_password("not-a-real-password", b"kefu-dummy-salt!")
+
+
+@dataclass
+class AgentAccount:
+    username: str
+    name: str
+    languages: list[str] = field(default_factory=lambda: ["zh", "en"])
+    groups: list[str] = field(default_factory=list)  # empty: takes any group
+    capacity: int = 3
+    role: str = "agent"
+    password: str = ""  # scrypt hash; never leaves the server
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
+
+    def public(self) -> dict[str, Any]:
+        data = asdict(self)
+        data.pop("password")
+        return data
+
+
+@dataclass
+class Presence:
+    status: str = "offline"
+    seen_at: float = 0.0
+
+    def effective(self, now: float, ttl_s: float) -> str:
+        """What routing believes: a chosen status, unless the console has not been seen for ttl_s."""
+        return self.status if now - self.seen_at <= ttl_s else "offline"
+
+
+class AgentDirectory:
+    """Accounts (`agent:NAME`), sessions (`session:SHA256`) and presence (`presence:NAME`)."""
+
+    def __init__(self, kv: KeyValue, session_ttl_s: float = 12 * 3600, default_capacity: int = 3) -> None:
+        self.kv = kv
+        self.session_ttl_s = session_ttl_s
+        self.default_capacity = default_capacity
+
+    # -- accounts ---------------------------------------------------------------------------------------------
+
+    async def add(self, username: str, password: str, *, name: str | None = None,
+                  languages: list[str] | None = None, groups: list[str] | None = None,
+                  capacity: int | None = None, role: str = "agent", replace: bool = False) -> AgentAccount:
+        if not _NAME.match(username):
+            raise AccountError("a username is 1–64 letters, digits or _ . @ -")
+        if len(password) < MIN_PASSWORD:
+            raise AccountError(f"the password must have at least {MIN_PASSWORD} characters")
+        if role not in ROLES:
+            raise AccountError(f"role must be one of {', '.join(ROLES)}")
+        languages = languages or ["zh", "en"]
+        if bad := [lang for lang in languages if lang not in ("zh", "en")]:
+            raise AccountError(f"unsupported language {bad[0]!r}: use zh and/or en")
+        account = AgentAccount(username=username, name=name or username, languages=languages,
+                               groups=groups or [], capacity=capacity or self.default_capacity, role=role,
+                               password=hash_password(password))
+        if account.capacity < 1:
+            raise AccountError("capacity must be at least 1")
+        if replace:
+            await self.kv.set(f"agent:{username}", asdict(account))
+        elif not await self.kv.cas(f"agent:{username}", None, asdict(account)):
+            raise AccountError(f"an agent named {username!r} exists already")
+        return account
+
+    async def get(self, username: str) -> AgentAccount | None:
+        data = await self.kv.get(f"agent:{username}")
+        return AgentAccount(**data) if data else None
+
+    async def all(self) -> list[AgentAccount]:
+        return [AgentAccount(**data) for _, data in await self.kv.scan("agent:")]
+
+    async def remove(self, username: str) -> bool:
+        if await self.kv.get(f"agent:{username}") is None:
+            return False
+        await self.kv.delete(f"agent:{username}")
+        await self.kv.delete(f"presence:{username}")
+        return True
+
+    async def authenticate(self, username: str, password: str, now: float | None = None) -> AgentAccount | None:
+        """The account if the password is right; LockedOut after MAX_FAILURES wrong ones in LOCKOUT_S."""
+        now = time.time() if now is None else now
+        valid_name = isinstance(username, str) and bool(_NAME.match(username))
+        failures = await self.kv.get(f"login-failures:{username}") if valid_name else None
+        if failures and failures["count"] >= MAX_FAILURES and now - failures["since"] < LOCKOUT_S:
+            raise LockedOut(f"too many wrong passwords: try again in {int(LOCKOUT_S - now + failures['since'])} s")
+        account = await self.get(username) if valid_name else None
+        # scrypt takes ~50 ms on purpose: off the event loop
+        ok = await asyncio.to_thread(verify_password, password, account.password if account else _DUMMY_HASH)
+        if ok and account:
+            if failures:
+                await self.kv.delete(f"login-failures:{username}")
+            return account
+        if valid_name:
+            fresh = not failures or now - failures["since"] >= LOCKOUT_S
+            await self.kv.set(f"login-failures:{username}", {"count": 1 if fresh else failures["count"] + 1,
+                                                             "since": now if fresh else failures["since"]})
+        return None
+
+    # -- sessions ---------------------------------------------------------------------------------------------
+
+    @staticmethod
+    def _session_key(token: str) -> str:
+        return "session:" + hashlib.sha256(token.encode()).hexdigest()
+
+    async def open_session(self, username: str, now: float | None = None) -> str:
+        now = time.time() if now is None else now
+        token = secrets.token_urlsafe(32)
+        await self.kv.set(self._session_key(token), {"username": username, "expires_at": now + self.session_ttl_s})
+        return token
+
+    async def session_user(self, token: str, now: float | None = None) -> AgentAccount | None:
+        if not token or len(token) > 200:
+            return None
+        session = await self.kv.get(self._session_key(token))
+        now = time.time() if now is None else now
+        if session is None:
+            return None
+        if session["expires_at"] <= now:
+            await self.kv.delete(self._session_key(token))
+            return None
+        return await self.get(session["username"])
+
+    async def close_session(self, token: str) -> None:
+        await self.kv.delete(self._session_key(token))
+
+    # -- presence ---------------------------------------------------------------------------------------------
+
+    async def presence(self, username: str) -> Presence:
+        data = await self.kv.get(f"presence:{username}")
+        return Presence(**data) if data else Presence()
+
+    async def presences(self) -> dict[str, Presence]:
+        return {key.removeprefix("presence:"): Presence(**data) for key, data in await self.kv.scan("presence:")}
+
+    async def set_status(self, username: str, status: str, now: float | None = None) -> Presence:
+        if status not in STATUSES:
+            raise AccountError(f"status must be one of {', '.join(STATUSES)}")
+        presence = Presence(status, time.time() if now is None else now)
+        await self.kv.set(f"presence:{username}", asdict(presence))
+        return presence
+
+    async def seen(self, username: str, now: float | None = None, min_interval_s: float = 15) -> None:
+        """Refresh last-seen (at most every min_interval_s, so busy consoles don't write on every call)."""
+        now = time.time() if now is None else now
+        presence = await self.presence(username)
+        if presence.status != "offline" and now - presence.seen_at >= min_interval_s:
+            await self.kv.set(f"presence:{username}", {"status": presence.status, "seen_at": now})

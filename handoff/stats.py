@@ -1,0 +1,142 @@
+"""Statistics for the shop owner, computed from conversation events (the tracker store is the only source).
+
+Deflection is the share of conversations the bot handled alone (no `handoff_requested`). Times follow the usual
+help-desk meaning: wait = requested → agent assigned, first response = requested → first agent message,
+handling = assigned → ended.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from bot.dialogue import events as ev
+from bot.stores import TrackerStore
+
+MAX_CONVERSATIONS = 5000
+UNANSWERED_REASONS = {"low_intent_confidence", "small_margin", "low_faq_score", "small_faq_margin",
+                      "repeated_fallback"}
+_NORMALISE = re.compile(r"[\s\W_]+")
+
+
+@dataclass
+class _Totals:
+    conversations: int = 0
+    bot_only: int = 0
+    handoffs: Counter[str] = field(default_factory=Counter)
+    waits: list[float] = field(default_factory=list)
+    first_responses: list[float] = field(default_factory=list)
+    handling: list[float] = field(default_factory=list)
+    csat: list[int] = field(default_factory=list)
+    hours: list[int] = field(default_factory=lambda: [0] * 24)
+    unanswered: Counter[str] = field(default_factory=Counter)
+    examples: dict[str, str] = field(default_factory=dict)
+    outcomes: Counter[str] = field(default_factory=Counter)
+
+
+def _mean(values: list[float]) -> float | None:
+    return round(sum(values) / len(values), 2) if values else None
+
+
+def _add_conversation(totals: _Totals, events: list[ev.Event], zone: ZoneInfo, since: float) -> None:
+    users = [e for e in events if e.get("event") == "user" and float(e.get("timestamp") or 0) >= since]
+    if not users:
+        return
+    totals.conversations += 1
+    for event in users:
+        totals.hours[datetime.fromtimestamp(float(event["timestamp"]), zone).hour] += 1
+    requested_at: float | None = None
+    assigned_at: float | None = None
+    answered = False
+    handed = False
+    for i, event in enumerate(events):
+        kind, at = event.get("event"), float(event.get("timestamp") or 0)
+        if kind == ev.HANDOFF_REQUESTED:
+            handed = True
+            requested_at, assigned_at, answered = at, None, False
+            totals.handoffs[str(event.get("reason") or "unknown")] += 1
+            if event.get("reason") in UNANSWERED_REASONS:
+                _unanswered(totals, events[:i])
+        elif kind == ev.AGENT_ASSIGNED and requested_at is not None and assigned_at is None:
+            assigned_at = at
+            totals.waits.append(at - requested_at)
+        elif kind == ev.AGENT_MESSAGE and requested_at is not None and not answered:
+            answered = True
+            totals.first_responses.append(at - requested_at)
+        elif kind == ev.HANDOFF_ENDED and assigned_at is not None:
+            totals.handling.append(at - assigned_at)
+            totals.outcomes[str(event.get("resolution") or "resolved")] += 1
+            requested_at = assigned_at = None
+        elif kind in (ev.HANDOFF_CANCELLED, ev.HANDOFF_UNAVAILABLE):
+            totals.outcomes["cancelled" if kind == ev.HANDOFF_CANCELLED else f"unavailable_{event.get('reason')}"] += 1
+            requested_at = assigned_at = None
+        elif kind == ev.TICKET_CREATED:
+            totals.outcomes["ticket"] += 1
+        elif kind == ev.CSAT and isinstance(event.get("score"), int | float):
+            totals.csat.append(int(event["score"]))
+        elif kind == "action" and event.get("name") == "action_default_fallback":
+            _unanswered(totals, events[:i])
+    if not handed:
+        totals.bot_only += 1
+
+
+def _unanswered(totals: _Totals, before: list[ev.Event]) -> None:
+    """The shopper's last question before the bot gave up, counted once per wording."""
+    for event in reversed(before):
+        if event.get("event") == "user":
+            question = str(event.get("text") or "")
+            if question.startswith("/"):
+                return
+            key = _NORMALISE.sub(" ", question.lower()).strip()
+            if key:
+                totals.unanswered[key] += 1
+                totals.examples.setdefault(key, question)
+            return
+
+
+async def compute(trackers: TrackerStore, timezone: str, days: float = 30, now: float | None = None,
+                  tickets: dict[str, int] | None = None) -> dict[str, Any]:
+    """Figures over the conversations active in the last `days` days."""
+    now = time.time() if now is None else now
+    since = now - days * 86400
+    zone = ZoneInfo(timezone)
+    totals = _Totals()
+    offset, page = 0, 200
+    while offset < MAX_CONVERSATIONS:
+        rows = await trackers.conversations(limit=page, offset=offset)
+        recent = [r for r in rows if float(r["updated_at"]) >= since]
+        for row in recent:
+            _add_conversation(totals, await trackers.events(row["conversation_id"]), zone, since)
+        if len(rows) < page or len(recent) < len(rows):
+            break
+        offset += page
+    handed = totals.conversations - totals.bot_only
+    busiest = sorted(range(24), key=lambda h: -totals.hours[h])[:3]
+    return {
+        "period_days": days,
+        "timezone": timezone,
+        "conversations": totals.conversations,
+        "bot_only": totals.bot_only,
+        "deflection_rate": round(totals.bot_only / totals.conversations, 4) if totals.conversations else None,
+        "handoffs": handed,
+        "handoff_rate": round(handed / totals.conversations, 4) if totals.conversations else None,
+        "handoff_rate_by_reason": {reason: round(n / totals.conversations, 4)
+                                   for reason, n in totals.handoffs.most_common()},
+        "handoffs_by_reason": dict(totals.handoffs.most_common()),
+        "outcomes": dict(totals.outcomes.most_common()),
+        "first_response_s": _mean(totals.first_responses),
+        "average_wait_s": _mean(totals.waits),
+        "average_handling_s": _mean(totals.handling),
+        "csat_average": _mean([float(s) for s in totals.csat]),
+        "csat_count": len(totals.csat),
+        "messages_by_hour": totals.hours,
+        "busiest_hours": [h for h in busiest if totals.hours[h] > 0],
+        "top_unanswered": [{"question": totals.examples[key], "count": n}
+                           for key, n in totals.unanswered.most_common(10)],
+        "tickets": tickets or {},
+    }

@@ -1,0 +1,100 @@
+"""Tickets: messages shoppers leave when nobody can take the chat, worked by agents in the console.
+
+A ticket is a document `ticket:<id>` with a short, human-friendly id (T1001, T1002… from a compare-and-set
+counter, unique across workers), and `conv-tickets:<conversation>` lists a conversation's tickets so the bot can
+answer "where is my ticket" without scanning them all.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from bot.stores import KeyValue
+
+STATUSES = ("pending", "in_progress", "resolved")
+COUNTER = "tickets-counter"
+FIRST_NUMBER = 1001
+CAS_RETRIES = 100
+
+
+@dataclass
+class Ticket:
+    ticket_id: str
+    conversation_id: str
+    text: str
+    language: str
+    channel: str
+    reason: str  # why no person could take the chat: closed | offline | timeout
+    status: str = "pending"
+    created_at: float = 0.0
+    updated_at: float = 0.0
+    agent: str | None = None  # who worked on it last
+    replies: list[dict[str, Any]] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class TicketError(ValueError):
+    pass
+
+
+class Tickets:
+    def __init__(self, kv: KeyValue) -> None:
+        self.kv = kv
+
+    async def _next_id(self) -> str:
+        for _ in range(CAS_RETRIES):
+            current = await self.kv.get(COUNTER)
+            number = int((current or {}).get("next", FIRST_NUMBER))
+            if await self.kv.cas(COUNTER, current, {"next": number + 1}):
+                return f"T{number}"
+        raise RuntimeError("could not allocate a ticket number (too much contention)")
+
+    async def create(self, conversation_id: str, text: str, language: str, channel: str, reason: str) -> Ticket:
+        now = time.time()
+        ticket = Ticket(await self._next_id(), conversation_id, text, language, channel, reason,
+                        created_at=now, updated_at=now)
+        await self.kv.set(f"ticket:{ticket.ticket_id}", ticket.as_dict())
+        for _ in range(CAS_RETRIES):
+            current = await self.kv.get(f"conv-tickets:{conversation_id}")
+            ids = [*(current or {}).get("ids", []), ticket.ticket_id]
+            if await self.kv.cas(f"conv-tickets:{conversation_id}", current, {"ids": ids}):
+                break
+        return ticket
+
+    async def get(self, ticket_id: str) -> Ticket | None:
+        data = await self.kv.get(f"ticket:{ticket_id}")
+        return Ticket(**data) if data else None
+
+    async def of_conversation(self, conversation_id: str) -> list[Ticket]:
+        ids = (await self.kv.get(f"conv-tickets:{conversation_id}") or {}).get("ids", [])
+        found = [await self.get(i) for i in ids]
+        return [t for t in found if t is not None]
+
+    async def all(self, status: str | None = None) -> list[Ticket]:
+        tickets = [Ticket(**data) for _, data in await self.kv.scan("ticket:")]
+        return sorted((t for t in tickets if status in (None, t.status)), key=lambda t: -t.created_at)
+
+    async def update(self, ticket_id: str, agent: str, status: str | None = None,
+                     reply: str | None = None) -> Ticket:
+        if status is not None and status not in STATUSES:
+            raise TicketError(f"status must be one of {', '.join(STATUSES)}")
+        for _ in range(CAS_RETRIES):
+            data = await self.kv.get(f"ticket:{ticket_id}")
+            if data is None:
+                raise KeyError(ticket_id)
+            ticket = Ticket(**{**data, "replies": list(data.get("replies", []))})  # data stays the expected value
+            ticket.agent = agent
+            ticket.updated_at = time.time()
+            if reply:
+                ticket.replies.append({"agent": agent, "text": reply, "at": ticket.updated_at})
+                if status is None and ticket.status == "pending":
+                    ticket.status = "in_progress"
+            if status is not None:
+                ticket.status = status
+            if await self.kv.cas(f"ticket:{ticket_id}", data, ticket.as_dict()):
+                return ticket
+        raise RuntimeError(f"could not update ticket {ticket_id} (too much contention)")

@@ -1,0 +1,469 @@
+"""The human handoff over HTTP, as shoppers (REST channel) and agents (agent API) use it, on SQLite and on a real
+Redis (the `kefu_app` fixture in conftest.py runs each test on both backends)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient
+
+from handoff.state import HANDOFF
+
+PASSWORD = "password-1"
+
+
+async def chat(client: TestClient, sender: str, text: str) -> list[dict[str, Any]]:
+    resp = await client.post("/webhooks/rest/webhook", json={"sender": sender, "message": text})
+    assert resp.status == 200, await resp.text()
+    return await resp.json()
+
+
+def texts(replies: list[dict[str, Any]]) -> str:
+    return "\n".join(r.get("text") or "" for r in replies)
+
+
+async def events_of(client: TestClient, sender: str) -> list[dict[str, Any]]:
+    resp = await client.get(f"/conversations/{sender}/tracker")
+    assert resp.status == 200, await resp.text()
+    return (await resp.json())["events"]
+
+
+async def agent(client: TestClient, username: str, status: str | None = "away", **account: Any) -> dict[str, str]:
+    """An agent account, logged in through the API: returns its bearer header."""
+    service = client.app[HANDOFF]
+    await service.agents.add(username, PASSWORD, **account)
+    resp = await client.post("/api/agent/login", json={"username": username, "password": PASSWORD})
+    assert resp.status == 200, await resp.text()
+    headers = {"Authorization": f"Bearer {(await resp.json())['token']}"}
+    if status:
+        assert (await client.put("/api/agent/status", json={"status": status}, headers=headers)).status == 200
+    return headers
+
+
+async def until(check: Callable[[], Awaitable[Any]], timeout: float = 5.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        result = await check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.03)
+
+
+def kinds(events: list[dict[str, Any]]) -> list[str]:
+    return [e["event"] for e in events]
+
+
+async def ask_for_person(client: TestClient, sender: str, question: str = "我的包裹坏了，能退款吗") -> list[dict]:
+    await chat(client, sender, question)
+    return await chat(client, sender, "转人工")
+
+
+# -- the whole life-cycle ----------------------------------------------------------------------------------------
+
+
+async def test_queue_claim_answer_close_and_rating(kefu_app):
+    client = await kefu_app(auto_assign=False)
+    li = await agent(client, "li", name="小李")
+    replies = await ask_for_person(client, "zh-1")
+    assert "排在第 1 位" in texts(replies)
+    replies = await ask_for_person(client, "zh-2")
+    assert "排在第 2 位" in texts(replies)
+
+    queue = await (await client.get("/api/agent/queue", headers=li)).json()
+    assert [q["conversation_id"] for q in queue] == ["zh-1", "zh-2"]
+    assert set(queue[0]) >= {"conversation_id", "position", "priority", "reason", "language", "channel", "waiting_s"}
+    assert queue[0].items() >= {"position": 1, "priority": "normal", "reason": "explicit_request",
+                                "language": "zh", "channel": "rest"}.items()
+
+    view = await (await client.get("/api/agent/conversations/zh-1", headers=li)).json()
+    assert view["reason"] == "explicit_request" and view["state"] == "queued"
+    assert 1 <= len(view["candidates"]) <= 3 and all("score" in c for c in view["candidates"])
+    assert view["details"]["channel"] == "rest" and view["details"]["language"] == "zh"
+
+    assert (await client.post("/api/agent/conversations/zh-1/claim", headers=li)).status == 200
+    # the shopper behind moves up, and is told so
+    await until(lambda: _told(client, "zh-2", 1))
+    mine = await (await client.get("/api/agent/conversations?mine=1", headers=li)).json()
+    assert [(c["conversation_id"], c["state"], c["agent"]) for c in mine] == [("zh-1", "assigned", "li")]
+
+    resp = await client.post("/api/agent/conversations/zh-1/messages", json={"text": "您好，我来帮您处理退款"},
+                             headers=li)
+    assert resp.status == 201 and (await resp.json())["event"] == "agent_message"
+    assert await chat(client, "zh-1", "好的，订单号 KF20240001") == []  # for the agent, not the bot
+    await client.post("/api/agent/conversations/zh-1/notes", json={"text": "VIP, be nice"}, headers=li)
+
+    resp = await client.post("/api/agent/conversations/zh-1/close", json={"resolution": "resolved"}, headers=li)
+    assert resp.status == 200
+    events = await events_of(client, "zh-1")
+    ended = kinds(events).index("handoff_ended")
+    assert events[ended]["resolution"] == "resolved" and events[ended]["agent"] == "li"
+    rating = events[ended + 1]
+    assert rating["event"] == "bot" and [b["payload"] for b in rating["data"]["buttons"]] == [
+        f'/csat{{"score": {n}}}' for n in range(1, 6)]
+    assert "1 分" in rating["text"]
+    assert any(e["event"] == "agent_message" and e["text"] == "您好，我来帮您处理退款" for e in events)
+    assert any(e["event"] == "user" and "KF20240001" in e["text"] for e in events)
+
+    replies = await chat(client, "zh-1", "五星")
+    assert "感谢" in texts(replies)
+    assert (await events_of(client, "zh-1"))[-2].items() >= {"event": "csat", "score": 5}.items()
+    # the bot is back
+    assert texts(await chat(client, "zh-1", "运费多少钱"))
+
+    stats = await (await client.get("/api/agent/stats", headers=li)).json()
+    assert stats["conversations"] == 2 and stats["handoff_rate_by_reason"] == {"explicit_request": 1.0}
+    assert stats["csat_average"] == 5 and stats["average_wait_s"] is not None
+    assert stats["first_response_s"] is not None and stats["average_handling_s"] is not None
+
+
+async def _told(client: TestClient, sender: str, position: int) -> bool:
+    queued = [e for e in await events_of(client, sender) if e["event"] == "queued"]
+    return bool(queued) and queued[-1]["position"] == position
+
+
+async def test_rest_shopper_reads_queue_texts_in_english(kefu_app):
+    client = await kefu_app(auto_assign=False)
+    await agent(client, "amy")
+    await chat(client, "en-1", "talk to a human")
+    replies = await chat(client, "en-2", "I want to talk to a human agent please")
+    assert "You are number 2 in line, about" in texts(replies)
+    assert [r.get("handoff") for r in replies if r.get("handoff")] == ["queued"]
+
+
+async def test_free_agent_is_assigned_at_once_and_next_shopper_when_a_slot_frees(kefu_app):
+    client = await kefu_app()
+    amy = await agent(client, "amy", status="online", capacity=1, name="Amy")
+    replies = await chat(client, "en-1", "talk to a human")
+    assert "Amy from our team has joined" in texts(replies)
+    replies = await chat(client, "en-2", "talk to a human please")
+    assert "number 1 in line" in texts(replies)
+    await client.post("/api/agent/conversations/en-1/close", json={}, headers=amy)
+    assigned = await until(lambda: _assigned(client, "en-2"))
+    assert assigned["agent"] == "amy"
+
+
+async def _assigned(client: TestClient, sender: str) -> dict | None:
+    return next((e for e in await events_of(client, sender) if e["event"] == "agent_assigned"), None)
+
+
+async def test_routing_respects_language_groups_and_load(kefu_app):
+    client = await kefu_app()
+    await agent(client, "zhonly", status="online", languages=["zh"], capacity=2)
+    await agent(client, "en1", status="online", languages=["en"], capacity=2)
+    await agent(client, "en2", status="online", languages=["en"], capacity=2)
+    await chat(client, "e1", "talk to a human")
+    await chat(client, "e2", "talk to a human")
+    await chat(client, "z1", "转人工")
+    owners = {cid: (await _assigned(client, cid))["agent"] for cid in ("e1", "e2", "z1")}
+    assert owners["z1"] == "zhonly"
+    assert {owners["e1"], owners["e2"]} == {"en1", "en2"}  # least loaded first
+
+
+async def test_two_agents_claim_at_once_exactly_one_wins(kefu_app):
+    client = await kefu_app(auto_assign=False)
+    a = await agent(client, "a")
+    b = await agent(client, "b")
+    await chat(client, "race", "talk to a human")
+    results = await asyncio.gather(*(client.post("/api/agent/conversations/race/claim", headers=h)
+                                     for h in (a, b, a, b)))
+    assert sorted(r.status for r in results) == [200, 409, 409, 409]
+    events = await events_of(client, "race")
+    assert kinds(events).count("agent_assigned") == 1
+    assert (await (await client.get("/api/agent/agents", headers=a)).json())
+
+
+async def test_shopper_cancels_while_waiting(kefu_app):
+    client = await kefu_app(auto_assign=False)
+    li = await agent(client, "li")
+    await chat(client, "c1", "转人工")
+    await chat(client, "c2", "转人工")
+    replies = await chat(client, "c1", "不用了")
+    assert "取消" in texts(replies)
+    assert "handoff_cancelled" in kinds(await events_of(client, "c1"))
+    queue = await (await client.get("/api/agent/queue", headers=li)).json()
+    assert [q["conversation_id"] for q in queue] == ["c2"]
+    await until(lambda: _told(client, "c2", 1))
+    assert texts(await chat(client, "c1", "运费多少钱"))  # back with the bot
+
+
+async def test_transfer_to_agent_and_to_group(kefu_app):
+    client = await kefu_app(auto_assign=False)
+    a = await agent(client, "a", name="A")
+    b = await agent(client, "b", name="B")
+    await chat(client, "t1", "talk to a human")
+    await client.post("/api/agent/conversations/t1/claim", headers=a)
+    resp = await client.post("/api/agent/conversations/t1/transfer", json={"agent": "b"}, headers=a)
+    assert resp.status == 200
+    assigned = [e for e in await events_of(client, "t1") if e["event"] == "agent_assigned"]
+    assert assigned[-1].items() >= {"agent": "b", "transferred_from": "a"}.items()
+    resp = await client.post("/api/agent/conversations/t1/messages", json={"text": "hi"}, headers=a)
+    assert resp.status == 403
+    resp = await client.post("/api/agent/conversations/t1/transfer", json={"group": "returns"}, headers=b)
+    assert resp.status == 200
+    queue = await (await client.get("/api/agent/queue", headers=a)).json()
+    assert queue[0]["conversation_id"] == "t1" and queue[0]["group"] == "returns"
+    assert (await client.post("/api/agent/conversations/t1/transfer", json={"group": "nope"}, headers=b)).status \
+        in (404, 409)
+    assert (await client.post("/api/agent/conversations/t1/transfer", json={}, headers=b)).status in (400, 409)
+
+
+async def test_vip_is_served_before_earlier_shoppers(kefu_app):
+    client = await kefu_app(auto_assign=False)
+    li = await agent(client, "li")
+    await chat(client, "n1", "转人工")
+    await chat(client, "v1", "你好")
+    await client.app[HANDOFF].stores.trackers.set_meta("v1", tier="vip")
+    await chat(client, "v1", "转人工")
+    queue = await (await client.get("/api/agent/queue", headers=li)).json()
+    assert [(q["conversation_id"], q["priority"]) for q in queue] == [("v1", "vip"), ("n1", "normal")]
+    await until(lambda: _told(client, "n1", 2))
+
+
+# -- nobody to take it: closed, offline, no answer → a ticket ------------------------------------------------
+
+
+async def test_offline_shopper_leaves_a_ticket_and_asks_about_it(kefu_app):
+    client = await kefu_app()
+    replies = await chat(client, "off-1", "转人工")
+    assert "没有人工客服在线" in texts(replies) and "正在为您转接" not in texts(replies)
+    unavailable = next(e for e in await events_of(client, "off-1") if e["event"] == "handoff_unavailable")
+    assert unavailable["reason"] == "offline" and unavailable["timezone"] == "Asia/Shanghai"
+    replies = await chat(client, "off-1", "我的订单KF20240001还没发货，请尽快联系我")
+    assert "工单号 T" in texts(replies)
+    ticket = next(e for e in await events_of(client, "off-1") if e["event"] == "ticket_created")
+    assert ticket["text"].startswith("我的订单")
+    assert "待处理" in texts(await chat(client, "off-1", "工单进度"))
+
+    li = await agent(client, "li")
+    tickets = await (await client.get("/api/agent/tickets?status=pending", headers=li)).json()
+    assert [t["ticket_id"] for t in tickets] == [ticket["ticket_id"]]
+    view = await client.get("/api/agent/conversations/off-1", headers=li)  # tickets are everyone's work
+    assert view.status == 200
+    resp = await client.patch(f"/api/agent/tickets/{ticket['ticket_id']}", json={"reply": "已为您加急发货"},
+                              headers=li)
+    assert resp.status == 200 and (await resp.json())["status"] == "in_progress"
+    stored = await events_of(client, "off-1")
+    assert any(e["event"] == "agent_message" and e["text"] == "已为您加急发货" for e in stored)
+    assert "处理中" in texts(await chat(client, "off-1", "/ticket_status"))
+    assert (await client.patch("/api/agent/tickets/T1", json={"status": "resolved"}, headers=li)).status == 404
+    assert (await client.patch(f"/api/agent/tickets/{ticket['ticket_id']}", json={"status": "done"},
+                               headers=li)).status == 400
+
+
+async def test_outside_business_hours_says_when_we_are_back(kefu_app):
+    now = datetime.now(UTC)
+    opening = (now + timedelta(hours=2)).replace(minute=0, second=0, microsecond=0)
+    client = await kefu_app(timezone="UTC", hours={"daily": f"{opening:%H}:00-{opening.hour + 1:02d}:00"})
+    await agent(client, "li", status="online")
+    replies = await chat(client, "night", "talk to a human")
+    event = next(e for e in await events_of(client, "night") if e["event"] == "handoff_unavailable")
+    assert event["reason"] == "closed"
+    assert datetime.fromisoformat(event["next_open"]) == opening
+    assert f"{opening:%H}:00 (UTC)" in texts(replies) and "leave your message" in texts(replies).lower()
+    replies = await chat(client, "night", "cancel")
+    assert "no message left" in texts(replies).lower()
+    assert "ticket_created" not in kinds(await events_of(client, "night"))
+
+
+async def test_nobody_answers_in_time_offers_a_ticket(kefu_app):
+    client = await kefu_app(no_answer_timeout_s=0.3)
+    await agent(client, "li")  # away: on duty but not taking chats
+    await chat(client, "slow", "talk to a human")
+    timeout = await until(lambda: _event(client, "slow", "handoff_unavailable"))
+    assert timeout["reason"] == "timeout"
+    assert "ticket" in texts(await chat(client, "slow", "Please call me back about my refund"))
+
+
+async def _event(client: TestClient, sender: str, kind: str) -> dict | None:
+    return next((e for e in await events_of(client, sender) if e["event"] == kind), None)
+
+
+# -- safety: authentication, permissions, bad input --------------------------------------------------------------
+
+
+async def test_nothing_works_without_login(kefu_app):
+    client = await kefu_app()
+    await chat(client, "s1", "转人工")
+    checked = 0
+    for resource in client.app.router.resources():
+        path = resource.canonical
+        if not path.startswith(("/api/agent", "/console")) or path in ("/api/agent/login", "/console/login"):
+            continue
+        url = path.replace("{cid}", "s1").replace("{ticket_id}", "T1001").replace("{asset}", "app.js")
+        for route in resource:
+            if route.method == "HEAD":
+                continue
+            resp = await client.request(route.method, url, json={}, allow_redirects=False)
+            if path == "/console":
+                assert resp.status == 302 and resp.headers["Location"] == "/console/login"
+            else:
+                assert resp.status == 401, (route.method, url, resp.status)
+                assert "error" in await resp.json()
+            checked += 1
+    assert checked >= 18
+    bad = {"Authorization": "Bearer not-a-token"}
+    assert (await client.get("/api/agent/queue", headers=bad)).status == 401
+    assert (await client.post("/api/agent/login", json={"username": "li", "password": "x"})).status == 401
+    page = await client.get("/console/login")
+    assert page.status == 200 and "<form" in await page.text()
+
+
+async def test_permissions_and_conflicts(kefu_app):
+    client = await kefu_app(auto_assign=False)
+    a = await agent(client, "a")
+    b = await agent(client, "b")
+    boss = await agent(client, "boss", role="admin")
+    await chat(client, "p1", "转人工")
+    assert (await client.get("/api/agent/conversations/nope", headers=a)).status == 404
+    assert (await client.post("/api/agent/conversations/nope/claim", headers=a)).status == 404
+    resp = await client.post("/api/agent/conversations/p1/messages", json={"text": "hi"}, headers=a)
+    assert resp.status == 409  # claim first
+    await client.post("/api/agent/conversations/p1/claim", headers=a)
+    assert (await client.post("/api/agent/conversations/p1/claim", headers=b)).status == 409
+    assert (await client.get("/api/agent/conversations/p1", headers=b)).status == 403
+    assert (await client.post("/api/agent/conversations/p1/messages", json={"text": "x"}, headers=b)).status == 403
+    assert (await client.post("/api/agent/conversations/p1/close", json={}, headers=b)).status == 403
+    assert (await client.get("/api/agent/conversations/p1", headers=boss)).status == 200
+    for body in ({}, {"text": ""}, {"text": 5}, {"text": "x" * 5001}):
+        assert (await client.post("/api/agent/conversations/p1/messages", json=body, headers=a)).status == 400
+    assert (await client.post("/api/agent/conversations/p1/close", json={"resolution": "meh"},
+                              headers=a)).status == 400
+    assert (await client.put("/api/agent/status", json={"status": "sleeping"}, headers=a)).status == 400
+    assert (await client.post("/api/agent/conversations/p1/close", json={}, headers=a)).status == 200
+    resp = await client.post("/api/agent/conversations/p1/messages", json={"text": "still there?"}, headers=a)
+    assert resp.status == 409 and "closed" in (await resp.json())["error"]
+    assert (await client.get("/api/agent/conversations/p1", headers=a)).status == 200  # handled it before
+    assert (await client.get("/api/agent/conversations/p1", headers=b)).status == 403
+
+
+async def test_console_login_sets_a_strict_http_only_cookie(kefu_app):
+    client = await kefu_app()
+    await client.app[HANDOFF].agents.add("li", PASSWORD)
+    resp = await client.post("/console/login", data={"username": "li", "password": "wrong-one"},
+                             allow_redirects=False)
+    assert resp.status == 401 and "role=\"alert\"" in await resp.text()
+    resp = await client.post("/console/login", data={"username": "li", "password": PASSWORD}, allow_redirects=False)
+    assert resp.status == 303 and resp.headers["Location"] == "/console"
+    cookie = resp.headers["Set-Cookie"]
+    assert "HttpOnly" in cookie and "SameSite=Strict" in cookie and "Path=/" in cookie
+    page = await client.get("/console", allow_redirects=False)
+    assert page.status == 200 and "Content-Security-Policy" in page.headers
+    assert (await client.get("/console/app.js")).status == 200
+    assert (await client.get("/api/agent/me")).status == 200
+    # a change driven from another site with the cookie is refused
+    resp = await client.put("/api/agent/status", json={"status": "online"}, headers={"Origin": "https://evil.example"})
+    assert resp.status == 403
+    assert (await client.post("/api/agent/logout")).status == 200
+    assert (await client.get("/api/agent/me")).status == 401
+
+
+# -- live: the WebSocket ---------------------------------------------------------------------------------------
+
+
+async def _next(ws, kind: str, match: Callable[[dict], bool] = lambda m: True, timeout: float = 3.0) -> dict:
+    deadline = time.monotonic() + timeout
+    while True:
+        message = await ws.receive_json(timeout=max(deadline - time.monotonic(), 0.01))
+        if message.get("type") == kind and match(message):
+            return message
+
+
+async def test_console_websocket_shows_queue_messages_and_typing(kefu_app):
+    client = await kefu_app(auto_assign=False)
+    li = await agent(client, "li")
+    async with client.ws_connect("/api/agent/ws", headers=li) as ws:
+        assert (await ws.receive_json())["type"] == "hello"
+        await chat(client, "live", "转人工")
+        queued = await _next(ws, "event", lambda m: m["event"]["event"] == "queued")
+        assert queued["conversation_id"] == "live"
+        await client.app[HANDOFF].stores.bus.publish("live", {"event": "typing", "role": "user", "on": True})
+        typing = await _next(ws, "typing")
+        assert typing["event"]["role"] == "user"
+        await chat(client, "live", "<script>alert(1)</script>")
+        user = await _next(ws, "event", lambda m: m["event"]["event"] == "user")
+        assert user["event"]["text"] == "<script>alert(1)</script>"
+        await client.post("/api/agent/conversations/live/claim", headers=li)
+        async with client.app[HANDOFF].stores.bus.subscribe() as bus:
+            await ws.send_json({"type": "typing", "conversation_id": "live", "on": True})
+            while True:
+                item = await bus.get(3)
+                assert item is not None
+                if item[1]["event"] == "typing":
+                    assert item[1]["role"] == "agent" and item[1]["on"] is True
+                    break
+    assert "typing" not in kinds(await events_of(client, "live"))  # ephemeral, never stored
+
+
+# -- restarts and several workers ------------------------------------------------------------------------------
+
+
+async def test_restart_loses_no_queue_entry_message_or_ticket(kefu_app):
+    client = await kefu_app(auto_assign=False)
+    li = await agent(client, "li")
+    await chat(client, "r1", "转人工")
+    await chat(client, "r2", "转人工")
+    await client.post("/api/agent/conversations/r1/claim", headers=li)
+    await client.post("/api/agent/conversations/r1/messages", json={"text": "马上处理"}, headers=li)
+    await client.app[HANDOFF].tickets.create("r3", "call me", "en", "rest", "offline")
+    await client.close()
+
+    again = await kefu_app(auto_assign=False)
+    resp = await again.post("/api/agent/login", json={"username": "li", "password": PASSWORD})
+    li = {"Authorization": f"Bearer {(await resp.json())['token']}"}
+    queue = await (await again.get("/api/agent/queue", headers=li)).json()
+    assert [q["conversation_id"] for q in queue] == ["r2"]
+    mine = await (await again.get("/api/agent/conversations?mine=1", headers=li)).json()
+    assert [c["conversation_id"] for c in mine] == ["r1"]
+    assert any(e.get("text") == "马上处理" for e in await events_of(again, "r1"))
+    assert len(await (await again.get("/api/agent/tickets", headers=li)).json()) == 1
+    assert (await again.post("/api/agent/conversations/r1/close", json={}, headers=li)).status == 200
+
+
+@pytest.mark.redis
+@pytest.mark.parametrize("handoff_backend", ["redis"], indirect=True)  # workers share state through Redis
+async def test_two_workers_share_one_queue_and_console(kefu_app):
+    worker_a = await kefu_app(auto_assign=False)
+    worker_b = await kefu_app(auto_assign=False)
+    li = await agent(worker_b, "li")
+    async with worker_b.ws_connect("/api/agent/ws", headers=li) as ws:
+        await ws.receive_json()
+        assert "排在第 1 位" in texts(await chat(worker_a, "w1", "转人工"))
+        await _next(ws, "event", lambda m: m["event"]["event"] == "queued" and m["conversation_id"] == "w1")
+        queue = await (await worker_b.get("/api/agent/queue", headers=li)).json()
+        assert [q["conversation_id"] for q in queue] == ["w1"]
+        claims = await asyncio.gather(worker_a.post("/api/agent/conversations/w1/claim", headers=li),
+                                      worker_b.post("/api/agent/conversations/w1/claim", headers=li))
+        assert sorted(r.status for r in claims) == [200, 409]
+        assert await chat(worker_a, "w1", "在吗？") == []
+        user = await _next(ws, "event", lambda m: m["event"]["event"] == "user")
+        assert user["event"]["text"] == "在吗？"
+    await worker_b.post("/api/agent/conversations/w1/messages", json={"text": "在的"}, headers=li)
+    assert any(e["event"] == "agent_message" for e in await events_of(worker_a, "w1"))
+
+
+
+async def test_login_is_slowed_after_many_wrong_passwords(kefu_app):
+    client = await kefu_app()
+    await client.app[HANDOFF].agents.add("li", PASSWORD)
+    for _ in range(10):
+        assert (await client.post("/api/agent/login", json={"username": "li", "password": "nope"})).status == 401
+    resp = await client.post("/api/agent/login", json={"username": "li", "password": PASSWORD})
+    assert resp.status == 429 and "try again" in (await resp.json())["error"]
+
+
+async def test_a_lost_handoff_is_told_not_kept_waiting(kefu_app):
+    client = await kefu_app(auto_assign=False)
+    await agent(client, "li")
+    await chat(client, "lost", "你好")
+    # the queue failed during the request: handoff_requested got no answer, there is no record
+    await client.app[HANDOFF].stores.trackers.append("lost", [
+        {"event": "handoff_requested", "reason": "explicit_request", "candidates": [], "language": "zh"}])
+    assert "再说一次" in texts(await chat(client, "lost", "还在吗"))
+    assert texts(await chat(client, "lost", "运费多少钱"))  # the bot answers again
