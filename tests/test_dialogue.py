@@ -228,7 +228,8 @@ def test_action_without_response_is_reported(tmp_path):
 
 @pytest.mark.parametrize("text", ["转人工", "人工客服", "我要找真人", "叫你们经理来", "talk to a human",
                                   "real person please", "agent!!", "let me speak to someone", "human",
-                                  "你是机器人吗？我要人工"])
+                                  "你是机器人吗？我要人工", "put me through to customer service",
+                                  "can I chat with a support rep", "我不想跟机器人聊了", "别让机器人回我"])
 def test_requests_for_a_person_are_always_recognised(text):
     from bot.dialogue.escalation import is_explicit_human_request
 
@@ -237,7 +238,7 @@ def test_requests_for_a_person_are_always_recognised(text):
 
 @pytest.mark.parametrize("text", ["am i talking to a human", "is this a real person?", "你是真人吗",
                                   "你是人工还是机器人", "what is 人工智能", "the delivery agent was rude",
-                                  "I want a refund"])
+                                  "I want a refund", "客服几点上班", "人工客服周末什么时候营业"])
 def test_questions_about_the_bot_are_not_requests_for_a_person(text):
     from bot.dialogue.escalation import is_explicit_human_request
 
@@ -268,3 +269,11 @@ async def test_rule_starting_with_an_action_is_a_condition_not_a_prediction():
     tracker = Tracker.from_events("r2", [ev.action("utter_did_that_help"), ev.action("action_listen")], domain)
     texts, _ = await say(engine, tracker, "yes", parse("affirm"))
     assert texts == ["Great, carry on!"]
+
+
+def test_latest_message_carries_the_channel_metadata_like_rasa():
+    tracker = Tracker("web:1")
+    tracker.apply(ev.user("where is my order", {"intent": {"name": "order_status", "confidence": 0.9}}, "web",
+                          "m1", {"customer_id": "C1001"}))
+    assert tracker.latest_message["metadata"] == {"customer_id": "C1001"}
+    assert tracker.as_rasa_dict()["latest_message"]["metadata"] == {"customer_id": "C1001"}

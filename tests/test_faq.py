@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from bot.config import Config
-from bot.faq.index import MANIFEST_FILE, VECTORS_FILE, FAQIndex, FAQIndexError
+from bot.faq.index import MANIFEST_FILE, SELECTOR_FILE, VECTORS_FILE, FAQIndex, FAQIndexError
 from bot.formats.faq_data import FAQEntry
 from bot.nlu.embedder import get_embedder
 
@@ -340,6 +340,8 @@ def test_chinese_queries_do_not_lean_on_the_english_model(index, embedder):
     # all-MiniLM-L6-v2 reads most Chinese characters as [UNK]: its zh cosines must not count
     assert index.calibrations["zh"].dense == 0.0
     assert index.calibrations["en"].dense > 0.0
+    # what carries Chinese instead: BM25 and the entry selector trained on the phrasings
+    assert index.calibrations["zh"].lexical > 0.0 and index.calibrations["zh"].selector > 0.0
     # an English-only entry is never compared densely with a Chinese query
     english_only = FAQEntry(id="gift_wrap", answers={"en": "Yes, gift wrapping is free."},
                             questions={"en": ["Do you offer gift wrapping?", "Can you wrap it as a gift?"]})
@@ -360,7 +362,7 @@ def test_answer_comes_in_the_requested_language(index):
     assert hit.answer == SAMPLE_FAQ["shipping_cost"][4]
     hit = index.search("how much is postage", "en", k=1)[0]
     assert hit.answer == SAMPLE_FAQ["shipping_cost"][5]
-    assert set(hit.as_dict()) == {"id", "score", "answer", "question", "category", "dense", "lexical"}
+    assert set(hit.as_dict()) == {"id", "score", "answer", "question", "category", "dense", "lexical", "selector"}
     assert hit.question in SAMPLE_FAQ["shipping_cost"][3]
 
 
@@ -382,11 +384,12 @@ def test_persist_and_load_round_trip(index, embedder, tmp_path: Path):
         assert loaded.search(text, lang) == index.search(text, lang)
 
 
-def test_truncated_or_missing_index_gives_a_clear_error(index, embedder, tmp_path: Path):
+@pytest.mark.parametrize("name", [VECTORS_FILE, SELECTOR_FILE])
+def test_truncated_or_missing_index_gives_a_clear_error(index, embedder, tmp_path: Path, name: str):
     with pytest.raises(FAQIndexError, match="no FAQ index"):
         FAQIndex.load(tmp_path, embedder)
     index.persist(tmp_path)
-    path = tmp_path / VECTORS_FILE
+    path = tmp_path / name
     path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
     with pytest.raises(FAQIndexError, match="corrupt or half-written"):
         FAQIndex.load(tmp_path, embedder)

@@ -16,8 +16,9 @@ from bot.config import KefuSettings, Thresholds
 # even inside a question; weak ones ("真人", "human") not when the shopper asks what the bot is.
 _STRONG_REQUEST = re.compile(
     r"转人工|找人工|要人工|接人工|转接|人工客服|人工服务|人工坐席|找客服|叫.{0,4}经理|(我要|找|要|换).{0,3}(真人|活人|客服)"
-    r"|\b(talk|speak|chat|connect|transfer)\w*\b.{0,20}\b(human|person|agent|someone|somebody|representative"
-    r"|operator|staff|manager|people)\b"
+    r"|不(想|要|愿意)(再)?(和|跟|同)?机器人|别(再)?(让)?机器人|不要(再)?自动回复"
+    r"|\b(talk|speak|chat|connect|transfer|put)\w*\b.{0,20}\b(human|person|agent|someone|somebody|representative"
+    r"|reps?|operator|staff|manager|people|employee|customer (service|support|care))\b"
     r"|\b(human|live|real)\s+(agent|support|operator|representative)\b"
     r"|\b(human|agent|representative|operator)\s*(please|pls|plz|now|!)",
     re.IGNORECASE,
@@ -33,11 +34,16 @@ _IDENTITY_QUESTION = re.compile(
 )
 
 
+# "人工客服几点上班" asks when people are there (a FAQ), not for one now.
+_HOURS_QUESTION = re.compile(r"(人工|客服)[^，。,.!！?？]{0,6}(几点|什么时候|何时|上班|下班|时间|营业)")
+_ASKS_NOW = re.compile(r"转人工|找人工|要人工|我要|找客服")
 _ENGLISH_IDENTITY = re.compile(r"^\W*(am i|are you|r u|is this|is it|is that)\b(?!.*\b(connect|transfer)\b)", re.I)
 
 
 def is_explicit_human_request(text: str) -> bool:
     text = text or ""
+    if _HOURS_QUESTION.search(text) and not _ASKS_NOW.search(text):
+        return False
     if _STRONG_REQUEST.search(text) and not _ENGLISH_IDENTITY.search(text):
         return True
     return bool(_WEAK_REQUEST.search(text)) and not _IDENTITY_QUESTION.search(text)

@@ -52,6 +52,7 @@ class Tracker:
                 "intent": (event.get("parse_data") or {}).get("intent", {}),
                 "entities": (event.get("parse_data") or {}).get("entities", []),
                 **(event.get("parse_data") or {}),
+                "metadata": event.get("metadata") or {},  # as Rasa: actions read the channel's metadata here
             }
             self.latest_input_channel = event.get("input_channel") or self.latest_input_channel
         elif kind == "action":

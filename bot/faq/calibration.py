@@ -1,10 +1,13 @@
-"""Turning (dense cosine, normalised BM25) into one FAQ score in [0, 1] that means the same for every query.
+"""Turning (dense cosine, normalised BM25, selector probability) into one FAQ score in [0, 1] that means the
+same for every query.
 
-One logistic model per query language: ``score = σ(bias + w_dense · dense + w_lexical · lexical)``, fitted
-when the index is built, on the FAQ itself (nothing hand-labelled):
+One logistic model per query language:
+``score = σ(bias + w_dense · dense + w_lexical · lexical + w_selector · selector)``, fitted when the index is
+built, on the FAQ itself (nothing hand-labelled):
 
 - positives — leave-one-phrasing-out: every question phrasing (up to `MAX_QUERIES` per language) is taken
-  out of the index and asked as a query; its features against its own entry are a positive;
+  out of the index and asked as a query; its features against its own entry are a positive (the selector's
+  probability comes from a fold model that did not see it either, see selector.py);
 - in-domain negatives — for the same left-out phrasing, the `HARD_NEGATIVES` best-looking other entries and
   `RANDOM_NEGATIVES` other entries at random (the wrong answers the bot could give);
 - out-of-scope negatives — the `BACKGROUND_NEGATIVES` best entries for each question of `background.py`
@@ -19,6 +22,7 @@ is what catches two entries that both fit.
 Constraints that keep it sane on small or odd FAQs:
 
 - weights are bounded below by 0: more similarity never lowers the score;
+- the selector's prior weight is 0: with too few phrasings to fit, the score is what dense and BM25 say;
 - the dense weight is held at 0 for a language where the dense score alone finds the left-out phrasing's
   own entry less than `DENSE_MIN_TOP1` of the time. all-MiniLM-L6-v2 reads most Chinese characters as
   [UNK], so on Chinese it is near chance (23% on the sample FAQ, English 83%), and its zh–zh cosines
@@ -35,6 +39,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+Value = np.ndarray | float
+
 MAX_QUERIES = 2000
 HARD_NEGATIVES = 1  # per phrasing: the other entry that looks most like the right one
 RANDOM_NEGATIVES = 4  # per phrasing: other entries at random
@@ -50,21 +56,24 @@ class Calibration:
     bias: float
     dense: float
     lexical: float
+    selector: float = 0.0
     fitted: bool = False
     positives: int = 0
     negatives: int = 0
     dense_top1: float = 0.0
 
-    def logit(self, dense: np.ndarray | float, lexical: np.ndarray | float) -> np.ndarray | float:
-        return self.bias + self.dense * np.asarray(dense) + self.lexical * np.asarray(lexical)
+    def logit(self, dense: Value, lexical: Value, selector: Value = 0.0) -> np.ndarray | float:
+        return (self.bias + self.dense * np.asarray(dense) + self.lexical * np.asarray(lexical)
+                + self.selector * np.asarray(selector))
 
-    def score(self, dense: np.ndarray | float, lexical: np.ndarray | float) -> np.ndarray:
-        return 1.0 / (1.0 + np.exp(-self.logit(dense, lexical)))
+    def score(self, dense: Value, lexical: Value, selector: Value = 0.0) -> np.ndarray:
+        return 1.0 / (1.0 + np.exp(-self.logit(dense, lexical, selector)))
 
     def describe(self) -> str:
         """One line for training output: the fitted weights and whether the dense score is used."""
         how = "fitted" if self.fitted else "prior (too few phrasings to fit)"
-        return (f"score = σ({self.bias:.1f} + {self.dense:.1f}·dense + {self.lexical:.1f}·lexical), {how}, "
+        return (f"score = σ({self.bias:.1f} + {self.dense:.1f}·dense + {self.lexical:.1f}·lexical + "
+                f"{self.selector:.1f}·selector), {how}, "
                 f"dense top-1 on left-out phrasings {self.dense_top1:.0%}")
 
     def as_dict(self) -> dict:
@@ -72,7 +81,7 @@ class Calibration:
 
     @classmethod
     def from_dict(cls, data: dict) -> Calibration:
-        names = ("bias", "dense", "lexical", "fitted", "positives", "negatives", "dense_top1")
+        names = ("bias", "dense", "lexical", "selector", "fitted", "positives", "negatives", "dense_top1")
         return cls(**{k: data[k] for k in names})
 
 
@@ -85,13 +94,13 @@ PRIORS: dict[str, Calibration] = {
 
 def prior(language: str) -> Calibration:
     base = PRIORS.get(language, PRIORS["en"])
-    return Calibration(base.bias, base.dense, base.lexical)
+    return Calibration(base.bias, base.dense, base.lexical, base.selector)
 
 
 def fit(
     features: np.ndarray, labels: np.ndarray, weights: np.ndarray, language: str, dense_top1: float
 ) -> Calibration:
-    """Weighted, bounded, prior-anchored logistic regression on (dense, lexical) → right entry or not.
+    """Weighted, bounded, prior-anchored logistic regression on (dense, lexical, selector) → right entry or not.
 
     `weights` (mean 1) set how much each sample counts; the caller balances positives against negatives.
     `dense_top1`: how often the dense score alone put a left-out phrasing's own entry first; below
@@ -111,7 +120,7 @@ def fit(
     x = features.astype(np.float64)
     y = labels.astype(np.float64)
     weight = weights.astype(np.float64)
-    anchor = np.array([start.dense, start.lexical])
+    anchor = np.array([start.dense, start.lexical, start.selector])
     lam = PRIOR_STRENGTH / positives
 
     def loss(theta: np.ndarray) -> tuple[float, np.ndarray]:
@@ -127,12 +136,12 @@ def fit(
 
     result = minimize(
         loss,
-        np.array([start.bias, start.dense, start.lexical]),
+        np.array([start.bias, start.dense, start.lexical, start.selector]),
         jac=True,
         method="L-BFGS-B",
-        bounds=[(None, None), (0.0, None if use_dense else 0.0), (0.0, None)],
+        bounds=[(None, None), (0.0, None if use_dense else 0.0), (0.0, None), (0.0, None)],
     )
-    bias, dense, lexical = (float(v) for v in result.x)
+    bias, dense, lexical, selector = (float(v) for v in result.x)
     return Calibration(
-        bias, dense, lexical, fitted=True, positives=positives, negatives=negatives, dense_top1=dense_top1
+        bias, dense, lexical, selector, fitted=True, positives=positives, negatives=negatives, dense_top1=dense_top1
     )

@@ -11,20 +11,24 @@ covers all rows; its terms do not cross languages by themselves, except shared L
 
 Search for one query:
 
-1. candidates: the dense top-`CANDIDATES` rows of the query's language and the lexical top-`CANDIDATES` rows;
+1. candidates: the dense top-`CANDIDATES` rows of the query's language, the lexical top-`CANDIDATES` rows and
+   the selector's top-`SELECTOR_CANDIDATES` entries
+   (above `SELECTOR_MIN`);
 2. per candidate entry: dense = max cosine over its phrasings in the query's language (clipped to [0, 1]),
    lexical = max over its phrasings of BM25 / the query's BM25 self-score (see `lexical.py`);
-   answer and tag rows count at `EXTRA_WEIGHT` times their score;
-3. score = a logistic calibration of (dense, lexical) per query language, fitted at build time on the FAQ
+   answer and tag rows count at `EXTRA_WEIGHT` times their score; selector = the probability a classifier
+   trained on all phrasings gives the entry (see `selector.py`);
+3. score = a logistic calibration of (dense, lexical, selector) per query language, fitted at build time on the FAQ
    itself — left-out phrasings against their own entry vs. other entries and out-of-scope background
    questions (see `calibration.py`) — so one threshold, `config.kefu.thresholds.faq`, decides for every
    query whether the FAQ answers.
 
-Cost per query beyond the embedding: one FAISS search, one BM25 posting sum, a few small numpy gathers
-(about 0.15 ms on the sample FAQ, 0.35 ms with 1,000 phrasings). Searching is read-only and thread-safe.
+Cost per query beyond the embedding: one FAISS search, one BM25 posting sum, the selector's n-grams and one
+small matrix product, a few numpy gathers. Searching is read-only and thread-safe.
 
-On disk (`persist`/`load`): faq.faiss (faiss.write_index), faq_lexical.npz (BM25 arrays) and
-faq_index.json (entries, row metadata, calibration, and the other two files' SHA-256), written last, so a
+On disk (`persist`/`load`): faq.faiss (faiss.write_index), faq_lexical.npz (BM25 arrays), faq_selector.npz
+(the selector's weights and idf) and faq_index.json (entries, row metadata, calibration, the selector's
+vocabularies, and the other files' SHA-256), written last, so a
 missing, truncated or half-written index is reported by `load` as FAQIndexError instead of half-working.
 """
 
@@ -45,18 +49,23 @@ from bot.faq import calibration
 from bot.faq.background import BACKGROUND_QUESTIONS
 from bot.faq.calibration import Calibration
 from bot.faq.lexical import ANALYZER_VERSION, BM25, analyze, has_content, is_chinese
+from bot.faq.selector import EntrySelector
 from bot.formats.faq_data import FAQEntry
 from bot.nlu.embedder import Embedder
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the entry selector
 LANGUAGES = ("zh", "en")
 EXTRA_WEIGHT = 0.8  # answer and tag rows count at this fraction of a question phrasing
 QUESTION, ANSWER, TAGS = 0, 1, 2
 CANDIDATES = 32
+SELECTOR_CANDIDATES = 8
+SELECTOR_MIN = 0.05  # a selector guess below this is no reason to look at an entry
+SELECTOR_GUESS = 10.0  # how much the selector counts when picking the most confusable entry to calibrate on
 EMBED_BATCH = 128
 
 VECTORS_FILE = "faq.faiss"
 LEXICAL_FILE = "faq_lexical.npz"
+SELECTOR_FILE = "faq_selector.npz"
 MANIFEST_FILE = "faq_index.json"  # written last: its presence and checksums mean the index is complete
 
 Progress = Callable[[str], None]  # the project's progress callback: one line of text at a time
@@ -75,6 +84,7 @@ class FAQHit:
     category: str
     dense: float
     lexical: float
+    selector: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -85,6 +95,7 @@ class FAQHit:
             "category": self.category,
             "dense": self.dense,
             "lexical": self.lexical,
+            "selector": self.selector,
         }
 
 
@@ -184,6 +195,7 @@ class FAQIndex:
         lexical: BM25,
         calibrations: dict[str, Calibration],
         embedder: Embedder,
+        selector: EntrySelector | None = None,
     ) -> None:
         self._entry_list = entry_list
         self.entries: dict[str, FAQEntry] = {e.id: e for e in entry_list}
@@ -192,6 +204,7 @@ class FAQIndex:
         self._lexical = lexical
         self.calibrations = calibrations
         self._embedder = embedder
+        self._selector = selector
         n = vectors.ntotal
         # per entry: its question rows (for naming the phrasing that matched best)
         by_entry = np.argsort(rows.entry, kind="stable")
@@ -235,21 +248,42 @@ class FAQIndex:
         if len(rows):
             index.add(vectors)
         lexical = BM25.build([analyze(t) for t in rows.text])
-        self = cls(entry_list, rows, index, lexical, {}, embedder)
         background = {lang: BACKGROUND_QUESTIONS.get(lang, []) if len(rows) else [] for lang in LANGUAGES}
-        background_vectors = embedder.encode([q for lang in LANGUAGES for q in background[lang]])
-        offset = 0
+        background_texts = [q for lang in LANGUAGES for q in background[lang]]
+        background_vectors = embedder.encode(background_texts)
+        selector, held_out = None, None
+        if len(entry_list) + bool(background_texts) >= 2:
+            if progress:
+                progress(f"FAQ: training the entry selector on {len(rows) + len(background_texts)} texts")
+            selector, held_out = EntrySelector.fit(
+                [e.id for e in entry_list], rows.text, rows.entry, rows.weight, rows.kind == QUESTION, vectors,
+                background_texts, background_vectors,
+            )
+        if held_out is None:  # too little data to cross-validate: the selector gets no weight
+            held_out = np.zeros((len(rows) + len(background_texts), len(entry_list)), dtype=np.float32)
+        self = cls(entry_list, rows, index, lexical, {}, embedder, selector)
+        offset = len(rows)
         for lang in LANGUAGES:
             count = len(background[lang])
-            vectors_of_lang = background_vectors[offset : offset + count]
+            self.calibrations[lang] = self._fit_calibration(
+                lang, background[lang], background_vectors[offset - len(rows) : offset - len(rows) + count],
+                held_out[: len(rows)], held_out[offset : offset + count],
+            )
             offset += count
-            self.calibrations[lang] = self._fit_calibration(lang, background[lang], vectors_of_lang)
         if progress and len(rows):
             progress("FAQ: " + "; ".join(f"{lang} {c.describe()}" for lang, c in self.calibrations.items()))
         return self
 
-    def _fit_calibration(self, lang: str, background: list[str], background_vectors: np.ndarray) -> Calibration:
-        """Fit `lang`'s score calibration (see `calibration.py`).
+    def _fit_calibration(
+        self,
+        lang: str,
+        background: list[str],
+        background_vectors: np.ndarray,
+        held_out: np.ndarray,
+        background_held_out: np.ndarray,
+    ) -> Calibration:
+        """Fit `lang`'s score calibration (see `calibration.py`); `held_out`: the selector's out-of-fold
+        probabilities per row, `background_held_out` the same for the background questions.
 
         Positives: each question phrasing, left out of the index, against its own entry. Negatives: the
         other entries it would be confused with (the best-looking one and a few at random), and the best
@@ -262,32 +296,30 @@ class FAQIndex:
         if len(queries) > calibration.MAX_QUERIES:
             queries = np.sort(rng.choice(queries, calibration.MAX_QUERIES, replace=False))
         if not len(self._entry_list) or not len(queries):
-            return calibration.fit(np.zeros((0, 2)), np.zeros(0), np.zeros(0), lang, dense_top1=0.0)
+            return calibration.fit(np.zeros((0, 3)), np.zeros(0), np.zeros(0), lang, dense_top1=0.0)
         guess = calibration.prior(lang)
         groups: list[tuple[np.ndarray, float]] = []  # (features (n, 2), label) per group of samples
         positives, confusions = [], []
         dense_right = 0  # left-out phrasings whose own entry is the dense top-1
         for chunk in np.array_split(queries, max(1, len(queries) // 256)):
             dense, lex = self._entry_features(lang, self._vectors[chunk], [rows.text[q] for q in chunk], chunk)
+            sel = held_out[chunk]
             own = rows.entry[chunk]
-            positives.append(np.stack([dense[np.arange(len(chunk)), own], lex[np.arange(len(chunk)), own]], 1))
+            mine = np.arange(len(chunk)), own
+            positives.append(np.stack([dense[mine], lex[mine], sel[mine]], 1))
             dense_right += int((dense.argmax(axis=1) == own).sum())
-            logits = guess.logit(dense, lex)
-            logits[np.arange(len(chunk)), own] = -np.inf
-            others = self._confusions(logits, rng)
-            confusions.append(
-                np.stack([np.take_along_axis(dense, others, 1), np.take_along_axis(lex, others, 1)], -1).reshape(-1, 2)
-            )
+            logits = guess.logit(dense, lex) + SELECTOR_GUESS * sel
+            logits[mine] = -np.inf
+            confusions.append(_gather(self._confusions(logits, rng), dense, lex, sel))
         positive_features = np.concatenate(positives)
         groups.append((positive_features, 1.0))
         groups.append((np.concatenate(confusions), 0.0))
         if background:
             dense, lex = self._entry_features(lang, background_vectors, background, None)
+            sel = background_held_out
             n_top = min(calibration.BACKGROUND_NEGATIVES, len(self._entry_list))
-            top = np.argsort(-guess.logit(dense, lex), axis=1, kind="stable")[:, :n_top]
-            groups.append(
-                (np.stack([np.take_along_axis(dense, top, 1), np.take_along_axis(lex, top, 1)], -1).reshape(-1, 2), 0.0)
-            )
+            top = np.argsort(-(guess.logit(dense, lex) + SELECTOR_GUESS * sel), axis=1, kind="stable")[:, :n_top]
+            groups.append((_gather(top, dense, lex, sel), 0.0))
         shares = {0: 0.5, 1: 0.5 * (1 - calibration.BACKGROUND_SHARE), 2: 0.5 * calibration.BACKGROUND_SHARE}
         if len(groups) < 3 or not len(groups[1][0]):  # only one kind of negative: it takes all their weight
             shares = {0: 0.5, 1: 0.5, 2: 0.5}
@@ -394,6 +426,10 @@ class FAQIndex:
             params = faiss.SearchParameters(sel=faiss.IDSelectorRange(start, end))
             _, ids = self._index.search(vector[None, :], min(CANDIDATES, end - start), params=params)
             is_candidate[rows.entry[ids[0][ids[0] >= 0]]] = True
+        selector = (self._selector.probabilities([text], vector[None, :])[0] if self._selector is not None
+                    else np.zeros(n_entries, dtype=np.float32))
+        top_selector = np.argsort(-selector, kind="stable")[:SELECTOR_CANDIDATES]
+        is_candidate[top_selector[selector[top_selector] >= SELECTOR_MIN]] = True
         terms = analyze(text)
         row_lex = self._lexical.normalised_scores(terms) * rows.weight
         lex_rows = np.flatnonzero(row_lex)
@@ -414,7 +450,7 @@ class FAQIndex:
             row_dense[dense_rows] = np.clip(self._vectors[dense_rows] @ vector, 0.0, 1.0) * rows.weight[dense_rows]
             np.maximum.at(dense, rows.entry[dense_rows], row_dense[dense_rows])
         calib = self.calibrations.get(lang) or calibration.prior(lang)
-        scores = calib.score(dense[candidates], lexical[candidates])
+        scores = calib.score(dense[candidates], lexical[candidates], selector[candidates])
         hits = []
         for i in np.argsort(-scores, kind="stable")[:k]:
             e = int(candidates[i])
@@ -434,6 +470,7 @@ class FAQIndex:
                     category=entry.category,
                     dense=round(float(dense[e]), 4),
                     lexical=round(float(lexical[e]), 4),
+                    selector=round(float(selector[e]), 4),
                 )
             )
         return hits
@@ -452,14 +489,22 @@ class FAQIndex:
         _atomic_write(vectors_path, lambda p: faiss.write_index(self._index, str(p)))
         lexical_path = directory / LEXICAL_FILE
         _atomic_write(lexical_path, lambda p: _save_npz(p, self._lexical.to_arrays()))
+        files = {VECTORS_FILE: _sha256(vectors_path), LEXICAL_FILE: _sha256(lexical_path)}
+        selector_meta = None
+        if self._selector is not None:
+            selector_meta, selector_arrays = self._selector.state()
+            selector_path = directory / SELECTOR_FILE
+            _atomic_write(selector_path, lambda p: _save_npz(p, selector_arrays))
+            files[SELECTOR_FILE] = _sha256(selector_path)
         manifest = {
             "format": FORMAT_VERSION,
             "analyzer": ANALYZER_VERSION,
             "extra_weight": EXTRA_WEIGHT,
             "embedding_model": getattr(self._embedder, "model_name", None),
             "dim": int(self._index.d),
-            "files": {VECTORS_FILE: _sha256(vectors_path), LEXICAL_FILE: _sha256(lexical_path)},
+            "files": files,
             "calibration": {lang: c.as_dict() for lang, c in self.calibrations.items()},
+            "selector": selector_meta,
             "entries": [{**e.as_dict(), "source": e.source} for e in self._entry_list],
             "rows": self._rows.as_dict(),
         }
@@ -510,13 +555,23 @@ class FAQIndex:
             entries = [FAQEntry(**e) for e in manifest["entries"]]
             rows = _Rows.from_dict(manifest["rows"])
             calibrations = {lang: Calibration.from_dict(c) for lang, c in manifest["calibration"].items()}
+            selector = None
+            if manifest.get("selector"):
+                with np.load(directory / SELECTOR_FILE, allow_pickle=False) as npz:
+                    arrays = {k: npz[k] for k in npz.files}
+                selector = EntrySelector.from_state(manifest["selector"], arrays, [e.id for e in entries])
         except (RuntimeError, OSError, ValueError, KeyError, TypeError) as exc:
             raise FAQIndexError(f"FAQ index in {directory} is unreadable ({exc}); run `kefu train`") from None
         if not isinstance(vectors, faiss.IndexFlatIP) or vectors.ntotal != len(rows) or (
             lexical.n_docs != len(rows)
         ):
             raise FAQIndexError(f"FAQ index in {directory} is inconsistent (row counts differ); run `kefu train`")
-        return cls(entries, rows, vectors, lexical, calibrations, embedder)
+        return cls(entries, rows, vectors, lexical, calibrations, embedder, selector)
+
+
+def _gather(columns: np.ndarray, *features: np.ndarray) -> np.ndarray:
+    """(n_samples, 3): each query's (dense, lexical, selector) for the entries in its row of `columns`."""
+    return np.stack([np.take_along_axis(f, columns, 1) for f in features], -1).reshape(-1, len(features))
 
 
 def _sha256(path: Path) -> str:

@@ -40,6 +40,9 @@ class IntentClassifier:
     intercept: np.ndarray | None = None  # (n_classes,)
     temperature: float = 1.0
     cv_accuracy: float | None = None  # out-of-fold top-1 accuracy, for the training log
+    # after fit: each example's logits from the fold model that did not see it (-inf: class unknown to that
+    # fold; None: too little data to cross-validate). Not persisted: for calibrating what is built on top.
+    held_out_logits: np.ndarray | None = field(default=None, repr=False, compare=False)
     _split_cache: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False, compare=False)
 
     def _fit_lr(self, x: sp.csr_matrix, y: np.ndarray, weight: np.ndarray) -> LogisticRegression:
@@ -87,6 +90,7 @@ class IntentClassifier:
     ) -> tuple[float, float | None]:
         counts = np.bincount(y)
         folds = min(MAX_FOLDS if len(y) < LARGE_DATA else 3, int(counts.max()))
+        self.held_out_logits = None
         if folds < 2:
             return 1.0, None
         # Classes with fewer examples than folds are fine: they are absent from some training folds, and
@@ -103,6 +107,7 @@ class IntentClassifier:
         oof = np.full((len(y), len(counts)), -np.inf)
         for held, logits in map(run, splits):
             oof[held] = logits
+        self.held_out_logits = oof
         # usable: calibration examples whose class the fold model knew, when it also knew another intent
         known = np.isfinite(oof)
         usable = mask & known[np.arange(len(y)), y] & (known.sum(axis=1) >= 2)

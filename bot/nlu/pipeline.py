@@ -21,6 +21,7 @@ import os
 import tempfile
 import time
 import zipfile
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -45,6 +46,7 @@ FORMAT = "kefu-nlu"
 VERSION = 1
 RANKING_LENGTH = 10
 BACKGROUND_WEIGHT = 0.5  # total weight of the off-topic examples, in average intents
+CLASS_BALANCE = 0.75  # 0: every example weighs 1; 1: every intent weighs the same whatever its example count
 
 
 class ModelError(RuntimeError):
@@ -55,13 +57,23 @@ def _options(config: Config) -> dict[str, Any]:
     """Optional settings from a `- name: KefuNLU` entry in config.yml's pipeline (defaults suit most bots).
 
     background: train the built-in off-topic class (background.py), default true;
-    novelty_alpha: see novelty.py, default novelty.ALPHA.
+    novelty_alpha: see novelty.py, default novelty.ALPHA;
+    class_balance: how far an intent with many examples (a FAQ with thousands of phrasings) is kept from drowning
+      the intents with a few dozen: intent weights ∝ count ** (1 - class_balance), default CLASS_BALANCE.
     """
     raw = config.component("KefuNLU") or {}
     return {
         "background": bool(raw.get("background", True)),
         "novelty_alpha": float(raw.get("novelty_alpha", ALPHA)),
+        "class_balance": float(raw.get("class_balance", CLASS_BALANCE)),
     }
+
+
+def balanced_weights(labels: list[str], balance: float) -> np.ndarray:
+    """Per-example weights, averaging 1, under which an intent of `count` examples weighs count ** (1 - balance)."""
+    counts = Counter(labels)
+    raw = np.array([counts[label] ** -balance for label in labels], dtype=np.float64)
+    return raw * (len(labels) / raw.sum())
 
 
 class NLUPipeline:
@@ -110,6 +122,7 @@ class NLUPipeline:
         say(f"NLU: fitting the intent classifier on {features.sparse.shape[1] + features.dense.shape[1]} features")
         # the off-topic class weighs BACKGROUND_WEIGHT average intents, whatever the number of its examples
         weights = np.ones(len(all_texts))
+        weights[:n] = balanced_weights(labels, self.options["class_balance"])
         if extra:
             weights[n:] = BACKGROUND_WEIGHT * (n / len(self.intents)) / len(extra)
         classifier = IntentClassifier()
