@@ -59,8 +59,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     _ensure_model(args)
     token = args.auth_token or os.environ.get("KEFU_AUTH_TOKEN")
     settings = ServerSettings.for_project(Path("."), model_path=args.model, auth_token=token)
+    app = create_app(settings)  # a channel's bad settings fail here, before we claim to be serving
     print(f"kefu serving on http://{args.host}:{args.port}", flush=True)
-    web.run_app(create_app(settings), host=args.host, port=args.port, print=None,
+    web.run_app(app, host=args.host, port=args.port, print=None,
                 reuse_port=args.reuse_port or None)
     return 0
 
@@ -307,9 +308,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"Error: {exc}", file=sys.stderr)
         return 1
     except Exception as exc:
+        from bot.channels.envsettings import ConfigError
         from bot.model import ModelError
 
-        if isinstance(exc, ModelError | FileNotFoundError):
+        if isinstance(exc, ModelError | FileNotFoundError | ConfigError):  # ConfigError: a channel's env settings
             print(f"Error: {exc}", file=sys.stderr)
             return 1
         raise

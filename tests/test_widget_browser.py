@@ -1,17 +1,18 @@
 """The chat bubble end to end in headless Chromium (Debian's `chromium`, driven by Playwright; never downloaded).
 
 The app runs on a real 127.0.0.1 port; the demo shop page embeds the bubble with its one `<script>` tag, under
-its real Content-Security-Policy. An agent answers through the agent API when it is mounted (handoff/), else
-by writing the events the console writes (tracker store + bus).
+its real Content-Security-Policy. An agent answers through the agent API (log in, go online, claim, answer,
+close), as the console does.
 
     KEFU_UPDATE_SCREENSHOT=1 pytest tests/test_widget_browser.py   # also refreshes docs/widget.png
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,8 @@ from bot.dialogue import events as ev
 from bot.endpoints import WidgetSettings
 from bot.server import ServerSettings, create_app
 from bot.state import AGENT, STORES
+from handoff.settings import HandoffSettings
+from handoff.state import HANDOFF, HANDOFF_SETTINGS
 
 pytestmark = pytest.mark.browser
 
@@ -37,57 +40,19 @@ AGENT_NAME = "Li"
 XSS = "<img src=x onerror=alert(1)>"
 
 
-# -- the agent's side: the agent API if mounted, else the events the console would write -----------------------
+# -- the agent's side: the agent API over HTTP, as the console uses it ------------------------------------------
 
-def has_agent_api(app: web.Application) -> bool:
-    return any(getattr(route.resource, "canonical", "") == "/api/agent/login" for route in app.router.routes())
-
-
-class StoreAgent:
-    """No agent API in this build: append exactly what the console appends, publish typing on the bus."""
-
-    def __init__(self, app: web.Application) -> None:
-        self.app = app
-
-    async def start(self, base_url: str) -> None:
-        return None
-
-    async def _append(self, cid: str, event: dict[str, Any]) -> None:
-        await self.app[STORES].trackers.append(cid, [event])
-
-    async def claim(self, cid: str) -> None:
-        await self._append(cid, {"event": ev.AGENT_ASSIGNED, "agent": "li", "agent_name": AGENT_NAME})
-
-    async def typing(self, cid: str, on: bool) -> None:
-        await self.app[STORES].bus.publish(cid, {"event": ev.TYPING, "role": "agent", "on": on, "agent": "li",
-                                                 "agent_name": AGENT_NAME})
-
-    async def say(self, cid: str, text: str) -> None:
-        await self._append(cid, {"event": ev.AGENT_MESSAGE, "text": text, "agent": "li", "agent_name": AGENT_NAME})
-
-    async def close(self, cid: str) -> None:
-        await self._append(cid, {"event": ev.HANDOFF_ENDED, "resolution": "resolved", "agent": "li"})
-
-    async def stop(self) -> None:
-        return None
-
-
-class ApiAgent(StoreAgent):
-    """The agent API (issue 3 shapes): an account, log in, go online, then claim / answer / close over HTTP."""
+class ApiAgent:
+    """An agent account that logs in, goes online, then claims / types / answers / closes over HTTP."""
 
     PASSWORD = "tea-time-2026"
 
-    @staticmethod
-    def configure(app: web.Application) -> None:
-        """Before start-up: open around the clock and no auto-assignment, so the shopper waits in line."""
-        from handoff.settings import HandoffSettings
-        from handoff.state import HANDOFF_SETTINGS
-
+    def __init__(self, app: web.Application) -> None:
+        self.app = app
+        # before start-up: open around the clock and no auto-assignment, so the shopper waits in line
         app[HANDOFF_SETTINGS] = HandoffSettings(hours={"daily": "24h"}, auto_assign=False)
 
     async def start(self, base_url: str) -> None:
-        from handoff.state import HANDOFF
-
         await self.app[HANDOFF].agents.add("li", self.PASSWORD, name=AGENT_NAME)
         self.http = aiohttp.ClientSession(base_url)
         login = await self.http.post("/api/agent/login", json={"username": "li", "password": self.PASSWORD})
@@ -121,7 +86,7 @@ class ApiAgent(StoreAgent):
 class Shop:
     app: web.Application
     url: str
-    agent: StoreAgent
+    agent: ApiAgent
 
     def answer(self, entry: str, language: str) -> str:
         return self.app[AGENT].model.faq.entries[entry].answer(language)
@@ -134,9 +99,7 @@ async def shop(starter_model, tmp_path) -> AsyncIterator[Shop]:
     settings.endpoints = settings.endpoints.model_copy(
         update={"widget": WidgetSettings(upload_dir=tmp_path / "uploads")})
     app = create_app(settings)
-    agent = ApiAgent(app) if has_agent_api(app) else StoreAgent(app)
-    if isinstance(agent, ApiAgent):
-        agent.configure(app)
+    agent = ApiAgent(app)
     runner = web.AppRunner(app)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
@@ -177,6 +140,16 @@ async def conversation_id(shop: Shop) -> str:
                             c["conversation_id"].startswith("web:")]
     assert len(widget_conversations) == 1
     return widget_conversations[0]["conversation_id"]
+
+
+async def stored_events_until(shop: Shop, cid: str, done: Callable[[list[dict[str, Any]]], bool]) -> list[dict]:
+    """The conversation's stored events, once `done(events)` holds (the shopper's turn runs after the click)."""
+    for _ in range(TIMEOUT_MS // 50):
+        events = await shop.app[STORES].trackers.events(cid)
+        if done(events):
+            return events
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"not stored in time: {[e['event'] for e in events]}")
 
 
 # -- the shopper's journey -------------------------------------------------------------------------------------
@@ -250,17 +223,39 @@ async def test_a_shopper_asks_reloads_talks_to_a_person_rates_and_cannot_inject_
     await launcher.click()
     await expect(page.locator(".kefu-badge")).to_be_hidden()
 
-    # the agent closes: "conversation ended" and five stars; a rating is sent
+    # the agent closes: "conversation ended", then the bot asks for a rating and the stars show; the star the
+    # shopper clicks is the score the handoff service records
     await shop.agent.close(cid)
     await expect(page.locator('[data-handoff="ended"]')).to_have_text("Conversation ended")
     stars = page.locator(".kefu-rating button[data-score]")
     await expect(stars).to_have_count(5)
     await expect(page.locator(".kefu-rating")).to_be_visible()
-    await stars.nth(4).click()
-    await expect(page.locator('.kefu-msg[data-role="user"] .kefu-bubble').last).to_have_text("★★★★★")
+    asked = [e for e in await shop.app[STORES].trackers.events(cid) if e["event"] == "bot"
+             and (e.get("data") or {}).get("rating_request")]
+    assert len(asked) == 1
+    await expect(bot_replies(page).last).to_have_text(asked[0]["text"])
+    await expect(page.locator(".kefu-replies")).to_have_count(0)  # stars instead of the request's 1-5 buttons
+    await stars.nth(3).click()
+    await expect(page.locator('.kefu-msg[data-role="user"] .kefu-bubble').last).to_have_text("★★★★")
     await expect(page.locator(".kefu-rating")).to_be_hidden()
-    events = await shop.app[STORES].trackers.events(cid)
-    assert any(e["event"] == "user" and e["text"] == '/csat{"score": 5}' for e in events)
+    events = await stored_events_until(shop, cid, lambda events: any(e["event"] == ev.CSAT for e in events))
+    assert [e["score"] for e in events if e["event"] == ev.CSAT] == [4]
+    assert any(e["event"] == "user" and e["text"] == '/csat{"score": 4}' for e in events)
+    thanks = events[[e["event"] for e in events].index(ev.CSAT) + 1]
+    assert thanks["event"] == "bot" and thanks["metadata"]["utter_action"] == "utter_thanks_for_rating"
+    await expect(bot_replies(page).last).to_have_text(thanks["text"])
+
+    # a handoff that ends without a rating request (ask_rating: false) shows no stars
+    shop.app[HANDOFF].settings.ask_rating = False
+    await page.locator(".kefu-human").click()
+    await expect(page.locator(".kefu-status")).to_have_text("You are number 1 in line")
+    await shop.agent.claim(cid)
+    await expect(page.locator('[data-handoff="assigned"]')).to_have_count(2)
+    await shop.agent.close(cid)
+    await expect(page.locator('[data-handoff="ended"]')).to_have_count(2)
+    await expect(page.locator(".kefu-rating")).to_be_hidden()
+    assert not any((e.get("data") or {}).get("rating_request")
+                   for e in (await shop.app[STORES].trackers.events(cid))[len(events):])
 
     # HTML typed by a shopper is shown as text, nothing runs
     await ask(page, XSS)

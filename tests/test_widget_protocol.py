@@ -17,6 +17,7 @@ from bot.channels.widget.uploads import safe_name, sniff
 from bot.dialogue import events as ev
 from bot.endpoints import Endpoints, WidgetSettings, load_endpoints
 from bot.stores.sqlite import open_sqlite_stores
+from handoff.shopper import rating_request
 
 ROOT = Path(__file__).resolve().parent.parent
 SETTINGS = WidgetSettings()
@@ -145,7 +146,13 @@ def test_conversation_state_says_when_a_rating_is_wanted():
     state = protocol.conversation_state(events)
     assert state == {"handoff": "assigned", "agent": {"name": "Li"}, "csat_pending": False}
     events.append({"event": ev.HANDOFF_ENDED, "resolution": "resolved"})
+    # the end alone asks nothing (ask_rating: false): no stars until the bot's rating request
+    assert protocol.conversation_state(events) == {"handoff": "ended", "agent": None, "csat_pending": False}
+    events.append(rating_request("en"))
     assert protocol.conversation_state(events) == {"handoff": "ended", "agent": None, "csat_pending": True}
+    rendered = protocol.render_event({**events[-1], "seq": 5})
+    assert rendered["rating"] is True and [r["payload"] for r in rendered["quick_replies"]] == [
+        f'/csat{{"score": {n}}}' for n in range(1, 6)]
     events.append(ev.user('/csat{"score": 5}'))
     assert protocol.conversation_state(events)["csat_pending"] is False
 

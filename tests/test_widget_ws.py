@@ -21,6 +21,7 @@ from bot.dialogue import events as ev
 from bot.endpoints import WidgetSettings
 from bot.server import ServerSettings, create_app
 from bot.state import STORES
+from handoff.shopper import rating_request
 
 ROOT = Path(__file__).resolve().parent.parent
 PNG = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00\x00\x1f\x15\xc4\x89" \
@@ -349,16 +350,20 @@ async def test_s9_talk_to_a_person_and_every_handoff_state_reach_the_panel(clien
 async def test_rating_and_cancel_buttons_send_their_payloads(client):
     session = await new_session(client)
     cid = session["conversation_id"]
-    await client.app[STORES].trackers.append(cid, [{"event": ev.HANDOFF_ENDED, "resolution": "resolved"}])
+    trackers = client.app[STORES].trackers
+    await trackers.append(cid, [{"event": ev.HANDOFF_ENDED, "resolution": "resolved"}])
+    assert (await new_session(client, session["token"]))["state"]["csat_pending"] is False, "nothing asked yet"
+    await trackers.append(cid, [rating_request("en")])  # what the handoff service adds after the end
     assert (await new_session(client, session["token"]))["state"]["csat_pending"] is True
     ws, _ = await connect(client, session["token"])
-    await ws.send_json({"type": "csat", "client_msg_id": "uuid-stars-01", "score": 5})
+    await ws.send_json({"type": "csat", "client_msg_id": "uuid-stars-01", "score": 4})
     got = await frames_until(ws, lambda f: f["type"] == "ack")
-    assert messages(got, "user")[0]["text"] == "★★★★★"
+    assert messages(got, "user")[0]["text"] == "★★★★"
+    assert [e["score"] for e in await stored_events(client, cid) if e["event"] == ev.CSAT] == [4]
     await ws.send_json({"type": "handoff_cancel", "client_msg_id": "uuid-cancel-1", "title": "Stop waiting"})
     await frames_until(ws, lambda f: f["type"] == "ack")
     texts = [e["text"] for e in await stored_events(client, cid) if e["event"] == "user"]
-    assert texts == ['/csat{"score": 5}', "/cancel_handoff"]
+    assert texts == ['/csat{"score": 4}', "/cancel_handoff"]
     assert (await new_session(client, session["token"]))["state"]["csat_pending"] is False
     await ws.close()
 

@@ -5,11 +5,15 @@ correct with several workers: each conversation's outgoing messages go out one a
 and every handoff notice or agent reply is sent exactly once, by whoever wins
 `claim_message_id(f"out:{conversation_id}:{seq}")` (design.md contracts), in seq order per conversation:
 - notices produced by a shopper's own turn (e.g. "we're closed, leave a message" after "转人工") are claimed by
-  the request that ran the turn (`claim_notices`) and go out with the bot's answer (a WeChat passive reply
+  the request that ran the turn (`turn_output`) and go out with the bot's answer (a WeChat passive reply
   needs no allowance and no verified account);
-- everything else (agent replies, later queue updates, agent joined/ended) comes from the event bus
-  (`BusForwarder`). The forwarder gives the request a head start on notices (`notice_grace_s`) so that which
-  path sends a turn's notice does not depend on scheduling; whichever claims first sends, so it is never twice.
+- everything else (agent replies, later queue updates, agent joined/ended, the rating request an agent's close
+  adds) comes from the event bus (`BusForwarder`). The forwarder gives the request a head start on notices
+  (`notice_grace_s`) so that which path sends a turn's notice does not depend on scheduling; whichever claims
+  first sends, so it is never twice.
+
+`PushChannel` is what both channels' app-scoped objects share (lifecycle, forwarder, the turn's output rule);
+`mount` puts a configured one on the app.
 """
 
 from __future__ import annotations
@@ -21,10 +25,17 @@ import importlib
 import logging
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import aiohttp
+from aiohttp import web
 
 from bot.dialogue import events as ev
+from bot.state import AGENT, STORES
 from bot.stores import LockTimeout, Stores
+
+if TYPE_CHECKING:
+    from bot.agent import Agent
 
 log = logging.getLogger(__name__)
 
@@ -33,9 +44,20 @@ Deliver = Callable[[str, ev.Event], Awaitable[None]]
 
 # Events a shopper should hear about although no shopper message caused them (rendered by describe()).
 NOTICE_KINDS = {ev.QUEUED, ev.AGENT_ASSIGNED, ev.HANDOFF_ENDED, ev.HANDOFF_UNAVAILABLE, ev.TICKET_CREATED}
-FORWARDED_KINDS = NOTICE_KINDS | {ev.AGENT_MESSAGE}
 CLAIM_TTL_S = 7 * 86400.0
 OUTBOX_LOCK_S = 60.0
+SHUTDOWN_GRACE_S = 5.0
+
+
+def is_rating_request(event: ev.Event) -> bool:
+    """The bot's "please rate this chat" after a handoff (handoff/shopper.py `rating_request`)."""
+    return event.get("event") == "bot" and bool((event.get("data") or {}).get("rating_request"))
+
+
+def is_notice(event: ev.Event) -> bool:
+    """A handoff notice, or the rating request an agent's close appends: shown to the shopper exactly once, by
+    the request whose turn made it or else from the bus (`claim_message_id(out:…)` decides)."""
+    return event.get("event") in NOTICE_KINDS or is_rating_request(event)
 
 
 class KeyedSerial:
@@ -76,12 +98,7 @@ class KeyedSerial:
 
     async def drain(self, timeout_s: float) -> None:
         """Let running work finish (shutdown), then cancel what is left."""
-        workers = list(self._workers.values())
-        if workers:
-            _, pending = await asyncio.wait(workers, timeout=timeout_s)
-            for task in pending:
-                task.cancel()
-            await asyncio.gather(*pending, return_exceptions=True)
+        await _drain(list(self._workers.values()), timeout_s)
 
 
 class TaskSet:
@@ -102,12 +119,15 @@ class TaskSet:
         return len(self._tasks)
 
     async def drain(self, timeout_s: float) -> None:
-        tasks = list(self._tasks)
-        if tasks:
-            _, pending = await asyncio.wait(tasks, timeout=timeout_s)
-            for task in pending:
-                task.cancel()
-            await asyncio.gather(*pending, return_exceptions=True)
+        await _drain(list(self._tasks), timeout_s)
+
+
+async def _drain(tasks: list[asyncio.Task[Any]], timeout_s: float) -> None:
+    if tasks:
+        _, pending = await asyncio.wait(tasks, timeout=timeout_s)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
 
 
 class BusForwarder:
@@ -139,12 +159,12 @@ class BusForwarder:
         kind = event.get("event")
         if kind == ev.TYPING and event.get("role") == "agent" and self.on_typing is not None:
             self.serial.submit(conversation_id, lambda: self._typing(conversation_id, event))
-        elif kind in FORWARDED_KINDS and isinstance(event.get("seq"), int):
+        elif (kind == ev.AGENT_MESSAGE or is_notice(event)) and isinstance(event.get("seq"), int):
             arrived = asyncio.get_running_loop().time()
             self.serial.submit(conversation_id, lambda: self._forward(conversation_id, event, arrived))
 
     async def _forward(self, conversation_id: str, event: ev.Event, arrived: float) -> None:
-        if event.get("event") in NOTICE_KINDS:  # the turn that made it may be sending it (claim_notices)
+        if is_notice(event):  # the turn that made it may be sending it (turn_output)
             await asyncio.sleep(max(0.0, arrived + self.notice_grace_s - asyncio.get_running_loop().time()))
         # Claim and send under one lock per conversation's outbox: every worker walks the events in seq order,
         # so whoever claims seq N+1 does so after seq N went out -- order holds across workers too.
@@ -185,14 +205,18 @@ async def forwarding(forwarder: BusForwarder, ready_timeout_s: float = 10.0) -> 
             await task
 
 
-async def claim_notices(stores: Stores, conversation_id: str, stored: list[ev.Event]) -> list[ev.Event]:
-    """The handoff notices among a turn's stored events that this request wins and so must deliver itself."""
-    claimed = []
+async def turn_output(stores: Stores, conversation_id: str, stored: list[ev.Event]) -> list[ev.Event]:
+    """What the request that ran a shopper's turn shows: the bot's answers, and the notices among the turn's
+    events that it wins (the bus forwarder sends those it loses)."""
+    shown = []
     for event in stored:
-        if event.get("event") in NOTICE_KINDS and isinstance(event.get("seq"), int) and \
+        if not is_notice(event):
+            if event.get("event") == "bot":
+                shown.append(event)
+        elif isinstance(event.get("seq"), int) and \
                 await stores.trackers.claim_message_id(f"out:{conversation_id}:{event['seq']}", CLAIM_TTL_S):
-            claimed.append(event)
-    return claimed
+            shown.append(event)
+    return shown
 
 
 def turn_language(events: list[ev.Event], default: str) -> str:
@@ -202,6 +226,66 @@ def turn_language(events: list[ev.Event], default: str) -> str:
         if event.get("event") == "slot" and event.get("name") == "language" and event.get("value"):
             language = event["value"]
     return language
+
+
+# -- what both push channels' app-scoped objects share ---------------------------------------------------------
+
+C = TypeVar("C", bound="PushChannel")
+
+
+class PushChannel:
+    """The app-scoped part of a push channel: the app's agent and stores, outgoing work in order per
+    conversation (`serial`), background tasks (`tasks`), a clock tests can move, and the bus forwarder for the
+    app's lifetime. A channel opens its platform API in `open_api` and sends what the bus brings in `deliver`."""
+
+    prefix: str  # conversation ids are this + the platform's user id
+    default_language: str
+
+    def __init__(self, settings: Any, clock: Callable[[], float]) -> None:
+        self.settings = settings
+        self.clock = clock  # tests move time; everything reads it through now()
+        self.serial = KeyedSerial(f"{self.prefix.rstrip(':')}-out")
+        self.tasks = TaskSet()
+        self.agent: Agent | None = None
+        self.stores: Stores | None = None
+
+    def now(self) -> float:
+        return self.clock()
+
+    def open_api(self, session: aiohttp.ClientSession) -> None:
+        raise NotImplementedError
+
+    async def deliver(self, conversation_id: str, event: ev.Event) -> None:
+        raise NotImplementedError
+
+    async def agent_typing(self, conversation_id: str, event: ev.Event) -> None:
+        """An agent started or stopped typing (not stored: from the bus only)."""
+
+    async def lifecycle(self, app: web.Application) -> AsyncIterator[None]:
+        """cleanup_ctx: after the core's (needs the agent and stores), closed before them."""
+        self.agent, self.stores = app[AGENT], app[STORES]
+        async with aiohttp.ClientSession() as session:
+            self.open_api(session)
+            forwarder = BusForwarder(self.stores, self.prefix, self.deliver, self.serial,
+                                     self.settings.notice_grace_s, on_typing=self.agent_typing)
+            async with forwarding(forwarder):
+                yield
+                await self.tasks.drain(SHUTDOWN_GRACE_S)  # turns still running hand their sends to serial
+                await self.serial.drain(SHUTDOWN_GRACE_S)
+
+    async def language(self, conversation_id: str, event: ev.Event) -> str:
+        """The language to tell the shopper an event in: the event's own, else the conversation's."""
+        assert self.stores
+        meta = await self.stores.trackers.get_meta(conversation_id)
+        return event.get("language") or meta.get("language") or self.default_language
+
+
+def mount(app: web.Application, key: web.AppKey[C], channel: C, add_routes: Callable[[web.Application], None]) -> C:
+    """Put a configured push channel on the app: its routes, and its lifecycle after the core's."""
+    app[key] = channel
+    add_routes(app)
+    app.cleanup_ctx.append(channel.lifecycle)
+    return channel
 
 
 # -- texts ---------------------------------------------------------------------------------------------------

@@ -14,6 +14,8 @@ import pytest
 from bot.channels.messenger import signature as fb_signature
 from bot.channels.wechat.crypto import MessageCipher, signature
 from bot.server import ServerSettings, create_app
+from handoff.settings import HandoffSettings
+from handoff.state import HANDOFF, HANDOFF_SETTINGS
 from tests.channels.fakes import FakeGraph, FakeWeChat
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -27,6 +29,7 @@ OPENID = "oTESTUSER0000000000000000001"
 FB_SECRET = "test_app_secret"
 FB_VERIFY = "verify-me"
 FB_PAGE_TOKEN = "page-token-secret"
+AGENT_PASSWORD = "agent-password-1"
 
 
 def wechat_env(api_base: str, **extra: str) -> dict[str, str]:
@@ -94,13 +97,14 @@ async def fake_graph(aiohttp_server) -> FakeGraph:
 
 @pytest.fixture
 def make_client(aiohttp_client, starter_model, tmp_path, monkeypatch):
-    """make_client(env, redis_url=None, prefix=None, name="a") → a test client of the real app."""
+    """make_client(env, redis_url=None, prefix=None, name="a", handoff=None) → a test client of the real app
+    (`handoff`: HandoffSettings instead of the project's handoff.yml)."""
     for name in list(__import__("os").environ):
         if name.startswith(("WECHAT_", "MESSENGER_")):
             monkeypatch.delenv(name)
 
     async def make(env: dict[str, str], redis_url: str | None = None, prefix: str | None = None,
-                   name: str = "a"):
+                   name: str = "a", handoff: HandoffSettings | None = None):
         for key, value in env.items():
             monkeypatch.setenv(key, value)
         settings = ServerSettings.for_project(ROOT, model_path=starter_model, db_path=tmp_path / f"{name}.db")
@@ -110,9 +114,27 @@ def make_client(aiohttp_client, starter_model, tmp_path, monkeypatch):
 
             settings.endpoints.tracker_store = StoreEndpoint(type="redis", key_prefix=prefix)
         app = create_app(settings)
+        if handoff is not None:
+            app[HANDOFF_SETTINGS] = handoff
         return await aiohttp_client(app)
 
     return make
+
+
+def open_all_day() -> HandoffSettings:
+    """Agents on duty around the clock, and no auto-assignment: the shopper waits until an agent claims."""
+    return HandoffSettings(hours={"daily": "24h"}, auto_assign=False, tick_s=0.1)
+
+
+async def agent_login(client, username: str = "li", name: str = "小李", status: str = "online") -> dict[str, str]:
+    """An agent account (made as `kefu agents add` does), logged in over HTTP and set to `status`: its header."""
+    await client.app[HANDOFF].agents.add(username, AGENT_PASSWORD, name=name)
+    login = await client.post("/api/agent/login", json={"username": username, "password": AGENT_PASSWORD})
+    assert login.status == 200, await login.text()
+    headers = {"Authorization": f"Bearer {(await login.json())['token']}"}
+    resp = await client.put("/api/agent/status", json={"status": status}, headers=headers)
+    assert resp.status == 200, await resp.text()
+    return headers
 
 
 class LogCapture(logging.Handler):

@@ -1,5 +1,6 @@
 """Two workers sharing one real Redis: each agent reply goes out exactly once, in order, and a WeChat retry
-that lands on the other worker is still answered once (claims, allowance and bus are shared)."""
+that lands on the other worker is still answered once (claims, allowance and bus are shared); shoppers write to
+worker A while the agent works through the agent API on worker B."""
 
 from __future__ import annotations
 
@@ -8,13 +9,18 @@ from uuid import uuid4
 
 import pytest
 
+from bot.dialogue import events as ev
 from bot.state import STORES
+from handoff.messages import describe
+from handoff.shopper import rating_request
 from tests.channels.conftest import (
     OPENID,
+    agent_login,
     fb_headers,
     fb_text,
     messenger_body,
     messenger_env,
+    open_all_day,
     text_xml,
     wechat_env,
     wechat_push,
@@ -53,3 +59,49 @@ async def test_two_workers_deliver_each_agent_reply_exactly_once(make_client, fa
         assert meta["wechat"]["quota_left"] == 2
     events = await worker_b.app[STORES].trackers.events(f"wechat:{OPENID}")
     assert sum(e["event"] == "user" for e in events) == 1
+
+
+async def test_shoppers_on_worker_a_get_the_replies_of_an_agent_on_worker_b_exactly_once(make_client, fake_wechat,
+                                                                                      fake_graph, redis_url):
+    from tests.channels.test_handoff_channels import RATING_ZH, api
+    from tests.channels.test_wechat_webhook import open_reply
+
+    prefix = f"test-{uuid4().hex[:12]}"
+    env = {**wechat_env(fake_wechat.url, WECHAT_NOTICE_GRACE_S="0.2"),
+           **messenger_env(fake_graph.url, MESSENGER_NOTICE_GRACE_S="0.2")}
+    worker_a = await make_client(env, redis_url, prefix, name="a", handoff=open_all_day())
+    worker_b = await make_client(env, redis_url, prefix, name="b", handoff=open_all_day())
+    li = await agent_login(worker_b)
+
+    push = wechat_push(text_xml("转人工", "24000000000009101"))
+    reply = open_reply(await (await worker_a.post(f"/webhooks/wechat?{push[0]}", data=push[1])).text())
+    assert "您当前排在第 1 位" in reply.get("Content")
+    body = messenger_body([fb_text("9201", "m_r2", "I want to talk to a human agent please")])
+    assert (await worker_a.post("/webhooks/messenger", data=body, headers=fb_headers(body))).status == 200
+    await fake_graph.wait_for(lambda: any("in line" in (t or "") for t in fake_graph.texts("9201")))
+    asked = len(fake_graph.messages("9201"))
+
+    for cid, text in ((f"wechat:{OPENID}", "您好，我是小李。"), ("messenger:9201", "Hi, this is Li.")):
+        await api(worker_b, "POST", f"/api/agent/conversations/{cid}/claim", li)
+        await api(worker_b, "POST", f"/api/agent/conversations/{cid}/messages", li, {"text": text})
+        await api(worker_b, "POST", f"/api/agent/conversations/{cid}/close", li, {"resolution": "resolved"})
+    await fake_wechat.wait_for(lambda: RATING_ZH in fake_wechat.texts(OPENID))
+    await fake_graph.wait_for(lambda: rating_request("en")["text"] in fake_graph.texts("9201"))
+    await asyncio.sleep(0.5)  # time for a second delivery, if there were one
+
+    def without_queue_updates(texts: list[str]) -> list[str]:  # the line moved when the first shopper was taken
+        return [t for t in texts if "in line" not in t and "排在第" not in t]
+
+    assert without_queue_updates(fake_wechat.texts(OPENID)) == [
+        describe({"event": ev.AGENT_ASSIGNED, "agent_name": "小李"}, "zh"), "您好，我是小李。",
+        describe({"event": ev.HANDOFF_ENDED}, "zh"), RATING_ZH]
+    assert without_queue_updates(fake_graph.texts("9201")[asked:]) == [
+        describe({"event": ev.AGENT_ASSIGNED, "agent_name": "小李"}, "en"), "Hi, this is Li.",
+        describe({"event": ev.HANDOFF_ENDED}, "en"), rating_request("en")["text"]]
+    # the rating, answered on worker A, is recorded once for both workers
+    push = wechat_push(text_xml("5", "24000000000009102"))
+    thanks = open_reply(await (await worker_a.post(f"/webhooks/wechat?{push[0]}", data=push[1])).text())
+    assert thanks.get("Content") == "感谢您的评价！"
+    for worker in (worker_a, worker_b):
+        events = await worker.app[STORES].trackers.events(f"wechat:{OPENID}")
+        assert [e["score"] for e in events if e["event"] == ev.CSAT] == [5]

@@ -8,6 +8,7 @@ custom-send, the 48 h / 5-message allowance with pending messages shown in the c
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from urllib.parse import urlencode
 
@@ -19,6 +20,7 @@ from bot.channels.wechat.crypto import MessageCipher, signature
 from bot.state import AGENT, STORES
 from tests.channels.conftest import (
     OPENID,
+    ROOT,
     WX_ACCOUNT,
     WX_AES_KEY,
     WX_APPID,
@@ -315,3 +317,26 @@ async def test_the_channel_is_not_mounted_without_settings(make_client):
     client = await make_client({})
     assert (await client.get("/webhooks/wechat?echostr=1")).status == 404
     assert (await client.post("/webhooks/wechat", data=b"<xml/>")).status == 404
+
+
+@pytest.mark.parametrize("env, message", [
+    ({"WECHAT_TOKEN": WX_TOKEN}, "Error: WECHAT is partly configured: set WECHAT_APPID, WECHAT_APPSECRET"),
+    ({"WECHAT_TOKEN": WX_TOKEN, "WECHAT_APPID": WX_APPID, "WECHAT_APPSECRET": "s3cret-value",
+      "WECHAT_ENCODING_AES_KEY": "not-a-key-s3cret"}, "Error: invalid WECHAT settings: "),
+])
+def test_kefu_run_reports_bad_channel_settings_in_one_line(monkeypatch, capsys, env, message):
+    from bot.cli import main
+
+    served = []
+    monkeypatch.setattr("aiohttp.web.run_app", lambda *args, **kwargs: served.append(args))
+    monkeypatch.setattr("logging.basicConfig", lambda **kwargs: None)  # no root handler on capsys's stream
+    monkeypatch.chdir(ROOT)
+    for name in list(os.environ):
+        if name.startswith(("WECHAT_", "MESSENGER_")):
+            monkeypatch.delenv(name)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    assert main(["run", "--model", "models/unused.tar.gz"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(message) and err.count("\n") == 1 and "Traceback" not in err
+    assert "s3cret" not in err and served == []

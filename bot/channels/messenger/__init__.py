@@ -20,6 +20,7 @@ from aiohttp import web
 from bot.channels.messenger.channel import MessengerChannel
 from bot.channels.messenger.config import MessengerSettings
 from bot.channels.messenger.webhook import MESSENGER, add_routes
+from bot.channels.push import mount
 
 log = logging.getLogger(__name__)
 
@@ -32,9 +33,5 @@ def setup(app: web.Application, settings: MessengerSettings | None = None,
     settings = settings or MessengerSettings.from_env()
     if settings is None:
         return None
-    channel = MessengerChannel(settings, clock)
-    app[MESSENGER] = channel
-    add_routes(app)
-    app.cleanup_ctx.append(channel.lifecycle)
     log.info("Messenger channel mounted at /webhooks/messenger (Graph %s)", settings.graph_api_version)
-    return channel
+    return mount(app, MESSENGER, MessengerChannel(settings, clock), add_routes)

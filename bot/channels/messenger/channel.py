@@ -13,66 +13,42 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
 import aiohttp
-from aiohttp import web
 
-from bot.agent import MAX_TEXT_CHARS, Agent, UserMessage
+from bot.agent import MAX_TEXT_CHARS, UserMessage
 from bot.channels.messenger.api import GraphAPI, SendError
 from bot.channels.messenger.config import MessengerSettings
 from bot.channels.messenger.inbound import Incoming, recipient, to_text
 from bot.channels.messenger.outbound import MARKER, render, text_messages
 from bot.channels.messenger.threads import ThreadBook, window
-from bot.channels.push import (
-    BusForwarder,
-    KeyedSerial,
-    TaskSet,
-    claim_notices,
-    describe,
-    forwarding,
-    turn_language,
-)
+from bot.channels.push import PushChannel, turn_language, turn_output
 from bot.dialogue import events as ev
-from bot.state import AGENT, STORES
-from bot.stores import Stores
 
 log = logging.getLogger(__name__)
 
 PREFIX = "messenger:"
-SHUTDOWN_GRACE_S = 5.0
 
 
-class MessengerChannel:
+class MessengerChannel(PushChannel):
+    prefix = PREFIX
+    default_language = "en"
+    settings: MessengerSettings
+
     def __init__(self, settings: MessengerSettings, clock: Callable[[], float] = time.time) -> None:
-        self.settings = settings
-        self.clock = clock  # tests move time; everything reads it through now()
-        self.serial = KeyedSerial("messenger")
-        self.tasks = TaskSet()
-        self.agent: Agent | None = None
-        self.stores: Stores | None = None
+        super().__init__(settings, clock)
         self.api: GraphAPI | None = None
         self.threads: ThreadBook | None = None
 
     def __repr__(self) -> str:
         return f"MessengerChannel(version={self.settings.graph_api_version!r})"
 
-    def now(self) -> float:
-        return self.clock()
-
-    async def lifecycle(self, app: web.Application) -> AsyncIterator[None]:
-        """cleanup_ctx: after the core's (needs the agent and stores), closed before them."""
-        self.agent, self.stores = app[AGENT], app[STORES]
-        async with aiohttp.ClientSession() as session:
-            self.api = GraphAPI(self.settings, session)
-            self.threads = ThreadBook(self.stores.kv, self.stores.trackers, self.settings, self.now)
-            forwarder = BusForwarder(self.stores, PREFIX, self.deliver, self.serial, self.settings.notice_grace_s,
-                                     on_typing=self._agent_typing)
-            async with forwarding(forwarder):
-                yield
-                await self.serial.drain(SHUTDOWN_GRACE_S)
-                await self.tasks.drain(SHUTDOWN_GRACE_S)
+    def open_api(self, session: aiohttp.ClientSession) -> None:
+        assert self.stores
+        self.api = GraphAPI(self.settings, session)
+        self.threads = ThreadBook(self.stores.kv, self.stores.trackers, self.settings, self.now)
 
     def accept(self, batch: list[Incoming]) -> None:
         """Queue every event of a webhook batch (the request answers 200 right after this)."""
@@ -123,8 +99,7 @@ class MessengerChannel:
         with contextlib.suppress(TimeoutError):  # never hold the reply for typing indicators
             await asyncio.wait_for(asyncio.shield(actions), self.settings.sender_action_wait_s)
         actions.cancel()
-        claimed = {id(e) for e in await claim_notices(self.stores, cid, stored)}
-        shown = [e for e in stored if e.get("event") == "bot" or id(e) in claimed]
+        shown = await turn_output(self.stores, cid, stored)
         for reply in render(shown, self.settings, turn_language(stored, "en")):
             if not await self._send(user, reply, "RESPONSE", None):
                 break
@@ -195,21 +170,23 @@ class MessengerChannel:
     async def deliver(self, conversation_id: str, event: ev.Event) -> None:
         assert self.stores and self.threads
         user = conversation_id.removeprefix(PREFIX)
-        language = event.get("language") or (await self.stores.trackers.get_meta(conversation_id)).get("language")
-        text = describe(event, language or "en")
-        if not text:
-            return
         human = event.get("event") == ev.AGENT_MESSAGE
+        if human:
+            messages = text_messages(event.get("text") or "", self.settings)
+        else:  # a notice, or the rating request (its choices as quick replies)
+            messages = render([event], self.settings, await self.language(conversation_id, event))
+        if not messages:
+            return
         allowed = window(await self.threads.get(user), self.now(), human, self.settings)
         if allowed is None:
             log.info("Messenger: %s not sent, the messaging window is closed", event.get("event"))
             await self.threads.refused(user, event.get("seq"), "window closed")
             return
-        for message in text_messages(text, self.settings):
+        for message in messages:
             if not await self._send(user, message, *allowed):
                 break
 
-    async def _agent_typing(self, conversation_id: str, event: ev.Event) -> None:
+    async def agent_typing(self, conversation_id: str, event: ev.Event) -> None:
         if self.api is not None:
             user = conversation_id.removeprefix(PREFIX)
             await self.api.sender_action(recipient(user), "typing_on" if event.get("on") else "typing_off")

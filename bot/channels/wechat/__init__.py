@@ -17,6 +17,7 @@ from collections.abc import Callable
 
 from aiohttp import web
 
+from bot.channels.push import mount
 from bot.channels.wechat.channel import WeChatChannel
 from bot.channels.wechat.config import WeChatSettings
 from bot.channels.wechat.webhook import WECHAT, add_routes
@@ -32,9 +33,5 @@ def setup(app: web.Application, settings: WeChatSettings | None = None,
     settings = settings or WeChatSettings.from_env()
     if settings is None:
         return None
-    channel = WeChatChannel(settings, clock)
-    app[WECHAT] = channel
-    add_routes(app)
-    app.cleanup_ctx.append(channel.lifecycle)
     log.info("WeChat channel mounted at /webhooks/wechat (%s mode)", settings.mode)
-    return channel
+    return mount(app, WECHAT, WeChatChannel(settings, clock), add_routes)

@@ -11,21 +11,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 
 import aiohttp
-from aiohttp import web
 
-from bot.agent import MAX_TEXT_CHARS, Agent, UserMessage
-from bot.channels.push import (
-    BusForwarder,
-    KeyedSerial,
-    TaskSet,
-    claim_notices,
-    describe,
-    forwarding,
-    turn_language,
-)
+from bot.agent import MAX_TEXT_CHARS, UserMessage
+from bot.channels.push import PushChannel, is_rating_request, turn_language, turn_output
 from bot.channels.wechat.allowance import AllowanceBook
 from bot.channels.wechat.api import WeChatAPI
 from bot.channels.wechat.config import WeChatSettings
@@ -34,25 +25,21 @@ from bot.channels.wechat.inbound import normalise
 from bot.channels.wechat.outbound import Outbox, chosen_payload, remember_options, render
 from bot.channels.wechat.xml import Fields
 from bot.dialogue import events as ev
-from bot.state import AGENT, STORES
-from bot.stores import Stores
 
 log = logging.getLogger(__name__)
 
 PREFIX = "wechat:"
-SHUTDOWN_GRACE_S = 5.0
 
 
-class WeChatChannel:
+class WeChatChannel(PushChannel):
+    prefix = PREFIX
+    default_language = "zh"
+    settings: WeChatSettings
+
     def __init__(self, settings: WeChatSettings, clock: Callable[[], float] = time.time) -> None:
-        self.settings = settings
-        self.clock = clock  # tests move time; everything reads it through now()
+        super().__init__(settings, clock)
         key = settings.encoding_aes_key
         self.cipher = MessageCipher(key.get_secret_value(), settings.appid) if key else None
-        self.serial = KeyedSerial("wechat-out")
-        self.tasks = TaskSet()
-        self.agent: Agent | None = None
-        self.stores: Stores | None = None
         self.api: WeChatAPI | None = None
         self.book: AllowanceBook | None = None
         self.outbox: Outbox | None = None
@@ -60,22 +47,11 @@ class WeChatChannel:
     def __repr__(self) -> str:
         return f"WeChatChannel(appid={self.settings.appid!r}, mode={self.settings.mode!r})"
 
-    def now(self) -> float:
-        return self.clock()
-
-    async def lifecycle(self, app: web.Application) -> AsyncIterator[None]:
-        """cleanup_ctx: after the core's (needs the agent and stores), closed before them."""
-        self.agent, self.stores = app[AGENT], app[STORES]
-        async with aiohttp.ClientSession() as session:
-            self.api = WeChatAPI(self.settings, session, self.now)
-            self.book = AllowanceBook(self.stores.kv, self.stores.trackers, self.settings, self.now)
-            self.outbox = Outbox(self.api, self.book, self.settings)
-            forwarder = BusForwarder(self.stores, PREFIX, self.deliver, self.serial, self.settings.notice_grace_s,
-                                     on_typing=self._agent_typing)
-            async with forwarding(forwarder):
-                yield
-                await self.tasks.drain(SHUTDOWN_GRACE_S)
-                await self.serial.drain(SHUTDOWN_GRACE_S)
+    def open_api(self, session: aiohttp.ClientSession) -> None:
+        assert self.stores
+        self.api = WeChatAPI(self.settings, session, self.now)
+        self.book = AllowanceBook(self.stores.kv, self.stores.trackers, self.settings, self.now)
+        self.outbox = Outbox(self.api, self.book, self.settings)
 
     # -- a shopper's push -----------------------------------------------------------------------------------
 
@@ -115,9 +91,7 @@ class WeChatChannel:
     async def _shown(self, cid: str, openid: str, stored: list[ev.Event]) -> tuple[str, list[str]]:
         """What the shopper gets for a turn: the bot's messages and the notices this request won."""
         assert self.stores
-        claimed = {id(e) for e in await claim_notices(self.stores, cid, stored)}
-        shown = [e for e in stored if e.get("event") == "bot" or id(e) in claimed]
-        text, payloads = render(shown, turn_language(stored, "zh"))
+        text, payloads = render(await turn_output(self.stores, cid, stored), turn_language(stored, "zh"))
         await remember_options(self.stores.kv, openid, payloads, self.now())
         return text, payloads
 
@@ -148,13 +122,17 @@ class WeChatChannel:
 
     async def deliver(self, conversation_id: str, event: ev.Event) -> None:
         assert self.stores and self.outbox
-        language = event.get("language") or (await self.stores.trackers.get_meta(conversation_id)).get("language")
-        text = describe(event, language or "zh")
-        if not text:
+        openid = conversation_id.removeprefix(PREFIX)
+        if event.get("event") == ev.AGENT_MESSAGE:
+            await self.outbox.send(openid, event.get("text") or "", "agent")
             return
-        kind = {ev.AGENT_MESSAGE: "agent", ev.QUEUED: "queue"}.get(event["event"], "notice")
-        await self.outbox.send(conversation_id.removeprefix(PREFIX), text, kind)  # type: ignore[arg-type]
+        # a notice, or the rating request: rendered as in a passive reply (its choices numbered, "5" works)
+        text, payloads = render([event], await self.language(conversation_id, event))
+        if payloads:
+            await remember_options(self.stores.kv, openid, payloads, self.now())
+        kind = "rating" if is_rating_request(event) else "queue" if event.get("event") == ev.QUEUED else "notice"
+        await self.outbox.send(openid, text, kind)
 
-    async def _agent_typing(self, conversation_id: str, event: ev.Event) -> None:
+    async def agent_typing(self, conversation_id: str, event: ev.Event) -> None:
         if self.api is not None and event.get("on"):
             await self.api.typing(conversation_id.removeprefix(PREFIX))

@@ -20,7 +20,10 @@ from bot.stores import KeyValue
 
 log = logging.getLogger(__name__)
 
-Kind = Literal["bot", "agent", "notice", "queue"]
+Kind = Literal["bot", "agent", "notice", "queue", "rating"]
+# stale once the shopper writes again (their place in line; a rating request, answerable only before that):
+# sent now or not at all, never kept pending
+PASSING: set[str] = {"queue", "rating"}
 _NUMBER = re.compile(r"\s*([0-9０-９]{1,2})\s*[.。、]?\s*")
 
 
@@ -91,10 +94,10 @@ class Outbox:
     async def send_items(self, openid: str, items: list[dict[str, Any]], waited: bool = False) -> None:
         """Send in order; `waited`: these come from `pending` (older than anything that waits now)."""
         for index, item in enumerate(items):
-            queue_notice = item.get("kind") == "queue"
-            if not await self.book.reserve(openid, keep=self.settings.queue_reserve if queue_notice else 0):
-                if queue_notice:  # a queue position is stale by the time the shopper writes again
-                    log.info("WeChat: no allowance to spare for a queue update to a shopper; skipped")
+            keep = self.settings.queue_reserve if item.get("kind") == "queue" else 0
+            if not await self.book.reserve(openid, keep=keep):
+                if item.get("kind") in PASSING:
+                    log.info("WeChat: no allowance to spare for a %s message to a shopper; skipped", item["kind"])
                     continue
                 await self.book.park(openid, _keepable(items[index:]), front=waited)
                 return
@@ -115,5 +118,5 @@ class Outbox:
 
 
 def _keepable(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [item for item in items if item.get("kind") != "queue"]
+    return [item for item in items if item.get("kind") not in PASSING]
 

@@ -279,7 +279,7 @@ def conversation_state(events: list[ev.Event]) -> Frame:
             state["handoff"] = HANDOFF_STATES[kind]
             if kind == ev.AGENT_ASSIGNED:
                 state["agent"] = {"name": _agent_name(event) or ""}
-            state["csat_pending"] = kind == ev.HANDOFF_ENDED
+            state["csat_pending"] = False  # the stars come with the bot's rating request, not with the end
         elif kind == "bot" and (event.get("data") or {}).get("rating_request"):
             state["csat_pending"] = True
         elif kind in ("user", ev.CSAT):  # rated, or wrote something else: the stars go away

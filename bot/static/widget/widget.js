@@ -420,8 +420,7 @@
         systemRow(t("assigned", { name: (h.agent && h.agent.name) || t("agent_role") }), h.seq).setAttribute("data-handoff", "assigned");
       } else if (h.state === "ended") {
         S.agent = null;
-        systemRow(t("ended"), h.seq).setAttribute("data-handoff", "ended");
-        setCsat(true);
+        systemRow(t("ended"), h.seq).setAttribute("data-handoff", "ended"); // stars only if the bot asks (m.rating)
       } else if (h.state === "cancelled") {
         systemRow(t("cancelled"), h.seq).setAttribute("data-handoff", "cancelled");
       } else if (h.state === "unavailable") {
