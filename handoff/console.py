@@ -465,17 +465,19 @@ async def api_ws(request: web.Request) -> web.StreamResponse:
     hub = request.app[HUB]
     socket = web.WebSocketResponse(heartbeat=30, max_msg_size=64 * 1024)
     await socket.prepare(request)
-    client = hub.join(account)
-    await socket.send_json({"type": "hello", "agent": account.username})
-    sender = asyncio.get_running_loop().create_task(_pump(socket, client.outbox))
-    try:
+    client = hub.join(account)  # before hello: a console that got hello misses no event after it
+    sender: asyncio.Task[None] | None = None
+    try:  # a console gone before or during hello must leave the hub too
+        await socket.send_json({"type": "hello", "agent": account.username})
+        sender = asyncio.get_running_loop().create_task(_pump(socket, client.outbox))
         async for message in socket:
             if message.type != WSMsgType.TEXT:
                 continue
             await _from_console(request, account, message.data)
     finally:
         hub.leave(client)
-        sender.cancel()
+        if sender is not None:
+            sender.cancel()
     return socket
 
 

@@ -1,20 +1,40 @@
 """The human handoff over HTTP, as shoppers (REST channel) and agents (agent API) use it, on SQLite and on a real
-Redis (the `kefu_app` fixture in conftest.py runs each test on both backends)."""
+Redis (the `kefu_app` fixture in conftest.py runs each test on both backends).
+
+Nothing here waits without a limit: requests give up after REQUEST_TIMEOUT_S, WebSocket reads and polls have
+deadlines, so a stuck server fails the test (with the place it was stuck) instead of hanging the run.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import aiohttp
 import pytest
-from aiohttp.test_utils import TestClient
+from aiohttp.test_utils import BaseTestServer, TestClient
 
 from handoff.state import HANDOFF
 
 PASSWORD = "password-1"
+REQUEST_TIMEOUT_S = 60  # each call answers in well under a second; this only turns a hang into a failure
+WS_TIMEOUT_S = 5.0
+
+
+class BoundedClient(TestClient):
+    """The test client, with a total timeout on every request (aiohttp's default is five minutes)."""
+
+    def __init__(self, server: BaseTestServer, **kwargs: Any) -> None:
+        kwargs.setdefault("timeout", aiohttp.ClientTimeout(total=REQUEST_TIMEOUT_S))
+        super().__init__(server, **kwargs)
+
+
+@pytest.fixture
+def aiohttp_client_cls() -> type[TestClient]:
+    """pytest-aiohttp's hook for the client class: `kefu_app` (conftest.py) makes BoundedClients here."""
+    return BoundedClient
 
 
 async def chat(client: TestClient, sender: str, text: str) -> list[dict[str, Any]]:
@@ -46,14 +66,14 @@ async def agent(client: TestClient, username: str, status: str | None = "away", 
 
 
 async def until(check: Callable[[], Awaitable[Any]], timeout: float = 5.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = await check()
-        if result:
+    """Poll check() until it gives something true; a check that itself hangs counts against the timeout."""
+    try:
+        async with asyncio.timeout(timeout):
+            while not (result := await check()):
+                await asyncio.sleep(0.03)
             return result
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.03)
+    except TimeoutError:
+        raise AssertionError(f"condition not met within {timeout:g} s") from None
 
 
 def kinds(events: list[dict[str, Any]]) -> list[str]:
@@ -367,19 +387,24 @@ async def test_console_login_sets_a_strict_http_only_cookie(kefu_app):
 # -- live: the WebSocket ---------------------------------------------------------------------------------------
 
 
-async def _next(ws, kind: str, match: Callable[[dict], bool] = lambda m: True, timeout: float = 3.0) -> dict:
-    deadline = time.monotonic() + timeout
-    while True:
-        message = await ws.receive_json(timeout=max(deadline - time.monotonic(), 0.01))
-        if message.get("type") == kind and match(message):
-            return message
+async def _next(ws, kind: str, match: Callable[[dict], bool] = lambda m: True,
+                timeout: float = WS_TIMEOUT_S) -> dict:
+    """The next console message of this kind (and match), skipping others; fails after timeout seconds."""
+    try:
+        async with asyncio.timeout(timeout):
+            while True:
+                message = await ws.receive_json()
+                if message.get("type") == kind and match(message):
+                    return message
+    except TimeoutError:
+        raise AssertionError(f"no {kind!r} message on the console WebSocket within {timeout:g} s") from None
 
 
 async def test_console_websocket_shows_queue_messages_and_typing(kefu_app):
     client = await kefu_app(auto_assign=False)
     li = await agent(client, "li")
     async with client.ws_connect("/api/agent/ws", headers=li) as ws:
-        assert (await ws.receive_json())["type"] == "hello"
+        assert (await ws.receive_json(timeout=WS_TIMEOUT_S))["type"] == "hello"
         await chat(client, "live", "转人工")
         queued = await _next(ws, "event", lambda m: m["event"]["event"] == "queued")
         assert queued["conversation_id"] == "live"
@@ -393,8 +418,8 @@ async def test_console_websocket_shows_queue_messages_and_typing(kefu_app):
         async with client.app[HANDOFF].stores.bus.subscribe() as bus:
             await ws.send_json({"type": "typing", "conversation_id": "live", "on": True})
             while True:
-                item = await bus.get(3)
-                assert item is not None
+                item = await bus.get(WS_TIMEOUT_S)
+                assert item is not None, "the agent's typing never reached the bus"
                 if item[1]["event"] == "typing":
                     assert item[1]["role"] == "agent" and item[1]["on"] is True
                     break
@@ -433,7 +458,7 @@ async def test_two_workers_share_one_queue_and_console(kefu_app):
     worker_b = await kefu_app(auto_assign=False)
     li = await agent(worker_b, "li")
     async with worker_b.ws_connect("/api/agent/ws", headers=li) as ws:
-        await ws.receive_json()
+        assert (await ws.receive_json(timeout=WS_TIMEOUT_S))["type"] == "hello"
         assert "排在第 1 位" in texts(await chat(worker_a, "w1", "转人工"))
         await _next(ws, "event", lambda m: m["event"]["event"] == "queued" and m["conversation_id"] == "w1")
         queue = await (await worker_b.get("/api/agent/queue", headers=li)).json()

@@ -199,10 +199,22 @@ function renderList() {
 
 // -- a conversation ----------------------------------------------------------------------------------------
 
+// The conversation being loaded. Only the latest load is drawn (a click, a claim and a live update can each
+// start one; their answers may come back in any order), and live events that arrive while it loads are kept
+// and added after the stored ones, so nothing said in the meantime is lost.
+let opening = null;
+
 async function openConversation(id) {
+  const load = {id, live: opening && opening.id === id ? opening.live : []};
+  opening = load;
   let data;
   try { data = await api("GET", `/api/agent/conversations/${encodeURIComponent(id)}`); }
-  catch (error) { toast(`${t("errorPrefix")}: ${error.message}`, true); return; }
+  catch (error) {
+    if (opening === load) { opening = null; toast(`${t("errorPrefix")}: ${error.message}`, true); }
+    return;
+  }
+  if (opening !== load) return;  // a later load of this or another conversation wins
+  opening = null;
   state.current = data;
   state.seqs = new Set();
   state.unread.delete(id);
@@ -213,6 +225,7 @@ async function openConversation(id) {
   renderHead();
   clear($("transcript"));
   for (const event of data.events) addEvent(event);
+  for (const event of load.live) addEvent(event);  // seq numbers drop the ones the answer already had
   renderContext();
   renderComposer();
   renderList();
@@ -452,7 +465,7 @@ function refreshContextSoon() {
     if (!state.current) return;
     const id = state.current.conversation_id;
     const data = await api("GET", `/api/agent/conversations/${encodeURIComponent(id)}`).catch(() => null);
-    if (!data || !state.current || state.current.conversation_id !== id) return;
+    if (!data || opening || !state.current || state.current.conversation_id !== id) return;  // a load draws it
     state.current = data;
     renderContext();
   }, 200);
@@ -467,10 +480,16 @@ function refreshSoon() {
 function connect() {
   const socket = new WebSocket(`${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/api/agent/ws`);
   state.socket = socket;
-  socket.onopen = () => { $("live").classList.add("on"); refreshSoon(); };
   socket.onclose = () => { $("live").classList.remove("on"); setTimeout(connect, 2000); };
   socket.onmessage = (message) => {
     const data = JSON.parse(message.data);
+    if (data.type === "hello") {
+      // the server says hello once this console receives live events: from here on nothing is missed, so
+      // this is when the lists are re-read and the dot turns green
+      $("live").classList.add("on");
+      refreshSoon();
+      return;
+    }
     if (data.type === "typing") {
       if (state.current && data.conversation_id === state.current.conversation_id && data.event.role === "user") {
         showShopperTyping(Boolean(data.event.on));
@@ -479,10 +498,12 @@ function connect() {
     }
     if (data.type !== "event") return;
     const event = data.event;
-    const current = state.current && data.conversation_id === state.current.conversation_id;
+    const shown = opening ? opening.id : state.current && state.current.conversation_id;
+    const current = data.conversation_id === shown;
     if (current) {
       if (event.event === "user") { showShopperTyping(false); refreshContextSoon(); }
-      if (addEvent(event)) scrollDown();
+      if (opening) opening.live.push(event);
+      else if (addEvent(event)) scrollDown();
       if (["agent_assigned", "handoff_ended", "queued", "handoff_cancelled", "handoff_unavailable"].includes(event.event)) {
         openConversation(data.conversation_id);
       }
