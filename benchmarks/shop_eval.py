@@ -259,7 +259,7 @@ def sweep(model_path: Path, cases: list[Case]) -> None:
                      ranking[1]["confidence"] if len(ranking) > 1 else 0.0,
                      hits[0].id if hits else None, hits[0].score if hits else 0.0))
 
-    def decide(row, t_intent: float, t_ambiguity: float, t_faq: float) -> tuple[str, str | None]:
+    def decide(row, t_intent: float, t_ambiguity: float, t_faq: float, t_with: float) -> tuple[str, str | None]:
         _case, explicit, top, conf, second, faq_id, faq_score = row
         if explicit:
             return "handoff", None
@@ -268,7 +268,7 @@ def sweep(model_path: Path, cases: list[Case]) -> None:
             if top in ("human_handoff", "complaint"):
                 return "handoff", None
             if top == "faq":
-                return ("faq", faq_id) if faq_ok else ("fallback", None)
+                return ("faq", faq_id) if faq_id is not None and faq_score >= min(t_faq, t_with) else ("fallback", None)
             return "intent", top
         return ("faq", faq_id) if faq_ok else ("fallback", None)
 
@@ -288,19 +288,22 @@ def sweep(model_path: Path, cases: list[Case]) -> None:
     for t_intent in (0.2, 0.25, 0.3, 0.35, 0.4, 0.45):
         for t_ambiguity in (0.0, 0.04, 0.08):
             for t_faq in (0.4, 0.45, 0.5, 0.55, 0.6, 0.65):
-                rates = {}
-                for kind in kinds:
-                    mine = [r for r in rows if r[0].kind == kind]
-                    right = sum(passed(r, decide(r, t_intent, t_ambiguity, t_faq)) for r in mine)
-                    rates[kind] = right / max(len(mine), 1)
-                results.append((sum(rates.values()), t_intent, t_ambiguity, t_faq, rates))
+                for t_with in (1.0, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45):
+                    rates = {}
+                    for kind in kinds:
+                        mine = [r for r in rows if r[0].kind == kind]
+                        right = sum(passed(r, decide(r, t_intent, t_ambiguity, t_faq, t_with)) for r in mine)
+                        rates[kind] = right / max(len(mine), 1)
+                    results.append((sum(rates.values()), t_intent, t_ambiguity, t_faq, t_with, rates))
     current = model.config.effective_thresholds()
     results.sort(key=lambda r: -r[0])
-    print(f"\nthreshold sweep on the dev split (intent, ambiguity, faq → rates); config.yml has intent "
-          f"{current.intent:.2f}, ambiguity {current.ambiguity:.2f}, faq {current.faq:.2f}:")
-    shown = results[:15] + [r for r in results[15:] if abs(r[3] - current.faq) < 1e-9 and r[2] in (0.0, 0.04)]
-    for _total, t_intent, t_ambiguity, t_faq, rates in shown:
-        print(f"  intent {t_intent:.2f} ambiguity {t_ambiguity:.2f} faq {t_faq:.2f}: "
+    print(f"\nthreshold sweep on the dev split (intent, ambiguity, faq, faq_with_intent → rates); config.yml has "
+          f"intent {current.intent:.2f}, ambiguity {current.ambiguity:.2f}, faq {current.faq:.2f}, faq_with_intent "
+          f"{current.faq_with_intent}:")
+    shown = results[:15] + [r for r in results[15:] if abs(r[3] - current.faq) < 1e-9 and r[2] in (0.0, 0.04)
+                            and abs(r[1] - current.intent) < 1e-9]
+    for _total, t_intent, t_ambiguity, t_faq, t_with, rates in shown:
+        print(f"  intent {t_intent:.2f} ambiguity {t_ambiguity:.2f} faq {t_faq:.2f} with intent {t_with:.2f}: "
               + "  ".join(f"{k} {v:.1%}" for k, v in rates.items()))
 
 

@@ -21,6 +21,9 @@ class Thresholds(BaseModel):
     intent: float = Field(0.45, ge=0, le=1, description="intent confidence below this → fallback")
     ambiguity: float = Field(0.08, ge=0, le=1, description="top-2 intent margin below this → fallback")
     faq: float = Field(0.55, ge=0, le=1, description="FAQ score needed to answer from the FAQ")
+    faq_with_intent: float | None = Field(
+        None, ge=0, le=1, description="FAQ score needed when the intent classifier is itself confident the message "
+        "is a FAQ question (Rasa's ResponseSelector then answers whatever the score); None: the same as faq")
     faq_margin: float = Field(0.0, ge=0, le=1, description="FAQ top-2 margin below this → not confident")
     max_fallbacks: int = Field(2, ge=1, description="fallbacks in a row before escalating")
 

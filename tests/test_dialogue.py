@@ -185,6 +185,21 @@ async def test_confident_faq_answers_and_weak_intent_does_not_block_it(engine):
     assert any(e.get("name") == "utter_faq" for e in new if e["event"] == "action")
 
 
+async def test_a_middling_faq_score_answers_only_when_the_intent_classifier_also_says_faq(engine):
+    engine.thresholds = engine.thresholds.model_copy(update={"faq": 0.55, "faq_with_intent": 0.3})
+    hits = [{"id": "shipping_time", "score": 0.4, "answer": "2-4 days", "question": "how long"}]
+    texts, _ = await say(engine, Tracker.from_events("c9", [], engine.domain), "delivery how long",
+                         parse("faq", confidence=0.8, faq=hits))
+    assert texts == ["2-4 days"]
+    texts, _ = await say(engine, Tracker.from_events("c10", [], engine.domain), "delivery how long",
+                         parse("greet", confidence=0.2, faq=hits))
+    assert texts != ["2-4 days"]  # one weak opinion is not enough
+    engine.thresholds = engine.thresholds.model_copy(update={"faq_with_intent": None})
+    texts, _ = await say(engine, Tracker.from_events("c11", [], engine.domain), "delivery how long",
+                         parse("faq", confidence=0.8, faq=hits))
+    assert texts != ["2-4 days"]
+
+
 async def test_handoff_carries_top_candidates(engine):
     tracker = Tracker.from_events("c8", [], engine.domain)
     hits = [{"id": f"q{i}", "score": 0.3 - i / 100, "answer": f"a{i}", "question": "?"} for i in range(3)]

@@ -16,7 +16,7 @@ from bot.config import KefuSettings, Thresholds
 from bot.dialogue import events as ev
 from bot.dialogue import forms
 from bot.dialogue.defaults import default_text
-from bot.dialogue.escalation import Assessment, assess, candidates
+from bot.dialogue.escalation import Assessment, assess, candidates, faq_threshold
 from bot.dialogue.policies import MemoizationPolicy, Prediction, RulePolicy
 from bot.dialogue.responses import render
 from bot.dialogue.states import LISTEN, tracker_states
@@ -207,7 +207,8 @@ class DialogueEngine:
         hits = [h for h in turn.hits if ("/" not in h["id"] and base == "faq") or h["id"].startswith(base + "/")]
         turn.add(ev.action(FAQ_ACTION if base == "faq" else f"utter_{base}", prediction.policy, prediction.confidence))
         # our FAQ answers only when confident; a Rasa retrieval intent answers like Rasa's ResponseSelector
-        if not hits or (base == "faq" and hits[0]["score"] < self.thresholds.faq):
+        a = turn.assessment
+        if not hits or (base == "faq" and hits[0]["score"] < faq_threshold(self.thresholds, a.says_faq)):
             turn.add(ev.bot(default_text("utter_default", turn.language), {}, "utter_default"))
             return
         top = hits[0]

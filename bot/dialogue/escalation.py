@@ -12,6 +12,8 @@ from typing import Any
 
 from bot.config import KefuSettings, Thresholds
 
+FAQ_INTENT = "faq"  # the intent data/faq.yml's phrasings train
+
 # A safety net under the classifier: a request for a person is always recognised. Strong phrasings count
 # even inside a question; weak ones ("真人", "human") not when the shopper asks what the bot is.
 _STRONG_REQUEST = re.compile(
@@ -69,6 +71,11 @@ class Assessment:
     def faq_confident(self) -> bool:
         return self.faq_reason is None
 
+    @property
+    def says_faq(self) -> bool:
+        """The intent classifier is confident this is a question for the FAQ."""
+        return self.intent == FAQ_INTENT and self.nlu_confident
+
 
 def nlu_rejection(parse: dict[str, Any], thresholds: Thresholds) -> str | None:
     ranking = parse.get("intent_ranking") or []
@@ -82,8 +89,15 @@ def nlu_rejection(parse: dict[str, Any], thresholds: Thresholds) -> str | None:
     return None
 
 
-def faq_rejection(hits: list[dict[str, Any]], thresholds: Thresholds) -> str | None:
-    if not hits or hits[0]["score"] < thresholds.faq:
+def faq_threshold(thresholds: Thresholds, intent_says_faq: bool) -> float:
+    """The FAQ score needed to answer: lower when the intent classifier, a second opinion, is sure it is a FAQ."""
+    if intent_says_faq and thresholds.faq_with_intent is not None:
+        return min(thresholds.faq, thresholds.faq_with_intent)
+    return thresholds.faq
+
+
+def faq_rejection(hits: list[dict[str, Any]], thresholds: Thresholds, intent_says_faq: bool = False) -> str | None:
+    if not hits or hits[0]["score"] < faq_threshold(thresholds, intent_says_faq):
         return "low_faq_score"
     if len(hits) > 1 and hits[1]["id"] != hits[0]["id"] and hits[0]["score"] - hits[1]["score"] < thresholds.faq_margin:
         return "small_faq_margin"
@@ -112,7 +126,7 @@ def assess(parse: dict[str, Any], hits: list[dict[str, Any]], settings: KefuSett
         intent=intent,
         confidence=confidence,
         nlu_reason=nlu_reason,
-        faq_reason=faq_rejection(hits, thresholds),
+        faq_reason=faq_rejection(hits, thresholds, intent == FAQ_INTENT and nlu_reason is None),
         explicit_request=explicit,
         complaint=intent in settings.complaint_intents and nlu_reason is None,
         candidates=candidates(parse, hits),
