@@ -9,9 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from bot.formats.yaml_io import DataError, line_of, load_yaml, plain
+from bot.formats.yaml_io import DataError, line_of, load_yaml, validate
 
 
 class Thresholds(BaseModel):
@@ -82,16 +82,4 @@ def load_config(path: str | Path) -> Config:
         raw = {}
     if not isinstance(raw, dict):
         raise DataError("config must be a mapping (language:, pipeline:, policies:, kefu:)", path, line_of(raw))
-    try:
-        return Config.model_validate(plain(raw))
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        loc = first["loc"]
-        node: Any = raw
-        for key in loc:
-            try:
-                node = node[key]
-            except (KeyError, IndexError, TypeError):
-                break
-        where = ".".join(str(p) for p in loc)
-        raise DataError(f"{where}: {first['msg']}", path, line_of(node)) from None
+    return validate(Config, raw, path)

@@ -6,9 +6,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from bot.formats.yaml_io import DataError, line_of, load_yaml, plain
+from bot.formats.yaml_io import DataError, line_of, load_yaml, validate
 
 
 class CannedReply(BaseModel):
@@ -47,17 +47,7 @@ class CannedReplies:
         if not path.exists():
             return cls([])
         raw = load_yaml(path) or {}
-        try:
-            parsed = _File.model_validate(plain(raw))
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            node: Any = raw
-            for key in first["loc"]:
-                try:
-                    node = node[key]
-                except (KeyError, IndexError, TypeError):
-                    break
-            raise DataError(f"{'.'.join(map(str, first['loc']))}: {first['msg']}", path, line_of(node)) from None
+        parsed = validate(_File, raw, path)
         seen: set[str] = set()
         for i, reply in enumerate(parsed.canned_replies):
             if reply.shortcut in seen:

@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from bot.formats.yaml_io import DataError, line_of, load_yaml, plain
+from bot.formats.yaml_io import DataError, line_of, load_yaml, validate
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _RANGE = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*$")
@@ -167,16 +167,4 @@ def load_settings(path: str | Path) -> HandoffSettings:
     if not isinstance(raw, dict):
         raise DataError("handoff.yml must be a mapping (timezone:, hours:, priorities:, groups: …)", path,
                         line_of(raw))
-    try:
-        return HandoffSettings.model_validate(plain(raw))
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        node: Any = raw
-        for key in first["loc"]:
-            try:
-                node = node[key]
-            except (KeyError, IndexError, TypeError):
-                break
-        where = ".".join(str(p) for p in first["loc"])
-        message = str(first.get("ctx", {}).get("error") or first["msg"])
-        raise DataError(f"{where}: {message}", path, line_of(node)) from None
+    return validate(HandoffSettings, raw, path)

@@ -292,3 +292,13 @@ def test_latest_message_carries_the_channel_metadata_like_rasa():
                           "m1", {"customer_id": "C1001"}))
     assert tracker.latest_message["metadata"] == {"customer_id": "C1001"}
     assert tracker.as_rasa_dict()["latest_message"]["metadata"] == {"customer_id": "C1001"}
+
+
+def test_a_bad_setting_in_config_yml_names_the_file_and_line(tmp_path):
+    from bot.config import load_config
+
+    path = write(tmp_path, "config.yml", "language: en\nkefu:\n  thresholds:\n    intent: 0.3\n    faq: 2\n")
+    with pytest.raises(DataError) as err:
+        load_config(path)
+    assert "kefu.thresholds.faq" in str(err.value) and "less than or equal to 1" in str(err.value)
+    assert err.value.line in (4, 5) and "config.yml" in str(err.value)

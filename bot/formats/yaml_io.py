@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
+from pydantic import BaseModel, ValidationError
+
+M = TypeVar("M", bound=BaseModel)
 
 
 class DataError(ValueError):
@@ -119,3 +122,22 @@ def plain(value: Any) -> Any:
     if isinstance(value, str):
         return str(value)
     return value
+
+
+def validate(model: type[M], raw: Any, path: str | Path) -> M:
+    """`model.model_validate` on a loaded YAML value; the first problem becomes a DataError with its file and line."""
+    try:
+        return model.model_validate(plain(raw))
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        node: Any = raw
+        line = line_of(raw)
+        for key in first["loc"]:  # the deepest node that knows its line (numbers and booleans do not)
+            try:
+                node = node[key]
+            except (KeyError, IndexError, TypeError):
+                break
+            line = line_of(node) or line
+        where = ".".join(str(p) for p in first["loc"])
+        message = str(first.get("ctx", {}).get("error") or first["msg"])  # a validator's own words when it has them
+        raise DataError(f"{where}: {message}", path, line) from None
