@@ -19,6 +19,7 @@ from bot.metrics import Metrics
 from bot.model import TrainedModel
 from bot.parsing import BatchedParser
 from bot.stores import Stores
+from handoff.messages import describe
 
 log = logging.getLogger(__name__)
 
@@ -132,8 +133,6 @@ class Agent:
 def bot_messages(events: list[ev.Event], recipient_id: str, language: str | None = None) -> list[dict[str, Any]]:
     """Rasa REST channel output for the bot and agent messages among `events`, and the shopper-facing text of
     handoff events (place in line, agent joined, closed / leave a message, ticket made) in the chat's language."""
-    from handoff.messages import describe
-
     out = []
     for event in events:
         if event.get("event") == "slot" and event.get("name") == "language":

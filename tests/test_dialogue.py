@@ -302,3 +302,18 @@ def test_a_bad_setting_in_config_yml_names_the_file_and_line(tmp_path):
         load_config(path)
     assert "kefu.thresholds.faq" in str(err.value) and "less than or equal to 1" in str(err.value)
     assert err.value.line in (4, 5) and "config.yml" in str(err.value)
+
+
+def test_after_a_person_closes_the_chat_the_bot_starts_over_with_the_slots_kept(engine):
+    from bot.dialogue.states import tracker_states
+
+    before = [ev.user("hi", parse("greet")), ev.action("utter_greet"), ev.slot("language", "en"),
+              ev.user("meh", parse("mood_unhappy")), ev.action("utter_cheer_up"), ev.action("utter_did_that_help"),
+              ev.user("person please", parse("human_handoff")), ev.action("action_handoff"),
+              {"event": ev.HANDOFF_REQUESTED, "reason": "explicit_request"},
+              {"event": ev.AGENT_ASSIGNED, "agent": "li"}, {"event": ev.AGENT_MESSAGE, "text": "sorted", "agent": "li"},
+              {"event": ev.HANDOFF_ENDED, "resolution": "resolved"}, ev.user("yes", parse("affirm"))]
+    states = tracker_states(before, engine.domain)
+    assert states.states == []  # nothing from before the handoff: "yes" is not an answer to utter_did_that_help
+    assert states.current()["intent"] == "affirm"
+    assert states.slots["language"] == "en"

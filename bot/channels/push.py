@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
-import importlib
 import logging
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -33,6 +32,7 @@ from aiohttp import web
 from bot.dialogue import events as ev
 from bot.state import AGENT, STORES
 from bot.stores import LockTimeout, Stores
+from handoff.messages import describe as handoff_text
 
 if TYPE_CHECKING:
     from bot.agent import Agent
@@ -46,6 +46,7 @@ Deliver = Callable[[str, ev.Event], Awaitable[None]]
 NOTICE_KINDS = {ev.QUEUED, ev.AGENT_ASSIGNED, ev.HANDOFF_ENDED, ev.HANDOFF_UNAVAILABLE, ev.TICKET_CREATED}
 CLAIM_TTL_S = 7 * 86400.0
 OUTBOX_LOCK_S = 60.0
+RECOVER_EVERY_S = 30.0
 SHUTDOWN_GRACE_S = 5.0
 
 
@@ -261,6 +262,17 @@ class PushChannel:
     async def agent_typing(self, conversation_id: str, event: ev.Event) -> None:
         """An agent started or stopped typing (not stored: from the bus only)."""
 
+    async def recover(self) -> None:
+        """Pick up work a stopped worker left behind (at start-up, then every RECOVER_EVERY_S)."""
+
+    async def _recovering(self) -> None:
+        while True:
+            try:
+                await self.recover()
+            except Exception:  # a store hiccup: try again next round
+                log.exception("%s: recovery sweep failed", self.prefix.rstrip(":"))
+            await asyncio.sleep(RECOVER_EVERY_S)
+
     async def lifecycle(self, app: web.Application) -> AsyncIterator[None]:
         """cleanup_ctx: after the core's (needs the agent and stores), closed before them."""
         self.agent, self.stores = app[AGENT], app[STORES]
@@ -269,7 +281,9 @@ class PushChannel:
             forwarder = BusForwarder(self.stores, self.prefix, self.deliver, self.serial,
                                      self.settings.notice_grace_s, on_typing=self.agent_typing)
             async with forwarding(forwarder):
+                sweeper = asyncio.get_running_loop().create_task(self._recovering())
                 yield
+                sweeper.cancel()
                 await self.tasks.drain(SHUTDOWN_GRACE_S)  # turns still running hand their sends to serial
                 await self.serial.drain(SHUTDOWN_GRACE_S)
 
@@ -290,43 +304,11 @@ def mount(app: web.Application, key: web.AppKey[C], channel: C, add_routes: Call
 
 # -- texts ---------------------------------------------------------------------------------------------------
 
-def _builtin_describe(event: ev.Event, language: str) -> str | None:
-    """A small fallback for when handoff/messages.py is not there (yet)."""
-    zh = language == "zh"
-    kind = event.get("event")
-    name = str(event.get("agent_name") or event.get("agent") or "")
-    if kind == ev.QUEUED:
-        ahead = max(int(event.get("position") or 1) - 1, 0)
-        minutes = max(1, round(float(event.get("eta_s") or 0) / 60))
-        return (f"已为您排队，前面还有 {ahead} 位，预计等待约 {minutes} 分钟。" if zh
-                else f"You're in line: {ahead} ahead of you, about {minutes} min to wait.")
-    if kind == ev.AGENT_ASSIGNED:
-        if zh:
-            return f"人工客服 {name} 已接入。" if name else "人工客服已接入。"
-        return f"{name} from our team has joined the chat." if name else "Someone from our team has joined the chat."
-    if kind == ev.HANDOFF_ENDED:
-        return ("人工客服已结束本次会话，感谢您的耐心。如还有问题，随时留言。" if zh
-                else "The agent has ended the chat. Thanks for your patience — write any time.")
-    if kind == ev.HANDOFF_UNAVAILABLE:
-        return ("抱歉，人工客服暂时不在线。请留下您的问题，我们会尽快回复您。" if zh
-                else "Sorry, no one from our team is available right now. Leave a message and we'll get back to you.")
-    if kind == ev.TICKET_CREATED:
-        return "已收到您的留言，我们会尽快回复您。" if zh else "We've got your message and will get back to you soon."
-    return None
-
-
 def describe(event: ev.Event, language: str) -> str | None:
-    """The shopper-facing text of a handoff event: handoff/messages.py if the handoff side has it, else ours."""
+    """The shopper-facing text of a handoff event or an agent's message."""
     if event.get("event") == ev.AGENT_MESSAGE:
         return event.get("text") or None
-    try:
-        module = importlib.import_module("handoff.messages")
-    except ModuleNotFoundError as exc:
-        if exc.name not in ("handoff.messages", "handoff"):
-            raise
-        return _builtin_describe(event, language)
-    describe_fn = getattr(module, "describe", None)
-    return describe_fn(event, language) if callable(describe_fn) else _builtin_describe(event, language)
+    return handoff_text(event, language)
 
 
 def split_text(text: str, limit: int, measure: Callable[[str], int] = len) -> list[str]:

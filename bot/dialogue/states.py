@@ -9,11 +9,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from bot.dialogue import events as ev
 from bot.formats.domain import Domain, Slot
 
 State = dict[str, Any]
 LISTEN = "action_listen"
 SKIPPED_ACTIONS = {"action_session_start", "action_extract_slots"}
+# After these the bot takes the conversation back from the human side: it starts over, keeping the slots, so what
+# was said before the handoff ("yes" to an offer of a person) does not decide what a "yes" now means.
+BOT_RESUMES = {ev.HANDOFF_ENDED, ev.HANDOFF_CANCELLED, ev.TICKET_CREATED}
 
 
 def featurize_slot(slot: Slot, value: Any) -> Any:
@@ -94,14 +98,23 @@ class StateBuilder:
     def reset(self) -> None:
         self.__init__(self.domain)  # type: ignore[misc]
 
+    def start_over(self) -> None:
+        """A fresh history with the slots as they are."""
+        slots = self.slots
+        self.reset()
+        self.slots = slots
+
 
 def tracker_states(events: list[dict[str, Any]], domain: Domain) -> StateBuilder:
-    """Replay a conversation's events (since its last session start) into states."""
+    """Replay a conversation's events (since its last session start, or since the bot took it back from a
+    person) into states."""
     builder = StateBuilder(domain)
     for event in events:
         kind = event.get("event")
         if kind in ("session_started", "restart"):
             builder.reset()
+        elif kind in BOT_RESUMES:
+            builder.start_over()
         elif kind == "user":
             parse = event.get("parse_data") or {}
             builder.user((parse.get("intent") or {}).get("name"), [e["entity"] for e in parse.get("entities") or []])

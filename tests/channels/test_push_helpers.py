@@ -9,7 +9,7 @@ import pytest
 
 from bot.channels.messenger.config import MessengerSettings
 from bot.channels.messenger.outbound import render as fb_render
-from bot.channels.push import KeyedSerial, _builtin_describe, split_text, utf8_len
+from bot.channels.push import KeyedSerial, describe, split_text, utf8_len
 from bot.channels.wechat import xml
 from bot.channels.wechat.allowance import AllowanceBook
 from bot.channels.wechat.config import WeChatSettings
@@ -99,13 +99,14 @@ async def test_allowance_windows_quota_and_pending(stores):
     assert (await stores.trackers.get_meta("wechat:oU"))["wechat"]["quota_left"] == 5
 
 
-def test_builtin_notice_texts_cover_every_notice_in_both_languages():
+def test_every_notice_reads_in_both_languages_and_private_notes_never_reach_the_shopper():
     for event in ({"event": ev.QUEUED, "position": 2, "eta_s": 240}, {"event": ev.AGENT_ASSIGNED, "agent": "Li"},
                   {"event": ev.HANDOFF_ENDED}, {"event": ev.HANDOFF_UNAVAILABLE, "reason": "closed"},
                   {"event": ev.TICKET_CREATED, "ticket_id": "T1"}):
-        assert _builtin_describe(event, "zh") and _builtin_describe(event, "en")
-    assert "1" in _builtin_describe({"event": ev.QUEUED, "position": 2, "eta_s": 240}, "en")
-    assert _builtin_describe({"event": ev.AGENT_NOTE, "text": "private"}, "en") is None
+        assert describe(event, "zh") and describe(event, "en")
+    assert "2" in describe({"event": ev.QUEUED, "position": 2, "eta_s": 240}, "en")
+    assert describe({"event": ev.AGENT_MESSAGE, "text": "on its way"}, "en") == "on its way"
+    assert describe({"event": ev.AGENT_NOTE, "text": "private"}, "en") is None
 
 
 def test_messenger_quick_replies_within_limits_and_long_text_split():

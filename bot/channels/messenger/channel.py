@@ -14,6 +14,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import asdict
 from typing import Any
 
 import aiohttp
@@ -30,6 +31,8 @@ from bot.dialogue import events as ev
 log = logging.getLogger(__name__)
 
 PREFIX = "messenger:"
+INBOX = "messenger-inbox:"  # shopper events acknowledged to Meta and not yet handled (see accept)
+RECOVER_AFTER_S = 60.0  # an inbox entry this old was left by a worker that stopped: another one takes it
 
 
 class MessengerChannel(PushChannel):
@@ -50,17 +53,47 @@ class MessengerChannel(PushChannel):
         self.api = GraphAPI(self.settings, session)
         self.threads = ThreadBook(self.stores.kv, self.stores.trackers, self.settings, self.now)
 
-    def accept(self, batch: list[Incoming]) -> None:
-        """Queue every event of a webhook batch (the request answers 200 right after this)."""
-        for incoming in batch:
-            self.serial.submit(incoming.conversation_id, lambda incoming=incoming: self.process(incoming))
+    async def accept(self, batch: list[Incoming]) -> None:
+        """Queue every event of a webhook batch; the request answers 200 right after this.
 
-    async def process(self, incoming: Incoming) -> None:
+        Meta does not send an acknowledged event again, so each shopper message is first kept in the inbox
+        (`messenger-inbox:<mid>`) and removed once handled: what a worker that stopped mid-way leaves there is
+        handled by the next sweep (`recover`) of any worker.
+        """
+        assert self.stores
+        for incoming in batch:
+            key = None
+            if incoming.kind in ("message", "postback") and incoming.mid and not incoming.standby:
+                key = INBOX + incoming.mid
+                await self.stores.kv.set(key, {"incoming": asdict(incoming), "at": self.now()})
+            self._submit(incoming, key)
+
+    def _submit(self, incoming: Incoming, key: str | None, recovered: bool = False) -> None:
+        async def job() -> None:
+            try:
+                await self.process(incoming, recovered)
+            finally:
+                if key:
+                    assert self.stores
+                    await self.stores.kv.delete(key)
+
+        self.serial.submit(incoming.conversation_id, job)
+
+    async def recover(self) -> None:
+        """Handle the inbox entries older than RECOVER_AFTER_S: a worker took them and stopped before the end."""
+        assert self.stores
+        for key, entry in await self.stores.kv.scan(INBOX):
+            if self.now() - float(entry.get("at") or 0) >= RECOVER_AFTER_S:
+                await self.stores.kv.set(key, {**entry, "at": self.now()})  # not taken again by the next sweep
+                log.warning("Messenger: handling %s left by a stopped worker", key.removeprefix(INBOX))
+                self._submit(Incoming(**entry["incoming"]), key, recovered=True)
+
+    async def process(self, incoming: Incoming, recovered: bool = False) -> None:
         assert self.threads is not None
         if incoming.standby:
             log.info("Messenger: %s event on standby (another app owns the thread): bot silent", incoming.kind)
         elif incoming.kind in ("message", "postback"):
-            await self._shopper_wrote(incoming)
+            await self._shopper_wrote(incoming, recovered)
         elif incoming.kind == "echo":
             await self._echo(incoming)
         elif incoming.kind in ("delivery", "read"):
@@ -75,11 +108,12 @@ class MessengerChannel(PushChannel):
 
     # -- a shopper's message or postback ----------------------------------------------------------------------
 
-    async def _shopper_wrote(self, incoming: Incoming) -> None:
+    async def _shopper_wrote(self, incoming: Incoming, recovered: bool = False) -> None:
         assert self.stores and self.threads and self.agent and self.api
         mid, cid, user = incoming.mid, incoming.conversation_id, incoming.user_id
-        if mid and not await self.stores.trackers.claim_message_id(f"messenger:in:{mid}",
-                                                                   self.settings.dedupe_ttl_s):
+        claimed = not mid or await self.stores.trackers.claim_message_id(f"messenger:in:{mid}",
+                                                                         self.settings.dedupe_ttl_s)
+        if not claimed and not recovered:  # a recovered one was claimed by the worker that stopped
             log.info("Messenger redelivery %s ignored", mid)
             return
         meta = await self.stores.trackers.get_meta(cid)

@@ -51,7 +51,7 @@ async def receive(request: web.Request) -> web.Response:
         raise HTTPError(400, "body is not JSON") from None
     if not isinstance(payload, dict) or payload.get("object") != "page":
         raise HTTPError(404, "only page subscriptions are handled here")
-    channel.accept(parse_batch(payload))
+    await channel.accept(parse_batch(payload))
     return web.Response(text="EVENT_RECEIVED", content_type="text/plain")
 
 
