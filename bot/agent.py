@@ -61,19 +61,21 @@ class Agent:
             return None
         return Tracker.from_events(conversation_id, events, self.domain)
 
-    async def handle(self, message: UserMessage) -> list[ev.Event]:
-        """Process one shopper message; returns the events stored for it (with `seq`), [] for a duplicate."""
+    async def handle(self, message: UserMessage, resend: bool = False) -> list[ev.Event]:
+        """Process one shopper message; returns the events stored for it (with `seq`), [] for a duplicate — or,
+        with `resend`, the duplicate's stored turn (a channel finishing what a stopped worker began)."""
         trackers = self.stores.trackers
         started = time.perf_counter()
         parse = await self.parse(message.text)  # needs no tracker: done before taking the lock
         async with trackers.lock(message.conversation_id):
             events = await trackers.events(message.conversation_id)
-            if message.message_id and any(e.get("event") == "user" and e.get("message_id") == message.message_id
-                                          for e in events):
+            done = next((i for i, e in enumerate(events) if message.message_id and e.get("event") == "user"
+                         and e.get("message_id") == message.message_id), None)
+            if done is not None:
                 # a redelivery: checked under the lock against what is stored, so a turn that failed
                 # (nothing stored) is processed again when the channel retries
                 log.info("duplicate message %s on %s ignored", message.message_id, message.channel)
-                return []
+                return _turn_at(events, done) if resend else []
             tracker = Tracker.from_events(message.conversation_id, events, self.domain)
             new: list[ev.Event] = []
             if self._session_expired(events):
@@ -128,6 +130,12 @@ class Agent:
             carried = [ev.slot(name, value) for name, value in tracker.slots.items()
                        if value is not None and name != "requested_slot"]
         return [ev.action("action_session_start"), ev.session_started(), *carried, ev.action("action_listen")]
+
+
+def _turn_at(events: list[ev.Event], start: int) -> list[ev.Event]:
+    """The user event at `start` and what the bot did before the next user message."""
+    end = next((i for i in range(start + 1, len(events)) if events[i].get("event") == "user"), len(events))
+    return events[start:end]
 
 
 def bot_messages(events: list[ev.Event], recipient_id: str, language: str | None = None) -> list[dict[str, Any]]:

@@ -31,7 +31,7 @@ from aiohttp import web
 
 from bot.dialogue import events as ev
 from bot.state import AGENT, STORES
-from bot.stores import LockTimeout, Stores
+from bot.stores import KeyValue, LockTimeout, Stores
 from handoff.messages import describe as handoff_text
 
 if TYPE_CHECKING:
@@ -47,6 +47,7 @@ NOTICE_KINDS = {ev.QUEUED, ev.AGENT_ASSIGNED, ev.HANDOFF_ENDED, ev.HANDOFF_UNAVA
 CLAIM_TTL_S = 7 * 86400.0
 OUTBOX_LOCK_S = 60.0
 RECOVER_EVERY_S = 30.0
+RECOVER_AFTER_S = 60.0  # an inbox entry this old was left by a worker that stopped (turns take seconds)
 SHUTDOWN_GRACE_S = 5.0
 
 
@@ -100,6 +101,39 @@ class KeyedSerial:
     async def drain(self, timeout_s: float) -> None:
         """Let running work finish (shutdown), then cancel what is left."""
         await _drain(list(self._workers.values()), timeout_s)
+
+
+class Inbox:
+    """Shopper messages acknowledged to the platform but not yet answered, kept in the key/value store.
+
+    Meta never resends an event we answered 200, and WeChat never resends a push we answered `success`; so a
+    message is kept (`<prefix><id>`) from the acknowledgement until its answer is sent, and any worker's sweep
+    (`PushChannel.recover`) finishes what a stopped worker left: entries older than `RECOVER_AFTER_S`. At least
+    once: a worker that stopped between sending and `done` gets its message answered twice.
+    """
+
+    def __init__(self, prefix: str, clock: Callable[[], float]) -> None:
+        self.prefix = prefix
+        self.clock = clock
+        self.kv: KeyValue | None = None
+
+    async def keep(self, key: str, item: dict[str, Any]) -> None:
+        assert self.kv
+        await self.kv.set(self.prefix + key, {"item": item, "at": self.clock()})
+
+    async def done(self, key: str) -> None:
+        assert self.kv
+        await self.kv.delete(self.prefix + key)
+
+    async def left_behind(self) -> list[tuple[str, dict[str, Any]]]:
+        """(key, item) of the entries a stopped worker left, re-stamped so the next sweep does not take them too."""
+        assert self.kv
+        found = []
+        for full_key, entry in await self.kv.scan(self.prefix):
+            if self.clock() - float(entry.get("at") or 0) >= RECOVER_AFTER_S:
+                await self.kv.set(full_key, {**entry, "at": self.clock()})
+                found.append((full_key.removeprefix(self.prefix), entry["item"]))
+        return found
 
 
 class TaskSet:
@@ -249,6 +283,7 @@ class PushChannel:
         self.tasks = TaskSet()
         self.agent: Agent | None = None
         self.stores: Stores | None = None
+        self.inbox = Inbox(f"{self.prefix}inbox:", self.now)
 
     def now(self) -> float:
         return self.clock()
@@ -276,6 +311,7 @@ class PushChannel:
     async def lifecycle(self, app: web.Application) -> AsyncIterator[None]:
         """cleanup_ctx: after the core's (needs the agent and stores), closed before them."""
         self.agent, self.stores = app[AGENT], app[STORES]
+        self.inbox.kv = self.stores.kv
         async with aiohttp.ClientSession() as session:
             self.open_api(session)
             forwarder = BusForwarder(self.stores, self.prefix, self.deliver, self.serial,

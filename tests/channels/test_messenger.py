@@ -11,9 +11,9 @@ import pytest
 
 from bot.channels.envsettings import ConfigError
 from bot.channels.messenger import MESSENGER, signature
-from bot.channels.messenger.channel import INBOX, RECOVER_AFTER_S
 from bot.channels.messenger.config import MessengerSettings
 from bot.channels.messenger.inbound import Incoming
+from bot.channels.push import RECOVER_AFTER_S
 from bot.state import STORES
 from tests.channels.conftest import (
     FB_PAGE_TOKEN,
@@ -95,7 +95,7 @@ async def test_appendix_a_body_and_signature_are_accepted_and_answered(messenger
     send = fake_graph.messages("2222")[0]
     assert send.body["messaging_type"] == "RESPONSE" and send.body["recipient"] == {"id": "2222"}
     assert send.query["access_token"] == FB_PAGE_TOKEN and len(send.query["appsecret_proof"]) == 64
-    assert await messenger.app[STORES].kv.scan(INBOX) == []  # handled: nothing left for a recovery sweep
+    assert await messenger.app[STORES].kv.scan(messenger.app[MESSENGER].inbox.prefix) == []  # nothing left over
 
 
 async def test_a_message_a_stopped_worker_acknowledged_is_still_answered_once(messenger, fake_graph):
@@ -103,15 +103,15 @@ async def test_a_message_a_stopped_worker_acknowledged_is_still_answered_once(me
     channel, kv = messenger.app[MESSENGER], messenger.app[STORES].kv
     item = {"sender": {"id": "3333"}, "recipient": {"id": "111"}, "timestamp": 1700000000000,
             "message": {"mid": "m_LOST", "text": "how long does shipping take"}}
-    left = {"incoming": asdict(Incoming(kind="message", user_id="3333", page_id="111", data=item))}
+    left = {"item": asdict(Incoming(kind="message", user_id="3333", page_id="111", data=item))}
     await messenger.app[STORES].trackers.claim_message_id("messenger:in:m_LOST", 3600)
-    await kv.set(INBOX + "m_LOST", {**left, "at": channel.now() - RECOVER_AFTER_S - 1})
-    await kv.set(INBOX + "m_BUSY", {**left, "at": channel.now()})  # another worker is on this one right now
+    await kv.set(channel.inbox.prefix + "m_LOST", {**left, "at": channel.now() - RECOVER_AFTER_S - 1})
+    await kv.set(channel.inbox.prefix + "m_BUSY", {**left, "at": channel.now()})  # another worker is on it
     await channel.recover()
     await fake_graph.wait_for(lambda: fake_graph.messages("3333"))
     await settle(messenger)
     assert len(fake_graph.texts("3333")) == 1 and fake_graph.texts("3333") == await bot_texts(messenger, "3333")
-    assert [key for key, _ in await kv.scan(INBOX)] == [INBOX + "m_BUSY"]
+    assert [key for key, _ in await kv.scan(channel.inbox.prefix)] == [channel.inbox.prefix + "m_BUSY"]
 
 
 async def test_bad_missing_or_legacy_only_signatures_get_403_and_nothing_happens(messenger, fake_graph):

@@ -14,7 +14,7 @@ from urllib.parse import urlencode
 
 import pytest
 
-from bot.channels.push import describe
+from bot.channels.push import RECOVER_AFTER_S, describe
 from bot.channels.wechat import WECHAT, xml
 from bot.channels.wechat.crypto import MessageCipher, signature
 from bot.state import AGENT, STORES
@@ -182,6 +182,37 @@ async def test_a_slow_bot_gets_success_then_exactly_one_custom_send(make_client,
     assert any(c.path.endswith("/typing") for c in fake_wechat.calls), "typing while the answer is late"
     meta = (await client.app[STORES].trackers.get_meta(CID))["wechat"]
     assert meta["quota_left"] == 4 and meta["pending"] == 0
+    assert await client.app[STORES].kv.scan(client.app[WECHAT].inbox.prefix) == []  # answered: nothing kept
+
+
+async def test_a_message_answered_success_by_a_worker_that_stopped_is_answered_by_the_next_sweep(make_client,
+                                                                                                 fake_wechat):
+    client = await make_client(wechat_env(fake_wechat.url, WECHAT_REPLY_BUDGET_S="0.1"))
+    agent, channel, kv = client.app[AGENT], client.app[WECHAT], client.app[STORES].kv
+    real_handle, stuck = agent.handle, asyncio.Event()
+
+    async def stuck_handle(message, resend=False):
+        await stuck.wait()  # the worker stops before the turn ends
+
+    agent.handle = stuck_handle
+    resp = await post(client, *wechat_push(text_xml("运费多少钱", "24000000000000900")))
+    assert await resp.text() == "success"
+    for task in asyncio.all_tasks():
+        if task.get_name().startswith("wechat-turn:"):
+            task.cancel()
+    await asyncio.sleep(0.05)
+    [(key, entry)] = await kv.scan(channel.inbox.prefix)
+    assert fake_wechat.sends() == [] and entry["item"]["text"] == "运费多少钱"
+    agent.handle = real_handle
+    await channel.recover()  # too fresh: a worker may still be on it
+    assert fake_wechat.sends() == []
+    await kv.set(key, {**entry, "at": channel.now() - RECOVER_AFTER_S - 1})
+    await channel.recover()
+    await fake_wechat.wait_for(lambda: fake_wechat.sends())
+    await asyncio.sleep(0.3)
+    [send] = fake_wechat.sends()
+    assert send.body["text"]["content"] == "\n\n".join(await bot_texts(client))
+    assert await kv.scan(channel.inbox.prefix) == []
 
 
 async def test_a_shopper_asks_for_a_person_and_the_agent_reply_arrives_by_custom_send(wechat, fake_wechat):

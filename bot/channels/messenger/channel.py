@@ -31,8 +31,6 @@ from bot.dialogue import events as ev
 log = logging.getLogger(__name__)
 
 PREFIX = "messenger:"
-INBOX = "messenger-inbox:"  # shopper events acknowledged to Meta and not yet handled (see accept)
-RECOVER_AFTER_S = 60.0  # an inbox entry this old was left by a worker that stopped: another one takes it
 
 
 class MessengerChannel(PushChannel):
@@ -54,18 +52,13 @@ class MessengerChannel(PushChannel):
         self.threads = ThreadBook(self.stores.kv, self.stores.trackers, self.settings, self.now)
 
     async def accept(self, batch: list[Incoming]) -> None:
-        """Queue every event of a webhook batch; the request answers 200 right after this.
-
-        Meta does not send an acknowledged event again, so each shopper message is first kept in the inbox
-        (`messenger-inbox:<mid>`) and removed once handled: what a worker that stopped mid-way leaves there is
-        handled by the next sweep (`recover`) of any worker.
-        """
-        assert self.stores
+        """Queue every event of a webhook batch; the request answers 200 right after this, so each shopper
+        message is kept in the inbox until handled (see push.Inbox)."""
         for incoming in batch:
             key = None
             if incoming.kind in ("message", "postback") and incoming.mid and not incoming.standby:
-                key = INBOX + incoming.mid
-                await self.stores.kv.set(key, {"incoming": asdict(incoming), "at": self.now()})
+                key = incoming.mid
+                await self.inbox.keep(key, asdict(incoming))
             self._submit(incoming, key)
 
     def _submit(self, incoming: Incoming, key: str | None, recovered: bool = False) -> None:
@@ -74,19 +67,14 @@ class MessengerChannel(PushChannel):
                 await self.process(incoming, recovered)
             finally:
                 if key:
-                    assert self.stores
-                    await self.stores.kv.delete(key)
+                    await self.inbox.done(key)
 
         self.serial.submit(incoming.conversation_id, job)
 
     async def recover(self) -> None:
-        """Handle the inbox entries older than RECOVER_AFTER_S: a worker took them and stopped before the end."""
-        assert self.stores
-        for key, entry in await self.stores.kv.scan(INBOX):
-            if self.now() - float(entry.get("at") or 0) >= RECOVER_AFTER_S:
-                await self.stores.kv.set(key, {**entry, "at": self.now()})  # not taken again by the next sweep
-                log.warning("Messenger: handling %s left by a stopped worker", key.removeprefix(INBOX))
-                self._submit(Incoming(**entry["incoming"]), key, recovered=True)
+        for key, item in await self.inbox.left_behind():
+            log.warning("Messenger: answering %s, left by a stopped worker", key)
+            self._submit(Incoming(**item), key, recovered=True)
 
     async def process(self, incoming: Incoming, recovered: bool = False) -> None:
         assert self.threads is not None
@@ -129,7 +117,7 @@ class MessengerChannel(PushChannel):
         if thread.get("paused_until"):
             await self._set_paused(user, False, "pause over")
         actions = self.tasks.spawn(self._seen_and_typing(recipient(user)))
-        stored = await self.agent.handle(message)
+        stored = await self.agent.handle(message, resend=recovered)
         with contextlib.suppress(TimeoutError):  # never hold the reply for typing indicators
             await asyncio.wait_for(asyncio.shield(actions), self.settings.sender_action_wait_s)
         actions.cancel()

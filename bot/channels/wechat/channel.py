@@ -12,6 +12,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import asdict
 
 import aiohttp
 
@@ -83,8 +84,9 @@ class WeChatChannel(PushChannel):
         done, _ = await asyncio.wait({turn}, timeout=max(deadline - asyncio.get_running_loop().time(), 0))
         if not done:
             log.info("WeChat bot answer not ready within %.1f s: custom-send later", self.settings.reply_budget_s)
+            await self.inbox.keep(message.message_id or "", asdict(message))  # `success` now: WeChat will not resend
             self.tasks.spawn(self.api.typing(openid))
-            turn.add_done_callback(lambda task: self._late(cid, openid, task))
+            turn.add_done_callback(lambda task: self._late(message, task))
             return None
         return await self._passive(cid, openid, turn.result())
 
@@ -104,19 +106,31 @@ class WeChatChannel(PushChannel):
             self.serial.submit(cid, lambda: self.outbox.send(openid, rest, "bot"))
         return parts[0] if parts else None
 
-    def _late(self, cid: str, openid: str, turn: asyncio.Task[list[ev.Event]]) -> None:
-        if turn.cancelled():
+    def _late(self, message: UserMessage, turn: asyncio.Task[list[ev.Event]]) -> None:
+        if turn.cancelled():  # shutting down: the inbox keeps the message for the next sweep
             return
         if turn.exception() is not None:
             log.error("WeChat bot turn failed after the reply budget", exc_info=turn.exception())
+            self.tasks.spawn(self.inbox.done(message.message_id or ""))
             return
-        self.serial.submit(cid, lambda: self._send_late(cid, openid, turn.result()))
+        self.serial.submit(message.conversation_id, lambda: self._send_late(message, turn.result()))
 
-    async def _send_late(self, cid: str, openid: str, stored: list[ev.Event]) -> None:
-        assert self.outbox
-        text, _ = await self._shown(cid, openid, stored)
-        if text:
-            await self.outbox.send(openid, text, "bot")
+    async def _send_late(self, message: UserMessage, stored: list[ev.Event]) -> None:
+        assert self.outbox and message.sender
+        try:
+            text, _ = await self._shown(message.conversation_id, message.sender, stored)
+            if text:
+                await self.outbox.send(message.sender, text, "bot")
+        finally:
+            await self.inbox.done(message.message_id or "")
+
+    async def recover(self) -> None:
+        assert self.agent
+        for key, item in await self.inbox.left_behind():
+            log.warning("WeChat: answering %s, left by a stopped worker", key)
+            message = UserMessage(**item)
+            stored = await self.agent.handle(message, resend=True)  # a stored turn is not run again
+            self.serial.submit(message.conversation_id, lambda m=message, s=stored: self._send_late(m, s))
 
     # -- events from outside a request (agent replies, queue, handoff) --------------------------------------
 
