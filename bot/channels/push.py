@@ -22,6 +22,7 @@ import asyncio
 import contextlib
 import copy
 import logging
+import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -48,6 +49,10 @@ CLAIM_TTL_S = 7 * 86400.0
 OUTBOX_LOCK_S = 60.0
 RECOVER_EVERY_S = 30.0
 RECOVER_AFTER_S = 60.0  # an inbox entry this old was left by a worker that stopped (turns take seconds)
+CATCH_UP_WINDOW_S = 900.0  # catch_up looks at conversations active this recently...
+CATCH_UP_AFTER_S = 10.0  # ...at events at least this old (the bus delivers in milliseconds)
+CATCH_UP_CONVERSATIONS = 500
+CATCH_UP_EVENTS = 100  # per conversation, at most the latest this many (the first sweep after start-up)
 SHUTDOWN_GRACE_S = 5.0
 
 
@@ -179,6 +184,28 @@ class BusForwarder:
         self.serial = serial
         self.notice_grace_s = notice_grace_s
         self.on_typing = on_typing
+        self._checked: dict[str, int] = {}  # conversation -> the seq up to which catch_up has looked
+
+    async def catch_up(self, now: float | None = None) -> None:
+        """Forward what the bus did not bring: Redis pub/sub drops what is published while a worker reconnects.
+
+        Looks at this channel's conversations active in the last CATCH_UP_WINDOW_S, at their events older than
+        CATCH_UP_AFTER_S (the bus had its chance), and forwards those nobody claimed; the claim makes it once.
+        """
+        now = time.time() if now is None else now
+        for conversation in await self.stores.trackers.conversations(limit=CATCH_UP_CONVERSATIONS):
+            if float(conversation.get("updated_at") or 0) < now - CATCH_UP_WINDOW_S:
+                break  # newest activity first: the rest is older
+            cid, last_seq = conversation["conversation_id"], int(conversation.get("last_seq") or 0)
+            after = max(self._checked.get(cid, 0), last_seq - CATCH_UP_EVENTS)
+            if not cid.startswith(self.prefix) or last_seq <= after:
+                continue
+            for event in await self.stores.trackers.events(cid, after_seq=after):
+                if float(event.get("timestamp") or 0) > now - CATCH_UP_AFTER_S:
+                    break  # too recent: the bus may still bring it; the next sweep looks again
+                self._checked[cid] = event["seq"]
+                if event.get("event") == ev.AGENT_MESSAGE or is_notice(event):
+                    self.serial.submit(cid, lambda cid=cid, event=event: self._forward(cid, event, 0.0))
 
     async def run(self, ready: asyncio.Event) -> None:
         async with self.stores.bus.subscribe() as subscription:
@@ -284,6 +311,7 @@ class PushChannel:
         self.agent: Agent | None = None
         self.stores: Stores | None = None
         self.inbox = Inbox(f"{self.prefix}inbox:", self.now)
+        self.forwarder: BusForwarder | None = None
 
     def now(self) -> float:
         return self.clock()
@@ -298,11 +326,14 @@ class PushChannel:
         """An agent started or stopped typing (not stored: from the bus only)."""
 
     async def recover(self) -> None:
-        """Pick up work a stopped worker left behind (at start-up, then every RECOVER_EVERY_S)."""
+        """Pick up work a stopped worker left behind (at start-up, then every RECOVER_EVERY_S, after the
+        forwarder's catch_up)."""
 
     async def _recovering(self) -> None:
         while True:
             try:
+                if self.forwarder is not None:
+                    await self.forwarder.catch_up()
                 await self.recover()
             except Exception:  # a store hiccup: try again next round
                 log.exception("%s: recovery sweep failed", self.prefix.rstrip(":"))
@@ -314,9 +345,9 @@ class PushChannel:
         self.inbox.kv = self.stores.kv
         async with aiohttp.ClientSession() as session:
             self.open_api(session)
-            forwarder = BusForwarder(self.stores, self.prefix, self.deliver, self.serial,
-                                     self.settings.notice_grace_s, on_typing=self.agent_typing)
-            async with forwarding(forwarder):
+            self.forwarder = BusForwarder(self.stores, self.prefix, self.deliver, self.serial,
+                                          self.settings.notice_grace_s, on_typing=self.agent_typing)
+            async with forwarding(self.forwarder):
                 sweeper = asyncio.get_running_loop().create_task(self._recovering())
                 yield
                 sweeper.cancel()

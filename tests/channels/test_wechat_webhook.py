@@ -247,6 +247,26 @@ async def test_while_a_person_holds_the_chat_the_bot_is_silent_and_queue_updates
     assert fake_wechat.texts(OPENID) == [describe({"event": "queued", "position": 2, "eta_s": 300}, "zh")]
 
 
+async def test_an_agent_reply_the_event_bus_dropped_is_caught_up_and_sent_once(wechat, fake_wechat):
+    await post(wechat, *wechat_push(text_xml("你好", "24000000000000330")))  # opens the 48 h window
+    stores, channel = wechat.app[STORES], wechat.app[WECHAT]
+    publish = stores.bus.publish_nowait
+    stores.bus.publish_nowait = lambda conversation_id, event: None  # what a worker reconnecting to Redis misses
+    reply = "刚才网络断了，您的包裹明天到。"
+    await stores.trackers.append(CID, [{"event": "agent_message", "text": reply, "agent": "li"}])
+    stores.bus.publish_nowait = publish
+    await asyncio.sleep(0.3)
+    assert fake_wechat.texts(OPENID) == []
+    await channel.forwarder.catch_up(now=time.time() + 5)  # too recent: the bus may still bring it
+    await asyncio.sleep(0.2)
+    assert fake_wechat.texts(OPENID) == []
+    await channel.forwarder.catch_up(now=time.time() + 20)
+    await fake_wechat.wait_for(lambda: fake_wechat.texts(OPENID))
+    await channel.forwarder.catch_up(now=time.time() + 40)  # the next sweep sends nothing twice
+    await asyncio.sleep(0.3)
+    assert fake_wechat.texts(OPENID) == [reply]
+
+
 async def test_a_long_agent_reply_is_split_into_messages_within_the_size_limit(wechat, fake_wechat):
     await post(wechat, *wechat_push(text_xml("你好", "24000000000000320")))
     long_reply = "\n".join(f"第{n}步：请在订单页面点击“申请退货”，填写原因并上传照片。" for n in range(60))
