@@ -193,12 +193,15 @@ class BusForwarder:
         CATCH_UP_AFTER_S (the bus had its chance), and forwards those nobody claimed; the claim makes it once.
         """
         now = time.time() if now is None else now
+        checked, self._checked = self._checked, {}  # only conversations still in the window are remembered
         for conversation in await self.stores.trackers.conversations(limit=CATCH_UP_CONVERSATIONS):
             if float(conversation.get("updated_at") or 0) < now - CATCH_UP_WINDOW_S:
                 break  # newest activity first: the rest is older
             cid, last_seq = conversation["conversation_id"], int(conversation.get("last_seq") or 0)
-            after = max(self._checked.get(cid, 0), last_seq - CATCH_UP_EVENTS)
-            if not cid.startswith(self.prefix) or last_seq <= after:
+            if not cid.startswith(self.prefix):
+                continue
+            after = self._checked[cid] = max(checked.get(cid, 0), last_seq - CATCH_UP_EVENTS)
+            if last_seq <= after:
                 continue
             for event in await self.stores.trackers.events(cid, after_seq=after):
                 if float(event.get("timestamp") or 0) > now - CATCH_UP_AFTER_S:
