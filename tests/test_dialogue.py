@@ -317,3 +317,14 @@ def test_after_a_person_closes_the_chat_the_bot_starts_over_with_the_slots_kept(
     assert states.states == []  # nothing from before the handoff: "yes" is not an answer to utter_did_that_help
     assert states.current()["intent"] == "affirm"
     assert states.slots["language"] == "en"
+
+
+async def test_a_yes_out_of_the_blue_is_not_taken_as_the_answer_to_a_question_never_asked(engine):
+    texts, _ = await say(engine, Tracker.from_events("c20", [], engine.domain), "yes", parse("affirm"))
+    assert "Great, carry on!" not in texts  # the stories say so only after "Did that help you?"
+    tracker = Tracker.from_events("c21", [], engine.domain)
+    await say(engine, tracker, "hi", parse("greet"))
+    texts, _ = await say(engine, tracker, "meh", parse("mood_unhappy"))
+    assert texts[-1] == "Did that help you?"
+    texts, _ = await say(engine, tracker, "yes", parse("affirm"))
+    assert texts == ["Great, carry on!"]

@@ -85,7 +85,10 @@ class MemoizationPolicy:
     """Remembers which action followed each window of up to `max_history` states in the training stories.
 
     Falls back to shorter windows (like Rasa's AugmentedMemoizationPolicy) when the full one is unseen, but
-    never predicts when the stories disagree for the window that matched.
+    never predicts when the stories disagree for the window that matched, and never from the current state
+    alone: a window holds at least what came before it — the previous state, or the conversation's start
+    (`START`, as Rasa pads a story's beginning) — so "yes" means what the stories say only after the question
+    they asked, and a "yes" out of the blue is not taken as an answer to it.
     """
 
     name = "MemoizationPolicy"
@@ -97,17 +100,17 @@ class MemoizationPolicy:
     def train(self, stories: list[Story], domain: Domain) -> None:
         for steps in expand_stories(stories):
             builder = simulate(steps, domain)
-            keys = [state_key(s) for s in builder.states]
-            for i, action in enumerate(builder.actions):
-                for length in range(1, min(self.max_history, i + 1) + 1):
+            keys = [START, *(state_key(s) for s in builder.states)]
+            for i, action in enumerate(builder.actions, start=1):
+                for length in range(2, min(self.max_history, i + 1) + 1):
                     key = tuple(keys[i - length + 1 : i + 1])
                     table = self.lookup.setdefault(length, {})
                     known = table.get(key)
                     table[key] = action if known in (None, action) else _CONFLICT
 
     def predict(self, states: list[State]) -> Prediction | None:
-        keys = [state_key(s) for s in states]
-        for length in range(min(self.max_history, len(keys)), 0, -1):
+        keys = [START, *(state_key(s) for s in states)]
+        for length in range(min(self.max_history, len(keys)), 1, -1):
             action = self.lookup.get(length, {}).get(tuple(keys[-length:]))
             if action == _CONFLICT:
                 return None
@@ -125,6 +128,9 @@ class MemoizationPolicy:
     def from_dict(cls, data: dict[str, Any]) -> MemoizationPolicy:
         lookup = {int(n): {_key_from_json(k): a for k, a in rows} for n, rows in data["lookup"].items()}
         return cls(data["max_history"], lookup)
+
+
+START = ("__start__", (), None, None, ())  # the state before a conversation's (or a story's) first one
 
 
 def _jsonable(state: tuple) -> list:
