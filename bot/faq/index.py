@@ -49,6 +49,7 @@ from bot.faq import calibration
 from bot.faq.background import BACKGROUND_QUESTIONS
 from bot.faq.calibration import Calibration
 from bot.faq.lexical import ANALYZER_VERSION, BM25, analyze, has_content, is_chinese
+from bot.faq.selector import MAX_ENTRIES as MAX_SELECTOR_ENTRIES
 from bot.faq.selector import EntrySelector
 from bot.formats.faq_data import FAQEntry
 from bot.nlu.embedder import Embedder
@@ -252,7 +253,11 @@ class FAQIndex:
         background_texts = [q for lang in LANGUAGES for q in background[lang]]
         background_vectors = embedder.encode(background_texts)
         selector, held_out = None, None
-        if len(entry_list) + bool(background_texts) >= 2:
+        if len(entry_list) > MAX_SELECTOR_ENTRIES:
+            if progress:
+                progress(f"FAQ: {len(entry_list)} entries, more than the entry selector takes "
+                         f"({MAX_SELECTOR_ENTRIES}): dense and BM25 only")
+        elif len(entry_list) + bool(background_texts) >= 2:
             if progress:
                 progress(f"FAQ: training the entry selector on {len(rows) + len(background_texts)} texts")
             selector, held_out = EntrySelector.fit(
