@@ -67,6 +67,11 @@ def is_notice(event: ev.Event) -> bool:
     return event.get("event") in NOTICE_KINDS or is_rating_request(event)
 
 
+def is_forwarded(event: ev.Event) -> bool:
+    """What the bus forwarder sends a shopper: agent messages and notices (bot answers go with their turn)."""
+    return event.get("event") == ev.AGENT_MESSAGE or is_notice(event)
+
+
 class KeyedSerial:
     """Runs jobs one after another per key (a conversation) and concurrently across keys.
 
@@ -207,7 +212,7 @@ class BusForwarder:
                 if float(event.get("timestamp") or 0) > now - CATCH_UP_AFTER_S:
                     break  # too recent: the bus may still bring it; the next sweep looks again
                 self._checked[cid] = event["seq"]
-                if event.get("event") == ev.AGENT_MESSAGE or is_notice(event):
+                if is_forwarded(event):
                     self.serial.submit(cid, lambda cid=cid, event=event: self._forward(cid, event, 0.0))
 
     async def run(self, ready: asyncio.Event) -> None:
@@ -224,7 +229,7 @@ class BusForwarder:
         kind = event.get("event")
         if kind == ev.TYPING and event.get("role") == "agent" and self.on_typing is not None:
             self.serial.submit(conversation_id, lambda: self._typing(conversation_id, event))
-        elif (kind == ev.AGENT_MESSAGE or is_notice(event)) and isinstance(event.get("seq"), int):
+        elif is_forwarded(event) and isinstance(event.get("seq"), int):
             arrived = asyncio.get_running_loop().time()
             self.serial.submit(conversation_id, lambda: self._forward(conversation_id, event, arrived))
 

@@ -122,12 +122,13 @@ def assess(parse: dict[str, Any], hits: list[dict[str, Any]], settings: KefuSett
     confidence = float((parse.get("intent") or {}).get("confidence") or 0.0)
     nlu_reason = nlu_rejection(parse, thresholds)
     explicit = is_explicit_human_request(text) or (intent in settings.human_request_intents and nlu_reason is None)
-    return Assessment(
+    assessment = Assessment(
         intent=intent,
         confidence=confidence,
         nlu_reason=nlu_reason,
-        faq_reason=faq_rejection(hits, thresholds, intent == FAQ_INTENT and nlu_reason is None),
         explicit_request=explicit,
         complaint=intent in settings.complaint_intents and nlu_reason is None,
         candidates=candidates(parse, hits),
     )
+    assessment.faq_reason = faq_rejection(hits, thresholds, assessment.says_faq)
+    return assessment

@@ -264,17 +264,17 @@ class FAQIndex:
                 [e.id for e in entry_list], rows.text, rows.entry, rows.weight, rows.kind == QUESTION, vectors,
                 background_texts, background_vectors,
             )
-        if held_out is None:  # too little data to cross-validate: the selector gets no weight
+        if held_out is None:  # no selector, or too little data to cross-validate it: it gets no weight
             held_out = np.zeros((len(rows) + len(background_texts), len(entry_list)), dtype=np.float32)
         self = cls(entry_list, rows, index, lexical, {}, embedder, selector)
-        offset = len(rows)
+        rows_held_out, background_held_out = held_out[: len(rows)], held_out[len(rows) :]
+        offset = 0
         for lang in LANGUAGES:
-            count = len(background[lang])
+            mine = slice(offset, offset + len(background[lang]))
             self.calibrations[lang] = self._fit_calibration(
-                lang, background[lang], background_vectors[offset - len(rows) : offset - len(rows) + count],
-                held_out[: len(rows)], held_out[offset : offset + count],
+                lang, background[lang], background_vectors[mine], rows_held_out, background_held_out[mine]
             )
-            offset += count
+            offset = mine.stop
         if progress and len(rows):
             progress("FAQ: " + "; ".join(f"{lang} {c.describe()}" for lang, c in self.calibrations.items()))
         return self
