@@ -241,36 +241,29 @@ def report(outcomes: list[Outcome], title: str, show_failures: bool) -> dict[str
 
 
 def sweep(model_path: Path, cases: list[Case]) -> None:
-    """Dev only: how the thresholds in config.yml (intent, ambiguity, faq) would change the figures. Replays the
-    engine's single-message decision (escalation.assess + DialogueEngine._settle_intent + the FAQ policy) on one
-    parse per message, for a grid of thresholds."""
-    from bot.dialogue.escalation import is_explicit_human_request
+    """Dev only: how the thresholds in config.yml (intent, ambiguity, faq) would change the figures. Applies the
+    engine's own single-message decision (`EscalationPolicy.decide`) to one parse per message, for a grid of
+    thresholds."""
+    from bot.dialogue.escalation import FAQ_INTENT, NLU_FALLBACK, EscalationPolicy
     from bot.model import load_model
+    from bot.parsing import BatchedParser
 
     model = load_model(model_path)
-    top_k = model.config.kefu.faq_top_k
-    rows = []
-    for case in cases:
-        parse = model.nlu.parse(case.text)
-        hits = model.faq.search(case.text, parse["language"], k=top_k)
-        ranking = parse["intent_ranking"]
-        rows.append((case, is_explicit_human_request(case.text), ranking[0]["name"] if ranking else None,
-                     ranking[0]["confidence"] if ranking else 0.0,
-                     ranking[1]["confidence"] if len(ranking) > 1 else 0.0,
-                     hits[0].id if hits else None, hits[0].score if hits else 0.0))
+    parses = BatchedParser(model, None).parse_now([case.text for case in cases])
+    rows = list(zip(cases, parses, strict=True))
 
     def decide(row, t_intent: float, t_ambiguity: float, t_faq: float, t_with: float) -> tuple[str, str | None]:
-        _case, explicit, top, conf, second, faq_id, faq_score = row
-        if explicit:
+        case, parse = row
+        thresholds = model.config.effective_thresholds().model_copy(
+            update={"intent": t_intent, "ambiguity": t_ambiguity, "faq": t_faq, "faq_with_intent": t_with})
+        decision = EscalationPolicy(model.config.kefu, thresholds, model.domain.intents).decide(case.text, parse)
+        if decision.hand_over:
             return "handoff", None
-        faq_ok = faq_id is not None and faq_score >= t_faq
-        if conf >= t_intent and conf - second >= t_ambiguity:
-            if top in ("human_handoff", "complaint"):
-                return "handoff", None
-            if top == "faq":
-                return ("faq", faq_id) if faq_id is not None and faq_score >= min(t_faq, t_with) else ("fallback", None)
-            return "intent", top
-        return ("faq", faq_id) if faq_ok else ("fallback", None)
+        if decision.intent == FAQ_INTENT:
+            return ("faq", decision.faq_hit["id"]) if decision.faq_hit else ("fallback", None)
+        if decision.intent == NLU_FALLBACK:
+            return "fallback", None
+        return "intent", decision.intent
 
     def passed(row, decision) -> bool:
         case = row[0]

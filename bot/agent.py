@@ -11,15 +11,15 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from bot.actions import ActionRunner
+from bot.action_runner import ActionRunner
 from bot.dialogue import events as ev
 from bot.dialogue.engine import DialogueEngine, HandoffPort
 from bot.dialogue.tracker import Tracker
+from bot.language import conversation_language, normalise
 from bot.metrics import Metrics
 from bot.model import TrainedModel
 from bot.parsing import BatchedParser
 from bot.stores import Stores
-from handoff.messages import describe
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +52,16 @@ class Agent:
     def domain(self):
         return self.model.domain
 
+    @property
+    def default_language(self) -> str:
+        return self.model.config.kefu.default_language
+
+    async def language(self, conversation_id: str, default: str | None = None) -> str:
+        """Which language the conversation speaks now (kept in its meta by every turn: no events are read);
+        `default` (else the bot's) before its first turn."""
+        meta = await self.stores.trackers.get_meta(conversation_id)
+        return normalise(meta.get("language"), default or self.default_language)
+
     async def parse(self, text: str) -> dict[str, Any]:
         return await self.parser.parse(text)
 
@@ -77,6 +87,7 @@ class Agent:
                 log.info("duplicate message %s on %s ignored", message.message_id, message.channel)
                 return _turn_at(events, done) if resend else []
             tracker = Tracker.from_events(message.conversation_id, events, self.domain)
+            spoke = tracker.slots.get("language")
             new: list[ev.Event] = []
             if self._session_expired(events):
                 new += self._session_start(tracker)
@@ -91,10 +102,12 @@ class Agent:
                 new += handled
             else:
                 new += await self.engine.respond(tracker, user_event)
+            spoken = conversation_language(new, spoke or self.default_language)
             if not events:
                 await trackers.set_meta(message.conversation_id, channel=message.channel,
-                                        sender=message.sender or message.conversation_id,
-                                        language=parse.get("language"))
+                                        sender=message.sender or message.conversation_id, language=spoken)
+            elif spoken != spoke:
+                await trackers.set_meta(message.conversation_id, language=spoken)
             stored = await trackers.append(message.conversation_id, new)
         self._record(message, stored, time.perf_counter() - started)
         return stored
@@ -136,30 +149,3 @@ def _turn_at(events: list[ev.Event], start: int) -> list[ev.Event]:
     """The user event at `start` and what the bot did before the next user message."""
     end = next((i for i in range(start + 1, len(events)) if events[i].get("event") == "user"), len(events))
     return events[start:end]
-
-
-def bot_messages(events: list[ev.Event], recipient_id: str, language: str | None = None) -> list[dict[str, Any]]:
-    """Rasa REST channel output for the bot and agent messages among `events`, and the shopper-facing text of
-    handoff events (place in line, agent joined, closed / leave a message, ticket made) in the chat's language."""
-    out = []
-    for event in events:
-        if event.get("event") == "slot" and event.get("name") == "language":
-            language = event.get("value") or language
-        elif event.get("event") in ev.HANDOFF_EVENTS and event.get("language"):
-            language = event["language"]  # handoff events carry the conversation's language
-        described = describe(event, language) if event.get("event") in ev.HANDOFF_EVENTS else None
-        if described:
-            out.append({"recipient_id": recipient_id, "text": described, "handoff": event["event"]})
-            continue
-        if event.get("event") == "bot":
-            message: dict[str, Any] = {"recipient_id": recipient_id}
-            if event.get("text"):
-                message["text"] = event["text"]
-            data = event.get("data") or {}
-            for key in ("buttons", "image", "attachment", "custom", "quick_replies", "elements"):
-                if data.get(key):
-                    message[key] = data[key]
-            out.append(message)
-        elif event.get("event") == ev.AGENT_MESSAGE:
-            out.append({"recipient_id": recipient_id, "text": event.get("text"), "agent": event.get("agent")})
-    return out

@@ -68,9 +68,10 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_shell(args: argparse.Namespace) -> int:
     from bot.agent import UserMessage
+    from bot.app_keys import AGENT
+    from bot.language import conversation_language
+    from bot.notices import describe
     from bot.server import ServerSettings, create_app
-    from bot.state import AGENT
-    from handoff.messages import describe
 
     _ensure_model(args)
 
@@ -82,7 +83,7 @@ def cmd_shell(args: argparse.Namespace) -> int:
         await runner.setup()  # runs the lifecycle: model, stores, agent
         agent = app[AGENT]
         conversation = f"shell-{uuid.uuid4().hex[:8]}"
-        language = None
+        language = agent.model.config.kefu.default_language
         print("Chat with the bot (Ctrl-D or /stop to quit).")
         loop = asyncio.get_running_loop()
         try:
@@ -95,17 +96,17 @@ def cmd_shell(args: argparse.Namespace) -> int:
                     break
                 if not text.strip():
                     continue
-                for event in await agent.handle(UserMessage(conversation, text, "cmdline", conversation)):
+                stored = await agent.handle(UserMessage(conversation, text, "cmdline", conversation))
+                language = conversation_language(stored, language)
+                for event in stored:
                     if event.get("event") == "bot" and event.get("text"):
                         print(event["text"])
                         for button in (event.get("data") or {}).get("buttons") or []:
                             print(f"  [{button.get('title')}]")
                     elif event.get("event") == "agent_message":
                         print(f"[{event.get('agent_name') or event.get('agent')}] {event.get('text')}")
-                    elif described := describe(event, event.get("language") or language):
+                    elif described := describe(event, language):
                         print(f"({described})")
-                    if event.get("event") == "slot" and event.get("name") == "language":
-                        language = event.get("value") or language
         finally:
             await runner.cleanup()
 
@@ -114,7 +115,7 @@ def cmd_shell(args: argparse.Namespace) -> int:
 
 
 def cmd_test(args: argparse.Namespace) -> int:
-    from bot.testing import run_tests
+    from bot.story_tests import run_tests
 
     _ensure_model(args)
     return run_tests(model_path=args.model, stories=args.stories, nlu=args.nlu, out=args.out,

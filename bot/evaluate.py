@@ -1,11 +1,11 @@
 """`kefu evaluate`: what the NLU and the configured thresholds cost on any labelled data set.
 
 Trains an NLUPipeline on TRAIN only, parses every TEST row one at a time (timed), and applies the decision the
-running bot makes: answer, or fall back / escalate when `rejection_reason` gives a reason with the thresholds
-of config.yml (never tuned here). Rows labelled with the out-of-scope label are out of scope: rejecting them is
-right. If TRAIN has rows with that label too (Rasa bots often have an `out_of_scope` intent), they are trained
-as an ordinary intent and predicting it counts as a rejection, as the bot would answer it with its
-out-of-scope response rather than an in-scope one.
+running bot makes (`EscalationPolicy.decide`, the engine's own): answer, or fall back / escalate, with the
+thresholds of config.yml (never tuned here). Rows labelled with the out-of-scope label are out of scope:
+rejecting them is right. If TRAIN has rows with that label too (Rasa bots often have an `out_of_scope` intent),
+they are trained as an ordinary intent and predicting it counts as a rejection, as the bot would answer it with
+its out-of-scope response rather than an in-scope one.
 
 Writes out_dir/report.json, out_dir/confusion_matrix.png and out_dir/threshold_curve.png.
 """
@@ -22,9 +22,9 @@ from typing import Any
 import numpy as np
 
 from bot.config import Config, Thresholds
+from bot.dialogue.escalation import EXPLICIT_REQUEST, NLU_FALLBACK, Decision, EscalationPolicy
 from bot.formats.nlu_data import Example, NLUData, parse_nlu
 from bot.formats.yaml_io import DataError, load_yaml
-from bot.nlu.fallback import rejection_reason
 from bot.nlu.pipeline import NLUPipeline
 
 REJECTED = "(rejected)"
@@ -79,13 +79,25 @@ def _read_csv(path: Path, text_column: str, label_column: str) -> list[Example]:
 
 
 # ------------------------------------------------------------------------------------------------ scoring
-def _is_rejected(parse: dict[str, Any], thresholds: Thresholds, oos_label: str) -> bool:
-    return rejection_reason(parse, thresholds) is not None or parse["intent"]["name"] == oos_label
+def decided_label(decision: Decision, policy: EscalationPolicy, oos_label: str) -> str:
+    """What the bot does with a message, as a label: the intent it acts on, or REJECTED when it falls back or
+    hands over without one (an explicit request for a person counts as the human intent when the data has one)."""
+    if decision.intent in (None, NLU_FALLBACK, oos_label):
+        return REJECTED
+    if decision.explicit_request and decision.intent != policy.human_intent:
+        return REJECTED
+    return decision.intent
 
 
-def _decisions(parses: list[dict[str, Any]], thresholds: Thresholds, oos_label: str) -> list[str]:
-    """What the bot does with each message: the predicted intent, or REJECTED."""
-    return [REJECTED if _is_rejected(p, thresholds, oos_label) else p["intent"]["name"] for p in parses]
+def rejection_reason(decision: Decision, oos_label: str) -> str | None:
+    if decision.explicit_request:
+        return EXPLICIT_REQUEST
+    return decision.nlu_reason or ("predicted_oos_label" if decision.intent == oos_label else None)
+
+
+def _decisions(texts: list[str], parses: list[dict[str, Any]], policy: EscalationPolicy, oos_label: str) -> list[str]:
+    """What the bot does with each message: the intent it acts on, or REJECTED."""
+    return [decided_label(policy.decide(t, p, []), policy, oos_label) for t, p in zip(texts, parses, strict=True)]
 
 
 def _scores(gold: list[str], decided: list[str], oos_label: str) -> dict[str, Any]:
@@ -162,13 +174,17 @@ def evaluate(
         parses.append(pipeline.parse(example.text))
         timings.append((time.perf_counter() - t0) * 1000)
     gold = [e.intent for e in test.examples]
-    decided = _decisions(parses, thresholds, oos_label)
+    texts = [e.text for e in test.examples]
+    labels_seen = {e.intent for e in train.examples}
+    policy = EscalationPolicy(config.kefu, thresholds, labels_seen)
+    decided = _decisions(texts, parses, policy, oos_label)
     scores = _scores(gold, decided, oos_label)
 
     curve = []
     for threshold in CURVE_THRESHOLDS:
         swept = thresholds.model_copy(update={"intent": threshold})
-        point = _scores(gold, _decisions(parses, swept, oos_label), oos_label)
+        point = _scores(gold, _decisions(texts, parses, EscalationPolicy(config.kefu, swept, labels_seen), oos_label),
+                        oos_label)
         curve.append(
             {
                 "threshold": threshold,
@@ -177,10 +193,8 @@ def evaluate(
             }
         )
     reasons: dict[str, int] = {}
-    for parse in parses:
-        reason = rejection_reason(parse, thresholds) or (
-            "predicted_oos_label" if parse["intent"]["name"] == oos_label else None
-        )
+    for text, parse, label in zip(texts, parses, decided, strict=True):
+        reason = rejection_reason(policy.decide(text, parse, []), oos_label) if label == REJECTED else None
         if reason:
             reasons[reason] = reasons.get(reason, 0) + 1
     in_scope_rows = [i for i, g in enumerate(gold) if g != oos_label]

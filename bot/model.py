@@ -85,7 +85,7 @@ def _nlu_data_with_faq(project: Project) -> NLUData:
 
 
 def faq_entries(project: Project) -> list[FAQEntry]:
-    from bot.nlu.language import detect_language
+    from bot.language import detect_language
 
     retrieval = [(e.intent, e.text) for e in project.nlu.examples if "/" in e.intent]
     return project.faq + entries_from_retrieval_intents(retrieval, project.domain.responses, detect_language)

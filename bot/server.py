@@ -10,14 +10,14 @@ from pathlib import Path
 
 from aiohttp import web
 
-from bot.actions import ActionRunner, InProcessActionRunner, RemoteActionRunner
+from bot.action_runner import ActionRunner, InProcessActionRunner, RemoteActionRunner
 from bot.agent import Agent
+from bot.app_keys import AGENT, METRICS, SETTINGS, STORES
 from bot.channels import messenger, rest, wechat, widget
 from bot.endpoints import Endpoints, load_endpoints
 from bot.http import HTTPError, check_token, error_middleware, read_json
 from bot.metrics import Metrics
 from bot.model import ModelError, TrainedModel, latest_archive, load_model
-from bot.state import AGENT, METRICS, SETTINGS, STORES
 from bot.stores import create_stores
 from handoff.app import create_handoff, setup_handoff
 

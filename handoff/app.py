@@ -11,14 +11,14 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from bot.state import SETTINGS
+from bot.app_keys import SETTINGS
 from bot.stores import Stores
 from handoff import console
+from handoff.app_keys import CANNED, HANDOFF, HANDOFF_SETTINGS, HUB
 from handoff.canned import CannedReplies
 from handoff.hub import ConsoleHub
 from handoff.service import HandoffService
 from handoff.settings import load_settings
-from handoff.state import CANNED, HANDOFF, HANDOFF_SETTINGS, HUB
 
 
 def create_handoff(app: web.Application, stores: Stores) -> HandoffService:

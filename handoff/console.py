@@ -24,10 +24,11 @@ from aiohttp import WSMsgType, web
 
 from bot.dialogue import events as ev
 from bot.http import HTTPError, read_json
+from bot.language import conversation_language
 from handoff import stats
 from handoff.agents import STATUSES, AgentAccount, LockedOut
+from handoff.app_keys import CANNED, HANDOFF, HUB
 from handoff.service import HandoffError, HandoffService
-from handoff.state import CANNED, HANDOFF, HUB
 from handoff.tickets import TicketError
 
 log = logging.getLogger(__name__)
@@ -302,7 +303,7 @@ async def api_conversation(request: web.Request, account: AgentAccount) -> web.R
     record = await service.records.get(cid)
     meta = await service.stores.trackers.get_meta(cid)
     requested = next((e for e in reversed(events) if e.get("event") == ev.HANDOFF_REQUESTED), None)
-    language = (record.language if record else None) or (requested or {}).get("language") or meta.get("language")
+    language = conversation_language(events, "en")
     slots = {e["name"]: e.get("value") for e in events if e.get("event") == "slot" and e.get("name")}
     tickets = await service.tickets.of_conversation(cid)
     return _json({

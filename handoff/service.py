@@ -23,11 +23,12 @@ from typing import Any
 from bot.dialogue import events as ev
 from bot.dialogue.escalation import is_explicit_human_request
 from bot.dialogue.tracker import Tracker
+from bot.language import conversation_language
+from bot.notices import text
 from bot.stores import LockTimeout, Stores
 from handoff import routing, shopper
 from handoff.agents import AgentAccount, AgentDirectory
 from handoff.hours import BusinessHours
-from handoff.messages import text
 from handoff.queue import HandoffRecord, HandoffRecords
 from handoff.routing import OnDuty
 from handoff.settings import HandoffSettings
@@ -146,10 +147,7 @@ class HandoffService:
                               status=text(f"ticket_{t.status}", language)) for t in tickets[-3:])
 
     def _language(self, tracker: Tracker) -> str:
-        for event in reversed(tracker.events):
-            if event.get("event") == ev.HANDOFF_REQUESTED and event.get("language"):
-                return event["language"]
-        return tracker.slots.get("language") or "en"
+        return conversation_language(tracker.events, "en")
 
     def _unavailable(self, reason: str, now: float, language: str) -> ev.Event:
         opening = self.hours.next_open(now)

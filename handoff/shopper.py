@@ -12,7 +12,7 @@ import re
 
 from bot.dialogue import events as ev
 from bot.dialogue.tracker import Tracker
-from handoff.messages import text
+from bot.notices import text
 
 CANCEL_PAYLOAD = "/cancel_handoff"
 TICKET_PAYLOAD = "/ticket_status"

@@ -102,8 +102,8 @@ def handoff_backend(request: pytest.FixtureRequest, tmp_path: Path) -> dict:
 def kefu_app(handoff_backend, starter_model, aiohttp_client):
     from bot.endpoints import Endpoints, StoreEndpoint
     from bot.server import ServerSettings, create_app
+    from handoff.app_keys import HANDOFF_SETTINGS
     from handoff.settings import HandoffSettings
-    from handoff.state import HANDOFF_SETTINGS
 
     root = Path(__file__).resolve().parent.parent
 

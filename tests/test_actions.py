@@ -20,7 +20,7 @@ from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:  # the project's `actions` package, as the engine loads it (bot/actions.py)
+if str(ROOT) not in sys.path:  # the project's `actions` package, as the engine loads it (bot/action_runner.py)
     sys.path.insert(0, str(ROOT))
 
 from actions import store  # noqa: E402

@@ -26,7 +26,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 from playwright.async_api import Expect, Page, async_playwright
 
-from handoff.state import HANDOFF
+from handoff.app_keys import HANDOFF
 
 pytestmark = pytest.mark.browser
 

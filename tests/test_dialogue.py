@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.actions import ActionResult
+from bot.action_runner import ActionResult
 from bot.config import Config
 from bot.dialogue import events as ev
 from bot.dialogue.engine import DialogueEngine
@@ -186,7 +186,7 @@ async def test_confident_faq_answers_and_weak_intent_does_not_block_it(engine):
 
 
 async def test_a_middling_faq_score_answers_only_when_the_intent_classifier_also_says_faq(engine):
-    engine.thresholds = engine.thresholds.model_copy(update={"faq": 0.55, "faq_with_intent": 0.3})
+    engine.escalation.thresholds = engine.escalation.thresholds.model_copy(update={"faq": 0.55, "faq_with_intent": 0.3})
     hits = [{"id": "shipping_time", "score": 0.4, "answer": "2-4 days", "question": "how long"}]
     texts, _ = await say(engine, Tracker.from_events("c9", [], engine.domain), "delivery how long",
                          parse("faq", confidence=0.8, faq=hits))
@@ -194,7 +194,7 @@ async def test_a_middling_faq_score_answers_only_when_the_intent_classifier_also
     texts, _ = await say(engine, Tracker.from_events("c10", [], engine.domain), "delivery how long",
                          parse("greet", confidence=0.2, faq=hits))
     assert texts != ["2-4 days"]  # one weak opinion is not enough
-    engine.thresholds = engine.thresholds.model_copy(update={"faq_with_intent": None})
+    engine.escalation.thresholds = engine.escalation.thresholds.model_copy(update={"faq_with_intent": None})
     texts, _ = await say(engine, Tracker.from_events("c11", [], engine.domain), "delivery how long",
                          parse("faq", confidence=0.8, faq=hits))
     assert texts != ["2-4 days"]
@@ -328,3 +328,27 @@ async def test_a_yes_out_of_the_blue_is_not_taken_as_the_answer_to_a_question_ne
     assert texts[-1] == "Did that help you?"
     texts, _ = await say(engine, tracker, "yes", parse("affirm"))
     assert texts == ["Great, carry on!"]
+
+
+@pytest.mark.parametrize(("text", "parsed"), [
+    ("hello there", parse("greet", confidence=0.9)),
+    ("hmm", parse("greet", confidence=0.3)),  # unsure: low_intent_confidence
+    ("hi or bye", {"intent": {"name": "greet", "confidence": 0.5}, "entities": [], "language": "en", "faq": [],
+                   "intent_ranking": [{"name": "greet", "confidence": 0.5}, {"name": "deny", "confidence": 0.46}]}),
+    ("I want a real person", parse("greet", confidence=0.4)),  # the request wins over an unsure classifier
+    ("this is outrageous", parse("complaint", confidence=0.9)),
+])
+async def test_kefu_evaluate_measures_the_decision_the_bot_applies(engine, text, parsed):
+    """`kefu evaluate` and the running engine make one decision from one parse: the intent the engine acts on
+    is the label evaluate counts, and a message evaluate rejects gets a fallback or a person from the bot."""
+    from bot.evaluate import REJECTED, decided_label
+
+    policy = engine.escalation
+    label = decided_label(policy.decide(text, dict(parsed), []), policy, "oos")
+    _, new = await say(engine, Tracker.from_events("same", [], engine.domain), text, dict(parsed))
+    acted_on = new[0]["parse_data"]["intent"]["name"]
+    actions = [e["name"] for e in new if e["event"] == "action"]
+    if label == REJECTED:
+        assert "action_default_fallback" in actions or "action_handoff" in actions
+    else:
+        assert acted_on == label and "action_default_fallback" not in actions

@@ -16,7 +16,7 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import BaseTestServer, TestClient
 
-from handoff.state import HANDOFF
+from handoff.app_keys import HANDOFF
 
 PASSWORD = "password-1"
 REQUEST_TIMEOUT_S = 60  # each call answers in well under a second; this only turns a hang into a failure

@@ -13,11 +13,11 @@ import pytest
 from bot.dialogue import events as ev
 from bot.dialogue.tracker import Tracker
 from bot.formats.yaml_io import DataError
+from bot.notices import describe, format_opening
 from handoff import routing, shopper
 from handoff.agents import hash_password, verify_password
 from handoff.canned import CannedReplies
 from handoff.hours import BusinessHours
-from handoff.messages import describe, format_opening
 from handoff.queue import HandoffRecord
 from handoff.routing import OnDuty
 from handoff.settings import HandoffSettings, load_settings

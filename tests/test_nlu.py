@@ -7,18 +7,17 @@ below, whose test phrasings are not in its training data.
 
 from __future__ import annotations
 
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
-from bot.config import Config, Thresholds
+from bot.config import Config, KefuSettings, Thresholds
+from bot.dialogue.escalation import EscalationPolicy
 from bot.formats.nlu_data import Example, NLUData, parse_nlu
 from bot.formats.yaml_io import DataError, load_yaml_text
+from bot.language import detect_language
 from bot.nlu import background
-from bot.nlu.fallback import rejection_reason
-from bot.nlu.language import detect_language
 from bot.nlu.pipeline import ARRAYS_FILE, META_FILE, ModelError, NLUPipeline
 from bot.nlu.tokenizer import tokenize
 
@@ -186,6 +185,11 @@ def pipeline(config: Config, data: NLUData) -> NLUPipeline:
     return nlu
 
 
+def rejection_reason(parse: dict, thresholds: Thresholds) -> str | None:
+    """The classifier's half of the bot's escalation decision (EscalationPolicy, as the engine applies it)."""
+    return EscalationPolicy(KefuSettings(), thresholds, []).nlu_rejection(parse)
+
+
 def decided(parse: dict, thresholds: Thresholds) -> str | None:
     """What the bot does: the intent it acts on, or None for fallback/escalation."""
     return None if rejection_reason(parse, thresholds) else parse["intent"]["name"]
@@ -292,17 +296,6 @@ def test_concurrent_parses_agree_with_sequential_ones(pipeline: NLUPipeline) -> 
     with ThreadPoolExecutor(6) as pool:
         got = [p["intent"]["name"] for p in pool.map(pipeline.parse, texts)]
     assert got == expected
-
-
-def test_parse_is_fast(pipeline: NLUPipeline) -> None:
-    texts = [f"{t} {i}" for i, (t, _) in enumerate(HELD_OUT * 2)]  # new texts: no embedding cache hits
-    timings = []
-    for text in texts:
-        started = time.perf_counter()
-        pipeline.parse(text)
-        timings.append(time.perf_counter() - started)
-    timings.sort()
-    assert timings[len(timings) // 2] < 0.05  # ~7 ms on an idle 2-core machine; generous for busy CI
 
 
 # ---------------------------------------------------------------------------------------------- fallback

@@ -68,8 +68,8 @@ async def test_model_parse_returns_rasa_shape_with_language_and_faq(client):
 async def test_request_for_a_person_in_chinese_escalates_with_reason_and_candidates(aiohttp_client, starter_model,
                                                                                      tmp_path):
     # Someone is on duty at any hour (away, so nobody is auto-assigned): the shopper waits in line.
+    from handoff.app_keys import HANDOFF, HANDOFF_SETTINGS
     from handoff.settings import HandoffSettings
-    from handoff.state import HANDOFF, HANDOFF_SETTINGS
 
     settings = ServerSettings.for_project(ROOT, model_path=starter_model, db_path=tmp_path / "kefu.db")
     settings.redis_url = None

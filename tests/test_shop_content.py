@@ -14,7 +14,7 @@ import pytest
 
 from bot.formats.project import load_project
 from bot.formats.yaml_io import load_yaml
-from bot.nlu.language import detect_language
+from bot.language import detect_language
 
 ROOT = Path(__file__).resolve().parent.parent
 HELDOUT = ROOT / "tests" / "heldout"
@@ -201,13 +201,13 @@ def test_demo_data_files_are_valid_json_with_an_as_of_date():
 
 
 def test_kefu_test_passes_every_test_conversation(starter_model, monkeypatch, tmp_path):
+    """As the README runs it: `kefu test` in the project root reads tests/test_*.yml, not the fixture bots'."""
     from bot.cli import main
 
     monkeypatch.chdir(ROOT)
     monkeypatch.setenv("KEFU_SHOP_STATE", str(tmp_path / "shop-state.json"))
     out = tmp_path / "results"
-    code = main(["test", "--model", str(starter_model), "--stories", "tests/test_stories.yml", "--out", str(out),
-                 "--fail-on-prediction-errors"])
+    code = main(["test", "--model", str(starter_model), "--out", str(out), "--fail-on-prediction-errors"])
     report = json.loads((out / "story_report.json").read_text(encoding="utf-8"))
     failed = (out / "failed_test_stories.yml").read_text(encoding="utf-8")
     assert code == 0 and report["failed"] == 0, failed[:4000]

@@ -22,12 +22,12 @@ import pytest
 from aiohttp import web
 from playwright.async_api import Browser, Page, async_playwright, expect
 
+from bot.app_keys import AGENT, STORES
 from bot.dialogue import events as ev
 from bot.endpoints import WidgetSettings
 from bot.server import ServerSettings, create_app
-from bot.state import AGENT, STORES
+from handoff.app_keys import HANDOFF, HANDOFF_SETTINGS
 from handoff.settings import HandoffSettings
-from handoff.state import HANDOFF, HANDOFF_SETTINGS
 
 pytestmark = pytest.mark.browser
 

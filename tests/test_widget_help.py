@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from bot.app_keys import AGENT
 from bot.endpoints import WidgetSettings
 from bot.server import ServerSettings, create_app
-from bot.state import AGENT
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -9,13 +9,13 @@ from pathlib import Path
 import pytest
 
 from bot.channels.widget import protocol
-from bot.channels.widget.catalog import text_language
 from bot.channels.widget.protocol import FrameError, Hello, Outgoing, Ping, Read, Typing, parse_client_frame
 from bot.channels.widget.ratelimit import KeyedLimiter, TokenBucket
 from bot.channels.widget.sessions import KEY_PREFIX, Sessions, bearer, token_key
 from bot.channels.widget.uploads import safe_name, sniff
 from bot.dialogue import events as ev
 from bot.endpoints import Endpoints, WidgetSettings, load_endpoints
+from bot.language import detect_language
 from bot.stores.sqlite import open_sqlite_stores
 from handoff.shopper import rating_request
 
@@ -240,6 +240,6 @@ def test_project_endpoints_allow_the_demo_shop():
     assert {"http://127.0.0.1:5005", "http://localhost:5005"} <= set(widget.allowed_origins)
 
 
-def test_text_language():
-    assert text_language("运费多少") == "zh" and text_language("shipping fee") == "en"
-    assert text_language("KF20240001", "zh") == "en" and text_language("123", "zh") == "zh"
+def test_suggestions_read_the_language_with_the_bots_rule():
+    assert detect_language("运费多少") == "zh" and detect_language("shipping fee") == "en"
+    assert detect_language("KF20240001", "zh") == "en" and detect_language("123", "zh") == "zh"

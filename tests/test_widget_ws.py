@@ -16,11 +16,11 @@ from typing import Any
 import aiohttp
 import pytest
 
+from bot.app_keys import STORES
 from bot.channels.widget import WIDGET
 from bot.dialogue import events as ev
 from bot.endpoints import WidgetSettings
 from bot.server import ServerSettings, create_app
-from bot.state import STORES
 from handoff.shopper import rating_request
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -30,10 +30,10 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import aiohttp
 from aiohttp import web
 
+from bot.app_keys import AGENT, STORES
 from bot.dialogue import events as ev
-from bot.state import AGENT, STORES
+from bot.notices import is_notice
 from bot.stores import KeyValue, LockTimeout, Stores
-from handoff.messages import describe as handoff_text
 
 if TYPE_CHECKING:
     from bot.agent import Agent
@@ -43,8 +43,6 @@ log = logging.getLogger(__name__)
 Job = Callable[[], Awaitable[None]]
 Deliver = Callable[[str, ev.Event], Awaitable[None]]
 
-# Events a shopper should hear about although no shopper message caused them (rendered by describe()).
-NOTICE_KINDS = {ev.QUEUED, ev.AGENT_ASSIGNED, ev.HANDOFF_ENDED, ev.HANDOFF_UNAVAILABLE, ev.TICKET_CREATED}
 CLAIM_TTL_S = 7 * 86400.0
 OUTBOX_LOCK_S = 60.0
 RECOVER_EVERY_S = 30.0
@@ -54,17 +52,6 @@ CATCH_UP_AFTER_S = 10.0  # ...at events at least this old (the bus delivers in m
 CATCH_UP_CONVERSATIONS = 500
 CATCH_UP_EVENTS = 100  # per conversation, at most the latest this many (the first sweep after start-up)
 SHUTDOWN_GRACE_S = 5.0
-
-
-def is_rating_request(event: ev.Event) -> bool:
-    """The bot's "please rate this chat" after a handoff (handoff/shopper.py `rating_request`)."""
-    return event.get("event") == "bot" and bool((event.get("data") or {}).get("rating_request"))
-
-
-def is_notice(event: ev.Event) -> bool:
-    """A handoff notice, or the rating request an agent's close appends: shown to the shopper exactly once, by
-    the request whose turn made it or else from the bus (`claim_message_id(out:…)` decides)."""
-    return event.get("event") in NOTICE_KINDS or is_rating_request(event)
 
 
 def is_forwarded(event: ev.Event) -> bool:
@@ -289,15 +276,6 @@ async def turn_output(stores: Stores, conversation_id: str, stored: list[ev.Even
     return shown
 
 
-def turn_language(events: list[ev.Event], default: str) -> str:
-    """The conversation's language as of these events (the `language` slot the engine sets each turn)."""
-    language = default
-    for event in events:
-        if event.get("event") == "slot" and event.get("name") == "language" and event.get("value"):
-            language = event["value"]
-    return language
-
-
 # -- what both push channels' app-scoped objects share ---------------------------------------------------------
 
 C = TypeVar("C", bound="PushChannel")
@@ -362,11 +340,10 @@ class PushChannel:
                 await self.tasks.drain(SHUTDOWN_GRACE_S)  # turns still running hand their sends to serial
                 await self.serial.drain(SHUTDOWN_GRACE_S)
 
-    async def language(self, conversation_id: str, event: ev.Event) -> str:
-        """The language to tell the shopper an event in: the event's own, else the conversation's."""
-        assert self.stores
-        meta = await self.stores.trackers.get_meta(conversation_id)
-        return event.get("language") or meta.get("language") or self.default_language
+    async def language(self, conversation_id: str) -> str:
+        """The language the conversation speaks now (this channel's default before its first turn)."""
+        assert self.agent
+        return await self.agent.language(conversation_id, self.default_language)
 
 
 def mount(app: web.Application, key: web.AppKey[C], channel: C, add_routes: Callable[[web.Application], None]) -> C:
@@ -378,13 +355,6 @@ def mount(app: web.Application, key: web.AppKey[C], channel: C, add_routes: Call
 
 
 # -- texts ---------------------------------------------------------------------------------------------------
-
-def describe(event: ev.Event, language: str) -> str | None:
-    """The shopper-facing text of a handoff event or an agent's message."""
-    if event.get("event") == ev.AGENT_MESSAGE:
-        return event.get("text") or None
-    return handoff_text(event, language)
-
 
 def split_text(text: str, limit: int, measure: Callable[[str], int] = len) -> list[str]:
     """Split a long text into parts of at most `limit` (as measured), preferring line breaks, then spaces."""

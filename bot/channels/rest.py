@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from aiohttp import web
 
-from bot.agent import MAX_TEXT_CHARS, UserMessage, bot_messages
+from bot.agent import MAX_TEXT_CHARS, UserMessage
+from bot.app_keys import AGENT
+from bot.dialogue import events as ev
 from bot.http import HTTPError, read_json
-from bot.state import AGENT
+from bot.notices import describe
 
 routes = web.RouteTableDef()
 MAX_SENDER_CHARS = 128
@@ -39,7 +43,29 @@ async def webhook(request: web.Request) -> web.Response:
     agent = request.app[AGENT]
     message_id = request.headers.get("X-Message-Id") or metadata.get("message_id")
     events = await agent.handle(UserMessage(sender, text, "rest", sender, message_id, metadata))
-    return web.json_response(bot_messages(events, sender), dumps=_dumps)
+    language = await agent.language(sender)
+    return web.json_response(rest_messages(events, sender, language), dumps=_dumps)
+
+
+def rest_messages(events: list[ev.Event], recipient_id: str, language: str) -> list[dict[str, Any]]:
+    """Rasa REST channel output for the bot and agent messages among `events`, and the shopper-facing text of
+    handoff notices (place in line, agent joined, closed / leave a message, ticket made)."""
+    out = []
+    for event in events:
+        if described := describe(event, language):
+            out.append({"recipient_id": recipient_id, "text": described, "handoff": event["event"]})
+        elif event.get("event") == "bot":
+            message: dict[str, Any] = {"recipient_id": recipient_id}
+            if event.get("text"):
+                message["text"] = event["text"]
+            data = event.get("data") or {}
+            for key in ("buttons", "image", "attachment", "custom", "quick_replies", "elements"):
+                if data.get(key):
+                    message[key] = data[key]
+            out.append(message)
+        elif event.get("event") == ev.AGENT_MESSAGE:
+            out.append({"recipient_id": recipient_id, "text": event.get("text"), "agent": event.get("agent")})
+    return out
 
 
 def _dumps(value: object) -> str:

@@ -20,7 +20,7 @@ DEFAULT_TEXTS: dict[str, dict[str, str]] = {
         "zh": "我不太确定您的意思，您是想问下面这些吗？",
     },
     "utter_talk_to_person": {"en": "Talk to a person", "zh": "转人工客服"},
-    # -- the human handoff (handoff/messages.py fills in the {placeholders}) -----------------------------------
+    # -- the human handoff (bot/notices.py fills in the {placeholders}) -----------------------------------
     "handoff_queued": {
         "en": "You are number {position} in line, about {minutes} min. You can keep writing; "
               "say \"cancel\" to go back to the bot.",

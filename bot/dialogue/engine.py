@@ -7,26 +7,32 @@ fallback / escalation. Everything the bot does is returned as events; nothing el
 from __future__ import annotations
 
 import logging
-import re
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from bot.actions import ActionError, ActionRunner
+from bot.action_runner import ActionError, ActionRunner
 from bot.config import KefuSettings, Thresholds
 from bot.dialogue import events as ev
 from bot.dialogue import forms
 from bot.dialogue.defaults import default_text
-from bot.dialogue.escalation import Assessment, assess, candidates, faq_threshold
+from bot.dialogue.escalation import (
+    EXPLICIT_REQUEST,
+    REPEATED_FALLBACK,
+    Decision,
+    EscalationPolicy,
+    candidates,
+    faq_base,
+)
 from bot.dialogue.policies import MemoizationPolicy, Prediction, RulePolicy
 from bot.dialogue.responses import render
 from bot.dialogue.states import LISTEN, tracker_states
 from bot.dialogue.tracker import Tracker
 from bot.formats.domain import Domain
+from bot.language import language_of_message
 
 log = logging.getLogger(__name__)
 
 MAX_ACTIONS_PER_TURN = 10
-_WORDS = re.compile(r"[\u4e00-\u9fff]|[A-Za-z]{3,}")
 FAQ_ACTION = "utter_faq"
 FALLBACK_ACTION = "action_default_fallback"
 HANDOFF_ACTION = "action_handoff"
@@ -46,7 +52,7 @@ class HandoffPort(Protocol):
 @dataclass
 class _Turn:
     tracker: Tracker
-    assessment: Assessment
+    decision: Decision
     hits: list[dict[str, Any]]
     language: str
     new: list[ev.Event] = field(default_factory=list)
@@ -66,21 +72,23 @@ class DialogueEngine:
         self.rules = rules
         self.memo = memo
         self.settings = settings
-        self.thresholds = thresholds
         self.actions = actions
         self.handoff = handoff
-        self.human_intent = next((i for i in settings.human_request_intents if i in domain.intents), None)
+        self.escalation = EscalationPolicy(settings, thresholds, domain.intents)
+        self.human_intent = self.escalation.human_intent
 
     # -- entry point ------------------------------------------------------------------------------------------
 
     async def respond(self, tracker: Tracker, user_event: ev.Event) -> list[ev.Event]:
         parse = user_event.setdefault("parse_data", {})
         hits = parse.get("faq") or []
-        assessment = assess(parse, hits, self.settings, self.thresholds, user_event.get("text") or "")
-        self._settle_intent(parse, assessment)
-        language = self._language(tracker, user_event.get("text") or "", parse)
+        decision = self.escalation.decide(user_event.get("text") or "", parse, hits)
+        parse["intent"] = {"name": decision.intent, "confidence": decision.confidence}
+        language = language_of_message(user_event.get("text") or "", parse.get("language"),
+                                       tracker.slots.get("language"), self.settings.default_language,
+                                       parse.get("entities") or [])
         parse["language"] = language
-        turn = _Turn(tracker, assessment, hits, language)
+        turn = _Turn(tracker, decision, hits, language)
         turn.add(user_event)
         if "language" in self.domain.slots and tracker.slots.get("language") != language:
             turn.add(ev.slot("language", language))
@@ -89,36 +97,12 @@ class DialogueEngine:
             turn.add(ev.action("action_extract_slots"), *slot_events)
 
         if tracker.active_loop in self.domain.forms:
-            if assessment.explicit_request or assessment.complaint:
+            if decision.hand_over:
                 turn.add(ev.active_loop(None), ev.slot(forms.REQUESTED_SLOT, None))
             else:
                 await self._continue_form(turn)
         await self._run_policies(turn)
         return turn.new
-
-    def _language(self, tracker: Tracker, text: str, parse: dict[str, Any]) -> str:
-        """The message's language; a message with no words (an order number, "ok", "👍") keeps the conversation's."""
-        current = tracker.slots.get("language")
-        if parse.get("language") is None:  # a button payload
-            return current or self.settings.default_language
-        detected = parse["language"]
-        if current and detected != current:
-            words = text
-            for entity in sorted(parse.get("entities") or [], key=lambda e: -(e.get("start") or 0)):
-                if isinstance(entity.get("start"), int) and isinstance(entity.get("end"), int):
-                    words = words[: entity["start"]] + words[entity["end"] :]
-            if not _WORDS.search(words):
-                return current
-        return detected
-
-    def _settle_intent(self, parse: dict[str, Any], assessment: Assessment) -> None:
-        """Like Rasa's FallbackClassifier, but an explicit request for a person or a confident FAQ match wins."""
-        if assessment.explicit_request and self.human_intent:
-            parse["intent"] = {"name": self.human_intent, "confidence": 1.0}
-        elif not assessment.nlu_confident and assessment.faq_confident and parse.get("faq"):
-            parse["intent"] = {"name": _faq_base(parse["faq"][0]), "confidence": parse["faq"][0]["score"]}
-        elif not assessment.nlu_confident:
-            parse["intent"] = {"name": "nlu_fallback", "confidence": assessment.confidence}
 
     # -- policies ---------------------------------------------------------------------------------------------
 
@@ -126,7 +110,7 @@ class DialogueEngine:
         states = tracker_states(turn.tracker.applied_events(), self.domain)
         sequence = [*states.states, states.current()]
         prediction = self.rules.predict(sequence, self.domain)
-        if prediction is None and (turn.assessment.nlu_confident or not first):
+        if prediction is None and (turn.decision.nlu_confident or not first):
             prediction = self.memo.predict(sequence)
         if prediction and prediction.action == turn.rejected_form:
             return None
@@ -151,11 +135,10 @@ class DialogueEngine:
 
     def _unhandled(self, turn: _Turn) -> str:
         """No rule or story applies: answer from the FAQ, ask to rephrase, or hand over."""
-        a = turn.assessment
-        if a.explicit_request or a.complaint:
+        if turn.decision.hand_over:
             return HANDOFF_ACTION
-        if turn.hits and a.faq_confident:
-            return f"utter_{_faq_base(turn.hits[0])}"
+        if turn.decision.faq_hit is not None:
+            return f"utter_{faq_base(turn.decision.faq_hit)}"
         return FALLBACK_ACTION
 
     # -- actions ----------------------------------------------------------------------------------------------
@@ -163,7 +146,8 @@ class DialogueEngine:
     async def _run_action(self, turn: _Turn, prediction: Prediction) -> None:
         name = prediction.action
         if name == HANDOFF_ACTION:
-            await self._handoff(turn, self._reason(turn))
+            dialogue = turn.decision.classifier_intent in [*self.settings.human_request_intents, "affirm"]
+            await self._handoff(turn, turn.decision.reason(requested_by_dialogue=dialogue))
         elif name == FALLBACK_ACTION or name == "action_two_stage_fallback":
             await self._fallback(turn, prediction)
         elif name in self.domain.forms:
@@ -207,8 +191,8 @@ class DialogueEngine:
         hits = [h for h in turn.hits if ("/" not in h["id"] and base == "faq") or h["id"].startswith(base + "/")]
         turn.add(ev.action(FAQ_ACTION if base == "faq" else f"utter_{base}", prediction.policy, prediction.confidence))
         # our FAQ answers only when confident; a Rasa retrieval intent answers like Rasa's ResponseSelector
-        a = turn.assessment
-        if not hits or (base == "faq" and hits[0]["score"] < faq_threshold(self.thresholds, a.says_faq)):
+        threshold = self.escalation.faq_threshold(turn.decision.says_faq)
+        if not hits or (base == "faq" and hits[0]["score"] < threshold):
             turn.add(ev.bot(default_text("utter_default", turn.language), {}, "utter_default"))
             return
         top = hits[0]
@@ -233,10 +217,8 @@ class DialogueEngine:
         return count
 
     async def _fallback(self, turn: _Turn, prediction: Prediction) -> None:
-        a = turn.assessment
-        previous = self._consecutive_fallbacks(turn.tracker)
-        if previous + 1 >= self.thresholds.max_fallbacks and self.settings.escalate_on_fallback:
-            await self._handoff(turn, "repeated_fallback")
+        if self.escalation.hands_over_after(self._consecutive_fallbacks(turn.tracker)):
+            await self._handoff(turn, REPEATED_FALLBACK)
             return
         turn.add(ev.action(FALLBACK_ACTION, prediction.policy, prediction.confidence))
         message = render(self.domain, "utter_default", turn.tracker.slots, turn.tracker.latest_input_channel)
@@ -245,20 +227,12 @@ class DialogueEngine:
         buttons.append({"title": default_text("utter_talk_to_person", turn.language), "payload": f"/{self.human_intent}"
                         if self.human_intent else default_text("utter_talk_to_person", turn.language)})
         data = {**(message or {}).get("data", {}), "buttons": buttons,
-                "reason": a.nlu_reason or a.faq_reason or "no_policy"}
+                "reason": turn.decision.nlu_reason or turn.decision.faq_reason or "no_policy"}
         turn.add(ev.bot(text, data, "utter_default"))
 
-    def _reason(self, turn: _Turn) -> str:
-        a = turn.assessment
-        if a.complaint:
-            return "complaint"
-        if a.explicit_request or a.intent in [*self.settings.human_request_intents, "affirm"]:
-            return "explicit_request"
-        return a.nlu_reason or a.faq_reason or "explicit_request"
-
     async def _handoff(self, turn: _Turn, reason: str) -> None:
-        guesses = turn.assessment.candidates
-        if reason == "explicit_request":
+        guesses = turn.decision.candidates
+        if reason == EXPLICIT_REQUEST:
             # "转人工" itself says nothing: show the agent what the bot made of the shopper's last question
             earlier = [e for e in turn.tracker.events[:-1] if e.get("event") == "user"]
             for event in reversed(earlier[-3:]):
@@ -355,7 +329,3 @@ class DialogueEngine:
             turn.add(ev.action(name, "RulePolicy"))
             await self._ask(turn, self.domain.forms[name], requested)
 
-
-def _faq_base(hit: dict[str, Any]) -> str:
-    """"chitchat/ask_name" → "chitchat" (a Rasa retrieval intent); entries of data/faq.yml → "faq"."""
-    return hit["id"].split("/")[0] if "/" in hit["id"] else "faq"

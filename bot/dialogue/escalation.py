@@ -1,18 +1,34 @@
-"""The escalation decision: one reason, the bot's best guesses, and when a person should take over.
+"""The escalation decision: what the bot makes of one message before its rules and stories run — answer, fall
+back, or hand over to a person, with one reason and the bot's best guesses.
 
-Reasons (in the order they are checked): explicit_request, complaint, low_faq_score, small_faq_margin,
-low_intent_confidence, small_margin, repeated_fallback.
+`EscalationPolicy.decide` is the only place this is decided. The dialogue engine acts on it, and `kefu
+evaluate` and the benchmarks measure it, so a figure always describes the rule the running bot applies.
+
+Reasons a message is not answered by the bot alone, in the order they are checked: explicit_request,
+complaint (both hand over at once), low_intent_confidence, small_margin (the classifier is unsure),
+low_faq_score, small_faq_margin (the FAQ index is unsure); repeated_fallback when fallbacks in a row reach
+`thresholds.max_fallbacks`.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
 from bot.config import KefuSettings, Thresholds
 
 FAQ_INTENT = "faq"  # the intent data/faq.yml's phrasings train
+NLU_FALLBACK = "nlu_fallback"  # the intent policies see when the classifier is unsure (as Rasa's FallbackClassifier)
+
+EXPLICIT_REQUEST = "explicit_request"
+COMPLAINT = "complaint"
+LOW_INTENT_CONFIDENCE = "low_intent_confidence"
+SMALL_MARGIN = "small_margin"
+LOW_FAQ_SCORE = "low_faq_score"
+SMALL_FAQ_MARGIN = "small_faq_margin"
+REPEATED_FALLBACK = "repeated_fallback"
 
 # A safety net under the classifier: a request for a person is always recognised. Strong phrasings count
 # even inside a question; weak ones ("真人", "human") not when the shopper asks what the bot is.
@@ -34,8 +50,6 @@ _IDENTITY_QUESTION = re.compile(
     r"^\W*(am i|are you|r u|is this|is it|is that)\b|你是|是不是|真人吗|人工还是|还是机器人|是机器人",
     re.IGNORECASE,
 )
-
-
 # "人工客服几点上班" asks when people are there (a FAQ), not for one now.
 _HOURS_QUESTION = re.compile(r"(人工|客服)[^，。,.!！?？]{0,6}(几点|什么时候|何时|上班|下班|时间|营业)")
 _ASKS_NOW = re.compile(r"转人工|找人工|要人工|我要|找客服")
@@ -51,17 +65,24 @@ def is_explicit_human_request(text: str) -> bool:
     return bool(_WEAK_REQUEST.search(text)) and not _IDENTITY_QUESTION.search(text)
 
 
-@dataclass
-class Assessment:
-    """What the bot makes of one message, before policies run."""
+def faq_base(hit: dict[str, Any]) -> str:
+    """"chitchat/ask_name" → "chitchat" (a Rasa retrieval intent); entries of data/faq.yml → "faq"."""
+    return hit["id"].split("/")[0] if "/" in hit["id"] else FAQ_INTENT
 
-    intent: str | None
+
+@dataclass
+class Decision:
+    """What the bot makes of one message: the intent its policies act on, and whether it may answer alone."""
+
+    intent: str | None  # after the decision: the human intent for a request, NLU_FALLBACK when unsure
     confidence: float
+    classifier_intent: str | None  # what the classifier said, before the decision
     nlu_reason: str | None = None  # low_intent_confidence | small_margin
     faq_reason: str | None = None  # low_faq_score | small_faq_margin
     explicit_request: bool = False
     complaint: bool = False
     candidates: list[dict[str, Any]] = field(default_factory=list)
+    faq_hit: dict[str, Any] | None = None  # the entry to answer with, when the FAQ is confident
 
     @property
     def nlu_confident(self) -> bool:
@@ -74,34 +95,95 @@ class Assessment:
     @property
     def says_faq(self) -> bool:
         """The intent classifier is confident this is a question for the FAQ."""
-        return self.intent == FAQ_INTENT and self.nlu_confident
+        return self.classifier_intent == FAQ_INTENT and self.nlu_confident
+
+    @property
+    def hand_over(self) -> bool:
+        """A person should take over now, whatever the rules say."""
+        return self.explicit_request or self.complaint
+
+    @property
+    def answers(self) -> bool:
+        """The bot may answer alone: a person is not asked for and the classifier or the FAQ is sure."""
+        return not self.hand_over and self.intent != NLU_FALLBACK
+
+    def reason(self, requested_by_dialogue: bool = False) -> str:
+        """Why a person takes over; `requested_by_dialogue` when a rule or story led there (a "yes" to "shall I
+        get you a person?")."""
+        if self.complaint:
+            return COMPLAINT
+        if self.explicit_request or requested_by_dialogue:
+            return EXPLICIT_REQUEST
+        return self.nlu_reason or self.faq_reason or EXPLICIT_REQUEST
 
 
-def nlu_rejection(parse: dict[str, Any], thresholds: Thresholds) -> str | None:
-    ranking = parse.get("intent_ranking") or []
-    top = (parse.get("intent") or {}).get("confidence", 0.0) or 0.0
-    if not (parse.get("intent") or {}).get("name"):
-        return "low_intent_confidence"
-    if top < thresholds.intent:
-        return "low_intent_confidence"
-    if len(ranking) > 1 and top - (ranking[1].get("confidence") or 0.0) < thresholds.ambiguity:
-        return "small_margin"
-    return None
+class EscalationPolicy:
+    """The thresholds and intent names of one bot, applied to one message at a time."""
 
+    def __init__(self, settings: KefuSettings, thresholds: Thresholds, intents: Collection[str]) -> None:
+        self.settings = settings
+        self.thresholds = thresholds
+        self.human_intent = next((i for i in settings.human_request_intents if i in intents), None)
 
-def faq_threshold(thresholds: Thresholds, intent_says_faq: bool) -> float:
-    """The FAQ score needed to answer: lower when the intent classifier, a second opinion, is sure it is a FAQ."""
-    if intent_says_faq and thresholds.faq_with_intent is not None:
-        return min(thresholds.faq, thresholds.faq_with_intent)
-    return thresholds.faq
+    def decide(self, text: str, parse: dict[str, Any], hits: list[dict[str, Any]] | None = None) -> Decision:
+        """The decision for one parsed message and its FAQ hits (best first)."""
+        hits = hits if hits is not None else parse.get("faq") or []
+        top = parse.get("intent") or {}
+        nlu_reason = self.nlu_rejection(parse)
+        confident_intent = top.get("name") if nlu_reason is None else None
+        decision = Decision(
+            intent=top.get("name"),
+            confidence=float(top.get("confidence") or 0.0),
+            classifier_intent=top.get("name"),
+            nlu_reason=nlu_reason,
+            explicit_request=is_explicit_human_request(text)
+            or confident_intent in self.settings.human_request_intents,
+            complaint=confident_intent in self.settings.complaint_intents,
+            candidates=candidates(parse, hits),
+        )
+        decision.faq_reason = self.faq_rejection(hits, decision.says_faq)
+        if decision.faq_confident and hits:
+            decision.faq_hit = hits[0]
+        # Like Rasa's FallbackClassifier, but an explicit request for a person or a confident FAQ match wins.
+        if decision.explicit_request and self.human_intent:
+            decision.intent, decision.confidence = self.human_intent, 1.0
+        elif not decision.nlu_confident and decision.faq_hit is not None:
+            decision.intent, decision.confidence = faq_base(decision.faq_hit), float(decision.faq_hit["score"])
+        elif not decision.nlu_confident:
+            decision.intent = NLU_FALLBACK
+        return decision
 
+    def nlu_rejection(self, parse: dict[str, Any]) -> str | None:
+        """low_intent_confidence below `thresholds.intent` (or no intent at all), small_margin when the best other
+        intent is within `thresholds.ambiguity` of it, else None."""
+        intent = parse.get("intent") or {}
+        top = float(intent.get("confidence") or 0.0)
+        if intent.get("name") is None or top < self.thresholds.intent:
+            return LOW_INTENT_CONFIDENCE
+        others = [float(r.get("confidence") or 0.0) for r in parse.get("intent_ranking") or []
+                  if r.get("name") != intent.get("name")]
+        if top - max(others, default=0.0) < self.thresholds.ambiguity:
+            return SMALL_MARGIN
+        return None
 
-def faq_rejection(hits: list[dict[str, Any]], thresholds: Thresholds, intent_says_faq: bool = False) -> str | None:
-    if not hits or hits[0]["score"] < faq_threshold(thresholds, intent_says_faq):
-        return "low_faq_score"
-    if len(hits) > 1 and hits[1]["id"] != hits[0]["id"] and hits[0]["score"] - hits[1]["score"] < thresholds.faq_margin:
-        return "small_faq_margin"
-    return None
+    def faq_threshold(self, intent_says_faq: bool) -> float:
+        """The FAQ score needed to answer: lower when the intent classifier, a second opinion, is sure it is one."""
+        t = self.thresholds
+        if intent_says_faq and t.faq_with_intent is not None:
+            return min(t.faq, t.faq_with_intent)
+        return t.faq
+
+    def faq_rejection(self, hits: list[dict[str, Any]], intent_says_faq: bool = False) -> str | None:
+        if not hits or hits[0]["score"] < self.faq_threshold(intent_says_faq):
+            return LOW_FAQ_SCORE
+        if len(hits) > 1 and hits[1]["id"] != hits[0]["id"] and \
+                hits[0]["score"] - hits[1]["score"] < self.thresholds.faq_margin:
+            return SMALL_FAQ_MARGIN
+        return None
+
+    def hands_over_after(self, fallbacks_before: int) -> bool:
+        """Whether one more fallback, after `fallbacks_before` in a row, should become a handoff instead."""
+        return self.settings.escalate_on_fallback and fallbacks_before + 1 >= self.thresholds.max_fallbacks
 
 
 def candidates(parse: dict[str, Any], hits: list[dict[str, Any]], k: int = 3) -> list[dict[str, Any]]:
@@ -114,21 +196,3 @@ def candidates(parse: dict[str, Any], hits: list[dict[str, Any]], k: int = 3) ->
     for item in (parse.get("intent_ranking") or [])[: k - len(out)]:
         out.append({"kind": "intent", "id": item["name"], "text": None, "score": round(item["confidence"], 4)})
     return out
-
-
-def assess(parse: dict[str, Any], hits: list[dict[str, Any]], settings: KefuSettings, thresholds: Thresholds,
-           text: str) -> Assessment:
-    intent = (parse.get("intent") or {}).get("name")
-    confidence = float((parse.get("intent") or {}).get("confidence") or 0.0)
-    nlu_reason = nlu_rejection(parse, thresholds)
-    explicit = is_explicit_human_request(text) or (intent in settings.human_request_intents and nlu_reason is None)
-    assessment = Assessment(
-        intent=intent,
-        confidence=confidence,
-        nlu_reason=nlu_reason,
-        explicit_request=explicit,
-        complaint=intent in settings.complaint_intents and nlu_reason is None,
-        candidates=candidates(parse, hits),
-    )
-    assessment.faq_reason = faq_rejection(hits, thresholds, assessment.says_faq)
-    return assessment

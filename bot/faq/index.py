@@ -48,14 +48,14 @@ import numpy as np
 from bot.faq import calibration
 from bot.faq.background import BACKGROUND_QUESTIONS
 from bot.faq.calibration import Calibration
-from bot.faq.lexical import ANALYZER_VERSION, BM25, analyze, has_content, is_chinese
+from bot.faq.lexical import ANALYZER_VERSION, BM25, analyze, has_content
 from bot.faq.selector import MAX_ENTRIES as MAX_SELECTOR_ENTRIES
 from bot.faq.selector import EntrySelector
 from bot.formats.faq_data import FAQEntry
+from bot.language import LANGUAGES, detect_language
 from bot.nlu.embedder import Embedder
 
 FORMAT_VERSION = 2  # 2: the entry selector
-LANGUAGES = ("zh", "en")
 EXTRA_WEIGHT = 0.8  # answer and tag rows count at this fraction of a question phrasing
 QUESTION, ANSWER, TAGS = 0, 1, 2
 CANDIDATES = 32
@@ -104,7 +104,7 @@ def _row_language(key: str, text: str) -> str:
     """Language of a phrasing: the data's key when it is zh/en, else the script (for `questions: [..]`)."""
     if key in LANGUAGES:
         return key
-    return "zh" if is_chinese(text) else "en"
+    return detect_language(text)
 
 
 def query_language(language: str, text: str) -> str:

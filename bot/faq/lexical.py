@@ -33,12 +33,13 @@ from functools import lru_cache
 import numpy as np
 from scipy import sparse
 
+from bot.language import HAN, HAN_CHARS
+
 ANALYZER_VERSION = 2
 K1 = 1.2
 B = 0.75
 
-_RUN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+|[a-z0-9]+")
-_CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+_RUN = re.compile(f"[{HAN_CHARS}]+|[a-z0-9]+")
 
 
 def _words(text: str) -> frozenset[str]:
@@ -83,11 +84,6 @@ def has_content(text: str) -> bool:
     return bool(_RUN.search(text.lower()))
 
 
-def is_chinese(text: str) -> bool:
-    """Script check for phrasings whose language the data does not say (at least one CJK character)."""
-    return bool(_CJK.search(text))
-
-
 def stem(word: str) -> str:
     """A light, deterministic English suffix stripper (plural, -ing, -ed, -ly, final -y/-e).
 
@@ -125,7 +121,7 @@ def analyze(text: str) -> list[str]:
     """Index terms of `text` (either language, or both mixed)."""
     terms: list[str] = []
     for run in _RUN.findall(text.lower()):
-        if _CJK.match(run):
+        if HAN.match(run):
             terms.extend(w for w in _jieba().lcut_for_search(run, HMM=False) if w not in ZH_STOP_WORDS)
             terms.extend("1:" + c for c in run if c not in ZH_STOP_CHARS)
             terms.extend(

@@ -22,9 +22,9 @@ from typing import Any
 import numpy as np
 from scipy.special import softmax
 
+from bot.language import detect_language
 from bot.nlu.classifier import IntentClassifier
 from bot.nlu.featurizers import FeatureSettings, Featurizer
-from bot.nlu.language import detect_language
 from bot.nlu.tokenizer import tokenize
 
 BACKGROUND = "\x00background"  # the off-topic class: no entry id can be this

@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bot.formats.nlu_data import NLUData
+from bot.language import HAN
 from bot.nlu import builtin_entities
-from bot.nlu.language import HAN
 from bot.nlu.tokenizer import get_nlp, make_doc
 
 REGEX_EXTRACTOR = "RegexEntityExtractor"

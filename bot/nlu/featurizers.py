@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from bot.nlu.language import han_share
+from bot.language import han_share
 
 UNSEEN_WEIGHT = 0.5  # an unseen n-gram's weight in the row norm, as a multiple of the largest idf
 WORD_JOIN = "\u2581"  # joins the tokens of a word bigram (cannot occur inside a token)

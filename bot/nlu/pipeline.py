@@ -31,12 +31,12 @@ import scipy.sparse as sp
 
 from bot.config import Config
 from bot.formats.nlu_data import NLUData
+from bot.language import detect_language
 from bot.nlu import background
 from bot.nlu.classifier import IntentClassifier
 from bot.nlu.embedder import Embedder, get_embedder
 from bot.nlu.entities import EntityExtractor
 from bot.nlu.featurizers import Features, Featurizer
-from bot.nlu.language import detect_language
 from bot.nlu.novelty import ALPHA, NoveltyScorer
 from bot.nlu.tokenizer import make_doc
 

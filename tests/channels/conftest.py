@@ -14,8 +14,8 @@ import pytest
 from bot.channels.messenger import signature as fb_signature
 from bot.channels.wechat.crypto import MessageCipher, signature
 from bot.server import ServerSettings, create_app
+from handoff.app_keys import HANDOFF, HANDOFF_SETTINGS
 from handoff.settings import HandoffSettings
-from handoff.state import HANDOFF, HANDOFF_SETTINGS
 from tests.channels.fakes import FakeGraph, FakeWeChat
 
 ROOT = Path(__file__).resolve().parents[2]

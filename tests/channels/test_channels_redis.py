@@ -9,9 +9,9 @@ from uuid import uuid4
 
 import pytest
 
+from bot.app_keys import STORES
 from bot.dialogue import events as ev
-from bot.state import STORES
-from handoff.messages import describe
+from bot.notices import describe
 from handoff.shopper import rating_request
 from tests.channels.conftest import (
     OPENID,

@@ -12,11 +12,11 @@ import time
 
 import pytest
 
+from bot.app_keys import STORES
 from bot.channels.messenger import MESSENGER
 from bot.channels.wechat.outbound import render
 from bot.dialogue import events as ev
-from bot.state import STORES
-from handoff.messages import describe
+from bot.notices import describe
 from handoff.shopper import rating_request
 from tests.channels.conftest import (
     OPENID,

@@ -9,12 +9,12 @@ from dataclasses import asdict
 
 import pytest
 
+from bot.app_keys import STORES
 from bot.channels.envsettings import ConfigError
 from bot.channels.messenger import MESSENGER, signature
 from bot.channels.messenger.config import MessengerSettings
 from bot.channels.messenger.inbound import Incoming
 from bot.channels.push import RECOVER_AFTER_S
-from bot.state import STORES
 from tests.channels.conftest import (
     FB_PAGE_TOKEN,
     FB_SECRET,

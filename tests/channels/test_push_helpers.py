@@ -9,12 +9,13 @@ import pytest
 
 from bot.channels.messenger.config import MessengerSettings
 from bot.channels.messenger.outbound import render as fb_render
-from bot.channels.push import KeyedSerial, describe, split_text, utf8_len
+from bot.channels.push import KeyedSerial, split_text, utf8_len
 from bot.channels.wechat import xml
 from bot.channels.wechat.allowance import AllowanceBook
 from bot.channels.wechat.config import WeChatSettings
 from bot.channels.wechat.outbound import chosen_payload, remember_options, render
 from bot.dialogue import events as ev
+from bot.notices import shopper_text
 from bot.stores import create_stores
 from tests.channels.conftest import WX_AES_KEY, WX_APPID
 
@@ -103,10 +104,10 @@ def test_every_notice_reads_in_both_languages_and_private_notes_never_reach_the_
     for event in ({"event": ev.QUEUED, "position": 2, "eta_s": 240}, {"event": ev.AGENT_ASSIGNED, "agent": "Li"},
                   {"event": ev.HANDOFF_ENDED}, {"event": ev.HANDOFF_UNAVAILABLE, "reason": "closed"},
                   {"event": ev.TICKET_CREATED, "ticket_id": "T1"}):
-        assert describe(event, "zh") and describe(event, "en")
-    assert "2" in describe({"event": ev.QUEUED, "position": 2, "eta_s": 240}, "en")
-    assert describe({"event": ev.AGENT_MESSAGE, "text": "on its way"}, "en") == "on its way"
-    assert describe({"event": ev.AGENT_NOTE, "text": "private"}, "en") is None
+        assert shopper_text(event, "zh") and shopper_text(event, "en")
+    assert "2" in shopper_text({"event": ev.QUEUED, "position": 2, "eta_s": 240}, "en")
+    assert shopper_text({"event": ev.AGENT_MESSAGE, "text": "on its way"}, "en") == "on its way"
+    assert shopper_text({"event": ev.AGENT_NOTE, "text": "private"}, "en") is None
 
 
 def test_messenger_quick_replies_within_limits_and_long_text_split():

@@ -14,10 +14,11 @@ from urllib.parse import urlencode
 
 import pytest
 
-from bot.channels.push import RECOVER_AFTER_S, describe
+from bot.app_keys import AGENT, STORES
+from bot.channels.push import RECOVER_AFTER_S
 from bot.channels.wechat import WECHAT, xml
 from bot.channels.wechat.crypto import MessageCipher, signature
-from bot.state import AGENT, STORES
+from bot.notices import shopper_text
 from tests.channels.conftest import (
     OPENID,
     ROOT,
@@ -223,7 +224,7 @@ async def test_a_shopper_asks_for_a_person_and_the_agent_reply_arrives_by_custom
     assert any(e["event"] == "handoff_requested" and e["reason"] == "explicit_request" for e in events)
     # the handoff's answer (queued / closed / nobody on duty) comes with the passive reply, not by custom-send
     [notice] = [e for e in events if e["event"] in ("queued", "handoff_unavailable", "agent_assigned")]
-    assert describe(notice, "zh") in reply and "人工" in reply
+    assert shopper_text(notice, "zh") in reply and "人工" in reply
     await trackers.append(CID, [{"event": "agent_message", "text": "您好，我是客服小李，马上帮您查。",
                                  "agent": "li", "agent_name": "小李"}])
     await fake_wechat.wait_for(lambda: fake_wechat.texts(OPENID))
@@ -244,7 +245,7 @@ async def test_while_a_person_holds_the_chat_the_bot_is_silent_and_queue_updates
     events = await trackers.events(CID)
     assert events[-1]["event"] == "user" and events[-1]["text"] == "我的订单号是 KF20240001"
     await fake_wechat.wait_for(lambda: fake_wechat.texts(OPENID))
-    assert fake_wechat.texts(OPENID) == [describe({"event": "queued", "position": 2, "eta_s": 300}, "zh")]
+    assert fake_wechat.texts(OPENID) == [shopper_text({"event": "queued", "position": 2, "eta_s": 300}, "zh")]
 
 
 async def test_an_agent_reply_the_event_bus_dropped_is_caught_up_and_sent_once(wechat, fake_wechat):

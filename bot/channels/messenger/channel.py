@@ -25,7 +25,7 @@ from bot.channels.messenger.config import MessengerSettings
 from bot.channels.messenger.inbound import Incoming, recipient, to_text
 from bot.channels.messenger.outbound import MARKER, render, text_messages
 from bot.channels.messenger.threads import ThreadBook, window
-from bot.channels.push import PushChannel, turn_language, turn_output
+from bot.channels.push import PushChannel, turn_output
 from bot.dialogue import events as ev
 
 log = logging.getLogger(__name__)
@@ -104,8 +104,7 @@ class MessengerChannel(PushChannel):
         if not claimed and not recovered:  # a recovered one was claimed by the worker that stopped
             log.info("Messenger redelivery %s ignored", mid)
             return
-        meta = await self.stores.trackers.get_meta(cid)
-        found = to_text(incoming, meta.get("language") or "en", self.settings.get_started_payload)
+        found = to_text(incoming, await self.language(cid), self.settings.get_started_payload)
         if found is None:
             return
         text, metadata = found[0][:MAX_TEXT_CHARS], found[1]
@@ -122,7 +121,7 @@ class MessengerChannel(PushChannel):
             await asyncio.wait_for(asyncio.shield(actions), self.settings.sender_action_wait_s)
         actions.cancel()
         shown = await turn_output(self.stores, cid, stored)
-        for reply in render(shown, self.settings, turn_language(stored, "en")):
+        for reply in render(shown, self.settings, await self.language(cid)):
             if not await self._send(user, reply, "RESPONSE", None):
                 break
 
@@ -196,7 +195,7 @@ class MessengerChannel(PushChannel):
         if human:
             messages = text_messages(event.get("text") or "", self.settings)
         else:  # a notice, or the rating request (its choices as quick replies)
-            messages = render([event], self.settings, await self.language(conversation_id, event))
+            messages = render([event], self.settings, await self.language(conversation_id))
         if not messages:
             return
         allowed = window(await self.threads.get(user), self.now(), human, self.settings)

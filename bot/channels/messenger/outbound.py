@@ -11,8 +11,9 @@ import logging
 from typing import Any
 
 from bot.channels.messenger.config import MessengerSettings
-from bot.channels.push import NOTICE_KINDS, describe, split_text
+from bot.channels.push import split_text
 from bot.dialogue import events as ev
+from bot.notices import NOTICE_KINDS, shopper_text
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +29,7 @@ def render(events: list[ev.Event], settings: MessengerSettings, language: str) -
     messages: list[dict[str, Any]] = []
     for event in events:
         if event.get("event") in NOTICE_KINDS:
-            messages += text_messages(describe(event, event.get("language") or language) or "", settings)
+            messages += text_messages(shopper_text(event, language) or "", settings)
             continue
         if event.get("event") != "bot":
             continue

@@ -17,7 +17,7 @@ from dataclasses import asdict
 import aiohttp
 
 from bot.agent import MAX_TEXT_CHARS, UserMessage
-from bot.channels.push import PushChannel, is_rating_request, turn_language, turn_output
+from bot.channels.push import PushChannel, turn_output
 from bot.channels.wechat.allowance import AllowanceBook
 from bot.channels.wechat.api import WeChatAPI
 from bot.channels.wechat.config import WeChatSettings
@@ -26,6 +26,7 @@ from bot.channels.wechat.inbound import normalise
 from bot.channels.wechat.outbound import Outbox, chosen_payload, remember_options, render
 from bot.channels.wechat.xml import Fields
 from bot.dialogue import events as ev
+from bot.notices import is_rating_request
 
 log = logging.getLogger(__name__)
 
@@ -61,8 +62,7 @@ class WeChatChannel(PushChannel):
         assert self.agent and self.stores and self.book and self.outbox and self.api
         openid = fields.get("FromUserName")
         cid = PREFIX + openid
-        meta = await self.stores.trackers.get_meta(cid)
-        inbound = normalise(fields, meta.get("language") or "zh")
+        inbound = normalise(fields, await self.language(cid))
         if inbound is None:
             log.info("WeChat push of type %r/%r not handled", fields.get("MsgType"), fields.get("Event"))
             return None
@@ -93,7 +93,7 @@ class WeChatChannel(PushChannel):
     async def _shown(self, cid: str, openid: str, stored: list[ev.Event]) -> tuple[str, list[str]]:
         """What the shopper gets for a turn: the bot's messages and the notices this request won."""
         assert self.stores
-        text, payloads = render(await turn_output(self.stores, cid, stored), turn_language(stored, "zh"))
+        text, payloads = render(await turn_output(self.stores, cid, stored), await self.language(cid))
         await remember_options(self.stores.kv, openid, payloads, self.now())
         return text, payloads
 
@@ -141,7 +141,7 @@ class WeChatChannel(PushChannel):
             await self.outbox.send(openid, event.get("text") or "", "agent")
             return
         # a notice, or the rating request: rendered as in a passive reply (its choices numbered, "5" works)
-        text, payloads = render([event], await self.language(conversation_id, event))
+        text, payloads = render([event], await self.language(conversation_id))
         if payloads:
             await remember_options(self.stores.kv, openid, payloads, self.now())
         kind = "rating" if is_rating_request(event) else "queue" if event.get("event") == ev.QUEUED else "notice"

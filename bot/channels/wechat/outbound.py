@@ -11,11 +11,12 @@ import logging
 import re
 from typing import Any, Literal
 
-from bot.channels.push import NOTICE_KINDS, describe, split_text, utf8_len
+from bot.channels.push import split_text, utf8_len
 from bot.channels.wechat.allowance import AllowanceBook
 from bot.channels.wechat.api import QUOTA_USED, WINDOW_CLOSED, DeliveryUncertain, WeChatAPI, WeChatAPIError
 from bot.channels.wechat.config import WeChatSettings
 from bot.dialogue import events as ev
+from bot.notices import NOTICE_KINDS, shopper_text
 from bot.stores import KeyValue
 
 log = logging.getLogger(__name__)
@@ -34,7 +35,7 @@ def render(events: list[ev.Event], language: str) -> tuple[str, list[str]]:
     payloads: list[str] = []
     for event in events:
         if event.get("event") in NOTICE_KINDS:
-            notice = describe(event, event.get("language") or language)
+            notice = shopper_text(event, language)
             if notice:
                 blocks.append(notice)
             continue

@@ -18,10 +18,10 @@ from collections.abc import AsyncIterator
 
 from aiohttp import WSCloseCode, web
 
+from bot.app_keys import AGENT, SETTINGS, STORES
 from bot.channels.widget import helpcentre, history, pages, suggestions, upload_routes, websocket
 from bot.channels.widget.catalog import FaqCatalog
 from bot.channels.widget.context import WIDGET, WidgetContext
-from bot.state import AGENT, SETTINGS, STORES
 
 __all__ = ["WIDGET", "WidgetContext", "setup"]
 

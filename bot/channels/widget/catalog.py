@@ -8,16 +8,13 @@ talk, not help articles, and are left out.
 from __future__ import annotations
 
 import asyncio
-import re
 from dataclasses import dataclass
 
 from bot.agent import Agent
 from bot.formats.faq_data import FAQEntry
 
-LANGUAGES = ("zh", "en")
 MIN_SEARCH_SCORE = 0.3  # calibrated FAQ scores: below this the index is guessing
 MIN_SUGGEST_SCORE = 0.5
-_CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
 
 CATEGORY_LABELS = {
     "shipping": ("配送与运费", "Shipping & delivery"),
@@ -32,13 +29,6 @@ CATEGORY_LABELS = {
     "warranty": ("保修与维修", "Warranty & repairs"),
     "contact": ("联系我们", "Contact us"),
 }
-
-
-def text_language(text: str, default: str = "en") -> str:
-    """zh if the text has Chinese characters, else en when it has Latin letters, else `default`."""
-    if _CJK.search(text):
-        return "zh"
-    return "en" if re.search(r"[A-Za-z]", text) else default
 
 
 def category_label(category: str, language: str) -> str:

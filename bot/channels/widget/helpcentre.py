@@ -9,13 +9,14 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from bot.app_keys import AGENT
 from bot.channels.widget import help_html, protocol
-from bot.channels.widget.catalog import LANGUAGES, Article, category_label
+from bot.channels.widget.catalog import Article, category_label
 from bot.channels.widget.context import WIDGET
 from bot.channels.widget.history import client_ip
 from bot.channels.widget.pages import page_headers, public_host
 from bot.http import HTTPError
-from bot.state import AGENT
+from bot.language import LANGUAGES
 
 routes = web.RouteTableDef()
 MAX_QUERY_CHARS = 200

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from bot.app_keys import STORES
 from bot.channels.widget import protocol
 from bot.channels.widget.context import WIDGET
 from bot.channels.widget.origins import preflight, with_cors
 from bot.channels.widget.sessions import Session, bearer
 from bot.endpoints import WidgetSettings
 from bot.http import HTTPError, read_json
-from bot.state import STORES
 
 routes = web.RouteTableDef()
 

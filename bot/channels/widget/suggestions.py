@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from bot.app_keys import AGENT
 from bot.channels.widget import protocol
-from bot.channels.widget.catalog import LANGUAGES, text_language
 from bot.channels.widget.context import WIDGET
 from bot.channels.widget.history import client_ip, settings_of
 from bot.channels.widget.origins import with_cors
 from bot.http import HTTPError
-from bot.state import AGENT
+from bot.language import LANGUAGES, detect_language
 
 routes = web.RouteTableDef()
 MAX_QUERY_CHARS = 200
@@ -30,7 +30,7 @@ async def suggest(request: web.Request) -> web.Response:
         raise HTTPError(429, "too many requests")
     text = request.query.get("q", "")[:MAX_QUERY_CHARS]
     ui_language = request.query.get("lang") if request.query.get("lang") in LANGUAGES else "en"
-    language = text_language(text, ui_language)
+    language = detect_language(text, ui_language)
     counts = await ctx.popularity.counts()
     try:
         limit = min(MAX_SUGGESTIONS, max(1, int(request.query.get("limit", MAX_SUGGESTIONS))))

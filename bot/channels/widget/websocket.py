@@ -19,6 +19,7 @@ from typing import Any
 from aiohttp import WSMsgType, web
 
 from bot.agent import Agent, UserMessage
+from bot.app_keys import AGENT, STORES
 from bot.channels.widget import protocol
 from bot.channels.widget.context import WIDGET, WidgetContext
 from bot.channels.widget.origins import origin_allowed
@@ -27,7 +28,6 @@ from bot.channels.widget.ratelimit import TokenBucket
 from bot.channels.widget.sessions import Session
 from bot.dialogue import events as ev
 from bot.http import HTTPError
-from bot.state import AGENT, STORES
 from bot.stores import Stores
 
 log = logging.getLogger(__name__)

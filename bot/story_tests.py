@@ -22,6 +22,7 @@ from bot.formats.project import yaml_files
 from bot.formats.stories import Step, Story, parse_stories
 from bot.formats.yaml_io import load_yaml
 
+TEST_FILE_PREFIX = "test_"
 IGNORED_ACTIONS = {"action_listen", "action_extract_slots", "action_session_start"}
 
 
@@ -34,9 +35,20 @@ class StoryResult:
     intents: list[tuple[str, str]] = field(default_factory=list)  # (expected, predicted)
 
 
+def test_story_files(path: Path) -> list[Path]:
+    """The test-story files under `path`, as Rasa finds them: YAML files named `test_*` (a file named on the command
+    line is taken as it is). Folders below `path` that hold a bot of their own (a domain.yml) are other bots' and
+    are skipped, so fixture bots inside a project's tests/ are not run against the project's model."""
+    if path.is_file():
+        return [path]
+    nested = [d.parent for d in path.rglob("domain.yml") if d.parent != path]
+    return [f for f in yaml_files(path) if f.name.startswith(TEST_FILE_PREFIX)
+            and not any(bot in f.parents for bot in nested)]
+
+
 def load_test_stories(path: Path) -> list[Story]:
     stories: list[Story] = []
-    for file in yaml_files(path):
+    for file in test_story_files(path):
         content = load_yaml(file)
         if isinstance(content, dict):
             stories += parse_stories(content.get("stories"), str(file), "stories")
@@ -122,8 +134,8 @@ def _step_yaml(step: Step) -> dict[str, Any]:
 async def _evaluate(model_path: Path | None, stories: list[Story], nlu_texts: list[tuple[str, str]]):
     from aiohttp import web
 
+    from bot.app_keys import AGENT
     from bot.server import ServerSettings, create_app
-    from bot.state import AGENT
 
     with tempfile.TemporaryDirectory(prefix="kefu-test-") as tmp:
         settings = ServerSettings.for_project(Path("."), model_path=model_path, db_path=Path(tmp) / "test.db")

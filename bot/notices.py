@@ -1,9 +1,12 @@
-"""What a shopper reads for a handoff event, in their language: for channels that can only show text (REST,
-WeChat, Messenger) and for anything else that wants the same wording.
+"""What a shopper reads for events that have no text of their own, in their language: for channels that can
+only show text (REST, WeChat, Messenger, the shell) and for anything else that wants the same wording.
 
-`describe(event, language)` covers the events that have no text of their own (queued, agent_assigned,
-handoff_ended, handoff_unavailable, ticket_created) and returns None for everything else: bot and agent messages
-carry their text, and private events (agent_note, handoff_requested…) are never shown to the shopper.
+`describe(event, language)` covers the handoff notices (queued, agent_assigned, handoff_ended,
+handoff_unavailable, ticket_created) and returns None for everything else: bot and agent messages carry their
+text, and private events (agent_note, handoff_requested…) are never shown to the shopper. `shopper_text` is the
+text a shopper sees for any event that is not the bot's own answer (an agent's message or a notice).
+
+The engine and the handoff side both produce these events; both import this module, neither the other.
 """
 
 from __future__ import annotations
@@ -15,6 +18,9 @@ from zoneinfo import ZoneInfo
 
 from bot.dialogue import events as ev
 from bot.dialogue.defaults import default_text
+
+# Events a shopper should hear about although no shopper message of theirs caused them.
+NOTICE_KINDS = {ev.QUEUED, ev.AGENT_ASSIGNED, ev.HANDOFF_ENDED, ev.HANDOFF_UNAVAILABLE, ev.TICKET_CREATED}
 
 _WEEKDAYS = {
     "en": ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"],
@@ -58,9 +64,10 @@ def format_opening(iso: str | None, zone_name: str | None, language: str, refere
 
 
 def describe(event: ev.Event, language: str | None) -> str | None:
-    """The shopper-facing text for a handoff event, or None if the event has no such text."""
+    """The shopper-facing text for a handoff event, or None if the event has no such text. A handoff event
+    carries the language the conversation spoke when it happened, which wins over `language`."""
     kind = event.get("event")
-    language = lang(language)
+    language = lang(event.get("language") or language)
     if kind == ev.QUEUED:
         minutes = max(1, math.ceil(float(event.get("eta_s") or 60) / 60))
         return text("handoff_queued", language, position=event.get("position"), minutes=minutes)
@@ -77,3 +84,21 @@ def describe(event: ev.Event, language: str | None) -> str | None:
     if kind == ev.TICKET_CREATED:
         return text("ticket_created", language, ticket_id=event.get("ticket_id"))
     return None
+
+
+def shopper_text(event: ev.Event, language: str | None) -> str | None:
+    """The text a shopper sees for an agent's message or a handoff notice; None for anything else."""
+    if event.get("event") == ev.AGENT_MESSAGE:
+        return event.get("text") or None
+    return describe(event, language)
+
+
+def is_rating_request(event: ev.Event) -> bool:
+    """The bot's "please rate this chat" after a handoff (handoff/shopper.py `rating_request`)."""
+    return event.get("event") == "bot" and bool((event.get("data") or {}).get("rating_request"))
+
+
+def is_notice(event: ev.Event) -> bool:
+    """A handoff notice, or the rating request an agent's close appends: shown to the shopper exactly once, by
+    the request whose turn made it or else from the event bus (channels decide who by claiming it)."""
+    return event.get("event") in NOTICE_KINDS or is_rating_request(event)

@@ -1,0 +1,83 @@
+"""Which language a text and a conversation are in: the one home of kefu's Chinese/English rule.
+
+A message is Chinese when Han characters carry a meaningful share of it, else English. One Han character
+carries about as much as one English word, so Han characters are weighed against Latin words (not letters):
+"退货要几天 refund" is Chinese, "I love my new 手机 so much" is English. A message with no words at all (an
+order number, "ok", "👍") keeps the language the conversation already speaks.
+
+A conversation speaks the language of its latest turn: the engine sets the `language` slot on every user
+message (and handoff events carry it), `conversation_language` reads it back from the events, and the agent
+mirrors it into the conversation's meta so channels can ask without loading the events.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from bot.dialogue.events import HANDOFF_EVENTS
+
+LANGUAGES = ("zh", "en")
+
+# CJK Unified Ideographs (+ extension A, compatibility ideographs, extensions B-F), as a character class body.
+HAN_CHARS = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002ebef"
+HAN = re.compile(f"[{HAN_CHARS}]")
+LATIN_WORD = re.compile(r"[A-Za-z\u00c0-\u024f]+(?:['’][A-Za-z]+)?")
+# What makes a message more than an id or a reaction: a Han character or a Latin word of 3+ letters.
+_WORDS = re.compile(f"[{HAN_CHARS}]|[A-Za-z]{{3,}}")
+
+# Share of Han characters among (Han characters + Latin words) from which a message counts as Chinese.
+ZH_SHARE = 0.4
+
+
+def han_share(text: str) -> float:
+    """Han characters / (Han characters + Latin words); 0.0 for text with neither."""
+    han = len(HAN.findall(text))
+    words = len(LATIN_WORD.findall(text))
+    return han / (han + words) if han + words else 0.0
+
+
+def detect_language(text: str, default: str = "en") -> str:
+    """"zh" or "en"; `default` when the text has no letters at all (digits, emoji, punctuation)."""
+    han = len(HAN.findall(text))
+    words = len(LATIN_WORD.findall(text))
+    if han + words == 0:
+        return default
+    return "zh" if han / (han + words) >= ZH_SHARE else "en"
+
+
+def normalise(language: str | None, default: str = "en") -> str:
+    """One of LANGUAGES: anything else (None, "zh-CN", "EN") maps to its base or to `default`."""
+    base = (language or "").split("-")[0].lower()
+    return base if base in LANGUAGES else default
+
+
+def language_of_message(text: str, detected: str | None, current: str | None, default: str,
+                        entities: Iterable[Mapping[str, Any]] = ()) -> str:
+    """The language a message sets for the conversation.
+
+    `detected` is the NLU's guess (None for a button payload, which keeps the conversation's language); a
+    message with no words once its entities are removed ("KF20240001", "ok", "👍") keeps `current` too."""
+    if detected is None:
+        return current or default
+    if current and detected != current:
+        words = text
+        for entity in sorted(entities, key=lambda e: -(e.get("start") or 0)):
+            if isinstance(entity.get("start"), int) and isinstance(entity.get("end"), int):
+                words = words[: entity["start"]] + words[entity["end"] :]
+        if not _WORDS.search(words):
+            return current
+    return detected
+
+
+def conversation_language(events: Iterable[Mapping[str, Any]], default: str) -> str:
+    """The language a conversation speaks after these events: the latest `language` slot the engine set, or the
+    language a handoff event carries; `default` before either."""
+    language = default
+    for event in events:
+        if event.get("event") == "slot" and event.get("name") == "language" and event.get("value"):
+            language = event["value"]
+        elif event.get("event") in HANDOFF_EVENTS and event.get("language") in LANGUAGES:
+            language = event["language"]
+    return language
