@@ -309,10 +309,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"Error: {exc}", file=sys.stderr)
         return 1
     except Exception as exc:
-        from bot.channels.envsettings import ConfigError
+        from bot.channels.settings import ConfigError
         from bot.model import ModelError
 
-        if isinstance(exc, ModelError | FileNotFoundError | ConfigError):  # ConfigError: a channel's env settings
+        if isinstance(exc, ModelError | FileNotFoundError | ConfigError):  # ConfigError: a channel's settings
             print(f"Error: {exc}", file=sys.stderr)
             return 1
         raise

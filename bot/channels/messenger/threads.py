@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from bot.channels.messenger.config import MessengerSettings
-from bot.channels.push import update_document
+from bot.channels.push.documents import update_document
 from bot.stores import KeyValue, TrackerStore
 
 Doc = dict[str, Any]

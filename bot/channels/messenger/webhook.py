@@ -10,17 +10,20 @@ from __future__ import annotations
 import hmac
 import json
 import logging
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
 from bot.channels.messenger import signature
-from bot.channels.messenger.channel import MessengerChannel
 from bot.channels.messenger.inbound import parse_batch
 from bot.http import HTTPError
 
+if TYPE_CHECKING:
+    from bot.channels.messenger.channel import MessengerChannel
+
 log = logging.getLogger(__name__)
 
-MESSENGER: web.AppKey[MessengerChannel] = web.AppKey("messenger_channel", MessengerChannel)
+MESSENGER: web.AppKey[MessengerChannel] = web.AppKey("messenger_channel")
 PATH = "/webhooks/messenger"
 
 
@@ -55,6 +58,5 @@ async def receive(request: web.Request) -> web.Response:
     return web.Response(text="EVENT_RECEIVED", content_type="text/plain")
 
 
-def add_routes(app: web.Application) -> None:
-    app.router.add_get(PATH, verify)
-    app.router.add_post(PATH, receive)
+def routes() -> list[web.AbstractRouteDef]:
+    return [web.get(PATH, verify), web.post(PATH, receive)]

@@ -13,7 +13,7 @@ import logging
 from collections.abc import Callable
 from typing import Any, Literal
 
-from bot.channels.push import update_document
+from bot.channels.push.documents import update_document
 from bot.channels.wechat.config import WeChatSettings
 from bot.stores import KeyValue, TrackerStore
 

@@ -11,18 +11,21 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+from typing import TYPE_CHECKING
 from urllib.parse import unquote
 
 from aiohttp import web
 
 from bot.channels.wechat import xml
-from bot.channels.wechat.channel import WeChatChannel
 from bot.channels.wechat.crypto import DecryptError, signature, signature_ok
 from bot.http import HTTPError
 
+if TYPE_CHECKING:
+    from bot.channels.wechat.channel import WeChatChannel
+
 log = logging.getLogger(__name__)
 
-WECHAT: web.AppKey[WeChatChannel] = web.AppKey("wechat_channel", WeChatChannel)
+WECHAT: web.AppKey[WeChatChannel] = web.AppKey("wechat_channel")
 PATH = "/webhooks/wechat"
 
 
@@ -118,6 +121,5 @@ async def receive(request: web.Request) -> web.Response:
     return passive_reply(channel, fields, text, encrypted) if text else success()
 
 
-def add_routes(app: web.Application) -> None:
-    app.router.add_get(PATH, verify)
-    app.router.add_post(PATH, receive)
+def routes() -> list[web.AbstractRouteDef]:
+    return [web.get(PATH, verify), web.post(PATH, receive)]
