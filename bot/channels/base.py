@@ -2,8 +2,9 @@
 opsdroid's connectors: a folder (or a module) with its settings model at the top and one `Channel` class.
 
 A channel
-- has a `name`: its settings are `channels.<name>` in endpoints.yml and `<NAME>_<FIELD>` environment variables
-  (`settings.py`); `required` settings decide whether it is mounted at all;
+- has a `name`: its settings (`settings_model`) are `channels.<name>` in endpoints.yml and `<NAME>_<FIELD>`
+  environment variables (`settings.py`); a model with required fields means the channel runs only once they
+  are set; the app keeps the channel under `key`;
 - `mount(app)`s itself: its routes, and its lifecycle, started after the core's (agent, stores) and stopped
   before them. What runs meanwhile is the channel's (`running`): a push channel's bus forwarder, the bubble's
   rooms, or a reader that polls a mailbox and answers later -- a channel need not have routes at all;
@@ -16,6 +17,7 @@ The registry (`registry.py`) lists the channels; `create_app` mounts every confi
 from __future__ import annotations
 
 import contextlib
+import logging
 import time
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Callable
@@ -29,6 +31,8 @@ from bot.app_keys import AGENT, STORES
 from bot.dialogue import events as ev
 from bot.stores import Stores
 
+log = logging.getLogger(__name__)
+
 S = TypeVar("S", bound=BaseModel)
 In = TypeVar("In")
 Out = TypeVar("Out")
@@ -36,10 +40,14 @@ Out = TypeVar("Out")
 
 class Channel(ABC, Generic[S, In, Out]):
     name: ClassVar[str]
-    key: ClassVar[web.AppKey[Any]]  # where the app keeps it (handlers and tests find it there)
+    key: ClassVar[web.AppKey[Any]]  # where the app keeps it (made from `name` unless the class says)
     settings_model: ClassVar[type[BaseModel]]
-    required: ClassVar[tuple[str, ...]] = ()  # without these the channel is not mounted; () = always mounted
     default_language: ClassVar[str | None] = None  # a conversation's language before its first turn (None: the bot's)
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "name" in cls.__dict__ and "key" not in cls.__dict__:
+            cls.key = web.AppKey(f"{cls.name}_channel", cls)
 
     def __init__(self, settings: S, clock: Callable[[], float] = time.time) -> None:
         self.settings = settings
@@ -58,8 +66,11 @@ class Channel(ABC, Generic[S, In, Out]):
     def mount(self, app: web.Application) -> None:
         """Add the routes, and the lifecycle after those already on the app (the core's, the handoff's)."""
         app[self.key] = self
-        app.add_routes(self.routes())
+        routes = self.routes()
+        app.add_routes(routes)
         app.cleanup_ctx.append(self._lifecycle)
+        paths = sorted({route.path for route in routes if isinstance(route, web.RouteDef)})
+        log.info("%s channel mounted%s", self.name, f" at {', '.join(paths)}" if paths else "")
 
     def routes(self) -> list[web.AbstractRouteDef]:
         return []

@@ -2,10 +2,10 @@
 environment variables, which win; validated by the channel's pydantic model.
 
 `WECHAT_TOKEN` fills field `token` of the WeChat settings, `WIDGET_ALLOWED_ORIGINS` (comma-separated, or a JSON
-list) field `allowed_origins` of the bubble's, and so on. A channel with `required` fields is mounted only when
-it is configured: not at all (none of them set, no section in endpoints.yml) means not mounted; partly (some set,
-or a section without them) is a `ConfigError`. Messages name keys and variables, never values: secrets are
-`SecretStr`, and pydantic is told to hide inputs.
+list) field `allowed_origins` of the bubble's, and so on. A channel whose settings have required fields (no
+default: WeChat's token, Messenger's app secret…) runs only when configured: not at all (none of them set, no
+section in endpoints.yml) means not mounted; partly (some set, or a section without them) is a `ConfigError`.
+Messages name keys and variables, never values: secrets are `SecretStr`, and pydantic is told to hide inputs.
 """
 
 from __future__ import annotations
@@ -26,7 +26,6 @@ class ConfigError(ValueError):
 class Configurable(Protocol):
     name: ClassVar[str]
     settings_model: ClassVar[type[BaseModel]]
-    required: ClassVar[tuple[str, ...]]
 
 
 def env_prefix(name: str) -> str:
@@ -45,10 +44,11 @@ def load_settings(channel: type[Configurable], section: Mapping[str, Any] | None
     def where(field: str) -> str:
         return prefix + field.upper() if field in from_env else f"channels.{channel.name}.{field}"
 
-    if channel.required:
-        if not section and not any(field in values for field in channel.required):
+    required = [name for name, field in model.model_fields.items() if field.is_required()]
+    if required:
+        if not section and not any(field in values for field in required):
             return None
-        missing = [field for field in channel.required if field not in values]
+        missing = [field for field in required if field not in values]
         if missing:
             names = ", ".join(f"{prefix}{field.upper()} (or channels.{channel.name}.{field})" for field in missing)
             raise ConfigError(f"the {channel.name} channel is partly configured: set {names}")

@@ -1,6 +1,6 @@
 """The demo shop: `GET /` (a tea shop's page with the chat bubble, as a shop would embed it) and its files under
 `/demo/`. The products come from `static/demo/products.json` and are written into the page, escaped, so the
-page works without JavaScript."""
+page works without JavaScript; the page shows the language the shopper picked (shop.js)."""
 
 from __future__ import annotations
 
@@ -27,12 +27,21 @@ async def demo_shop(request: web.Request) -> web.Response:
 
 @cache
 def page() -> str:
-    """index.html with every product section filled in (read once)."""
+    """index.html with the product sections filled in (read once)."""
     html = (FILES / "index.html").read_text(encoding="utf-8")
     products = json.loads((FILES / "products.json").read_text(encoding="utf-8"))
-    for section, items in products.items():
-        html = html.replace(f"<!-- kefu:products:{section} -->", "\n".join(card(item) for item in items))
-    return html
+    return html.replace("<!-- kefu:products -->", "\n\n".join(map(section, products["sections"])))
+
+
+def section(shelf: dict[str, Any]) -> str:
+    heading = escape(f"{shelf['id']}-h")
+    cards = "\n      ".join(card(product) for product in shelf["products"])
+    return f"""<section id="{escape(shelf["id"])}" class="products" aria-labelledby="{heading}">
+    <h2 id="{heading}">{both(shelf["title"])}</h2>
+    <ul class="grid">
+      {cards}
+    </ul>
+  </section>"""
 
 
 def card(product: dict[str, Any]) -> str:

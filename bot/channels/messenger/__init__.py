@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from bot.channels.messenger.channel import MessengerChannel
 from bot.channels.messenger.config import MessengerSettings
-from bot.channels.messenger.webhook import MESSENGER
+
+MESSENGER = MessengerChannel.key  # where the app keeps the channel
 
 __all__ = ["MESSENGER", "MessengerChannel", "MessengerSettings"]

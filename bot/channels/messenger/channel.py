@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any
 
@@ -23,7 +22,7 @@ from aiohttp import web
 from bot.agent import MAX_TEXT_CHARS, UserMessage
 from bot.channels.messenger import webhook
 from bot.channels.messenger.api import GraphAPI, SendError
-from bot.channels.messenger.config import REQUIRED, MessengerSettings
+from bot.channels.messenger.config import MessengerSettings
 from bot.channels.messenger.inbound import Incoming, recipient, to_text
 from bot.channels.messenger.outbound import MARKER, render, text_messages
 from bot.channels.messenger.threads import ThreadBook, window
@@ -39,26 +38,17 @@ Messages = list[dict[str, Any]]
 class MessengerChannel(PushChannel[MessengerSettings, Incoming, Messages]):
     name = "messenger"
     settings_model = MessengerSettings
-    required = REQUIRED
     default_language = "en"
-    key = webhook.MESSENGER
-
-    def __init__(self, settings: MessengerSettings, clock: Callable[[], float] = time.time) -> None:
-        super().__init__(settings, clock)
-        self.api: GraphAPI | None = None
-        self.threads: ThreadBook | None = None
-
-    def __repr__(self) -> str:
-        return f"MessengerChannel(version={self.settings.graph_api_version!r})"
-
-    def routes(self) -> list[web.AbstractRouteDef]:
-        log.info("Messenger channel mounted at %s (Graph %s)", webhook.PATH, self.settings.graph_api_version)
-        return webhook.routes()
+    api: GraphAPI | None = None  # both while the app runs (open_api)
+    threads: ThreadBook | None = None
 
     def open_api(self, session: aiohttp.ClientSession) -> None:
         assert self.stores
         self.api = GraphAPI(self.settings, session)
         self.threads = ThreadBook(self.stores.kv, self.stores.trackers, self.settings, self.now)
+
+    def routes(self) -> list[web.AbstractRouteDef]:
+        return webhook.routes(self)  # which hands every authentic batch to accept()
 
     async def accept(self, batch: list[Incoming]) -> None:
         """Queue every event of a webhook batch; the request answers 200 right after this, so each shopper

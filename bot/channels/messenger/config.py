@@ -12,8 +12,6 @@ from pydantic import Field, SecretStr
 
 from bot.channels.push.channel import PushSettings
 
-REQUIRED = ("verify_token", "app_secret", "page_access_token")
-
 
 class MessengerSettings(PushSettings):
     verify_token: SecretStr  # MESSENGER_VERIFY_TOKEN: what you typed as "Verify token" in the App Dashboard

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from bot.channels.wechat.channel import WeChatChannel
 from bot.channels.wechat.config import WeChatSettings
-from bot.channels.wechat.webhook import WECHAT
+
+WECHAT = WeChatChannel.key  # where the app keeps the channel
 
 __all__ = ["WECHAT", "WeChatChannel", "WeChatSettings"]

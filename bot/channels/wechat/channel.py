@@ -23,7 +23,7 @@ from bot.channels.push.claims import turn_output
 from bot.channels.wechat import webhook
 from bot.channels.wechat.allowance import AllowanceBook
 from bot.channels.wechat.api import WeChatAPI
-from bot.channels.wechat.config import REQUIRED, WeChatSettings
+from bot.channels.wechat.config import WeChatSettings
 from bot.channels.wechat.crypto import MessageCipher
 from bot.channels.wechat.inbound import Inbound, normalise
 from bot.channels.wechat.outbound import Kind, Outbox, chosen_payload, remember_options, render
@@ -37,24 +37,15 @@ log = logging.getLogger(__name__)
 class WeChatChannel(PushChannel[WeChatSettings, Inbound, tuple[str, list[str]]]):
     name = "wechat"
     settings_model = WeChatSettings
-    required = REQUIRED
     default_language = "zh"
-    key = webhook.WECHAT
+    api: WeChatAPI | None = None  # these three while the app runs (open_api)
+    book: AllowanceBook | None = None
+    outbox: Outbox | None = None
 
     def __init__(self, settings: WeChatSettings, clock: Callable[[], float] = time.time) -> None:
         super().__init__(settings, clock)
-        aes_key = settings.encoding_aes_key
+        aes_key = settings.encoding_aes_key  # safe mode: pushes and replies are encrypted
         self.cipher = MessageCipher(aes_key.get_secret_value(), settings.appid) if aes_key else None
-        self.api: WeChatAPI | None = None
-        self.book: AllowanceBook | None = None
-        self.outbox: Outbox | None = None
-
-    def __repr__(self) -> str:
-        return f"WeChatChannel(appid={self.settings.appid!r}, mode={self.settings.mode!r})"
-
-    def routes(self) -> list[web.AbstractRouteDef]:
-        log.info("WeChat channel mounted at %s (%s mode)", webhook.PATH, self.settings.mode)
-        return webhook.routes()
 
     def open_api(self, session: aiohttp.ClientSession) -> None:
         assert self.stores
@@ -80,6 +71,9 @@ class WeChatChannel(PushChannel[WeChatSettings, Inbound, tuple[str, list[str]]])
         return render(events, language)
 
     # -- a shopper's push -----------------------------------------------------------------------------------
+
+    def routes(self) -> list[web.AbstractRouteDef]:
+        return webhook.routes(self)  # which asks answer() for the reply to every authentic push
 
     async def answer(self, fields: Fields, deadline: float) -> str | None:
         """The passive reply's text, or None for `success` (duplicate, no bot turn, or answer comes later)."""

@@ -15,7 +15,6 @@ from pydantic import Field, SecretStr, model_validator
 
 from bot.channels.push.channel import PushSettings
 
-REQUIRED = ("token", "appid", "appsecret")
 _AES_KEY = re.compile(r"[A-Za-z0-9]{43}")
 
 

@@ -103,7 +103,7 @@ class WidgetChannel(Channel[WidgetSettings, Said, list[protocol.Frame]]):
 
     async def user_message(self, incoming: Said) -> UserMessage:
         """The frame as the bot's input: attachments must be this conversation's uploads (else FrameError)."""
-        cid, frame = incoming.conversation_id, incoming.frame
+        cid, frame = incoming
         metadata: dict[str, Any] = {"title": frame.title} if frame.title else {}
         text = frame.text
         if frame.attachments:

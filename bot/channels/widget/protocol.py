@@ -56,14 +56,6 @@ class Outgoing:
 
 
 @dataclass(frozen=True)
-class Said:
-    """What a shopper sent on a socket, for the conversation the socket is bound to."""
-
-    conversation_id: str
-    frame: Outgoing
-
-
-@dataclass(frozen=True)
 class Typing:
     on: bool
 
@@ -79,6 +71,7 @@ class Ping:
 
 
 ClientFrame = Hello | Outgoing | Typing | Read | Ping
+Said = tuple[str, Outgoing]  # what a shopper sent, and the conversation its socket is bound to
 
 
 def parse_client_frame(raw: str, settings: WidgetSettings) -> ClientFrame:

@@ -23,7 +23,7 @@ from aiohttp import WSMsgType, web
 from bot.channels.widget import protocol
 from bot.channels.widget.keys import WIDGET
 from bot.channels.widget.origins import origin_allowed
-from bot.channels.widget.protocol import FrameError, Hello, Outgoing, Ping, Read, Said, Typing
+from bot.channels.widget.protocol import FrameError, Hello, Outgoing, Ping, Read, Typing
 from bot.channels.widget.ratelimit import TokenBucket
 from bot.channels.widget.sessions import Session
 from bot.dialogue import events as ev
@@ -294,9 +294,8 @@ class Connection:
                                           client_msg_id=frame.client_msg_id))
 
     async def _process(self, frame: Outgoing) -> None:
-        cid = self.conversation_id
         try:
-            message = await self.widget.user_message(Said(cid, frame))
+            message = await self.widget.user_message((self.conversation_id, frame))
         except FrameError as exc:
             self._send(protocol.error(exc.code, exc.message, client_msg_id=exc.client_msg_id))
             return
