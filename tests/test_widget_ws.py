@@ -541,7 +541,7 @@ async def test_open_sockets_get_what_the_bus_lost_as_soon_as_their_subscription_
 
 async def test_an_agents_close_racing_the_shoppers_message_reaches_the_panel_in_order(
         aiohttp_client, starter_model, tmp_path):
-    client = await aiohttp_client(widget_app(starter_model, tmp_path, handoff=open_all_day()))
+    client = await aiohttp_client(widget_app(starter_model, tmp_path, handoff=open_all_day(), message_burst=20))
     li = await agent_login(client, name="Li")
     session = await new_session(client)
     cid = session["conversation_id"]
@@ -553,10 +553,13 @@ async def test_an_agents_close_racing_the_shoppers_message_reaches_the_panel_in_
         claimed = await client.post(f"/api/agent/conversations/{cid}/claim", headers=li)
         assert claimed.status == 200, await claimed.text()
         shown += await frames_until(ws, lambda f: f.get("state") == "assigned")
-        # the agent closes while the shopper writes
+        # the agent closes while the shopper writes (who starts first alternates)
         closing = client.post(f"/api/agent/conversations/{cid}/close", json={"resolution": "resolved"}, headers=li)
         writing = say(ws, "thanks, that's all", f"uuid-thanks-{round_}")
-        closed, acked = await asyncio.gather(closing, writing)
+        if round_ % 2:
+            acked, closed = await asyncio.gather(writing, closing)
+        else:
+            closed, acked = await asyncio.gather(closing, writing)
         assert closed.status == 200, await closed.text()
         shown += acked
         stored = await stored_events(client, cid)
@@ -566,17 +569,18 @@ async def test_an_agents_close_racing_the_shoppers_message_reaches_the_panel_in_
     stored = await stored_events(client, cid)
     frames = assert_in_order(shown)
     assert [f["seq"] for f in frames] == [f["seq"] for f in protocol.frames(stored)], "each event once, in order"
-    rounds = " ".join(what_the_shopper_sees(f) for f in frames).split("request")[1:]
+    rounds = " ".join(what_the_shopper_sees(f) for f in frames).split("ask-for-a-person")[1:]
     for seen in rounds:  # whoever won the race, the end notice never shows after the bot's answer to "thanks"
         after_claim = seen.split("assigned")[-1]
         assert "thanks" in after_claim and "answer" not in after_claim.split("ended")[0], rounds
+    assert len(rounds) == 4
     await ws.close()
 
 
 def what_the_shopper_sees(frame: dict) -> str:
     client_msg_id = frame.get("client_msg_id") or ""
     if client_msg_id.startswith(("uuid-human", "uuid-thanks")):
-        return "request" if client_msg_id.startswith("uuid-human") else "thanks"
+        return "ask-for-a-person" if client_msg_id.startswith("uuid-human") else "thanks"
     if frame["type"] == "handoff":
         return frame["state"]
     return "rating" if frame.get("rating") else "answer" if frame.get("role") == "bot" else frame["type"]
