@@ -111,7 +111,7 @@ def parse_policies(data: Any, path: str | Path) -> list[Policy]:
         raise DataError("'policies' must be a mapping of policy name to {value, en, zh, unless}", path, line_of(data))
     policies = []
     for key, raw in data.items():
-        line = line_of(raw) or line_of(key) or line_of(data)
+        line = line_of(key) or line_of(raw) or line_of(data)
         if not isinstance(raw, dict):
             raise DataError(f"policy {key!r} must be a mapping with 'value', 'en' and/or 'zh' patterns", path, line)
         try:
