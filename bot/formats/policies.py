@@ -31,13 +31,17 @@ def normalize(value: Any) -> str:
     return re.sub(r"\s+", "", text)
 
 
-def _compile(pattern: Any) -> re.Pattern[str]:
+def _regex(pattern: Any) -> re.Pattern[str]:
     if not isinstance(pattern, str) or not pattern:
         raise ValueError("a pattern must be a non-empty string (a regular expression)")
     try:
-        compiled = re.compile(pattern, re.IGNORECASE)
+        return re.compile(pattern, re.IGNORECASE)
     except re.error as exc:
         raise ValueError(f"{pattern!r} is not a regular expression: {exc}") from None
+
+
+def _number_pattern(pattern: Any) -> re.Pattern[str]:
+    compiled = _regex(pattern)
     if compiled.groups != 1:
         raise ValueError(f"{pattern!r} needs exactly one group (…) around the number, it has {compiled.groups}")
     return compiled
@@ -53,19 +57,12 @@ class _Spec(BaseModel):
     @field_validator("en", "zh", mode="before")
     @classmethod
     def _patterns(cls, value: Any) -> list[re.Pattern[str]]:
-        return [_compile(p) for p in ([value] if isinstance(value, str) else value or [])]
+        return [_number_pattern(p) for p in ([value] if isinstance(value, str) else value or [])]
 
     @field_validator("unless", mode="before")
     @classmethod
     def _unless(cls, value: Any) -> re.Pattern[str] | None:
-        if value is None:
-            return None
-        if not isinstance(value, str) or not value:
-            raise ValueError("'unless' must be a regular expression")
-        try:
-            return re.compile(value, re.IGNORECASE)
-        except re.error as exc:
-            raise ValueError(f"{value!r} is not a regular expression: {exc}") from None
+        return None if value is None else _regex(value)
 
 
 @dataclass(frozen=True)
@@ -153,7 +150,7 @@ def shop_texts(data: Any, path: str | Path) -> Iterator[ShopText]:
 
 def statements(policy: Policy, texts: Iterable[ShopText]) -> list[Statement]:
     """Where the answers state `policy`: one statement per answer and number."""
-    found: dict[tuple[str, str], Statement] = {}
+    found: dict[tuple[ShopText, str], Statement] = {}
     for source in texts:
         for sentence in _SENTENCE_END.split(source.text):
             if policy.unless and policy.unless.search(sentence):
@@ -161,8 +158,15 @@ def statements(policy: Policy, texts: Iterable[ShopText]) -> list[Statement]:
             for pattern in policy.patterns.get(source.language, []):
                 for match in pattern.finditer(sentence):
                     value = normalize(match.group(1))
-                    found.setdefault((source.where, value), Statement(value, match.group(0).strip(), source))
+                    found.setdefault((source, value), Statement(value, _quote(match), source))
     return list(found.values())
+
+
+def _quote(match: re.Match[str], context: int = 30) -> str:
+    """The words around the number a pattern found (a lazy `.*?` can match half a sentence)."""
+    start, end = max(match.start(), match.start(1) - context), min(match.end(), match.end(1) + context)
+    text = match.string[start:end].strip()
+    return ("…" if start > match.start() else "") + text + ("…" if end < match.end() else "")
 
 
 def conflicts(policy: Policy, texts: list[ShopText]) -> list[str]:
