@@ -249,7 +249,8 @@ def test_unavailable_waits_for_one_message():
     ("/leave_message", (True, "")), ('/leave_message{"text": "call me"}', (True, "call me")),
     ("leave a message", (True, "")), ("Leave a message!", (True, "")), ("I'd like to leave a message", (True, "")),
     ("leave a message: please call me", (True, "please call me")), ("留言", (True, "")), ("我要留言。", (True, "")),
-    ("给客服留个言吧", (True, "")), ("留言：订单还没到", (True, "订单还没到")), ("留言，订单还没到", (True, "订单还没到")),
+    ("给客服留个言吧", (True, "")), ("留言：订单还没到", (True, "订单还没到")),
+    ("留言，订单还没到", (True, "订单还没到")),
     ("留言多久回复", (False, "")), ("how do I leave feedback", (False, "")), ("运费多少钱", (False, "")),
     ("cancel", (False, "")),
 ])

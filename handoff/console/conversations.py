@@ -7,16 +7,16 @@ from aiohttp import web
 
 from bot.http import HTTPError, read_json
 from handoff.agents import AgentAccount
-from handoff.console.web import agent_api, handoff, json_response
+from handoff.console.web import agent_api, handoff, json_response, string_fields
 
 routes = web.RouteTableDef()
 
 
 async def _text_body(request: web.Request) -> str:
-    body = await read_json(request)
-    if not isinstance(body, dict) or not isinstance(body.get("text"), str):
+    [text] = await string_fields(request, ("text",), 'body must be {"text": "…"}')
+    if text is None:
         raise HTTPError(400, 'body must be {"text": "…"}')
-    return body["text"]
+    return text
 
 
 @routes.get("/api/agent/agents")
@@ -70,12 +70,8 @@ async def api_note(request: web.Request, account: AgentAccount) -> web.Response:
 @routes.post("/api/agent/conversations/{cid}/transfer")
 @agent_api
 async def api_transfer(request: web.Request, account: AgentAccount) -> web.Response:
-    body = await read_json(request)
-    if not isinstance(body, dict):
-        raise HTTPError(400, 'body must be {"agent": "name"} or {"group": "name"}')
-    to_agent, to_group = body.get("agent"), body.get("group")
-    if not all(v is None or isinstance(v, str) for v in (to_agent, to_group)):
-        raise HTTPError(400, "agent and group are names (strings)")
+    to_agent, to_group = await string_fields(request, ("agent", "group"),
+                                             'body must be {"agent": "name"} or {"group": "name"}')
     cid = request.match_info["cid"]
     stored = await handoff(request).queue.transfer(cid, account, to_agent, to_group)
     return json_response({"conversation_id": cid, "events": stored})
@@ -84,10 +80,7 @@ async def api_transfer(request: web.Request, account: AgentAccount) -> web.Respo
 @routes.post("/api/agent/conversations/{cid}/close")
 @agent_api
 async def api_close(request: web.Request, account: AgentAccount) -> web.Response:
-    body = await read_json(request) if request.can_read_body else {}
-    resolution = body.get("resolution") if isinstance(body, dict) else None
-    if resolution is not None and not isinstance(resolution, str):
-        raise HTTPError(400, "resolution is a string")
+    [resolution] = await string_fields(request, ("resolution",), 'body must be {"resolution": "…"} or empty')
     cid = request.match_info["cid"]
     stored = await handoff(request).queue.close(cid, account, resolution)
     return json_response({"conversation_id": cid, "state": "closed", "events": stored})

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from bot.http import HTTPError, read_json
+from bot.http import HTTPError
 from handoff.agents import AgentAccount
 from handoff.app_keys import CANNED
-from handoff.console.web import agent_api, handoff, json_response
+from handoff.console.web import agent_api, handoff, json_response, string_fields
 
 routes = web.RouteTableDef()
 
@@ -31,12 +31,10 @@ async def api_tickets(request: web.Request, account: AgentAccount) -> web.Respon
 @agent_api
 async def api_ticket_update(request: web.Request, account: AgentAccount) -> web.Response:
     """Change a ticket's status and/or answer it; the answer goes to the shopper's conversation."""
-    body = await read_json(request)
-    if not isinstance(body, dict):
-        raise HTTPError(400, 'body must be {"status": "…"} and/or {"reply": "…"}')
-    status, reply = body.get("status"), body.get("reply")
-    if not all(v is None or isinstance(v, str) for v in (status, reply)) or (status is None and not reply):
-        raise HTTPError(400, 'give "status" (pending, in_progress, resolved) and/or a "reply" text')
+    usage = 'give "status" (pending, in_progress, resolved) and/or a "reply" text'
+    status, reply = await string_fields(request, ("status", "reply"), usage)
+    if status is None and not reply:
+        raise HTTPError(400, usage)
     ticket = await handoff(request).tickets.answer(request.match_info["ticket_id"], account, status, reply)
     return json_response(ticket.as_dict())
 

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
-from bot.http import HTTPError
+from bot.http import HTTPError, read_json
 from handoff.agents import AgentAccount
 from handoff.app_keys import HANDOFF
 from handoff.errors import Busy, Conflict, Forbidden, HandoffError, Invalid, LockedOut, NotFound
@@ -55,6 +55,14 @@ def refusals_as_http() -> Iterator[None]:
     except HandoffError as exc:
         status = next((s for kind, s in STATUS_OF.items() if isinstance(exc, kind)), 400)
         raise HTTPError(status, str(exc)) from None
+
+
+async def string_fields(request: web.Request, names: tuple[str, ...], usage: str) -> list[str | None]:
+    """The named fields of the JSON object body, each a string or absent; 400 saying `usage` otherwise."""
+    body = await read_json(request) if request.can_read_body else {}
+    if not isinstance(body, dict) or not all(isinstance(body.get(n), str | None) for n in names):
+        raise HTTPError(400, usage)
+    return [body.get(n) for n in names]
 
 
 def session_token(request: web.Request) -> tuple[str | None, bool]:
