@@ -57,20 +57,18 @@ class HandoffQueue:
         now = record.requested_at
         roster = await self.roster.on_duty(now)
         waiting = [r for r in await self.records.waiting() if r.conversation_id != record.conversation_id]
-        await self._create(record)
-        if self.settings.auto_assign:
-            line = sorted([*waiting, record], key=lambda r: r.order)
-            for planned, agent in routing.plan(line, roster, now, self.settings.overflow_after_s):
-                if planned.conversation_id == record.conversation_id:
-                    assigned = await self._take(record, agent.username, agent.name, agent.capacity)
-                    if assigned is not None:
-                        self.wake()
-                        return events.agent_assigned(assigned)
         position = 1 + sum(1 for r in waiting if r.order < record.order)
         eta = routing.eta_s(position, roster, await self.handling.average())
         told = record.but(told_position=position, told_eta_s=eta)
-        if not await self.records.replace(record, told):
-            raise Conflict("the handoff changed while it was being queued")
+        await self._create(told)
+        if self.settings.auto_assign:
+            line = sorted([*waiting, told], key=lambda r: r.order)
+            for planned, agent in routing.plan(line, roster, now, self.settings.overflow_after_s):
+                if planned.conversation_id == told.conversation_id:
+                    assigned = await self._take(told, agent.username, agent.name, agent.capacity)
+                    if assigned is not None:
+                        self.wake()
+                        return events.agent_assigned(assigned)
         self.wake()
         return events.queued(told, position, eta)
 
