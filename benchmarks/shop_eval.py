@@ -56,6 +56,7 @@ AT_MOST = {"wrong_en", "wrong_zh"}
 DECLINED = {"utter_out_of_scope", "utter_chitchat", "utter_default", "utter_decline"}
 HARMLESS_ACTIONS = {"action_handoff", "action_default_fallback", "action_two_stage_fallback"}
 DEV_EVERY = 4
+DEV_MODELS = ROOT / "models" / "dev"
 
 
 @dataclass
@@ -172,17 +173,20 @@ def train_model(project: Project, out: Path) -> Path:
     return path
 
 
-def newest_model(project: Project) -> Path | None:
-    """The newest archive in models/ if it was trained from the project as it is now."""
+def newest_model(project: Project, folder: Path = ROOT / "models") -> Path | None:
+    """The newest archive in `folder` if it was trained from the project as it is now."""
     from bot.model import archive_fingerprint, fingerprint_of, latest_archive
 
-    path = latest_archive(ROOT / "models")
+    path = latest_archive(folder) if folder.is_dir() else None
     return path if path and archive_fingerprint(path) == fingerprint_of(project) else None
 
 
-async def run_cases(model: Path, cases: list[Case], db: Path) -> list[Outcome]:
+async def run_cases(model: Path, cases: list[Case], db: Path,
+                    thresholds: dict[str, float] | None = None) -> list[Outcome]:
+    """Ask every case through the app `kefu run` serves; `thresholds` override the model's (for a sweep)."""
     from aiohttp.test_utils import TestClient, TestServer
 
+    from bot.app_keys import AGENT
     from bot.server import ServerSettings, create_app
 
     settings = ServerSettings.for_project(ROOT, model_path=model, db_path=db)
@@ -190,6 +194,9 @@ async def run_cases(model: Path, cases: list[Case], db: Path) -> list[Outcome]:
     client = TestClient(TestServer(create_app(settings)))
     await client.start_server()
     try:
+        if thresholds:
+            escalation = client.app[AGENT].engine.escalation
+            escalation.thresholds = escalation.thresholds.model_copy(update=thresholds)
         return [await ask(client, case) for case in cases]
     finally:
         await client.close()
@@ -312,6 +319,20 @@ def report(outcomes: list[Outcome], title: str, show_failures: bool) -> dict[str
     return figures
 
 
+SWEEP = [(faq, clarify) for faq in (0.5, 0.6, 0.7, 0.8, 0.85, 0.9) for clarify in (0.5, 0.7)]
+
+
+def sweep(model: Path, cases: list[Case], tmp: Path) -> None:
+    """One line of figures per (faq, faq_clarify) pair, the running bot's rule applied with each."""
+    keys = ("right_en", "wrong_en", "clarified_right_en", "right_zh", "wrong_zh", "clarified_right_zh",
+            "declined", "human", "intent")
+    print(f"{'faq':>5} {'clarify':>7} " + " ".join(f"{k:>18}" for k in keys))
+    for i, (faq, clarify) in enumerate(SWEEP):
+        outcomes = asyncio.run(run_cases(model, cases, tmp / f"sweep{i}.db", {"faq": faq, "faq_clarify": clarify}))
+        figures = figures_of(outcomes)
+        print(f"{faq:>5.2f} {clarify:>7.2f} " + " ".join(f"{figures.get(k, 0):>18.1%}" for k in keys), flush=True)
+
+
 def meets_goals(figures: dict[str, float]) -> bool:
     return all((figures[k] <= goal) if k in AT_MOST else (figures[k] >= goal)
                for k, goal in GOALS.items() if k in figures)
@@ -325,15 +346,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--misses", action="store_true",
                         help="list every miss (dev split only: the held-out set is never read entry by entry)")
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
+    parser.add_argument("--sweep", action="store_true",
+                        help="dev split only: the figures for each FAQ threshold pair in SWEEP (faq, faq_clarify)")
     args = parser.parse_args(argv)
     if args.misses and not args.dev:
         parser.error("--misses lists entries: only with --dev (looking at held-out misses would tune on them)")
+    if args.sweep and not args.dev:
+        parser.error("--sweep tunes thresholds: only on the dev split, never on the held-out set")
 
     project = load_shop()
     with tempfile.TemporaryDirectory(prefix="kefu-shop-eval-") as tmp:
         if args.dev:
-            cases = dev_split(project)
-            model = args.model or train_model(project, Path(tmp) / "models")
+            cases = dev_split(project)  # its model is kept in models/dev/ for the next --dev run
+            model = args.model or newest_model(project, DEV_MODELS) or train_model(project, DEV_MODELS)
             title = "dev split (held out of training, for content work)"
         else:
             cases = heldout_cases()
@@ -342,6 +367,9 @@ def main(argv: list[str] | None = None) -> int:
                 model = train_model(project, Path(tmp) / "models")
             title = "held-out set (tests/heldout: written blind, never trained or tuned on)"
         print(f"model {model}; {len(cases)} messages")
+        if args.sweep:
+            sweep(model, cases, Path(tmp))
+            return 0
         started = time.perf_counter()
         outcomes = asyncio.run(run_cases(model, cases, Path(tmp) / "eval.db"))
         print(f"asked in {time.perf_counter() - started:.1f} s")

@@ -1,3 +1,3 @@
 """kefu: the engine (NLU, FAQ retrieval, dialogue, channels, server, CLI)."""
 
-__version__ = "0.2.1"
+__version__ = "0.3.0"

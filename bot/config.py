@@ -20,7 +20,7 @@ class Thresholds(BaseModel):
     model_config = ConfigDict(extra="forbid")
     intent: float = Field(0.45, ge=0, le=1, description="intent confidence below this → fallback")
     ambiguity: float = Field(0.08, ge=0, le=1, description="top-2 intent margin below this → fallback")
-    faq: float = Field(0.55, ge=0, le=1, description="FAQ score needed to answer from the FAQ")
+    faq: float = Field(0.55, ge=0, le=1, description="P(best FAQ entry is right) needed to answer from the FAQ")
     faq_with_intent: float | None = Field(
         None, ge=0, le=1, description="FAQ score needed when the intent classifier is itself confident the message "
         "is a FAQ question (Rasa's ResponseSelector then answers whatever the score); None: the same as faq")
@@ -32,8 +32,24 @@ class Thresholds(BaseModel):
 
 
 class EmbeddingSettings(BaseModel):
+    """Which sentence encoder reads which language: one name for every language, or one per language."""
+
     model_config = ConfigDict(extra="forbid")
-    model: str = "all-MiniLM-L6-v2"
+    model: str | dict[str, str] = Field(
+        default_factory=lambda: {"en": "all-MiniLM-L6-v2", "zh": "use-multilingual-v3"},
+        description="all-MiniLM-L6-v2, use-multilingual-v3 or a path to a local sentence-transformers model; "
+                    "or a mapping from language (en, zh) to one of these")
+    multilingual: bool = Field(False, description="the sentence-transformers model at that path reads Chinese too")
+
+    def models(self, languages: list[str]) -> dict[str, str]:
+        """language → encoder name for every language the bot serves."""
+        if isinstance(self.model, str):
+            return dict.fromkeys(languages, self.model)
+        default = next(iter(self.model.values()))
+        return {language: self.model.get(language, default) for language in languages}
+
+    def describe(self) -> str:
+        return self.model if isinstance(self.model, str) else ", ".join(f"{k}: {v}" for k, v in self.model.items())
 
 
 class KefuSettings(BaseModel):

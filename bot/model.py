@@ -103,17 +103,19 @@ def train(project: Project, out_dir: Path, progress: Callable[[str], None] = pri
           fixed_name: str | None = None) -> Path:
     """Train every part and write one archive atomically; returns its path."""
     from bot.faq.index import FAQIndex
-    from bot.nlu.embedder import get_embedder
+    from bot.nlu.embedder import embedder_for
     from bot.nlu.pipeline import NLUPipeline
 
     started = time.perf_counter()
     domain = domain_for_runtime(project.domain)
     progress(f"training NLU on {len(project.nlu.examples)} examples and {len(project.faq)} FAQ entries")
     nlu = NLUPipeline(project.config)
-    nlu.train(_nlu_data_with_faq(project), progress=progress)
-    entries = faq_entries(project)
-    progress(f"indexing {len(entries)} FAQ entries")
-    faq = FAQIndex.build(entries, get_embedder(project.config.kefu.embedding.model), progress=progress)
+    embedder = embedder_for(project.config.kefu.embedding)
+    with embedder.remembering():  # the FAQ index embeds the phrasings the NLU has just embedded
+        nlu.train(_nlu_data_with_faq(project), progress=progress)
+        entries = faq_entries(project)
+        progress(f"indexing {len(entries)} FAQ entries")
+        faq = FAQIndex.build(entries, embedder, progress=progress)
     progress(f"learning {len(project.rules)} rules and {len(project.stories)} stories")
     rules, memo = RulePolicy(), MemoizationPolicy(project.config.memo_max_history() or 5)
     rules.train(project.rules, domain)
@@ -153,7 +155,7 @@ def train(project: Project, out_dir: Path, progress: Callable[[str], None] = pri
 
 def load_model(path: Path) -> TrainedModel:
     from bot.faq.index import FAQIndex
-    from bot.nlu.embedder import get_embedder
+    from bot.nlu.embedder import embedder_for
     from bot.nlu.pipeline import NLUPipeline
 
     if not path.is_file():
@@ -174,7 +176,7 @@ def load_model(path: Path) -> TrainedModel:
             ) from None
         try:
             nlu = NLUPipeline.load(root / "nlu", config)
-            faq = FAQIndex.load(root / "faq", get_embedder(config.kefu.embedding.model))
+            faq = FAQIndex.load(root / "faq", embedder_for(config.kefu.embedding))
         except Exception as exc:
             raise ModelError(f"model archive {path} could not be loaded: {exc}") from None
     return TrainedModel(

@@ -14,7 +14,7 @@ from typing import Any
 
 from bot.model import TrainedModel
 from bot.nlu.clauses import split_questions
-from bot.nlu.embedder import CACHED_BATCH, get_embedder
+from bot.nlu.embedder import CACHED_BATCH, embedder_for
 
 # Rasa's payload syntax for buttons: /intent or /intent{"entity": "value"}
 _PAYLOAD = re.compile(r"^/(?P<intent>[\w./-]+)(?P<entities>\{.*\})?$", re.DOTALL)
@@ -82,7 +82,7 @@ class BatchedParser:
         """Blocking: NLU and FAQ top-k for a batch (runs in the worker thread)."""
         parses = self.model.nlu.parse_batch(texts)
         languages = [p.get("language") or self.model.config.kefu.default_language for p in parses]
-        vectors = get_embedder(self.model.config.kefu.embedding.model).encode(texts) if len(self.model.faq) else None
+        vectors = embedder_for(self.model.config.kefu.embedding).encode(texts) if len(self.model.faq) else None
         top_k = self.model.config.kefu.faq_top_k
         hits = self.model.faq.search_batch(texts, languages, k=max(top_k, RETRIEVAL_POOL), query_vectors=vectors)
         for parse, found in zip(parses, hits, strict=True):

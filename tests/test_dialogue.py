@@ -244,7 +244,11 @@ def test_action_without_response_is_reported(tmp_path):
 @pytest.mark.parametrize("text", ["转人工", "人工客服", "我要找真人", "叫你们经理来", "talk to a human",
                                   "real person please", "agent!!", "let me speak to someone", "human",
                                   "你是机器人吗？我要人工", "put me through to customer service",
-                                  "can I chat with a support rep", "我不想跟机器人聊了", "别让机器人回我"])
+                                  "can I chat with a support rep", "我不想跟机器人聊了", "别让机器人回我",
+                                  "让你们负责人跟我说", "我想和工作人员沟通一下", "有没有人", "不想跟AI聊",
+                                  "get me a real person", "is anybody available?", "I need a supervisor",
+                                  "please escalate this", "no bots please", "有真人吗", "给我换人工",
+                                  "能不能打电话给我"])
 def test_requests_for_a_person_are_always_recognised(text):
     from bot.dialogue.escalation import is_explicit_human_request
 
@@ -253,7 +257,10 @@ def test_requests_for_a_person_are_always_recognised(text):
 
 @pytest.mark.parametrize("text", ["am i talking to a human", "is this a real person?", "你是真人吗",
                                   "你是人工还是机器人", "what is 人工智能", "the delivery agent was rude",
-                                  "I want a refund", "客服几点上班", "人工客服周末什么时候营业"])
+                                  "I want a refund", "客服几点上班", "人工客服周末什么时候营业", "老板，这个有货吗",
+                                  "我想知道客服电话", "can someone else sign for my parcel",
+                                  "my washing machine is not working", "anyone there at like 8am?",
+                                  "凌晨两点了，有事想问人工，怎么办"])
 def test_questions_about_the_bot_are_not_requests_for_a_person(text):
     from bot.dialogue.escalation import is_explicit_human_request
 

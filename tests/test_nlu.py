@@ -444,11 +444,14 @@ def test_model_error_is_not_a_data_error() -> None:
                                                                     "how much is shipping"]),
     ("what payment methods do you accept, and can I pay in installments",
      ["what payment methods do you accept", "can I pay in installments"]),
+    ("how long does shipping take and how much does it cost", ["how long does shipping take",
+                                                              "how much does it cost"]),
     # one question, or too short to tell: kept whole
     ("where is my order KF20240001, it is late", ["where is my order KF20240001, it is late"]),
     ("你好，我想问一下退货怎么弄", ["你好，我想问一下退货怎么弄"]),
     ("退货要几天 refund", ["退货要几天 refund"]),
     ("ok, thanks", ["ok, thanks"]),
+    ("can I return it and get my money back", ["can I return it and get my money back"]),
 ])
 def test_a_message_is_split_into_the_questions_it_asks(text: str, questions: list[str]) -> None:
     from bot.nlu.clauses import split_questions

@@ -270,8 +270,7 @@ class DialogueEngine:
     def _title(self, hit: dict[str, Any], language: str) -> str:
         """How an entry is named on a button: its display title in the conversation's language."""
         entry = self.faq_entries.get(hit["id"])
-        phrasings = (entry.questions.get(language) if entry else None) or [hit.get("question") or hit["id"]]
-        return phrasings[0]
+        return entry.title(language) if entry else hit.get("question") or hit["id"]
 
     async def _handoff(self, turn: _Turn, reason: str) -> None:
         guesses = turn.decision.candidates
@@ -295,7 +294,7 @@ class DialogueEngine:
             except Exception:  # the queue being down must not lose the shopper's message
                 log.exception("handoff queue failed for %s", turn.tracker.sender_id)
         # "connecting you…" only when someone will come; closed / nobody on duty is said by the event itself
-        if not any(e.get("event") == ev.HANDOFF_UNAVAILABLE for e in follow):
+        if not any(e.get("event") == ev.HANDOFF_UNAVAILABLE or e.get("nobody_online") for e in follow):
             self._utter(turn, "utter_handoff")
         turn.add(*follow)
 

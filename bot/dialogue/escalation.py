@@ -34,27 +34,47 @@ MAX_OFFERED = 3  # entries a "do you mean …?" offers at most
 
 # A safety net under the classifier: a request for a person is always recognised. Strong phrasings count
 # even inside a question; weak ones ("真人", "human") not when the shopper asks what the bot is.
+# People a shopper asks for ("老板"/"掌柜" are how shoppers address the shop, not requests); not their phone
+# or hours.
+_PEOPLE_ZH = (r"(真人|活人|客服|工作人员|客服人员|售后人员|负责人|店长|主管|领导|经理)"
+              r"(?!电话|热线|邮箱|微信|的?(工作)?时间|几点)")
 _STRONG_REQUEST = re.compile(
-    r"转人工|找人工|要人工|接人工|转接|人工客服|人工服务|人工坐席|找客服|叫.{0,4}经理|(我要|找|要|换).{0,3}(真人|活人|客服)"
-    r"|不(想|要|愿意)(再)?(和|跟|同)?机器人|别(再)?(让)?机器人|不要(再)?自动回复"
+    r"转人工|找人工|要人工|接人工|转接|人工客服|人工服务|人工坐席|找客服|叫.{0,4}经理|(换|叫|喊|来|给我|帮我转)(个)?人工"
+    r"|(打|回)(个)?电话给我|给我(回|打)(个)?电话|电话联系我"
+    rf"|(我要|我想|想要|要求|换|让|叫|喊|找).{{0,3}}{_PEOPLE_ZH}"
+    rf"|(和|跟|与|同){_PEOPLE_ZH}.{{0,3}}(沟通|聊|说|谈|对话|联系)"
+    r"|不(想|要|愿意)(再)?(和|跟|同)?(机器|自动回复|AI|ai)|别(再)?(让)?机器人|不要(再)?自动回复"
+    r"|换(个)?人|找个人|(叫|喊|让)(个|你们的?)?人(来|过来)|帮我联系客服|联系在线客服|客服在吗|有没有客服在"
     r"|\b(talk|speak|chat|connect|transfer|put)\w*\b.{0,20}\b(human|person|agent|someone|somebody|representative"
-    r"|reps?|operator|staff|manager|people|employee|customer (service|support|care))\b"
-    r"|\b(human|live|real)\s+(agent|support|operator|representative)\b"
-    r"|\b(human|agent|representative|operator)\s*(please|pls|plz|now|!)",
+    r"|reps?|operator|staff|manager|supervisor|people|employee|customer (service|support|care))\b"
+    r"|\b(get|give|want|need|find|reach)\s+(me\s+)?(a|an|some|the|your)?\s*(real |live |actual )?(human|person"
+    r"|agent|representative|rep|operator|supervisor|manager|staff member)\b"
+    r"|\b(human|live|real|actual)\s+(agent|support|operator|representative|person|human|people|being)\b"
+    r"|\b(human|agent|representative|operator)\s*(please|pls|plz|now|!)|\bescalate\b"
+    r"|\b(transfer|hand|pass|put)\s+(me|this|it|this conversation)\s+(over|on|to|through)\b"
+    r"|\b(a|your|one of your)\s+(staff member|member of staff|colleague|employee)\b"
+    r"|\b(any(one|body)|some(one|body)|humans?|people)\s+(around|alive|available)\b"
+    r"|\b(no|not|don'?t want|stop)\b.{0,15}\b(bots?|robots?|automated|ai)\b",
     re.IGNORECASE,
 )
 _WEAK_REQUEST = re.compile(
-    r"真人|活人|人工(?!智能)|\breal (person|human)\b|^\W*(human|agent|representative|operator|person)\W*$",
+    r"真人|活人|人工(?!智能)|^\W*(有没有人(在)?|人呢)\W*$|\breal (person|human)\b"
+    r"|^\W*(human|agent|representative|operator|person)\W*$",
     re.IGNORECASE,
 )
 # "Are you a real person?" asks what the bot is; it is not a request for one.
 _IDENTITY_QUESTION = re.compile(
-    r"^\W*(am i|are you|r u|is this|is it|is that)\b|你是|是不是|真人吗|人工还是|还是机器人|是机器人",
+    r"^\W*(am i|are you|r u|is this|is it|is that)\b|你是|是不是|是真人吗|人工还是|还是机器人|是机器人",
     re.IGNORECASE,
 )
-# "人工客服几点上班" asks when people are there (a FAQ), not for one now.
-_HOURS_QUESTION = re.compile(r"(人工|客服)[^，。,.!！?？]{0,6}(几点|什么时候|何时|上班|下班|时间|营业)")
-_ASKS_NOW = re.compile(r"转人工|找人工|要人工|我要|找客服")
+# "人工客服几点上班" / "anyone there at 8am?" ask when people are there (a FAQ), not for one now.
+_HOURS_QUESTION = re.compile(
+    r"几点|什么时候|何时|上班|下班|营业|节假日|周末|周[一二三四五六日天]|早上|晚上|凌晨|中午|午休"
+    r"|\b(what time|when|hours?|weekends?|holidays?|mornings?|evenings?|nights?|lunch)\b"
+    r"|\b(mon|tues|wednes|thurs|fri|satur|sun)days?\b|\b\d{1,2}\s*(am|pm|:\d\d)\b",
+    re.IGNORECASE,
+)
+_ASKS_NOW = re.compile(r"转人工|找人工|要人工|我要|找客服|现在|马上|\b(right )?now\b|\basap\b", re.IGNORECASE)
 _ENGLISH_IDENTITY = re.compile(r"^\W*(am i|are you|r u|is this|is it|is that)\b(?!.*\b(connect|transfer)\b)", re.I)
 
 

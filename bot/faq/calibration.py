@@ -1,23 +1,23 @@
-"""Turning (dense cosine, normalised BM25, selector probability) into one FAQ score in [0, 1] that means the
-same for every query.
+"""Turning (dense cosine, normalised BM25, selector probability) into P(this entry is the right answer).
 
-One logistic model per query language:
-``score = σ(bias + w_dense · dense + w_lexical · lexical + w_selector · selector)``, fitted when the index is
-built, on the FAQ itself (nothing hand-labelled):
+Two stages, both fitted when the index is built, on the FAQ itself (nothing hand-labelled):
 
-- positives — leave-one-phrasing-out: every question phrasing (up to `MAX_QUERIES` per language) is taken
-  out of the index and asked as a query; its features against its own entry are a positive (the selector's
-  probability comes from a fold model that did not see it either, see selector.py);
-- in-domain negatives — for the same left-out phrasing, the `HARD_NEGATIVES` best-looking other entries and
-  `RANDOM_NEGATIVES` other entries at random (the wrong answers the bot could give);
-- out-of-scope negatives — the `BACKGROUND_NEGATIVES` best entries for each question of `background.py`
-  (volcanoes, passports, "are you a human"…): what the top hit of an out-of-scope question looks like here.
-
-Weights: positives carry half of the total, negatives the other half (`BACKGROUND_SHARE` of it for the
-out-of-scope ones). So 0.5 is where the features are as likely to come from the right entry as from a wrong
-or out-of-scope one, whatever the FAQ's size, and one threshold (`kefu.thresholds.faq`, 0.55 by default)
-can serve every FAQ and every query. The score is per entry; the top-2 margin (`thresholds.faq_margin`)
-is what catches two entries that both fit.
+1. A logistic model per query language scores one entry against one query:
+   ``logit = bias + w_dense · dense + w_lexical · lexical + w_selector · selector``. It learns from
+   - positives — leave-one-phrasing-out: every question phrasing (up to `MAX_QUERIES` per language) is taken
+     out of the index and asked as a query; its features against its own entry are a positive (the selector's
+     probability comes from a fold model that did not see it either, see selector.py);
+   - in-domain negatives — for the same left-out phrasing, the `HARD_NEGATIVES` best-looking other entries and
+     `RANDOM_NEGATIVES` other entries at random (the wrong answers the bot could give);
+   - out-of-scope negatives — the `BACKGROUND_NEGATIVES` best entries for each question of `background.py`
+     (volcanoes, passports, "are you a human"…): what the top hit of an out-of-scope question looks like here.
+   Positives carry half of the total weight, negatives the other half (`BACKGROUND_SHARE` of it out-of-scope).
+2. One logit per entry is not yet a probability: fused scores sat near 1.0 for right and wrong answers alike,
+   because two entries can both look right. `fit_distribution` fits a temperature and a "none of them" logit so
+   that ``softmax(candidates' logits, none)`` is calibrated on the left-out phrasings (the right entry is known)
+   and the background questions (the right answer is none, `NONE_SHARE` of the weight). Entries that compete
+   share the probability, so one threshold (`kefu.thresholds.faq`) means "this likely to be right" for every
+   query and every FAQ; `cross_validated` records what a few thresholds would do (printed at `kefu train`).
 
 Constraints that keep it sane on small or odd FAQs:
 
@@ -35,7 +35,7 @@ Constraints that keep it sane on small or odd FAQs:
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
@@ -49,6 +49,8 @@ BACKGROUND_SHARE = 0.7  # of the negatives' weight
 MIN_POSITIVES = 8
 DENSE_MIN_TOP1 = 0.5  # all-MiniLM-L6-v2 on the sample FAQ: en 0.83, zh 0.23 (chance 0.08)
 PRIOR_STRENGTH = 1.0  # λ in λ/n_pos · ‖w − w_prior‖²
+CV_THRESHOLDS = (0.5, 0.6, 0.7, 0.8, 0.9)
+NONE_SHARE = 0.2  # of the weight in fitting "none of them": out-of-scope questions among those a shop gets
 
 
 @dataclass
@@ -61,6 +63,17 @@ class Calibration:
     positives: int = 0
     negatives: int = 0
     dense_top1: float = 0.0
+    # how sure: P(entry) = softmax over the candidates' logits and a "none of them" logit, at a temperature
+    temperature: float = 1.0
+    none_logit: float = 0.0
+    # what answering at a few probability thresholds would do on left-out phrasings and background questions
+    cross_validated: dict[str, list[float]] = field(default_factory=dict)
+
+    def probabilities(self, logits: np.ndarray) -> np.ndarray:
+        """P(each entry is the right answer) for candidates with these logits; "none of them" takes the rest."""
+        z = np.append(np.asarray(logits, dtype=np.float64), self.none_logit) / self.temperature
+        z = np.exp(z - z.max())
+        return (z[:-1] / z.sum()).astype(np.float32)
 
     def logit(self, dense: Value, lexical: Value, selector: Value = 0.0) -> np.ndarray | float:
         return (self.bias + self.dense * np.asarray(dense) + self.lexical * np.asarray(lexical)
@@ -72,17 +85,24 @@ class Calibration:
     def describe(self) -> str:
         """One line for training output: the fitted weights and whether the dense score is used."""
         how = "fitted" if self.fitted else "prior (too few phrasings to fit)"
-        return (f"score = σ({self.bias:.1f} + {self.dense:.1f}·dense + {self.lexical:.1f}·lexical + "
-                f"{self.selector:.1f}·selector), {how}, "
-                f"dense top-1 on left-out phrasings {self.dense_top1:.0%}")
+        cv = self.cross_validated
+        answering = "; ".join(
+            f"p≥{t:.1f}: {a:.0%} answered, {r:.1%} of them right, {b:.0%} off-topic answered"
+            for t, a, r, b in zip(cv.get("threshold", []), cv.get("answered", []), cv.get("right", []),
+                                  cv.get("background_answered", []), strict=True))
+        return (f"logit = {self.bias:.1f} + {self.dense:.1f}·dense + {self.lexical:.1f}·lexical + "
+                f"{self.selector:.1f}·selector, {how}, dense top-1 on left-out phrasings {self.dense_top1:.0%}; "
+                f"P(entry) = softmax(logits, none {self.none_logit:.1f}) at temperature {self.temperature:.2f}"
+                + (f"; on left-out phrasings, {answering}" if answering else ""))
 
     def as_dict(self) -> dict:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict) -> Calibration:
-        names = ("bias", "dense", "lexical", "selector", "fitted", "positives", "negatives", "dense_top1")
-        return cls(**{k: data[k] for k in names})
+        names = ("bias", "dense", "lexical", "selector", "fitted", "positives", "negatives", "dense_top1",
+                 "temperature", "none_logit", "cross_validated")
+        return cls(**{k: data[k] for k in names if k in data})
 
 
 # What the fit gives on the sample FAQ of tests/test_faq.py (12 entries, 4 + 4 phrasings each, with tags).
@@ -145,3 +165,38 @@ def fit(
     return Calibration(
         bias, dense, lexical, selector, fitted=True, positives=positives, negatives=negatives, dense_top1=dense_top1
     )
+
+
+def fit_distribution(calibration: Calibration, logits: np.ndarray, own: np.ndarray, background: np.ndarray) -> None:
+    """Fit the temperature and the "none" logit (in place) so that `probabilities` are calibrated: on left-out
+    phrasings (`logits` against every entry, `own` the right one) and out-of-scope background questions (the right
+    answer is none). Background questions count `NONE_SHARE` of the total, an out-of-scope rate a shop may see."""
+    from scipy.optimize import minimize
+    from scipy.special import logsumexp
+
+    if len(logits) < MIN_POSITIVES:
+        return
+    x = np.concatenate([logits, background]).astype(np.float64)
+    target = np.concatenate([own, np.full(len(background), x.shape[1])]).astype(np.int64)
+    weight = np.concatenate([np.full(len(logits), (1 - NONE_SHARE) / len(logits)),
+                             np.full(len(background), NONE_SHARE / max(len(background), 1))])
+
+    def loss(theta: np.ndarray) -> float:
+        temperature, none = np.exp(theta[0]), theta[1]
+        z = np.concatenate([x, np.full((len(x), 1), none)], axis=1) / temperature
+        return float(np.sum(weight * (logsumexp(z, axis=1) - z[np.arange(len(z)), target])))
+
+    result = minimize(loss, np.array([0.0, 0.0]), method="L-BFGS-B", bounds=[(-3.0, 3.0), (-30.0, 30.0)])
+    calibration.temperature, calibration.none_logit = float(np.exp(result.x[0])), float(result.x[1])
+    top = np.array([calibration.probabilities(row).max() for row in x])
+    right = np.concatenate([logits.argmax(axis=1) == own, np.zeros(len(background), dtype=bool)])
+    is_background = np.arange(len(x)) >= len(logits)
+    cv: dict[str, list[float]] = {"threshold": [], "answered": [], "right": [], "background_answered": []}
+    for threshold in CV_THRESHOLDS:
+        answered = (top >= threshold) & ~is_background
+        cv["threshold"].append(threshold)
+        cv["answered"].append(round(float(answered.sum() / max(len(logits), 1)), 4))
+        cv["right"].append(round(float(right[answered].mean()) if answered.any() else 1.0, 4))
+        cv["background_answered"].append(
+            round(float((top[is_background] >= threshold).mean()) if is_background.any() else 0.0, 4))
+    calibration.cross_validated = cv

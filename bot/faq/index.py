@@ -1,12 +1,13 @@
-"""FAQ index: dense (FAISS inner product over MiniLM vectors) + lexical (BM25), fused into one calibrated score.
+"""FAQ index: dense (FAISS inner product over each language's encoder) + lexical (BM25) + the entry selector,
+fused into one calibrated probability.
 
 Rows: every question phrasing of every entry, in both languages, plus at a lower weight (`EXTRA_WEIGHT`)
 each answer text and the entry's tags (one row per script): answers and tags name words a shopper uses —
 "支付宝", "PayPal", "邮费" — that the phrasings may not.
 Rows are stored language-major (all zh rows, then all en rows), grouped by entry inside a language, so a
 FAISS `IDSelectorRange` restricts the dense search to the query's language: a Chinese query is never
-compared densely with English phrasings (all-MiniLM-L6-v2 cannot match across languages, and its cosines
-between unrelated texts in different scripts are noise that must not look like evidence). The lexical index
+compared densely with English phrasings (each language has its own encoder and vector block, see
+bot/nlu/embedder.py; cosines across blocks are zero, not evidence). The lexical index
 covers all rows; its terms do not cross languages by themselves, except shared Latin words ("PayPal").
 
 Search for one query:
@@ -18,10 +19,11 @@ Search for one query:
    lexical = max over its phrasings of BM25 / the query's BM25 self-score (see `lexical.py`);
    answer and tag rows count at `EXTRA_WEIGHT` times their score; selector = the probability a classifier
    trained on all phrasings gives the entry (see `selector.py`);
-3. score = a logistic calibration of (dense, lexical, selector) per query language, fitted at build time on the FAQ
-   itself — left-out phrasings against their own entry vs. other entries and out-of-scope background
-   questions (see `calibration.py`) — so one threshold, `config.kefu.thresholds.faq`, decides for every
-   query whether the FAQ answers.
+3. score = P(this entry is the right answer): a logistic model of (dense, lexical, selector) per query language
+   gives each candidate a logit, and a softmax over the candidates and a "none of them" logit, at a fitted
+   temperature, turns them into probabilities (both fitted at build time on the FAQ itself — left-out
+   phrasings and out-of-scope background questions, see `calibration.py`) — so one threshold,
+   `config.kefu.thresholds.faq`, decides for every query whether the FAQ answers.
 
 Cost per query beyond the embedding: one FAISS search, one BM25 posting sum, the selector's n-grams and one
 small matrix product, a few numpy gathers. Searching is read-only and thread-safe.
@@ -262,7 +264,7 @@ class FAQIndex:
                 progress(f"FAQ: training the entry selector on {len(rows) + len(background_texts)} texts")
             selector, held_out = EntrySelector.fit(
                 [e.id for e in entry_list], rows.text, rows.entry, rows.weight, rows.kind == QUESTION, vectors,
-                background_texts, background_vectors,
+                background_texts, background_vectors, embedder.multilingual,
             )
         if held_out is None:  # no selector, or too little data to cross-validate it: it gets no weight
             held_out = np.zeros((len(rows) + len(background_texts), len(entry_list)), dtype=np.float32)
@@ -305,11 +307,13 @@ class FAQIndex:
         guess = calibration.prior(lang)
         groups: list[tuple[np.ndarray, float]] = []  # (features (n, 2), label) per group of samples
         positives, confusions = [], []
+        everything: list[tuple[np.ndarray, ...]] = []  # (dense, lexical, selector, own) against every entry
         dense_right = 0  # left-out phrasings whose own entry is the dense top-1
         for chunk in np.array_split(queries, max(1, len(queries) // 256)):
             dense, lex = self._entry_features(lang, self._vectors[chunk], [rows.text[q] for q in chunk], chunk)
             sel = held_out[chunk]
             own = rows.entry[chunk]
+            everything.append((dense, lex, sel, own))
             mine = np.arange(len(chunk)), own
             positives.append(np.stack([dense[mine], lex[mine], sel[mine]], 1))
             dense_right += int((dense.argmax(axis=1) == own).sum())
@@ -319,9 +323,11 @@ class FAQIndex:
         positive_features = np.concatenate(positives)
         groups.append((positive_features, 1.0))
         groups.append((np.concatenate(confusions), 0.0))
+        background_logits = np.zeros((0, len(self._entry_list)))
         if background:
             dense, lex = self._entry_features(lang, background_vectors, background, None)
             sel = background_held_out
+            background_features = (dense, lex, sel)
             n_top = min(calibration.BACKGROUND_NEGATIVES, len(self._entry_list))
             top = np.argsort(-(guess.logit(dense, lex) + SELECTOR_GUESS * sel), axis=1, kind="stable")[:, :n_top]
             groups.append((_gather(top, dense, lex, sel), 0.0))
@@ -332,7 +338,13 @@ class FAQIndex:
         labels = np.concatenate([np.full(len(g), label) for g, label in groups])
         weights = np.concatenate([np.full(len(g), shares[i] / max(len(g), 1)) for i, (g, _) in enumerate(groups)])
         dense_top1 = dense_right / len(queries)
-        return calibration.fit(features, labels, weights * len(weights), lang, dense_top1=dense_top1)
+        fitted = calibration.fit(features, labels, weights * len(weights), lang, dense_top1=dense_top1)
+        logits = np.concatenate([fitted.logit(d, x, z) for d, x, z, _ in everything])
+        if background:
+            background_logits = fitted.logit(*background_features)
+        calibration.fit_distribution(fitted, logits, np.concatenate([own for *_, own in everything]),
+                                     background_logits)
+        return fitted
 
     def _confusions(self, logits: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """Per query: the `HARD_NEGATIVES` best-looking other entries, then `RANDOM_NEGATIVES` random others."""
@@ -455,7 +467,7 @@ class FAQIndex:
             row_dense[dense_rows] = np.clip(self._vectors[dense_rows] @ vector, 0.0, 1.0) * rows.weight[dense_rows]
             np.maximum.at(dense, rows.entry[dense_rows], row_dense[dense_rows])
         calib = self.calibrations.get(lang) or calibration.prior(lang)
-        scores = calib.score(dense[candidates], lexical[candidates], selector[candidates])
+        scores = calib.probabilities(calib.logit(dense[candidates], lexical[candidates], selector[candidates]))
         hits = []
         for i in np.argsort(-scores, kind="stable")[:k]:
             e = int(candidates[i])

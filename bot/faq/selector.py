@@ -1,22 +1,23 @@
 """Which FAQ entry a question is about, learnt from the FAQ's own phrasings (Rasa's ResponseSelector, in spirit).
 
-BM25 and the MiniLM cosine compare a question with one stored phrasing at a time, so they cannot learn which
+BM25 and the dense cosine compare a question with one stored phrasing at a time, so they cannot learn which
 words tell two entries apart: "工作时间" (opening hours) shares more characters with refund_time's "3–5 个工作日"
 than with anything under hours_contact. A classifier trained on every phrasing of every entry learns exactly
-that. It is most of what Chinese gains, where the dense score is blind (see calibration.py).
+that: the shop-tuned part of the retrieval, where both languages meet (a multilingual embedding is one of
+its features).
 
 The classifier is kefu's intent classifier (logistic regression with a cross-validated temperature) over the
-NLU's features (MiniLM embedding weighted by how much of the text it can read, character and word n-gram
-TF-IDF), trained on the question phrasings, the answers and tags at a lower weight, and the off-topic
-background questions as one more class — so an out-of-scope question spreads its probability instead of
-handing all of it to the nearest entry. Its out-of-fold probabilities (every phrasing scored by a fold model
-that did not see it) are what the score calibration is fitted on: a question the selector never saw is judged
-by how the selector does on questions it never saw.
+NLU's features (the sentence embedding — weighted by how much of the text an English-only encoder can read —
+and character and word n-gram TF-IDF), trained on the question phrasings, the answers and tags at a lower
+weight, and the off-topic background questions as one more class — so an out-of-scope question spreads its
+probability instead of handing all of it to the nearest entry. Its out-of-fold probabilities (every phrasing
+scored by a fold model that did not see it) are what the score calibration is fitted on: a question the selector
+never saw is judged by how the selector does on questions it never saw.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -55,6 +56,7 @@ class EntrySelector:
         vectors: np.ndarray,
         background: list[str],
         background_vectors: np.ndarray,
+        embedding_reads_han: bool = False,
     ) -> tuple[EntrySelector, np.ndarray | None]:
         """Train on `texts` (of entry `entries[i]`, weighing `weights[i]`) and the background questions; the
         temperature is fitted on the question phrasings and the background (not on answers and tags).
@@ -65,7 +67,7 @@ class EntrySelector:
         all_texts = texts + background
         labels = [entry_ids[e] for e in entries] + [BACKGROUND] * len(background)
         all_vectors = np.concatenate([vectors, background_vectors]) if background else vectors
-        featurizer = Featurizer(SETTINGS)
+        featurizer = Featurizer(replace(SETTINGS, embedding_reads_han=embedding_reads_han))
         tokens = _tokens(all_texts)
         featurizer.fit(all_texts, tokens)
         features = featurizer.transform(all_texts, tokens, all_vectors)

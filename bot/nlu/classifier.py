@@ -12,6 +12,8 @@ with a handful of examples) T stays 1 rather than being guessed from noise.
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -75,8 +77,12 @@ class IntentClassifier:
             raise ValueError("an intent classifier needs at least two intents")
         weight = np.ones(len(y)) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
         mask = np.ones(len(y), dtype=bool) if calibrate_on is None else np.asarray(calibrate_on, dtype=bool)
-        self.temperature, self.cv_accuracy = self._fit_temperature(x, y, weight, mask)
-        model = self._fit_lr(x, y, weight)
+        # The fold models and the final one are independent: fit them side by side (the solver's sparse
+        # products release the GIL, so threads use every core).
+        with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+            final = pool.submit(self._fit_lr, x, y, weight)
+            self.temperature, self.cv_accuracy = self._fit_temperature(x, y, weight, mask, pool)
+            model = final.result()
         coef = model.coef_
         intercept = model.intercept_
         if coef.shape[0] == 1:  # binary: store as two rows so prediction is one code path
@@ -86,7 +92,7 @@ class IntentClassifier:
         self.intercept = intercept.astype(np.float32)
 
     def _fit_temperature(
-        self, x: sp.csr_matrix, y: np.ndarray, weight: np.ndarray, mask: np.ndarray
+        self, x: sp.csr_matrix, y: np.ndarray, weight: np.ndarray, mask: np.ndarray, pool: Executor
     ) -> tuple[float, float | None]:
         counts = np.bincount(y)
         folds = min(MAX_FOLDS if len(y) < LARGE_DATA else 3, int(counts.max()))
@@ -105,7 +111,7 @@ class IntentClassifier:
             return held, self._logits_of(self._fit_lr(x[train], y[train], weight[train]), x[held], len(counts))
 
         oof = np.full((len(y), len(counts)), -np.inf)
-        for held, logits in map(run, splits):
+        for held, logits in pool.map(run, splits):
             oof[held] = logits
         self.held_out_logits = oof
         # usable: calibration examples whose class the fold model knew, when it also knew another intent

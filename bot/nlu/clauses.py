@@ -1,8 +1,9 @@
 """Split a message that asks several things into its questions: "几天到，运费多少" → ["几天到", "运费多少"].
 
 Shoppers separate their questions with question marks, semicolons, line breaks, and words such as "还有",
-"另外", "also", "and what about". A comma alone separates two questions in Chinese more often than in English,
-so it splits only when both sides look like questions of their own (long enough to be one). The pieces are
+"另外", "also", "and what about", or "and" before a question word. A comma alone separates two questions in
+Chinese more often than in English, so it splits only when both sides look like questions of their own (long
+enough to be one). The pieces are
 searched one by one; the bot answers each piece it is sure of, so one message gets every answer it asked for.
 """
 
@@ -18,7 +19,8 @@ _HARD = re.compile(r"(?<=[?？!！;；。\n])\s*|\s*\n\s*")
 _JOINERS = re.compile(
     r"\s*[,，、]?\s*(?:还有(?:就是)?|另外|顺便问(?:一?下)?|再问(?:一?下)?|以及|然后)\s*[,，:：]?\s*"
     r"|\s*[,;]?\s+(?:and also|also|and what about|what about|and how about|plus|btw|by the way|another question)"
-    r"\b\s*[,:]?\s*",
+    r"\b\s*[,:]?\s*"
+    r"|\s+and\s+(?=(?:how|what|when|where|which|why|who|can|could|do|does|is|are|will|would|should)\b)",
     re.IGNORECASE,
 )
 # A comma: in Chinese between two clauses; in English only before a new question ("…, how much is it").

