@@ -2,8 +2,10 @@
 with the FAQ catalog the help centre uses; allowed to the bubble's sites like its own API).
 
 From the FAQ: stored phrasings that contain what was typed (most asked first), then the FAQ index's best
-matches -- the same index the bot answers from, so picking a suggestion gets that entry's answer. An empty `q`
-gives the most asked questions (what the panel shows before the shopper types).
+matches -- the same index the bot answers from. Each suggestion is `{id, title, payload}`: the entry's display title
+in the shopper's language, and the payload that makes the bot answer exactly that entry (`/faq{"faq_id": …}`),
+sent as a quick reply so the shopper sees the title. An empty `q` gives the most asked questions (what the panel
+shows before the shopper types).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from aiohttp import web
 from bot.app_keys import AGENT
 from bot.channels.widget.history import client_ip, settings_of
 from bot.channels.widget.origins import with_cors
+from bot.dialogue import clarify
 from bot.http import HTTPError, json_dumps
 from bot.language import LANGUAGES, detect_language
 from bot.pages.state import PAGES
@@ -41,5 +44,5 @@ async def suggest(request: web.Request) -> web.Response:
     else:
         articles = pages.catalog.most_asked(language, counts, limit)
     return web.json_response({"language": language,
-                              "suggestions": [{"id": a.id, "question": a.question} for a in articles]},
+                              "suggestions": [{"id": a.id, **clarify.button(a.id, a.title)} for a in articles]},
                              headers={"Cache-Control": "no-store"}, dumps=json_dumps)

@@ -353,10 +353,7 @@
     replies.forEach(function (r) {
       var b = el("button", "", { type: "button" });
       b.textContent = String(r.title || r.payload);
-      b.addEventListener("click", function () {
-        queue({ type: "quick_reply", client_msg_id: newId(), payload: String(r.payload), title: String(r.title || r.payload) },
-              { role: "user", text: String(r.title || r.payload) });
-      });
+      b.addEventListener("click", function () { reply(r); });
       box.appendChild(b);
     });
     return box;
@@ -536,8 +533,8 @@
       chips.appendChild(label);
       items.slice(0, 4).forEach(function (s) {
         var b = el("button", "", { type: "button" });
-        b.textContent = s.question;
-        b.addEventListener("click", function () { sendText(s.question); chips.remove(); });
+        b.textContent = s.title;
+        b.addEventListener("click", function () { pickSuggestion(s); chips.remove(); });
         chips.appendChild(b);
       });
       row.after(chips);
@@ -610,6 +607,11 @@
         noteOn(item.frame.client_msg_id, t("sending"));
       }
     });
+  }
+  function reply(r) { // a button: the bot reads its payload, the shopper sees its title
+    var title = String(r.title || r.payload);
+    queue({ type: "quick_reply", client_msg_id: newId(), payload: String(r.payload || r.title), title: title },
+          { role: "user", text: title });
   }
   function sendText(text) {
     text = String(text || "").trim();
@@ -855,18 +857,25 @@
     if (!items.length) { hideSuggestions(); return; }
     items.forEach(function (s, i) {
       var li = el("li", "", { role: "option", id: "kefu-suggest-" + i, "aria-selected": "false" });
-      li.textContent = s.question;
+      li.textContent = s.title;
       li.addEventListener("mousedown", function (e) { e.preventDefault(); });
-      li.addEventListener("click", function () { input.value = ""; sendText(s.question); });
+      li.addEventListener("click", function () { input.value = ""; autosize(); pickSuggestion(s); });
       suggest.appendChild(li);
     });
     suggest.hidden = false;
     input.setAttribute("aria-expanded", "true");
   }
+  function pickSuggestion(s) { // the shopper sees the entry's title; the bot answers exactly that entry
+    reply({ title: s.title, payload: s.payload });
+    hideSuggestions();
+    scrollDown();
+  }
   function moveSuggestion(delta) {
     var items = suggest.children;
     if (suggest.hidden || !items.length) return false;
-    S.activeSuggestion = (S.activeSuggestion + delta + items.length + 1) % (items.length + 1) - 1;
+    // positions -1 (the input itself), 0 … n-1 (the items), wrapping round: shift by one to count from 0
+    var places = items.length + 1;
+    S.activeSuggestion = (S.activeSuggestion + 1 + delta + places) % places - 1;
     Array.prototype.forEach.call(items, function (li, i) { li.setAttribute("aria-selected", String(i === S.activeSuggestion)); });
     if (S.activeSuggestion >= 0) input.setAttribute("aria-activedescendant", items[S.activeSuggestion].id);
     else input.removeAttribute("aria-activedescendant");
@@ -934,7 +943,7 @@
     if (e.key === "Enter" && !e.shiftKey && !e.isComposing) { // not while an IME is composing Chinese
       e.preventDefault();
       var active = S.activeSuggestion >= 0 && suggest.children[S.activeSuggestion];
-      if (active) { input.value = ""; sendText(active.textContent); autosize(); return; }
+      if (active) { active.click(); return; }
       form.requestSubmit ? form.requestSubmit() : form.dispatchEvent(new Event("submit", { cancelable: true }));
     }
   });
