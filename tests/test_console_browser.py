@@ -6,8 +6,8 @@ gets the answer and the rating request, rates, and the statistics page counts it
 English and in Chinese (the language button, and a browser whose language is Chinese).
 
 It runs on each backend of the `kefu_app` fixture (conftest.py): on SQLite one worker does everything (and takes
-docs/console.png with KEFU_SCREENSHOTS=1); on Redis there are two workers sharing one Redis — the shopper talks to worker A's REST
-webhook, the agent's browser works on worker B, and every step has to cross from one to the other.
+docs/console.png with KEFU_SCREENSHOTS=1); on Redis there are two workers sharing one Redis — the shopper talks to
+worker A's REST webhook, the agent's browser works on worker B, and every step has to cross from one to the other.
 
 Every wait is on the thing that matters (Playwright's `expect`, which retries), never a sleep, with timeouts
 long enough for a loaded 2-core machine: slow passes, stuck fails.
@@ -27,6 +27,7 @@ from aiohttp.test_utils import TestClient
 from playwright.async_api import Expect, Page, async_playwright
 
 from handoff.app_keys import HANDOFF
+from tests.accessibility import serious_violations
 
 pytestmark = pytest.mark.browser
 
@@ -209,3 +210,96 @@ async def test_agent_console_end_to_end(handoff_backend, kefu_app):
     resp = await desk.get("/api/agent/stats", headers={"Authorization": f"Bearer {token}"}, timeout=HTTP_TIMEOUT)
     stats = await resp.json()
     assert stats["conversations"] == 2 and stats["csat_average"] == 5 and stats["handoffs"] == 2
+
+
+async def test_transfer_menu_presence_confirmation_names_and_figures_that_add_up(handoff_backend, kefu_app):
+    """Two agents: the transfer menu shows a colleague who just came online as online (read when it opens, across
+    workers too) and transfers only after a confirmation naming them; the transcript shows what the shopper saw
+    (the button's title, not `/human_handoff`), notes are signed with display names, canned previews are filled;
+    the agent's status is one word and one colour; the statistics' parts add up, and axe finds nothing serious."""
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: apt-get install -y chromium", pytrace=False)
+    two_workers = handoff_backend["name"] == "redis"
+    shop = await kefu_app(auto_assign=False)
+    desk = await kefu_app(auto_assign=False) if two_workers else shop
+    base = str(desk.make_url("")).rstrip("/")
+    await desk.app[HANDOFF].agents.add("li", PASSWORD, name="小李")
+    await desk.app[HANDOFF].agents.add("wang", PASSWORD, name="小王")
+    await say(shop, "bot-only", "运费多少？")
+    resp = await shop.post("/webhooks/rest/webhook", timeout=HTTP_TIMEOUT, json={
+        "sender": "s1", "message": "/human_handoff", "metadata": {"title": "转人工"}})  # the bubble's button
+    assert resp.status == 200
+
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True,
+                                           timeout=NAVIGATION_MS)
+        try:
+            page = await browser.new_page(viewport={"width": 1440, "height": 900}, locale="en-US")
+            page.set_default_timeout(STEP_MS)
+            page.set_default_navigation_timeout(NAVIGATION_MS)
+            await log_in(page, base)
+
+            # one status, one colour: "Offline" with a grey dot, "Online" with a green one
+            dot = page.locator("#live")
+            await expect(page.locator("#status")).to_have_value("offline")
+            await expect(dot).to_have_attribute("data-status", "offline")
+            assert await dot.evaluate("d => getComputedStyle(d).backgroundColor") != "rgb(34, 197, 94)"
+            await page.select_option("#status", "online")
+            await expect(dot).to_have_attribute("data-status", "online")
+            await expect(dot).to_have_css("background-color", "rgb(34, 197, 94)")
+            await expect(dot).to_have_attribute("title", "Online")
+
+            # what the shopper saw, claimed, a note signed 小李, a canned reply with its {agent} filled in
+            await page.click('#list li[data-id="s1"]')
+            await expect(page.locator("#transcript .msg.user .bubble")).to_have_text(["转人工"])
+            await page.click("#claim")
+            await expect(page.locator("#reply")).to_be_enabled()
+            await page.click("#mode-note")
+            await page.fill("#reply", "asks about a broken parcel")
+            await page.click("#send")
+            await expect(page.locator("#transcript .msg.note .who")).to_contain_text("小李")
+            await expect(page.locator("#notes .note small")).to_contain_text("小李")
+            assert "li ·" not in await page.inner_text("#notes")
+            await page.click("#mode-reply")
+            await page.fill("#reply", "/hello")
+            preview = page.locator("#canned .canned-item .t").first
+            await expect(preview).to_contain_text("小李")
+            assert "{agent}" not in await preview.inner_text()
+            await page.fill("#reply", "")
+
+            # the transfer menu: 小王 is offline ...
+            await page.click("#transfer")
+            wang = page.locator('#transfer-menu [data-agent="wang"]')
+            await expect(wang).to_be_disabled()
+            await expect(wang).to_contain_text("小王 · Offline")
+            await page.keyboard.press("Escape")
+            await expect(page.locator("#transfer-menu")).to_be_hidden()
+            # ... comes online (on the shopper's worker), and the menu says so the moment it opens
+            await shop.app[HANDOFF].agents.set_status("wang", "online")
+            await page.click("#transfer")
+            await expect(wang).to_be_enabled()
+            await expect(wang).to_contain_text("小王 · Online")
+            await wang.click()
+            await expect(page.locator("#transfer-menu .confirm")).to_have_text("Transfer this conversation to 小王?")
+            assert not any(e["event"] == "agent_assigned" and e.get("agent") == "wang"
+                           for e in await events_of(shop, "s1"))  # nothing moved before the confirmation
+            assert await serious_violations(page) == []  # logged in, a conversation open, the menu open
+            await page.click("#transfer-confirm")
+            await expect(page.locator("#transcript .sys", has_text="Transferred to 小王")).to_have_count(1)
+            assert [e["agent"] for e in await events_of(shop, "s1") if e["event"] == "agent_assigned"] == [
+                "li", "wang"]
+
+            # the statistics: the reasons' shares add up to the handoff rate, the outcomes to the requests
+            await page.click('.tab[data-view="stats"]')
+            cards = page.locator("#stat-cards .card")
+            await expect(cards.filter(has_text="Handoff rate").locator(".value")).to_have_text("50%")
+            await expect(cards.filter(has_text="Handoff requests").locator(".value")).to_have_text("1")
+            await expect(page.locator('#stat-reasons [data-reason="explicit_request"] .n')).to_have_text("50%")
+            assert await page.locator("#stat-reasons .row").count() == 1
+            await expect(page.locator('#stat-outcomes [data-outcome="open"] .n')).to_have_text("1")
+            assert await page.locator("#stat-outcomes .row").count() == 1
+            await page.click(".stat-help summary")
+            await expect(page.locator("#stat-help")).to_contain_text("add up to the handoff rate")
+            assert await serious_violations(page) == []
+        finally:
+            await browser.close()

@@ -135,11 +135,28 @@ async def test_help_centre_and_suggestions_show_display_titles_not_training_phra
     body = await (await client.get("/api/widget/suggest", params={"q": "cancel my order", "lang": "en"})).json()
     picked = next(s for s in body["suggestions"] if s["id"] == "cancel_order")
     assert picked["title"] == "Cancelling an order"
-    # the suggestion's payload gets exactly that entry's answer (in the language the conversation speaks)
-    await client.post("/webhooks/rest/webhook", json={"sender": "t1", "message": "hello there"})
+    # what the bubble sends for it, as a conversation's first message, gets exactly that entry, in English
     replies = await (await client.post("/webhooks/rest/webhook",
                                        json={"sender": "t1", "message": picked["payload"]})).json()
     assert replies[0]["text"] == cancel.answer("en")
     results = await search(client, "member rank")
     assert all(r["title"] == entries[r["id"]].title("en") for r in results) and "member rank" not in [
         r["title"] for r in results]
+
+
+async def test_the_demo_shop_sells_what_its_demo_orders_hold(client):
+    """One demo shop: the shelves on `/` are the lifestyle store the orders (data/shop/) and the FAQ describe, each
+    product an item the demo orders hold, at the same price."""
+    import json
+
+    shelves = json.loads((ROOT / "bot/static/demo/products.json").read_text(encoding="utf-8"))["sections"]
+    ordered = {item["name"]["en"]: item["price"] for order in
+               json.loads((ROOT / "data/shop/orders.json").read_text(encoding="utf-8"))["orders"]
+               for item in order["items"]}
+    for product in (p for shelf in shelves for p in shelf["products"]):
+        name = product["name"]["en"]
+        prices = [price for item, price in ordered.items() if item.startswith(name)]
+        assert prices and product["price"] == f"¥{prices[0]}", name
+    assert {s["id"] for s in shelves} == {"homeware", "clothing", "tea", "electronics"}
+    page = await (await client.get("/")).text()
+    assert "Wool scarf, charcoal" in page and "Wireless earbuds" in page and "Tea Shop" not in page
