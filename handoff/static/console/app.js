@@ -45,16 +45,6 @@ const I18N = {
     outcomeNames: {cancelled: "Shopper stopped waiting", left_message: "Left a message", open: "Still open",
       unavailable_closed: "Outside hours, no message", unavailable_offline: "Nobody online, no message",
       unavailable_timeout: "Nobody answered in time, no message"},
-    help: [
-      ["Conversations", "Conversations with a shopper message in the period = bot only + handed over."],
-      ["Bot-only resolution", "Conversations the bot handled without handing over ÷ conversations."],
-      ["Handoff rate", "Conversations handed over to a person at least once ÷ conversations (with bot-only: 100%)."],
-      ["Handoffs by reason", "Each handed-over conversation once, under the reason of its first handoff: the shares add up to the handoff rate."],
-      ["Handoff requests", "Every time the bot handed over; a conversation can hand over more than once."],
-      ["How handoffs ended", "Exactly one outcome per request (they add up to the requests): the agent's resolution, the shopper stopped waiting, left a message, nobody available, or still open."],
-      ["First response", "From the handoff request to the agent's first message, averaged."],
-      ["Average wait / handling", "Request → agent joined; agent joined → closed."],
-    ],
   },
   zh: {
     console: "客服工作台", queue: "排队中", mine: "我的会话", open: "全部进行中", tickets: "留言工单",
@@ -95,18 +85,20 @@ const I18N = {
     outcomeNames: {cancelled: "顾客取消了排队", left_message: "改为留言", open: "进行中",
       unavailable_closed: "非服务时间，未留言", unavailable_offline: "无客服在线，未留言",
       unavailable_timeout: "等待超时，未留言"},
-    help: [
-      ["会话数", "统计期内有顾客消息的会话 = 机器人独立解决 + 转人工。"],
-      ["机器人独立解决率", "没有转人工的会话 ÷ 会话数。"],
-      ["转人工率", "至少转过一次人工的会话 ÷ 会话数（与独立解决率合计 100%）。"],
-      ["转人工原因", "每个转人工的会话只计一次，按第一次转人工的原因：各原因占比之和等于转人工率。"],
-      ["转人工次数", "机器人每转一次人工计一次；一个会话可能转多次。"],
-      ["转人工结果", "每次转人工恰好一个结果（合计等于转人工次数）：客服结束时的处理结果、顾客取消、改为留言、无人接待或仍在进行。"],
-      ["首次响应时间", "从转人工到客服第一条消息，取平均。"],
-      ["平均等待 / 处理时长", "转人工 → 客服接入；客服接入 → 结束。"],
-    ],
   },
 };
+
+// The statistics page's definitions, [term, meaning] in both languages: each figure defined once (handoff/stats.py).
+const STAT_HELP = [
+  [{en: "Conversations", zh: "会话数"}, {en: "Conversations with a shopper message in the period = bot only + handed over.", zh: "统计期内有顾客消息的会话 = 机器人独立解决 + 转人工。"}],
+  [{en: "Bot-only resolution", zh: "机器人独立解决率"}, {en: "Conversations the bot handled without handing over ÷ conversations.", zh: "没有转人工的会话 ÷ 会话数。"}],
+  [{en: "Handoff rate", zh: "转人工率"}, {en: "Conversations handed over to a person at least once ÷ conversations (with bot-only: 100%).", zh: "至少转过一次人工的会话 ÷ 会话数（与独立解决率合计 100%）。"}],
+  [{en: "Handoffs by reason", zh: "转人工原因"}, {en: "Each handed-over conversation once, under the reason of its first handoff: the shares add up to the handoff rate.", zh: "每个转人工的会话只计一次，按第一次转人工的原因：各原因占比之和等于转人工率。"}],
+  [{en: "Handoff requests", zh: "转人工次数"}, {en: "Every time the bot handed over; a conversation can hand over more than once.", zh: "机器人每转一次人工计一次；一个会话可能转多次。"}],
+  [{en: "How handoffs ended", zh: "转人工结果"}, {en: "Exactly one outcome per request (they add up to the requests): the agent's resolution, the shopper stopped waiting, left a message, nobody available, or still open.", zh: "每次转人工恰好一个结果（合计等于转人工次数）：客服结束时的处理结果、顾客取消、改为留言、无人接待或仍在进行。"}],
+  [{en: "First response", zh: "首次响应时间"}, {en: "From the handoff request to the agent's first message, averaged.", zh: "从转人工到客服第一条消息，取平均。"}],
+  [{en: "Average wait / handling", zh: "平均等待 / 处理时长"}, {en: "Request → agent joined; agent joined → closed.", zh: "转人工 → 客服接入；客服接入 → 结束。"}],
+];
 
 const state = {
   lang: localStorage.getItem("kefu-console-lang") || ((navigator.language || "").startsWith("zh") ? "zh" : "en"),
@@ -682,7 +674,8 @@ async function loadStats() {
       h("div", {class: "bar"}, h("i", {style: {width: `${Math.round((n / Math.max(s.handoff_requests, 1)) * 100)}%`}})),
       h("span", {class: "n"}, n)));
   }
-  clear($("stat-help")).append(...I18N[state.lang].help.flatMap(([term, meaning]) => [h("dt", null, term), h("dd", null, meaning)]));
+  clear($("stat-help")).append(...STAT_HELP.flatMap(([term, meaning]) => [h("dt", null, term[state.lang]),
+    h("dd", null, meaning[state.lang])]));
   const hours = clear($("stat-hours"));
   const peak = Math.max(...s.messages_by_hour, 1);
   s.messages_by_hour.forEach((n, hour) => hours.append(h("div", {class: s.busiest_hours.includes(hour) ? "top" : "",
