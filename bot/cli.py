@@ -29,7 +29,14 @@ def _project_args(parser: argparse.ArgumentParser) -> None:
 def _load_project(args: argparse.Namespace):
     from bot.formats.project import load_project
 
+    _config_exists(args.config)
     return load_project(args.config, args.domain, list(args.data))
+
+
+def _config_exists(config: Path) -> None:
+    """Without config.yml the defaults apply (as in Rasa); a --config that names a missing file is a mistake."""
+    if config != Path("config.yml") and not config.exists():
+        raise CommandError(f"{config}: config file not found (pass --config)")
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -173,6 +180,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from bot.config import load_config
     from bot.evaluate import evaluate, main_table
 
+    _config_exists(args.config)
     report = evaluate(args.train, args.test, load_config(args.config), args.out, oos_label=args.oos_label,
                       text_column=args.text_column, label_column=args.label_column)
     print(main_table(report))
