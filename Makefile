@@ -14,9 +14,12 @@ install: $(STAMP) system-packages
 
 # Python packages: CPU torch first (an unpinned torch would pull a multi-GB CUDA build), then the project.
 $(STAMP): pyproject.toml
+	@echo "[1/3] creating $(VENV) and updating pip"
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
+	@echo "[2/3] installing CPU torch (the largest download, about a minute)"
 	$(BIN)/python -m pip install --quiet torch==2.13.0
+	@echo "[3/3] installing kefu and its packages"
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 

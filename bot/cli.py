@@ -4,14 +4,20 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
 import logging
 import os
+import re
 import sys
 import time
 import uuid
 from pathlib import Path
 
 from bot.formats.yaml_io import DataError
+
+
+class CommandError(Exception):
+    """An ordinary mistake: printed as one line ("Error: …"), exit status 1, no traceback."""
 
 
 def _project_args(parser: argparse.ArgumentParser) -> None:
@@ -23,7 +29,14 @@ def _project_args(parser: argparse.ArgumentParser) -> None:
 def _load_project(args: argparse.Namespace):
     from bot.formats.project import load_project
 
+    _config_exists(args.config)
     return load_project(args.config, args.domain, list(args.data))
+
+
+def _config_exists(config: Path) -> None:
+    """Without config.yml the defaults apply (as in Rasa); a --config that names a missing file is a mistake."""
+    if config != Path("config.yml") and not config.exists():
+        raise CommandError(f"{config}: config file not found (pass --config)")
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -34,13 +47,45 @@ def cmd_train(args: argparse.Namespace) -> int:
     if latest and not args.force and archive_fingerprint(latest) == fingerprint_of(project):
         print(f"Nothing changed since {latest}: no training needed (use --force to retrain).")
         return 0
-    started = time.perf_counter()
-    path = train(project, args.out, progress=lambda msg: print(f"[{time.perf_counter() - started:5.1f}s] {msg}",
-                                                              flush=True),
+    print("Training the bot (the demo shop: about 2–3 minutes on 2 cores; the first run also loads the embedding "
+          "model).", flush=True)
+    stages = StageClock()
+    path = train(project, args.out, progress=stages,
                  fixed_name=f"{args.fixed_model_name}.tar.gz" if args.fixed_model_name else None)
     prune(args.out, keep=args.keep)
-    print(f"Your bot is trained: {path}")
+    print(f"Your bot is trained in {stages.summary()}: {path}")
     return 0
+
+
+class StageClock:
+    """Training's progress callback: each line with the time since training began, and, at the end, how long each
+    stage took. A stage is a line of the trainer's own ("indexing 83 FAQ entries"); lines of a part ("NLU: …",
+    "FAQ: …") are steps inside the current stage."""
+
+    def __init__(self) -> None:
+        self.started = time.perf_counter()
+        self.stages: list[tuple[str, float]] = []  # (stage, when it began)
+
+    def __call__(self, message: str) -> None:
+        now = time.perf_counter()
+        if not _STEP.match(message):
+            self.stages.append((message, now))
+        print(f"[{now - self.started:5.1f}s] {message}", flush=True)
+
+    def summary(self) -> str:
+        """"71.3 s (training NLU… 40.2 s, indexing… 30.1 s, …)"."""
+        now = time.perf_counter()
+        ends = [began for _, began in self.stages[1:]] + [now]
+        parts = [f"{_first_words(stage)} {end - began:.1f} s" for (stage, began), end in zip(self.stages, ends,
+                                                                                               strict=True)]
+        return f"{now - self.started:.1f} s" + (f" ({', '.join(parts)})" if parts else "")
+
+
+_STEP = re.compile(r"^[A-Za-z]+: ")
+
+
+def _first_words(stage: str) -> str:
+    return " ".join(stage.split()[:2]) + "…"
 
 
 def _ensure_model(args: argparse.Namespace) -> None:
@@ -60,9 +105,18 @@ def cmd_run(args: argparse.Namespace) -> int:
     token = args.auth_token or os.environ.get("KEFU_AUTH_TOKEN")
     settings = ServerSettings.for_project(Path("."), model_path=args.model, auth_token=token)
     app = create_app(settings)  # a channel's bad settings fail here, before we claim to be serving
-    print(f"kefu serving on http://{args.host}:{args.port}", flush=True)
-    web.run_app(app, host=args.host, port=args.port, print=None,
-                reuse_port=args.reuse_port or None)
+    print(f"Loading the model ({args.model or 'the newest in models/'}), the embedding model and the stores…",
+          flush=True)
+    url = f"http://{args.host}:{args.port}"
+    try:  # run_app prints once the port answers, after everything above has loaded
+        web.run_app(app, host=args.host, port=args.port, reuse_port=args.reuse_port or None,
+                    print=lambda _started: print(f"kefu serving on {url}  (shop {url}/, agent console {url}/console;"
+                                                 " Ctrl-C stops)", flush=True))
+    except OSError as exc:
+        if exc.errno in (errno.EADDRINUSE, errno.EACCES, errno.EADDRNOTAVAIL):
+            raise CommandError(f"cannot listen on {args.host}:{args.port}: {exc.strerror} — choose another port "
+                               "with --port N (or KEFU_PORT, or make run PORT=N)") from None
+        raise
     return 0
 
 
@@ -126,6 +180,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from bot.config import load_config
     from bot.evaluate import evaluate, main_table
 
+    _config_exists(args.config)
     report = evaluate(args.train, args.test, load_config(args.config), args.out, oos_label=args.oos_label,
                       text_column=args.text_column, label_column=args.label_column)
     print(main_table(report))
@@ -156,9 +211,16 @@ def _read_password(args: argparse.Namespace) -> str:
 
     if args.password_stdin:
         return sys.stdin.readline().rstrip("\r\n")
-    first = getpass.getpass("Password: ")
-    if getpass.getpass("Repeat password: ") != first:
-        raise SystemExit("Error: the passwords differ")
+    if not sys.stdin.isatty():
+        command = f"kefu agents {args.agents_command} {args.name} --password-stdin"
+        raise CommandError(f"no terminal to ask for the password: pipe it in, e.g. `echo \"$PASSWORD\" | {command}`")
+    try:
+        first = getpass.getpass("Password: ")
+        again = getpass.getpass("Repeat password: ")
+    except (EOFError, KeyboardInterrupt):
+        raise CommandError("no password given; nothing changed") from None
+    if again != first:
+        raise CommandError("the passwords differ; nothing changed")
     return first
 
 
@@ -313,9 +375,11 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
         return args.func(args) or 0
-    except DataError as exc:
+    except (DataError, CommandError) as exc:
         print(f"Error: {exc}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        return 130
     except Exception as exc:
         from bot.channels.settings import ConfigError
         from bot.model import ModelError

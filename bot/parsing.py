@@ -12,6 +12,7 @@ import re
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from bot.language import LANGUAGES
 from bot.model import TrainedModel
 from bot.nlu.clauses import split_questions
 from bot.nlu.embedder import CACHED_BATCH, embedder_for
@@ -35,9 +36,12 @@ def parse_payload(text: str, language: str) -> dict[str, Any] | None:
         entities = [{"entity": k, "value": v, "start": None, "end": None, "extractor": "payload"}
                     for k, v in (values.items() if isinstance(values, dict) else [])]
     intent = {"name": match.group("intent"), "confidence": 1.0}
-    # a button press says nothing about the shopper's language: the engine keeps the conversation's
+    # a button press says nothing about the shopper's language (the engine keeps the conversation's), unless the
+    # button says which language it speaks: `/faq{"faq_id": "…", "language": "en"}` (the bubble's suggestions,
+    # in the language the shopper typed, also as a conversation's first message)
+    spoken = next((e["value"] for e in entities if e["entity"] == "language" and e["value"] in LANGUAGES), None)
     return {"text": text, "intent": intent, "intent_ranking": [intent], "entities": entities,
-            "language": None, "faq": []}
+            "language": spoken, "faq": []}
 
 
 class BatchedParser:

@@ -1,8 +1,18 @@
 """Statistics for the shop owner, computed from conversation events (the tracker store is the only source).
 
-Deflection is the share of conversations the bot handled alone (no `handoff_requested`). Times follow the usual
-help-desk meaning: wait = requested → agent assigned, first response = requested → first agent message,
-handling = assigned → ended.
+Each figure is defined once, and parts add up to their whole (the console's help text says the same):
+
+- conversations: those with a shopper message in the period = bot only + handed over.
+- deflection rate = bot only / conversations; handoff rate = handed over / conversations (they sum to 1).
+- handoffs by reason: each handed-over conversation once, under the reason of its first handoff (they sum to
+  handed over; their rates sum to the handoff rate).
+- handoff requests: every time the bot handed over (a conversation may hand over more than once); each request
+  has exactly one outcome (they sum to the requests): the agent's resolution when an agent closed it,
+  `cancelled` (the shopper stopped waiting), `left_message` (a message left instead of waiting, or because
+  nobody was available), `unavailable_<reason>` (nobody available and no message left), `open` (still waiting or with
+  an agent).
+- Times, the usual help-desk meaning: wait = requested → agent assigned, first response = requested → first
+  agent message, handling = assigned → ended.
 """
 
 from __future__ import annotations
@@ -28,7 +38,8 @@ _NORMALISE = re.compile(r"[\s\W_]+")
 class _Totals:
     conversations: int = 0
     bot_only: int = 0
-    handoffs: Counter[str] = field(default_factory=Counter)
+    handoffs: Counter[str] = field(default_factory=Counter)  # handed-over conversations by their first reason
+    requests: int = 0
     waits: list[float] = field(default_factory=list)
     first_responses: list[float] = field(default_factory=list)
     handling: list[float] = field(default_factory=list)
@@ -53,13 +64,14 @@ def _add_conversation(totals: _Totals, events: list[ev.Event], zone: ZoneInfo, s
     requested_at: float | None = None
     assigned_at: float | None = None
     answered = False
-    handed = False
+    outcomes: list[str] = []  # one per handoff request, the last one still open to change
     for i, event in enumerate(events):
         kind, at = event.get("event"), float(event.get("timestamp") or 0)
         if kind == ev.HANDOFF_REQUESTED:
-            handed = True
+            if not outcomes:
+                totals.handoffs[str(event.get("reason") or "unknown")] += 1
+            outcomes.append("open")
             requested_at, assigned_at, answered = at, None, False
-            totals.handoffs[str(event.get("reason") or "unknown")] += 1
             if event.get("reason") in UNANSWERED_REASONS:
                 _unanswered(totals, events[:i])
         elif kind == ev.AGENT_ASSIGNED and requested_at is not None and assigned_at is None:
@@ -70,19 +82,30 @@ def _add_conversation(totals: _Totals, events: list[ev.Event], zone: ZoneInfo, s
             totals.first_responses.append(at - requested_at)
         elif kind == ev.HANDOFF_ENDED and assigned_at is not None:
             totals.handling.append(at - assigned_at)
-            totals.outcomes[str(event.get("resolution") or "resolved")] += 1
+            _settle(outcomes, str(event.get("resolution") or "resolved"))
             requested_at = assigned_at = None
-        elif kind in (ev.HANDOFF_CANCELLED, ev.HANDOFF_UNAVAILABLE):
-            totals.outcomes["cancelled" if kind == ev.HANDOFF_CANCELLED else f"unavailable_{event.get('reason')}"] += 1
+        elif kind == ev.HANDOFF_CANCELLED:
+            _settle(outcomes, "cancelled")  # "left_message" once the message is left
             requested_at = assigned_at = None
-        elif kind == ev.TICKET_CREATED:
-            totals.outcomes["ticket"] += 1
+        elif kind == ev.HANDOFF_UNAVAILABLE:
+            _settle(outcomes, f"unavailable_{event.get('reason') or 'offline'}")
+            requested_at = assigned_at = None
+        elif kind == ev.TICKET_CREATED and outcomes and outcomes[-1].startswith(("unavailable_", "cancelled")):
+            outcomes[-1] = "left_message"  # instead of waiting, or because nobody was there
         elif kind == ev.CSAT and isinstance(event.get("score"), int | float):
             totals.csat.append(int(event["score"]))
         elif kind == "action" and event.get("name") == "action_default_fallback":
             _unanswered(totals, events[:i])
-    if not handed:
+    totals.requests += len(outcomes)
+    totals.outcomes.update(outcomes)
+    if not outcomes:
         totals.bot_only += 1
+
+
+def _settle(outcomes: list[str], outcome: str) -> None:
+    """The outcome of the latest request, if it has none yet."""
+    if outcomes and outcomes[-1] == "open":
+        outcomes[-1] = outcome
 
 
 def _unanswered(totals: _Totals, before: list[ev.Event]) -> None:
@@ -128,6 +151,7 @@ async def compute(trackers: TrackerStore, timezone: str, days: float = 30, now: 
         "handoff_rate_by_reason": {reason: round(n / totals.conversations, 4)
                                    for reason, n in totals.handoffs.most_common()},
         "handoffs_by_reason": dict(totals.handoffs.most_common()),
+        "handoff_requests": totals.requests,
         "outcomes": dict(totals.outcomes.most_common()),
         "first_response_s": _mean(totals.first_responses),
         "average_wait_s": _mean(totals.waits),

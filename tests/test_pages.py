@@ -96,7 +96,7 @@ async def test_suggestions_come_from_the_faq_in_the_language_typed(client):
     ids = [s["id"] for s in body["suggestions"]]
     assert "shipping_cost" in ids and "shipping_time" in ids and len(ids) <= 5
     zh = await (await client.get("/api/widget/suggest", params={"q": "退货", "lang": "en"})).json()
-    assert zh["language"] == "zh" and all(re.search(r"[\u4e00-\u9fff]", s["question"]) for s in zh["suggestions"])
+    assert zh["language"] == "zh" and all(re.search(r"[\u4e00-\u9fff]", s["title"]) for s in zh["suggestions"])
     popular = await (await client.get("/api/widget/suggest", params={"q": "", "lang": "zh"})).json()
     assert len(popular["suggestions"]) == 5
     nonsense = await (await client.get("/api/widget/suggest", params={"q": "qzxv"})).json()
@@ -121,3 +121,42 @@ async def test_demo_shop_embeds_the_bubble_with_one_script_tag(client):
     assert (await client.get("/demo/../../server.py")).status == 404
     evil_host = await (await client.get("/", headers={"Host": 'x"><script>alert(1)</script>'})).text()
     assert "<script>alert(1)" not in evil_host
+
+
+async def test_help_centre_and_suggestions_show_display_titles_not_training_phrasings(client):
+    """"how do i cancel my order" is how shoppers type; the page and the bubble show "Cancelling an order"."""
+    entries = {e.id: e for e in client.app[AGENT].faq_entries()}
+    cancel = entries["cancel_order"]
+    assert cancel.title("en") == "Cancelling an order" and cancel.title("zh") == "取消订单"
+    topic = await (await client.get("/help", params={"lang": "en", "category": "orders"})).text()
+    assert ">Cancelling an order</a>" in topic and "how do i cancel my order" not in topic
+    article = await (await client.get("/help/cancel_order", params={"lang": "zh"})).text()
+    assert "<h1>取消订单</h1>" in article
+    body = await (await client.get("/api/widget/suggest", params={"q": "cancel my order", "lang": "en"})).json()
+    picked = next(s for s in body["suggestions"] if s["id"] == "cancel_order")
+    assert picked["title"] == "Cancelling an order"
+    # what the bubble sends for it, as a conversation's first message, gets exactly that entry, in English
+    replies = await (await client.post("/webhooks/rest/webhook",
+                                       json={"sender": "t1", "message": picked["payload"]})).json()
+    assert replies[0]["text"] == cancel.answer("en")
+    results = await search(client, "member rank")
+    assert all(r["title"] == entries[r["id"]].title("en") for r in results) and "member rank" not in [
+        r["title"] for r in results]
+
+
+async def test_the_demo_shop_sells_what_its_demo_orders_hold(client):
+    """One demo shop: the shelves on `/` are the lifestyle store the orders (data/shop/) and the FAQ describe, each
+    product an item the demo orders hold, at the same price."""
+    import json
+
+    shelves = json.loads((ROOT / "bot/static/demo/products.json").read_text(encoding="utf-8"))["sections"]
+    ordered = {item["name"]["en"]: item["price"] for order in
+               json.loads((ROOT / "data/shop/orders.json").read_text(encoding="utf-8"))["orders"]
+               for item in order["items"]}
+    for product in (p for shelf in shelves for p in shelf["products"]):
+        name = product["name"]["en"]
+        prices = [price for item, price in ordered.items() if item.startswith(name)]
+        assert prices and product["price"] == f"¥{prices[0]}", name
+    assert {s["id"] for s in shelves} == {"homeware", "clothing", "tea", "electronics"}
+    page = await (await client.get("/")).text()
+    assert "Wool scarf, charcoal" in page and "Wireless earbuds" in page and "Tea Shop" not in page

@@ -4,7 +4,7 @@ The app runs on a real 127.0.0.1 port; the demo shop page embeds the bubble with
 its real Content-Security-Policy. An agent answers through the agent API (log in, go online, claim, answer,
 close), as the console does.
 
-    KEFU_UPDATE_SCREENSHOT=1 pytest tests/test_widget_browser.py   # also refreshes docs/widget.png
+    KEFU_SCREENSHOTS=1 pytest tests/test_widget_browser.py   # also refreshes docs/widget.png
 """
 
 from __future__ import annotations
@@ -15,8 +15,10 @@ import os
 import re
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import aiohttp
 import pytest
@@ -29,6 +31,7 @@ from bot.dialogue import events as ev
 from bot.server import ServerSettings, create_app
 from handoff.app_keys import HANDOFF, HANDOFF_SETTINGS
 from handoff.settings import HandoffSettings
+from tests.accessibility import serious_violations
 
 pytestmark = pytest.mark.browser
 
@@ -48,10 +51,12 @@ class ApiAgent:
 
     PASSWORD = "tea-time-2026"
 
-    def __init__(self, app: web.Application) -> None:
+    def __init__(self, app: web.Application, closed_dates: list[date] | None = None) -> None:
         self.app = app
-        # before start-up: open around the clock and no auto-assignment, so the shopper waits in line
-        app[HANDOFF_SETTINGS] = HandoffSettings(hours={"daily": "24h"}, auto_assign=False)
+        # before start-up: open around the clock (but on `closed_dates`) and no auto-assignment, so the shopper
+        # waits in line
+        app[HANDOFF_SETTINGS] = HandoffSettings(hours={"daily": "24h"}, auto_assign=False,
+                                                closed_dates=closed_dates or [], timezone="Asia/Shanghai")
 
     async def start(self, base_url: str) -> None:
         await self.app[HANDOFF].agents.add("li", self.PASSWORD, name=AGENT_NAME)
@@ -64,6 +69,9 @@ class ApiAgent:
     async def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> None:
         resp = await self.http.request(method, path, json=body or {})
         assert resp.status in (200, 201), f"{method} {path}: {resp.status} {await resp.text()}"
+
+    async def set_status(self, status: str) -> None:
+        await self._call("PUT", "/api/agent/status", {"status": status})
 
     async def claim(self, cid: str) -> None:
         await self._call("POST", f"/api/agent/conversations/{cid}/claim")
@@ -94,12 +102,16 @@ class Shop:
 
 
 @pytest.fixture
-async def shop(starter_model, tmp_path) -> AsyncIterator[Shop]:
+async def shop(starter_model, tmp_path, request) -> AsyncIterator[Shop]:
+    """The demo shop on a real port; `@pytest.mark.parametrize("shop", [{"closed_days": 2}], indirect=True)`
+    closes the team today and tomorrow (shop time)."""
     settings = ServerSettings.for_project(ROOT, model_path=starter_model, db_path=tmp_path / "kefu.db")
     settings.redis_url = None
     settings.endpoints.channels = {"widget": {"upload_dir": tmp_path / "uploads"}}
     app = create_app(settings)
-    agent = ApiAgent(app)
+    today = datetime.now(ZoneInfo("Asia/Shanghai")).date()
+    closed = [today + timedelta(days=n) for n in range(getattr(request, "param", {}).get("closed_days", 0))]
+    agent = ApiAgent(app, closed)
     runner = web.AppRunner(app)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
@@ -209,10 +221,8 @@ async def test_a_shopper_asks_reloads_talks_to_a_person_rates_and_cannot_inject_
     await expect(page.locator(".kefu-typing")).to_be_hidden()
     await expect(page.locator(".kefu-status")).to_have_text(f"{AGENT_NAME} · customer service")
     await page.locator(".kefu-log").evaluate("log => log.scrollTop = log.scrollHeight")
-    shot = tmp_path / "widget.png"
-    await page.screenshot(path=str(shot))
-    if os.environ.get("KEFU_UPDATE_SCREENSHOT"):
-        (ROOT / "docs" / "widget.png").write_bytes(shot.read_bytes())
+    if os.environ.get("KEFU_SCREENSHOTS"):  # opt-in: running the tests leaves the tree clean
+        await page.screenshot(path=str(ROOT / "docs" / "widget.png"))
 
     # minimised, a new agent message shows an unread badge; Esc closes and gives focus back to the launcher
     await page.locator("#kefu-input").press("Escape")
@@ -379,3 +389,120 @@ async def test_the_end_notice_shows_before_the_answer_even_if_its_frame_is_lost_
         assert ended["seq"] < thanks["seq"] or not answers or answers[0]["seq"] > ended["seq"]
     await context.close()
 
+
+
+# -- suggestions, status texts and accessibility ---------------------------------------------------------------
+
+async def test_arrow_keys_walk_the_suggestions_one_at_a_time_and_enter_asks_the_one_shown(shop: Shop,
+                                                                                          browser: Browser):
+    context = await browser.new_context(locale="en-US")
+    page = await context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    await page.goto(shop.url + "/")
+    await page.locator("#kefu-launcher").click()
+    box = page.locator("#kefu-input")
+    await box.fill("return")
+    items = page.locator("#kefu-suggest li")
+    await expect(items.nth(3)).to_be_visible()  # at least four to walk through
+
+    async def highlighted() -> list[int]:
+        selected = await items.evaluate_all("lis => lis.map(li => li.getAttribute('aria-selected'))")
+        return [i for i, v in enumerate(selected) if v == "true"]
+
+    await box.press("ArrowDown")
+    assert await highlighted() == [0]  # the first suggestion, not nothing
+    for _ in range(3):
+        await box.press("ArrowDown")
+    assert await highlighted() == [3]
+    await box.press("ArrowUp")
+    assert await highlighted() == [2]  # one back, not two
+    await expect(box).to_have_attribute("aria-activedescendant", "kefu-suggest-2")
+    titles = await items.all_text_contents()
+    entries = {e.title("en"): e for e in shop.app[AGENT].faq_entries()}
+    assert all(t in entries for t in titles)  # display titles, never raw training phrasings
+    await box.press("Enter")
+    await expect(page.locator('.kefu-msg[data-role="user"] .kefu-bubble')).to_have_text([titles[2]])
+    await expect(bot_replies(page)).to_have_text([entries[titles[2]].answer("en")])  # in English, first message
+    await context.close()
+
+
+async def test_nobody_online_the_shopper_leaves_a_message_and_the_header_follows(shop: Shop, browser: Browser):
+    await shop.agent.set_status("offline")  # in hours, nobody logged in
+    context = await browser.new_context(locale="en-US")
+    page = await context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    await page.goto(shop.url + "/")
+    await page.locator("#kefu-launcher").click()
+    status, box = page.locator(".kefu-status"), page.locator("#kefu-input")
+    await expect(status).to_have_text("Our assistant answers right away")
+    await page.locator(".kefu-human").click()
+    await expect(status).to_have_text("Nobody is online right now — wait or leave a message")
+    await expect(page.locator('[data-handoff="queued"]')).to_contain_text("Nobody is online right now")
+    await expect(box).to_have_attribute("placeholder", "Type your question…")  # not yet: only once asked
+    assert await serious_violations(page, "#kefu-root") == []
+    await page.locator(".kefu-replies button", has_text="Leave a message").click()
+    await expect(page.locator('[data-handoff="cancelled"]')).to_have_text("You left the line to leave a message")
+    await expect(status).to_have_text("Leave us a message")
+    await expect(box).to_have_attribute("placeholder", "Leave a message for our team…")
+    cid = await conversation_id(shop)
+    await stored_events_until(shop, cid, lambda events: any(e["event"] == "user" and e["text"] == "/leave_message"
+                                                            for e in events))
+    await ask(page, "My parcel KF20240001 has not arrived")
+    await expect(page.locator('[data-handoff="ticket"]')).to_contain_text("Message received (ticket")
+    await expect(status).to_have_text("Message received — we'll reply here")  # no longer "Leave us a message"
+    await expect(box).to_have_attribute("placeholder", "Type your question…")
+    await page.reload()  # the header says the same from the conversation's stored state
+    await expect(page.locator('[data-handoff="ticket"]')).to_be_visible()
+    await expect(status).to_have_text("Message received — we'll reply here")
+    await context.close()
+
+
+@pytest.mark.parametrize("shop", [{"closed_days": 2}], indirect=True)
+async def test_a_closed_team_says_when_it_is_back_in_the_shops_time_zone_in_both_languages(shop: Shop,
+                                                                                          browser: Browser):
+    back = (datetime.now(ZoneInfo("Asia/Shanghai")) + timedelta(days=2)).date()  # 00:00 shop time, a 24 h team
+    for locale, named in (("en-US", "(Asia/Shanghai)"), ("zh-CN", "（北京时间）")):
+        context = await browser.new_context(locale=locale, timezone_id="America/New_York")  # not the shop's
+        page = await context.new_page()
+        page.set_default_timeout(TIMEOUT_MS)
+        await page.goto(shop.url + "/")
+        await page.locator("#kefu-launcher").click()
+        await page.locator(".kefu-human").click()
+        notice = page.locator('[data-handoff="unavailable"]')
+        await expect(notice).to_contain_text(f"00:00{named}" if locale == "zh-CN" else f"00:00 {named}")
+        status = page.locator(".kefu-status")
+        if locale == "en-US":
+            await expect(status).to_have_text(re.compile(rf"^Our team is back {back:%a} 00:00 \(Asia/Shanghai\)$"))
+        else:
+            await expect(status).to_have_text(re.compile(r"^人工客服周.\s?00:00（北京时间）恢复服务$"))
+        await expect(page.locator(".kefu-replies button")).to_have_text(["Leave a message" if locale == "en-US"
+                                                                         else "留言"])
+        await context.close()
+
+
+async def test_the_bubble_and_the_help_centre_pass_an_accessibility_check(shop: Shop, browser: Browser):
+    """axe-core's WCAG A/AA rules: no serious or critical violation in the open bubble with messages (bot, user,
+    quick replies, the rating stars), nor on the help centre and an article."""
+    context = await browser.new_context(locale="en-US")
+    page = await context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    await page.goto(shop.url + "/")
+    await page.locator("#kefu-launcher").click()
+    await expect(page.locator(".kefu-chips button").first).to_be_visible()
+    await ask(page, "How much is shipping?")
+    await expect(bot_replies(page)).to_have_count(1)
+    await page.locator(".kefu-human").click()
+    cid = await conversation_id(shop)
+    await expect(page.locator(".kefu-status")).to_have_text("You are number 1 in line")
+    await shop.agent.claim(cid)
+    await shop.agent.say(cid, "Hi, I'm Li.")
+    await shop.agent.close(cid)
+    await expect(page.locator(".kefu-rating")).to_be_visible()
+    await page.locator("#kefu-input").fill("ship")
+    await expect(page.locator("#kefu-suggest li").first).to_be_visible()
+    assert await serious_violations(page, "#kefu-root") == []
+    for path in ("/help?lang=en", "/help/return_policy?lang=zh", "/"):
+        await page.goto(shop.url + path)
+        await expect(page.locator("#kefu-launcher")).to_be_visible()
+        assert await serious_violations(page) == [], path
+    await context.close()

@@ -147,6 +147,9 @@ def test_handoff_agent_and_typing_frames():
     offline = protocol.render_event(stored({"event": ev.HANDOFF_UNAVAILABLE, "reason": "closed",
                                             "next_open": "2026-11-26T09:00:00+08:00"}, 11))
     assert offline["state"] == "unavailable" and offline["next_open"].startswith("2026-11-26")
+    closed = protocol.render_event(stored({"event": ev.HANDOFF_UNAVAILABLE, "reason": "closed", "timezone":
+                                           "Asia/Shanghai", "next_open": "2026-11-26T09:00:00+08:00"}, 12))
+    assert closed["timezone"] == "Asia/Shanghai"  # "back at 09:00" is said in the shop's time zone, named
     typing = protocol.render_event({"event": "typing", "role": "agent", "on": True, "agent_name": "Li"})
     assert typing == {"type": "typing", "role": "agent", "state": "on", "agent": {"name": "Li"}}
 
@@ -155,12 +158,14 @@ def test_conversation_state_says_when_a_rating_is_wanted():
     events = [ev.handoff_requested("explicit_request", []), {"event": ev.QUEUED, "position": 1},
               {"event": ev.AGENT_ASSIGNED, "agent_name": "Li"}]
     state = protocol.conversation_state(events)
-    assert state == {"handoff": "assigned", "agent": {"name": "Li"}, "csat_pending": False}
+    assert state == {"handoff": "assigned", "agent": {"name": "Li"}, "csat_pending": False, "details": {}}
     events.append({"event": ev.HANDOFF_ENDED, "resolution": "resolved"})
     # the end alone asks nothing (ask_rating: false): no stars until the bot's rating request
-    assert protocol.conversation_state(events) == {"handoff": "ended", "agent": None, "csat_pending": False}
+    assert protocol.conversation_state(events) == {"handoff": "ended", "agent": None, "csat_pending": False,
+                                                   "details": {}}
     events.append(rating_request("en"))
-    assert protocol.conversation_state(events) == {"handoff": "ended", "agent": None, "csat_pending": True}
+    assert protocol.conversation_state(events) == {"handoff": "ended", "agent": None, "csat_pending": True,
+                                                   "details": {}}
     rendered = protocol.render_event({**events[-1], "seq": 5})
     assert rendered["rating"] is True and [r["payload"] for r in rendered["quick_replies"]] == [
         f'/csat{{"score": {n}}}' for n in range(1, 6)]
@@ -254,3 +259,24 @@ def test_project_endpoints_allow_the_demo_shop():
 def test_suggestions_read_the_language_with_the_bots_rule():
     assert detect_language("运费多少") == "zh" and detect_language("shipping fee") == "en"
     assert detect_language("KF20240001", "zh") == "en" and detect_language("123", "zh") == "zh"
+
+
+def test_the_state_follows_nobody_online_leaving_a_message_and_the_ticket():
+    """What the bubble's header says after a reload: the conversation's real state, not the last handoff's."""
+    events = [ev.handoff_requested("explicit_request", []),
+              {"event": ev.QUEUED, "position": 1, "eta_s": None, "nobody_online": True}]
+    state = protocol.conversation_state(events)
+    assert state["handoff"] == "queued" and state["details"] == {"queue_position": 1, "nobody_online": True}
+    cancelled = protocol.render_event(stored({"event": ev.HANDOFF_CANCELLED, "leave_message": True}, 3))
+    assert cancelled["state"] == "cancelled" and cancelled["leave_message"] is True
+    events += [{"event": ev.HANDOFF_CANCELLED, "by": "shopper", "leave_message": True},
+               ev.bot("Please write your message", {"leave_message": "offline"})]
+    assert protocol.render_event({**events[-1], "seq": 4})["leave_message"] is True
+    assert protocol.conversation_state(events)["handoff"] == "leave_message"
+    events += [ev.user("my parcel is late"), {"event": ev.TICKET_CREATED, "ticket_id": "T1001"}]
+    assert protocol.conversation_state(events)["handoff"] == "ticket"
+    assert protocol.conversation_state(events)["details"] == {"ticket_id": "T1001"}
+    # asked for the message, then "cancel": back with the bot
+    events += [ev.bot("Please write your message", {"leave_message": "offline"}), ev.user("cancel"),
+               ev.bot("OK, no message left.")]
+    assert protocol.conversation_state(events)["handoff"] is None

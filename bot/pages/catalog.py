@@ -21,7 +21,7 @@ MIN_SUGGEST_SCORE = 0.5
 class Article:
     id: str
     category: str
-    question: str
+    title: str  # the entry's display title in the page's language (`FAQEntry.title`), never a raw phrasing
     answer: str
     asked: int = 0
 
@@ -35,7 +35,7 @@ class FaqCatalog:
         entry = self.entries.get(entry_id)
         if entry is None:
             return None
-        return Article(entry.id, entry.category, question(entry, language), entry.answer(language),
+        return Article(entry.id, entry.category, entry.title(language), entry.answer(language),
                        (counts or {}).get(entry.id, 0))
 
     def articles(self, language: str, counts: dict[str, int]) -> list[Article]:
@@ -82,8 +82,3 @@ class FaqCatalog:
         unique = list(dict.fromkeys(ids))[:k]
         return [a for a in (self.article(i, language, counts) for i in unique) if a]
 
-
-def question(entry: FAQEntry, language: str) -> str:
-    """The entry's first phrasing in `language` (how the FAQ author wrote it), else in any language."""
-    phrasings = entry.questions.get(language) or next((q for q in entry.questions.values() if q), [])
-    return phrasings[0] if phrasings else entry.id

@@ -76,7 +76,7 @@ def still_need_help(language: str, message: str = "") -> str:
 
 def _article_item(article: Article, language: str, snippet: bool = False) -> str:
     answer = f'<p class="help-snippet">{escape(_shorten(article.answer))}</p>' if snippet else ""
-    return (f'<li><a href="{_link("/help/" + article.id, language)}">{escape(article.question)}</a>{answer}</li>')
+    return (f'<li><a href="{_link("/help/" + article.id, language)}">{escape(article.title)}</a>{answer}</li>')
 
 
 def _shorten(text: str, limit: int = 140) -> str:
@@ -134,9 +134,9 @@ def article_page(language: str, article: Article, category: str, related: list[A
   <a href="{_link("/help", language, category=article.category)}">{escape(category)}</a>
 </nav>
 <article class="help-article" data-faq-id="{escape(article.id)}">
-  <h1>{escape(article.question)}</h1>
+  <h1>{escape(article.title)}</h1>
   <div class="help-answer">{paragraphs}</div>
 </article>
-{still_need_help(language, article.question)}
+{still_need_help(language, article.title)}
 {related_html}
 {search_form(language)}"""

@@ -73,7 +73,7 @@ async def help_article(request: web.Request) -> web.Response:
         raise web.HTTPFound(f"/help?lang={language}")
     body = help_html.article_page(language, article, category_label(article.category, language),
                                   pages.catalog.related(article, language, counts))
-    return _html(request, language, article.question, body)
+    return _html(request, language, article.title, body)
 
 
 @routes.get("/api/help/search")
@@ -84,5 +84,5 @@ async def help_search(request: web.Request) -> web.Response:
     language = page_language(request)
     results = await _search(request, query, language)
     return web.json_response({"query": query, "language": language, "results": [
-        {"id": a.id, "category": a.category, "question": a.question, "answer": a.answer, "url": f"/help/{a.id}"}
+        {"id": a.id, "category": a.category, "title": a.title, "answer": a.answer, "url": f"/help/{a.id}"}
         for a in results]}, dumps=json_dumps)

@@ -1,6 +1,7 @@
-"""The demo shop: `GET /` (a tea shop's page with the chat bubble, as a shop would embed it) and its files under
-`/demo/`. The products come from `static/demo/products.json` and are written into the page, escaped, so the
-page works without JavaScript; the page shows the language the shopper picked (shop.js)."""
+"""The demo shop: `GET /` (the page of the small lifestyle store that data/shop/ and data/faq.yml describe, with
+the chat bubble, as a shop would embed it) and its files under `/demo/`. The products come from
+`static/demo/products.json` (items the demo orders hold, at their prices) and are written into the page, escaped,
+so the page works without JavaScript; the page shows the language the shopper picked (shop.js)."""
 
 from __future__ import annotations
 

@@ -2,17 +2,23 @@
 with the FAQ catalog the help centre uses; allowed to the bubble's sites like its own API).
 
 From the FAQ: stored phrasings that contain what was typed (most asked first), then the FAQ index's best
-matches -- the same index the bot answers from, so picking a suggestion gets that entry's answer. An empty `q`
-gives the most asked questions (what the panel shows before the shopper types).
+matches -- the same index the bot answers from. Each suggestion is `{id, title, payload}`: the entry's display
+title in the shopper's language, which the shopper sees, and the payload the bubble sends for it as a quick reply,
+`/faq{"faq_id": …, "language": …}`: the bot answers exactly that entry, in the language of the suggestion (also
+as a conversation's first message). An empty `q` gives the most asked questions (what the panel shows before
+the shopper types).
 """
 
 from __future__ import annotations
+
+import json
 
 from aiohttp import web
 
 from bot.app_keys import AGENT
 from bot.channels.widget.history import client_ip, settings_of
 from bot.channels.widget.origins import with_cors
+from bot.dialogue.clarify import FAQ_ID
 from bot.http import HTTPError, json_dumps
 from bot.language import LANGUAGES, detect_language
 from bot.pages.state import PAGES
@@ -41,5 +47,11 @@ async def suggest(request: web.Request) -> web.Response:
     else:
         articles = pages.catalog.most_asked(language, counts, limit)
     return web.json_response({"language": language,
-                              "suggestions": [{"id": a.id, "question": a.question} for a in articles]},
+                              "suggestions": [{"id": a.id, "title": a.title, "payload": payload(a.id, language)}
+                                              for a in articles]},
                              headers={"Cache-Control": "no-store"}, dumps=json_dumps)
+
+
+def payload(entry_id: str, language: str) -> str:
+    """What picking a suggestion sends: that entry, answered in the suggestion's language."""
+    return "/faq" + json.dumps({FAQ_ID: entry_id, "language": language}, ensure_ascii=False)

@@ -256,6 +256,8 @@ def _bot_message(event: ev.Event, base: Frame) -> Frame | None:
         frame["quick_replies"] = replies[:MAX_QUICK_REPLIES]
     if data.get("rating_request"):
         frame["rating"] = True  # the panel shows its stars instead of the 1-5 buttons
+    if data.get("leave_message"):
+        frame["leave_message"] = True  # the bot asks for the message to leave: the panel says "leave a message"
     image = data.get("image")
     if isinstance(image, str) and image.startswith(("https://", "http://")):
         frame["attachments"] = [{"url": image, "name": "image", "mime": "image/*"}]
@@ -275,29 +277,49 @@ def _handoff(kind: str, event: ev.Event, base: Frame) -> Frame:
     if kind == ev.QUEUED:
         frame["queue_position"] = event.get("position")
         frame["eta_s"] = event.get("eta_s")
+        frame["nobody_online"] = bool(event.get("nobody_online"))  # in hours, nobody logged in: wait or write
     elif kind == ev.AGENT_ASSIGNED:
         frame["agent"] = {"name": _agent_name(event) or ""}
+    elif kind == ev.HANDOFF_CANCELLED:
+        frame["leave_message"] = bool(event.get("leave_message"))  # left the line to leave a message
     elif kind == ev.HANDOFF_UNAVAILABLE:
         frame["reason"] = event.get("reason")
         frame["next_open"] = event.get("next_open")
+        frame["timezone"] = event.get("timezone")  # the shop's: "back at" is said in it, and named
     return frame
 
 
+HANDOFF_DETAILS = ("queue_position", "eta_s", "nobody_online", "leave_message", "reason", "next_open", "timezone")
+
+
 def conversation_state(events: list[ev.Event]) -> Frame:
-    """Where the conversation stands (handoff state, agent, whether a rating is wanted), from all its events,
-    so a panel that shows only the latest messages still knows it."""
-    state: Frame = {"handoff": None, "agent": None, "csat_pending": False}
+    """Where the conversation stands, from all its events, so a panel that shows only the latest messages still
+    knows it: `handoff` (a handoff state, or `leave_message` while the bot waits for the message to leave, or
+    `ticket` once it is left; null with the bot), the agent, the last handoff frame's details (place in line,
+    nobody online, when the team is back and in which time zone) and whether a rating is wanted."""
+    state: Frame = {"handoff": None, "agent": None, "csat_pending": False, "details": {}}
     for event in events:
         kind = event.get("event")
         if kind in HANDOFF_STATES:
-            state["handoff"] = HANDOFF_STATES[kind]
+            frame = _handoff(kind, event, {})
+            state["handoff"] = frame["state"]
+            state["details"] = {k: frame[k] for k in HANDOFF_DETAILS if frame.get(k) is not None}
             if kind == ev.AGENT_ASSIGNED:
-                state["agent"] = {"name": _agent_name(event) or ""}
+                state["agent"] = frame["agent"]
             state["csat_pending"] = False  # the stars come with the bot's rating request, not with the end
-        elif kind == "bot" and (event.get("data") or {}).get("rating_request"):
-            state["csat_pending"] = True
+        elif kind == ev.TICKET_CREATED:
+            state["handoff"], state["details"] = "ticket", {"ticket_id": str(event.get("ticket_id") or "")}
+        elif kind == "bot":
+            data = event.get("data") or {}
+            if data.get("leave_message"):
+                state["handoff"], state["details"] = "leave_message", {}
+            elif state["handoff"] == "leave_message":  # "OK, no message left": back with the bot
+                state["handoff"], state["details"] = None, {}
+            if data.get("rating_request"):
+                state["csat_pending"] = True
         elif kind in ("user", ev.CSAT):  # rated, or wrote something else: the stars go away
             state["csat_pending"] = False
-    if state["handoff"] in ("ended", "cancelled", "unavailable"):
+    if state["handoff"] not in ("requested", "queued", "assigned"):
         state["agent"] = None
     return state
+

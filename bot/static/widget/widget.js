@@ -25,7 +25,11 @@
     status_waiting: ["Waiting for a person…", "正在为您转接人工客服…"],
     status_queue: ["You are number {n} in line", "您前面还有 {n} 位"],
     status_agent: ["{name} · customer service", "{name} · 人工客服"],
+    status_nobody: ["Nobody is online right now — wait or leave a message", "暂时没有客服在线——可以等待，或给我们留言"],
     status_leave: ["Leave us a message", "请给我们留言"],
+    status_ticket: ["Message received — we'll reply here", "已收到您的留言，我们会在这里回复您"],
+    status_closed: ["Our team is back {when}", "人工客服{when}恢复服务"],
+    status_unavailable: ["Nobody is online — you can leave a message", "暂时没有客服在线，可以给我们留言"],
     status_offline: ["Reconnecting…", "正在重新连接…"],
     reconnecting: ["Connection lost — reconnecting…", "网络已断开，正在重新连接…"],
     human: ["Talk to a person", "转人工"],
@@ -39,6 +43,10 @@
     popular: ["Popular questions", "大家都在问"],
     requested: ["Connecting you to a person…", "正在为您转接人工客服…"],
     queued: ["You are number {n} in line, about {m}.", "您当前排在第 {n} 位，预计等待 {m}。"],
+    queued_nobody: ["Nobody is online right now — wait or leave a message. You are number {n} in line.",
+                    "暂时没有客服在线——您可以继续等待（当前排在第 {n} 位），或给我们留言。"],
+    leave: ["Leave a message", "留言"],
+    left_to_write: ["You left the line to leave a message", "已退出排队，改为留言"],
     minutes: ["{m} minutes", "{m} 分钟"],
     minute: ["1 minute", "1 分钟"],
     assigned: ["{name} has joined the conversation", "客服 {name} 已接入对话"],
@@ -138,12 +146,16 @@
     try { return new Date(ts * 1000).toLocaleTimeString(lang === "zh" ? "zh-CN" : "en", { hour: "2-digit", minute: "2-digit" }); }
     catch (e) { return ""; }
   }
-  function when(iso) {
+  var ZONE_NAMES = { "Asia/Shanghai": "北京时间", "Asia/Hong_Kong": "香港时间", "Asia/Taipei": "台北时间" };
+  function when(iso, zone) { // "Mon 09:00 (Asia/Shanghai)": in the shop's time zone, and saying which
     var d = new Date(iso);
     if (isNaN(d.getTime())) return "";
-    try {
-      return d.toLocaleString(lang === "zh" ? "zh-CN" : "en", { weekday: "short", hour: "2-digit", minute: "2-digit" });
-    } catch (e) { return d.toISOString(); }
+    var options = { weekday: "short", hour: "2-digit", minute: "2-digit", hourCycle: "h23" };
+    var text;
+    try { text = d.toLocaleString(lang === "zh" ? "zh-CN" : "en-GB", Object.assign({ timeZone: zone || undefined }, options)); }
+    catch (e) { zone = null; text = d.toLocaleString(lang === "zh" ? "zh-CN" : "en-GB", options); } // unknown zone
+    zone = zone || Intl.DateTimeFormat().resolvedOptions().timeZone || "UTC";
+    return lang === "zh" ? text + "（" + (ZONE_NAMES[zone] || zone) + "）" : text + " (" + zone + ")";
   }
 
   // -- state ---------------------------------------------------------------------------------------------------
@@ -152,7 +164,7 @@
     token: load("token", null), conversationId: null, limits: null, lastSeq: 0, seenSeq: load("seen", 0),
     unread: load("unread", 0), open: !!load("open", false, "session"), started: false, starting: null,
     ws: null, ready: false, attempts: 0, retryTimer: null, outbox: load("outbox", []),
-    handoff: null, agent: null, csatPending: false, waitingRow: null, typingTimer: null,
+    handoff: null, details: {}, agent: null, csatPending: false, waitingRow: null, typingTimer: null,
     lastTypingSent: 0, typingOffTimer: null, suggestSeq: 0, suggestTimer: null, activeSuggestion: -1,
     everConnected: false, greeted: false, held: {}, fetching: false, fetchFailures: 0, fetchTimer: null
   };
@@ -353,10 +365,7 @@
     replies.forEach(function (r) {
       var b = el("button", "", { type: "button" });
       b.textContent = String(r.title || r.payload);
-      b.addEventListener("click", function () {
-        queue({ type: "quick_reply", client_msg_id: newId(), payload: String(r.payload), title: String(r.title || r.payload) },
-              { role: "user", text: String(r.title || r.payload) });
-      });
+      b.addEventListener("click", function () { reply(r); });
       box.appendChild(b);
     });
     return box;
@@ -403,7 +412,12 @@
     if (frame.seq != null && log.querySelector('[data-seq="' + frame.seq + '"]')) return; // shown (an acked message)
     if (frame.type === "message") renderMessage(frame, live);
     else if (frame.type === "handoff") renderHandoff(frame);
-    else if (frame.type === "ticket") systemRow(t("ticket", { id: frame.ticket_id }), frame.seq);
+    else if (frame.type === "ticket") {
+      systemRow(t("ticket", { id: frame.ticket_id }), frame.seq).setAttribute("data-handoff", "ticket");
+      S.handoff = "ticket";
+      S.details = { ticket_id: frame.ticket_id };
+      renderHeader();
+    }
     else if (frame.type === "csat") setCsat(false);
     if (live) scrollDown();
   }
@@ -415,6 +429,12 @@
       if (pending) { settle(pending, m.seq); return; }
     }
     if (m.role === "bot" || m.role === "agent") hideTyping(m.role);
+    if (m.role === "bot" && (m.leave_message || S.handoff === "leave_message")) {
+      // the bot asks for the message to leave; any other answer after that question means it lapsed
+      S.handoff = m.leave_message ? "leave_message" : null;
+      S.details = {};
+      renderHeader();
+    }
     clearReplies();
     var row = messageEl(m);
     insert(row);
@@ -431,11 +451,22 @@
   }
   function cssEscape(v) { return window.CSS && CSS.escape ? CSS.escape(v) : String(v).replace(/["\\]/g, "\\$&"); }
   function minutes(eta) { var m = Math.max(1, Math.round((Number(eta) || 60) / 60)); return m === 1 ? t("minute") : t("minutes", { m: m }); }
+  var DETAILS = ["queue_position", "eta_s", "nobody_online", "leave_message", "reason", "next_open", "timezone"];
+  function detailsOf(h) {
+    var d = {};
+    DETAILS.forEach(function (k) { if (h[k] != null) d[k] = h[k]; });
+    return d;
+  }
+  function offerLeaveMessage(row) { // "Leave a message" under the line that offers it, while it is the latest
+    if (row === lastMessage()) row.after(repliesEl([{ title: t("leave"), payload: "/leave_message" }]));
+  }
   function renderHandoff(h) {
     S.handoff = h.state;
+    S.details = detailsOf(h);
     if (h.state === "requested" || h.state === "queued") {
-      var text = h.state === "queued" && h.queue_position ? t("queued", { n: h.queue_position, m: minutes(h.eta_s) }) : t("requested");
-      S.queuePosition = h.queue_position || S.queuePosition;
+      var text = t("requested");
+      if (h.state === "queued" && h.nobody_online) text = t("queued_nobody", { n: h.queue_position || 1 });
+      else if (h.state === "queued" && h.queue_position) text = t("queued", { n: h.queue_position, m: minutes(h.eta_s) });
       if (S.waitingRow && S.waitingRow.isConnected) { // one line per wait, kept current and moved to the latest place
         S.waitingRow.querySelector(".kefu-bubble").textContent = text;
         if (h.seq != null) {
@@ -447,12 +478,13 @@
         S.waitingRow = systemRow(text, h.seq);
       }
       S.waitingRow.setAttribute("data-handoff", h.state);
+      clearReplies();
+      if (h.nobody_online) offerLeaveMessage(S.waitingRow);
     } else {
       if (h.state === "unavailable" && S.waitingRow && S.waitingRow.getAttribute("data-handoff") === "requested") {
         S.waitingRow.remove(); // "connecting you…" was never true: the offline notice replaces it
       }
       S.waitingRow = null;
-      S.queuePosition = null;
       if (h.state === "assigned") {
         S.agent = h.agent || null;
         systemRow(t("assigned", { name: (h.agent && h.agent.name) || t("agent_role") }), h.seq).setAttribute("data-handoff", "assigned");
@@ -460,11 +492,14 @@
         S.agent = null;
         systemRow(t("ended"), h.seq).setAttribute("data-handoff", "ended"); // stars only if the bot asks (m.rating)
       } else if (h.state === "cancelled") {
-        systemRow(t("cancelled"), h.seq).setAttribute("data-handoff", "cancelled");
+        systemRow(t(h.leave_message ? "left_to_write" : "cancelled"), h.seq).setAttribute("data-handoff", "cancelled");
       } else if (h.state === "unavailable") {
         var msg = t(h.reason === "closed" ? "unavailable_closed" : "unavailable");
-        var back = h.next_open ? when(h.next_open) : "";
-        systemRow(back ? msg + " " + t("next_open", { when: back }) : msg, h.seq).setAttribute("data-handoff", "unavailable");
+        var back = h.next_open ? when(h.next_open, h.timezone) : "";
+        var row = systemRow(back ? msg + " " + t("next_open", { when: back }) : msg, h.seq);
+        row.setAttribute("data-handoff", "unavailable");
+        clearReplies();
+        offerLeaveMessage(row);
       }
     }
     renderHeader();
@@ -472,25 +507,36 @@
   function applyState(state) {
     if (!state) return;
     S.handoff = state.handoff;
+    S.details = state.details || {};
     S.agent = state.agent;
     setCsat(!!state.csat_pending);
     renderHeader();
   }
+  function statusText(h, d) {
+    if (h === "requested") return t("status_waiting");
+    if (h === "queued") {
+      if (d.nobody_online) return t("status_nobody");
+      return d.queue_position ? t("status_queue", { n: d.queue_position }) : t("status_waiting");
+    }
+    if (h === "assigned") return t("status_agent", { name: (S.agent && S.agent.name) || t("agent_role") });
+    if (h === "unavailable") {
+      return d.reason === "closed" && d.next_open ? t("status_closed", { when: when(d.next_open, d.timezone) })
+        : t("status_unavailable");
+    }
+    if (h === "leave_message") return t("status_leave");
+    if (h === "ticket") return t("status_ticket");
+    return t("status_bot");
+  }
   function renderHeader() {
     var h = S.handoff;
-    var text = t("status_bot"), offline = false;
-    if (!S.ready && S.everConnected) { text = t("status_offline"); offline = true; }
-    else if (h === "requested") text = t("status_waiting");
-    else if (h === "queued") text = S.queuePosition ? t("status_queue", { n: S.queuePosition }) : t("status_waiting");
-    else if (h === "assigned") text = t("status_agent", { name: (S.agent && S.agent.name) || t("agent_role") });
-    else if (h === "unavailable") text = t("status_leave");
-    status.textContent = text;
+    var offline = !S.ready && S.everConnected;
+    status.textContent = offline ? t("status_offline") : statusText(h, S.details || {});
     status.setAttribute("data-state", offline ? "offline" : (h || "bot"));
     var waiting = h === "requested" || h === "queued";
     humanBtn.hidden = h === "assigned";
     humanLabel.textContent = waiting ? t("cancel") : t("human");
     humanBtn.setAttribute("data-action", waiting ? "cancel" : "human");
-    input.placeholder = h === "unavailable" ? t("placeholder_leave") : t("placeholder");
+    input.placeholder = h === "leave_message" ? t("placeholder_leave") : t("placeholder");
     launcher.setAttribute("aria-label", t("open") + (S.unread ? " (" + t("unread", { n: S.unread }) + ")" : ""));
   }
   function renderBadge() {
@@ -536,8 +582,8 @@
       chips.appendChild(label);
       items.slice(0, 4).forEach(function (s) {
         var b = el("button", "", { type: "button" });
-        b.textContent = s.question;
-        b.addEventListener("click", function () { sendText(s.question); chips.remove(); });
+        b.textContent = s.title;
+        b.addEventListener("click", function () { pickSuggestion(s); chips.remove(); });
         chips.appendChild(b);
       });
       row.after(chips);
@@ -610,6 +656,11 @@
         noteOn(item.frame.client_msg_id, t("sending"));
       }
     });
+  }
+  function reply(r) { // a button: the bot reads its payload, the shopper sees its title
+    var title = String(r.title || r.payload);
+    queue({ type: "quick_reply", client_msg_id: newId(), payload: String(r.payload || r.title), title: title },
+          { role: "user", text: title });
   }
   function sendText(text) {
     text = String(text || "").trim();
@@ -837,7 +888,7 @@
   function askSuggestions() {
     clearTimeout(S.suggestTimer);
     var q = input.value.trim();
-    if (q.length < 2 || q.length > 60 || S.handoff === "assigned" || S.handoff === "queued" || S.handoff === "requested") {
+    if (q.length < 2 || q.length > 60 || ["assigned", "queued", "requested", "leave_message"].indexOf(S.handoff) >= 0) {
       hideSuggestions();
       return;
     }
@@ -855,18 +906,25 @@
     if (!items.length) { hideSuggestions(); return; }
     items.forEach(function (s, i) {
       var li = el("li", "", { role: "option", id: "kefu-suggest-" + i, "aria-selected": "false" });
-      li.textContent = s.question;
+      li.textContent = s.title;
       li.addEventListener("mousedown", function (e) { e.preventDefault(); });
-      li.addEventListener("click", function () { input.value = ""; sendText(s.question); });
+      li.addEventListener("click", function () { input.value = ""; autosize(); pickSuggestion(s); });
       suggest.appendChild(li);
     });
     suggest.hidden = false;
     input.setAttribute("aria-expanded", "true");
   }
+  function pickSuggestion(s) { // the shopper sees the entry's title; the bot answers exactly that entry
+    reply({ title: s.title, payload: s.payload });
+    hideSuggestions();
+    scrollDown();
+  }
   function moveSuggestion(delta) {
     var items = suggest.children;
     if (suggest.hidden || !items.length) return false;
-    S.activeSuggestion = (S.activeSuggestion + delta + items.length + 1) % (items.length + 1) - 1;
+    // positions -1 (the input itself), 0 … n-1 (the items), wrapping round: shift by one to count from 0
+    var places = items.length + 1;
+    S.activeSuggestion = (S.activeSuggestion + 1 + delta + places) % places - 1;
     Array.prototype.forEach.call(items, function (li, i) { li.setAttribute("aria-selected", String(i === S.activeSuggestion)); });
     if (S.activeSuggestion >= 0) input.setAttribute("aria-activedescendant", items[S.activeSuggestion].id);
     else input.removeAttribute("aria-activedescendant");
@@ -934,7 +992,7 @@
     if (e.key === "Enter" && !e.shiftKey && !e.isComposing) { // not while an IME is composing Chinese
       e.preventDefault();
       var active = S.activeSuggestion >= 0 && suggest.children[S.activeSuggestion];
-      if (active) { input.value = ""; sendText(active.textContent); autosize(); return; }
+      if (active) { active.click(); return; }
       form.requestSubmit ? form.requestSubmit() : form.dispatchEvent(new Event("submit", { cancelable: true }));
     }
   });

@@ -11,6 +11,8 @@ const I18N = {
     send: "Send", addNote: "Add note", why: "Why the bot handed over",
     guesses: "The bot's best guesses", shopper: "Shopper", notes: "Private notes", noNotes: "No notes yet.",
     claim: "Claim", transfer: "Transfer…", close: "Close", toAgent: "To agent", toGroup: "To group",
+    transferTo: "Transfer this conversation to {a}?", transferGroup: "Transfer this conversation to the {g} group?",
+    confirmTransfer: "Transfer", cancel: "Cancel", reconnecting: "reconnecting…",
     emptyQueue: "Nobody is waiting.", emptyMine: "You have no open chats.", emptyOpen: "No open conversations.",
     channel: "Channel", language: "Language", sender: "Sender", orders: "Order numbers", tier: "Tier",
     wechat: "WeChat window", messenger: "Messenger window", quota: "{n} messages left", window: "until {t}", pending: "{n} pending",
@@ -25,6 +27,7 @@ const I18N = {
     avgHandling: "Average handling", csat: "Satisfaction (CSAT)", ratings: "{n} ratings",
     ticketsOpen: "Open tickets", queueNow: "Waiting now", agentsOnline: "Agents online", byReason: "Handoffs by reason",
     busiest: "Messages by hour", unanswered: "Top questions the bot could not answer", days: "Last {n} days",
+    requests: "Handoff requests", outcomes: "How handoffs ended", definitions: "How these figures are counted",
     noData: "No data yet.", sysRequested: "Bot handed over: {r}", sysQueued: "Queued · number {p} · ~{m} min",
     sysQueuedNobody: "Queued · number {p} · nobody online yet", sysLeftToWrite: "Shopper left the queue to leave a message",
     sysAssigned: "{a} joined", sysTransferred: "Transferred to {a}", sysEnded: "Closed: {r}",
@@ -39,6 +42,9 @@ const I18N = {
       repeated_fallback: "Several answers failed in a row",
     },
     resolutions: {resolved: "Resolved", not_resolved: "Not resolved", spam: "Spam", duplicate: "Duplicate"},
+    outcomeNames: {cancelled: "Shopper stopped waiting", left_message: "Left a message", open: "Still open",
+      unavailable_closed: "Outside hours, no message", unavailable_offline: "Nobody online, no message",
+      unavailable_timeout: "Nobody answered in time, no message"},
   },
   zh: {
     console: "客服工作台", queue: "排队中", mine: "我的会话", open: "全部进行中", tickets: "留言工单",
@@ -47,6 +53,8 @@ const I18N = {
     cannedHint: "输入 / 使用快捷回复", write: "输入回复…（Enter 发送，Shift+Enter 换行）", send: "发送", addNote: "添加备注", why: "机器人转人工的原因",
     guesses: "机器人的候选答案", shopper: "顾客信息", notes: "内部备注", noNotes: "暂无备注。",
     claim: "接入", transfer: "转接…", close: "结束", toAgent: "转给客服", toGroup: "转给技能组",
+    transferTo: "确定将此会话转给 {a}？", transferGroup: "确定将此会话转给“{g}”技能组？",
+    confirmTransfer: "转接", cancel: "取消", reconnecting: "正在重新连接…",
     emptyQueue: "当前没有顾客排队。", emptyMine: "您没有进行中的会话。", emptyOpen: "没有进行中的会话。",
     channel: "渠道", language: "语言", sender: "用户", orders: "提到的订单号", tier: "会员等级",
     wechat: "微信客服窗口", messenger: "Messenger 窗口", quota: "剩余 {n} 条", window: "截止 {t}", pending: "{n} 条待发",
@@ -60,6 +68,7 @@ const I18N = {
     firstResponse: "首次响应时间", avgWait: "平均等待", avgHandling: "平均处理时长", csat: "满意度 (CSAT)",
     ratings: "{n} 个评分", ticketsOpen: "未解决工单", queueNow: "当前排队", agentsOnline: "在线客服",
     byReason: "转人工原因", busiest: "各时段消息量", unanswered: "机器人没能回答的问题", days: "最近 {n} 天",
+    requests: "转人工次数", outcomes: "转人工结果", definitions: "各项数据的统计口径",
     noData: "暂无数据。", sysRequested: "机器人转人工：{r}", sysQueued: "排队 · 第 {p} 位 · 约 {m} 分钟",
     sysQueuedNobody: "排队 · 第 {p} 位 · 暂无客服在线", sysLeftToWrite: "顾客离开排队，改为留言",
     sysAssigned: "{a} 已接入", sysTransferred: "已转接给 {a}", sysEnded: "已结束：{r}",
@@ -73,13 +82,28 @@ const I18N = {
       small_margin: "意图不明确", repeated_fallback: "连续多次未能回答",
     },
     resolutions: {resolved: "已解决", not_resolved: "未解决", spam: "垃圾消息", duplicate: "重复会话"},
+    outcomeNames: {cancelled: "顾客取消了排队", left_message: "改为留言", open: "进行中",
+      unavailable_closed: "非服务时间，未留言", unavailable_offline: "无客服在线，未留言",
+      unavailable_timeout: "等待超时，未留言"},
   },
 };
+
+// The statistics page's definitions, [term, meaning] in both languages: each figure defined once (handoff/stats.py).
+const STAT_HELP = [
+  [{en: "Conversations", zh: "会话数"}, {en: "Conversations with a shopper message in the period = bot only + handed over.", zh: "统计期内有顾客消息的会话 = 机器人独立解决 + 转人工。"}],
+  [{en: "Bot-only resolution", zh: "机器人独立解决率"}, {en: "Conversations the bot handled without handing over ÷ conversations.", zh: "没有转人工的会话 ÷ 会话数。"}],
+  [{en: "Handoff rate", zh: "转人工率"}, {en: "Conversations handed over to a person at least once ÷ conversations (with bot-only: 100%).", zh: "至少转过一次人工的会话 ÷ 会话数（与独立解决率合计 100%）。"}],
+  [{en: "Handoffs by reason", zh: "转人工原因"}, {en: "Each handed-over conversation once, under the reason of its first handoff: the shares add up to the handoff rate.", zh: "每个转人工的会话只计一次，按第一次转人工的原因：各原因占比之和等于转人工率。"}],
+  [{en: "Handoff requests", zh: "转人工次数"}, {en: "Every time the bot handed over; a conversation can hand over more than once.", zh: "机器人每转一次人工计一次；一个会话可能转多次。"}],
+  [{en: "How handoffs ended", zh: "转人工结果"}, {en: "Exactly one outcome per request (they add up to the requests): the agent's resolution, the shopper stopped waiting, left a message, nobody available, or still open.", zh: "每次转人工恰好一个结果（合计等于转人工次数）：客服结束时的处理结果、顾客取消、改为留言、无人接待或仍在进行。"}],
+  [{en: "First response", zh: "首次响应时间"}, {en: "From the handoff request to the agent's first message, averaged.", zh: "从转人工到客服第一条消息，取平均。"}],
+  [{en: "Average wait / handling", zh: "平均等待 / 处理时长"}, {en: "Request → agent joined; agent joined → closed.", zh: "转人工 → 客服接入；客服接入 → 结束。"}],
+];
 
 const state = {
   lang: localStorage.getItem("kefu-console-lang") || ((navigator.language || "").startsWith("zh") ? "zh" : "en"),
   me: null, view: "queue", lists: {queue: [], mine: [], open: []}, current: null, seqs: new Set(),
-  agents: [], unread: new Set(), noteMode: false, canned: [], cannedIndex: 0, ticketFilter: "pending",
+  agents: [], lastButtons: [], unread: new Set(), noteMode: false, canned: [], cannedIndex: 0, ticketFilter: "pending",
   statsDays: 30, socket: null, typingTimer: null, typingSentAt: 0, shopperTypingTimer: null,
 };
 
@@ -219,6 +243,7 @@ async function openConversation(id) {
   opening = null;
   state.current = data;
   state.seqs = new Set();
+  state.lastButtons = [];
   state.unread.delete(id);
   if (!["queue", "mine", "open"].includes(state.view)) switchView(data.state === "queued" ? "queue" : "open");
   $("placeholder").hidden = true;
@@ -251,15 +276,12 @@ function renderHead() {
     actions.append(h("button", {class: "primary", id: "claim", onclick: claim}, t("claim")));
   }
   if (c.can_write) {
-    const transfer = h("select", {id: "transfer", "aria-label": t("transfer"), onchange: (e) => doTransfer(e.target)},
-      h("option", {value: ""}, t("transfer")),
-      h("optgroup", {label: t("toAgent")}, state.agents.filter((a) => a.username !== state.me.agent.username)
-        .map((a) => h("option", {value: `agent:${a.username}`, disabled: a.status === "offline"},
-          `${a.name} · ${t(a.status)} · ${a.load}/${a.capacity}`))),
-      h("optgroup", {label: t("toGroup")}, state.me.groups.map((g) => h("option", {value: `group:${g}`}, g))));
+    const transfer = h("button", {class: "btn", id: "transfer", type: "button", "aria-haspopup": "true",
+      "aria-expanded": "false", "aria-controls": "transfer-menu", onclick: openTransferMenu}, t("transfer"));
     const resolution = h("select", {id: "resolution", "aria-label": "resolution"},
       state.me.resolutions.map((r) => h("option", {value: r}, resolutionText(r))));
-    actions.append(transfer, resolution, h("button", {class: "btn danger", id: "close", onclick: closeConversation},
+    actions.append(h("div", {class: "transfer"}, transfer, h("div", {id: "transfer-menu", class: "menu", hidden: true})),
+      resolution, h("button", {class: "btn danger", id: "close", onclick: closeConversation},
       t("close")));
   }
 }
@@ -279,21 +301,42 @@ function describeEvent(e) {
     case "ticket_created": return sysLine(t("sysTicket", {t: e.ticket_id}));
     case "csat": return sysLine(t("sysCsat", {s: e.score}));
     case "user": return h("div", {class: "msg user"}, h("span", {class: "who"}, t("shopperLabel"), " · ", clock(e.timestamp)),
-      h("div", {class: "bubble"}, e.text || ""));
+      h("div", {class: "bubble"}, shopperSaw(e)));
     case "bot": {
       if (!e.text) return null;
-      const buttons = ((e.data || {}).buttons || []).map((b) => h("span", null, b.title || b.payload));
+      state.lastButtons = (e.data || {}).buttons || [];
+      const buttons = state.lastButtons.map((b) => h("span", null, b.title || b.payload));
       return h("div", {class: "msg bot"}, h("span", {class: "who"}, t("bot"), " · ", clock(e.timestamp)),
         h("div", {class: "bubble"}, e.text), buttons.length ? h("div", {class: "buttons"}, buttons) : null);
     }
     case "agent_message": return h("div", {class: "msg agent"},
       h("span", {class: "who"}, e.agent === state.me.agent.username ? t("you") : (e.agent_name || e.agent), " · ",
         clock(e.timestamp)), h("div", {class: "bubble"}, e.text || ""));
-    case "agent_note": return h("div", {class: "msg note"}, h("span", {class: "who"}, t("note"), " · ", e.agent, " · ",
+    case "agent_note": return h("div", {class: "msg note"}, h("span", {class: "who"}, t("note"), " · ", agentName(e), " · ",
       clock(e.timestamp)), h("div", {class: "bubble"}, e.text || ""));
     default: return null;
   }
 }
+
+// A button press is stored as its payload (/human_handoff); the shopper saw its title: the one the channel kept
+// (the bubble's buttons), else the title of the bot's button with that payload.
+function shopperSaw(e) {
+  const title = (e.metadata || {}).title;
+  if (title) return title;
+  const text = e.text || "";
+  if (!text.startsWith("/")) return text;
+  const button = (state.lastButtons || []).find((b) => b.payload === text);
+  return button ? button.title : text;
+}
+
+// Agents as shoppers and colleagues know them: the display name, never the login.
+function agentName(e) {
+  if (e.agent_name) return e.agent_name;
+  const colleague = state.agents.find((a) => a.username === e.agent);
+  return colleague ? colleague.name : e.agent;
+}
+
+function fillPlaceholders(text) { return text.replaceAll("{agent}", state.me.agent.name); }
 
 function addEvent(event) {
   if (event.seq !== undefined) {
@@ -342,7 +385,7 @@ function renderContext() {
   const notes = clear($("notes"));
   const list = (c.events || []).filter((e) => e.event === "agent_note");
   if (!list.length) notes.append(h("p", {class: "empty"}, t("noNotes")));
-  for (const n of list) notes.append(h("div", {class: "note"}, h("small", null, `${n.agent} · ${clock(n.timestamp)}`), n.text));
+  for (const n of list) notes.append(h("div", {class: "note"}, h("small", null, `${agentName(n)} · ${clock(n.timestamp)}`), n.text));
 }
 
 function renderComposer() {
@@ -389,12 +432,46 @@ function closeConversation() {
   return act(() => api("POST", `/api/agent/conversations/${encodeURIComponent(id)}/close`, {resolution}), t("closed"));
 }
 
-function doTransfer(select) {
-  const [kind, name] = select.value.split(/:(.*)/s);
-  if (!name) return;
+// Transfer: the menu reads colleagues' presence when it opens (someone who just came online can be picked at
+// once), and nothing moves until the agent confirms the colleague or group named in the question.
+async function openTransferMenu() {
+  const menu = $("transfer-menu");
+  if (!menu.hidden) { closeTransferMenu(); return; }
+  await loadAgents().catch(() => {});
+  const me = state.me.agent.username;
+  clear(menu).append(
+    h("p", {class: "menu-label"}, t("toAgent")),
+    ...state.agents.filter((a) => a.username !== me).map((a) => h("button", {type: "button",
+      class: "menu-item", "data-agent": a.username, disabled: a.status === "offline",
+      onclick: () => confirmTransfer({agent: a.username}, t("transferTo", {a: a.name}))},
+      h("span", {class: `dot ${a.status}`, "aria-hidden": "true"}), `${a.name} · ${t(a.status)} · ${a.load}/${a.capacity}`)),
+    h("p", {class: "menu-label"}, t("toGroup")),
+    ...state.me.groups.map((g) => h("button", {type: "button", class: "menu-item", "data-group": g,
+      onclick: () => confirmTransfer({group: g}, t("transferGroup", {g}))}, g)));
+  menu.hidden = false;
+  $("transfer").setAttribute("aria-expanded", "true");
+  const first = menu.querySelector("button:not([disabled])");
+  if (first) first.focus();
+}
+
+function closeTransferMenu() {
+  const menu = $("transfer-menu");
+  if (!menu) return;
+  menu.hidden = true;
+  $("transfer").setAttribute("aria-expanded", "false");
+}
+
+function confirmTransfer(target, question) {
   const id = state.current.conversation_id;
-  return act(() => api("POST", `/api/agent/conversations/${encodeURIComponent(id)}/transfer`, {[kind]: name}),
-    t("transferred"));
+  const menu = clear($("transfer-menu"));
+  menu.append(h("p", {class: "confirm", role: "alert"}, question), h("div", {class: "confirm-actions"},
+    h("button", {type: "button", class: "primary", id: "transfer-confirm", onclick: () => {
+      closeTransferMenu();
+      return act(() => api("POST", `/api/agent/conversations/${encodeURIComponent(id)}/transfer`, target),
+        t("transferred"));
+    }}, t("confirmTransfer")),
+    h("button", {type: "button", class: "btn", onclick: closeTransferMenu}, t("cancel"))));
+  $("transfer-confirm").focus();
 }
 
 async function send() {
@@ -429,13 +506,13 @@ function renderCanned() {
   panel.hidden = state.canned.length === 0;
   state.canned.forEach((c, i) => panel.append(h("div", {class: `canned-item ${i === state.cannedIndex ? "active" : ""}`,
     onmousedown: (e) => { e.preventDefault(); pickCanned(i); }},
-    h("b", null, `/${c.shortcut}`), c.title, h("span", {class: "t"}, c.text))));
+    h("b", null, `/${c.shortcut}`), c.title, h("span", {class: "t"}, fillPlaceholders(c.text)))));
 }
 
 function pickCanned(i) {
   const item = state.canned[i];
   if (!item) return;
-  $("reply").value = item.text.replaceAll("{agent}", state.me.agent.name);
+  $("reply").value = fillPlaceholders(item.text);
   $("canned").hidden = true;
   $("reply").focus();
 }
@@ -483,13 +560,14 @@ function refreshSoon() {
 function connect() {
   const socket = new WebSocket(`${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/api/agent/ws`);
   state.socket = socket;
-  socket.onclose = () => { $("live").classList.remove("on"); setTimeout(connect, 2000); };
+  socket.onclose = () => { $("live").classList.remove("on"); renderStatus(); setTimeout(connect, 2000); };
   socket.onmessage = (message) => {
     const data = JSON.parse(message.data);
     if (data.type === "hello") {
       // the server says hello once this console receives live events: from here on nothing is missed, so
       // this is when the lists are re-read and the dot turns green
       $("live").classList.add("on");
+      renderStatus();
       refreshSoon();
       return;
     }
@@ -571,6 +649,7 @@ async function loadStats() {
     card(t("conversations"), s.conversations),
     card(t("deflection"), pct(s.deflection_rate)),
     card(t("handoffRate"), pct(s.handoff_rate), `${s.handoffs}`),
+    card(t("requests"), s.handoff_requests),
     card(t("firstResponse"), duration(s.first_response_s)),
     card(t("avgWait"), duration(s.average_wait_s)),
     card(t("avgHandling"), duration(s.average_handling_s)),
@@ -583,9 +662,20 @@ async function loadStats() {
   if (!entries.length) reasons.append(h("p", {class: "empty"}, t("noData")));
   const max = Math.max(...entries.map(([, v]) => v), 0.0001);
   for (const [reason, rate] of entries) {
-    reasons.append(h("div", {class: "row"}, h("span", null, reasonText(reason)),
-      h("div", {class: "bar"}, h("i", {style: {width: `${Math.round((rate / max) * 100)}%`}})), h("span", null, pct(rate))));
+    reasons.append(h("div", {class: "row", "data-reason": reason}, h("span", null, reasonText(reason)),
+      h("div", {class: "bar"}, h("i", {style: {width: `${Math.round((rate / max) * 100)}%`}})), h("span", {class: "n"}, pct(rate))));
   }
+  const outcomes = clear($("stat-outcomes"));
+  const ended = Object.entries(s.outcomes);
+  if (!ended.length) outcomes.append(h("p", {class: "empty"}, t("noData")));
+  for (const [outcome, n] of ended) {
+    const label = I18N[state.lang].resolutions[outcome] || I18N[state.lang].outcomeNames[outcome] || outcome;
+    outcomes.append(h("div", {class: "row", "data-outcome": outcome}, h("span", null, label),
+      h("div", {class: "bar"}, h("i", {style: {width: `${Math.round((n / Math.max(s.handoff_requests, 1)) * 100)}%`}})),
+      h("span", {class: "n"}, n)));
+  }
+  clear($("stat-help")).append(...STAT_HELP.flatMap(([term, meaning]) => [h("dt", null, term[state.lang]),
+    h("dd", null, meaning[state.lang])]));
   const hours = clear($("stat-hours"));
   const peak = Math.max(...s.messages_by_hour, 1);
   s.messages_by_hour.forEach((n, hour) => hours.append(h("div", {class: s.busiest_hours.includes(hour) ? "top" : "",
@@ -594,6 +684,16 @@ async function loadStats() {
   const top = clear($("stat-unanswered"));
   if (!s.top_unanswered.length) top.append(h("li", {class: "empty"}, t("noData")));
   for (const q of s.top_unanswered) top.append(h("li", null, q.question, h("span", {class: "n"}, `× ${q.count}`)));
+}
+
+// -- the agent's own status: one word and one colour (the dot is hollow while the live connection is down) --
+
+function renderStatus(status) {
+  if (status) state.me.status = status;
+  $("status").value = state.me.status;
+  const dot = $("live");
+  dot.dataset.status = state.me.status;
+  dot.title = t(state.me.status) + (dot.classList.contains("on") ? "" : ` · ${t("reconnecting")}`);
 }
 
 // -- views and start-up ------------------------------------------------------------------------------------
@@ -614,11 +714,13 @@ async function loadAgents() { state.agents = await api("GET", "/api/agent/agents
 async function start() {
   state.me = await api("GET", "/api/agent/me");
   $("me-name").textContent = state.me.agent.name;
-  $("status").value = state.me.status;
   translatePage();
+  renderStatus(state.me.status);
   document.querySelectorAll(".tab").forEach((tab) => tab.addEventListener("click", () => switchView(tab.dataset.view)));
   $("status").addEventListener("change", async (e) => {
-    await api("PUT", "/api/agent/status", {status: e.target.value}).catch((error) => toast(error.message, true));
+    const chosen = e.target.value;
+    try { await api("PUT", "/api/agent/status", {status: chosen}); renderStatus(chosen); }
+    catch (error) { toast(error.message, true); renderStatus(state.me.status); }
     refreshSoon();
   });
   $("lang").addEventListener("click", () => {
@@ -634,6 +736,8 @@ async function start() {
     await api("POST", "/api/agent/logout").catch(() => {});
     location.href = "/console/login";
   });
+  document.addEventListener("click", (e) => { if (!e.target.closest(".transfer")) closeTransferMenu(); });
+  document.addEventListener("keydown", (e) => { if (e.key === "Escape") closeTransferMenu(); });
   $("mode-reply").addEventListener("click", () => { state.noteMode = false; renderComposer(); });
   $("mode-note").addEventListener("click", () => { state.noteMode = true; $("canned").hidden = true; renderComposer(); });
   $("send").addEventListener("click", send);

@@ -1,0 +1,58 @@
+"""The owner's statistics (handoff/stats.py) add up: parts sum to their whole, each figure counted once.
+
+Five conversations written to a real SQLite tracker store, the way the engine and the handoff service write them:
+one the bot handled alone, one handed over twice (for two reasons), one closed by an agent, one where nobody was
+available and the shopper left a message, one where the shopper left the line to leave a message."""
+
+from __future__ import annotations
+
+import time
+
+from bot.dialogue import events as ev
+from bot.stores import create_stores
+from handoff import stats
+from handoff.events import event
+
+
+def _at(events: list[ev.Event], start: float) -> list[ev.Event]:
+    return [{**e, "timestamp": start + i} for i, e in enumerate(events)]
+
+
+async def test_handoff_figures_sum_to_their_wholes(tmp_path) -> None:
+    stores = create_stores(None, tmp_path / "kefu.db")
+    now = time.time()
+    conversations = {
+        "bot-only": [ev.user("运费多少"), ev.bot("满 99 包邮")],
+        "twice": [ev.user("I want a refund"), ev.handoff_requested("complaint", []), event(ev.QUEUED, position=1),
+                  ev.user("cancel"), event(ev.HANDOFF_CANCELLED, by="shopper"), ev.user("a person please"),
+                  ev.handoff_requested("explicit_request", []), event(ev.QUEUED, position=1),
+                  event(ev.AGENT_ASSIGNED, agent="li", agent_name="小李"), event(ev.AGENT_MESSAGE, text="hi"),
+                  event(ev.HANDOFF_ENDED, resolution="resolved")],
+        "closed-by-agent": [ev.user("转人工"), ev.handoff_requested("explicit_request", []),
+                            event(ev.AGENT_ASSIGNED, agent="li"), event(ev.HANDOFF_ENDED, resolution="not_resolved")],
+        "nobody": [ev.user("asdf qwer"), ev.handoff_requested("low_intent_confidence", []),
+                   event(ev.HANDOFF_UNAVAILABLE, reason="closed"), ev.user("留言：包裹没到"),
+                   event(ev.TICKET_CREATED, ticket_id="T1001", text="包裹没到")],
+        "left-the-line": [ev.user("human"), ev.handoff_requested("explicit_request", []),
+                          event(ev.QUEUED, position=1, nobody_online=True), ev.user("/leave_message"),
+                          event(ev.HANDOFF_CANCELLED, by="shopper", leave_message=True),
+                          ev.bot("Please write your message", {"leave_message": "offline"}), ev.user("call me"),
+                          event(ev.TICKET_CREATED, ticket_id="T1002", text="call me")],
+    }
+    try:
+        for n, (cid, events) in enumerate(conversations.items()):
+            await stores.trackers.append(cid, _at(events, now - 3600 + n * 60))
+        figures = await stats.compute(stores.trackers, "Asia/Shanghai", days=1, now=now)
+    finally:
+        await stores.close()
+
+    assert figures["conversations"] == 5 == figures["bot_only"] + figures["handoffs"]
+    assert (figures["bot_only"], figures["handoffs"]) == (1, 4)
+    assert figures["deflection_rate"] + figures["handoff_rate"] == 1
+    # each handed-over conversation once, under its first reason: no reason's share exceeds the handoff rate
+    assert figures["handoffs_by_reason"] == {"explicit_request": 2, "complaint": 1, "low_intent_confidence": 1}
+    assert sum(figures["handoffs_by_reason"].values()) == figures["handoffs"]
+    assert round(sum(figures["handoff_rate_by_reason"].values()), 4) == figures["handoff_rate"] == 0.8
+    # every request has exactly one outcome: a left message is not also "unavailable" or "cancelled"
+    assert figures["handoff_requests"] == 5 == sum(figures["outcomes"].values())
+    assert figures["outcomes"] == {"left_message": 2, "cancelled": 1, "resolved": 1, "not_resolved": 1}
