@@ -46,7 +46,8 @@ class Agent:
         self.executor = executor or ThreadPoolExecutor(max_workers=2, thread_name_prefix="kefu-nlu")
         self.parser = BatchedParser(model, self.executor)
         self.engine = DialogueEngine(model.domain, model.rules, model.memo, model.config.kefu,
-                                     model.config.effective_thresholds(), actions, handoff)
+                                     model.config.effective_thresholds(), actions, handoff,
+                                     learned=model.learned)
 
     @property
     def domain(self):

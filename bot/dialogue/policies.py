@@ -6,7 +6,7 @@ import itertools
 from dataclasses import dataclass
 from typing import Any
 
-from bot.dialogue.states import LISTEN, State, StateBuilder, featurize_slot, state_key
+from bot.dialogue.states import LISTEN, State, StateBuilder, featurize_slot, state_key, story_events, tracker_states
 from bot.formats.domain import Domain
 from bot.formats.stories import ANY_VALUE, Step, Story
 
@@ -18,6 +18,7 @@ class Prediction:
     action: str
     policy: str
     confidence: float
+    general: bool = False  # a rule that does not mention the active loop (RulePolicy hands back to the loop)
 
 
 # -- story expansion ----------------------------------------------------------------------------------------------
@@ -56,24 +57,9 @@ def expand_stories(stories: list[Story]) -> list[list[Step]]:
     return results
 
 
-def simulate(steps: list[Step], domain: Domain, wait_for_user_input: bool = True) -> StateBuilder:
-    """States and actions of one story, with the implicit `action_listen` before each user turn."""
-    builder = StateBuilder(domain)
-    for step in steps:
-        if step.kind == "user":
-            if builder.prev_action not in (None, LISTEN):
-                builder.action(LISTEN)
-            builder.user(step.intent, [e["entity"] for e in step.entities])
-        elif step.kind == "action":
-            builder.action(step.action)
-        elif step.kind == "slot_was_set":
-            for name, value in step.slots.items():
-                builder.slot(name, True if value == ANY_VALUE else value)
-        elif step.kind == "active_loop":
-            builder.loop(step.loop)
-    if wait_for_user_input and builder.prev_action not in (None, LISTEN):
-        builder.action(LISTEN)
-    return builder
+def story_states(steps: list[Step], domain: Domain, wait_for_user_input: bool = True) -> StateBuilder:
+    """States and actions of one story, read exactly as a live conversation's events are."""
+    return tracker_states(story_events(steps, domain, wait_for_user_input), domain)
 
 
 # -- memoisation --------------------------------------------------------------------------------------------------
@@ -99,7 +85,7 @@ class MemoizationPolicy:
 
     def train(self, stories: list[Story], domain: Domain) -> None:
         for steps in expand_stories(stories):
-            builder = simulate(steps, domain)
+            builder = story_states(steps, domain)
             keys = [START, *(state_key(s) for s in builder.states)]
             for i, action in enumerate(builder.actions, start=1):
                 for length in range(2, min(self.max_history, i + 1) + 1):
@@ -247,7 +233,7 @@ class RulePolicy:
                     self.rules.append((patterns, action, rule.conversation_start))
 
     def predict(self, states: list[State], domain: Domain) -> Prediction | None:
-        best: tuple[tuple[int, int], str] | None = None
+        best: tuple[tuple[int, int], str, bool] | None = None
         for patterns, action, conversation_start in self.rules:
             n = len(patterns)
             if n > len(states) or (conversation_start and n != len(states)):
@@ -255,8 +241,8 @@ class RulePolicy:
             if all(_matches(p, s, domain) for p, s in zip(patterns, states[-n:], strict=True)):
                 specificity = (n, sum(len(p) + len(p.get("slots", {})) for p in patterns))
                 if best is None or specificity > best[0]:
-                    best = (specificity, action)
-        return Prediction(best[1], self.name, 1.0) if best else None
+                    best = (specificity, action, not patterns[-1].get("active_loop"))
+        return Prediction(best[1], self.name, 1.0, general=best[2]) if best else None
 
     def to_dict(self) -> dict[str, Any]:
         return {"rules": [[[_pattern_json(p) for p in pats], a, c] for pats, a, c in self.rules]}
