@@ -149,7 +149,6 @@ def _compile_rule(rule: Story) -> list[tuple[list[dict[str, Any]], str]]:
     patterns: list[dict[str, Any]] = []
     out: list[tuple[list[dict[str, Any]], str]] = []
     started = False
-    activated: str | None = None  # a loop this rule starts
 
     def push_action(action: str) -> None:
         out.append(([*patterns, _copy(current)], action))
@@ -171,21 +170,15 @@ def _compile_rule(rule: Story) -> list[tuple[list[dict[str, Any]], str]]:
         elif step.kind == "action":
             if started:
                 push_action(step.action)
+                patterns.append(_copy(current))
             # else: a rule that starts with an action ("- action: utter_did_that_help", the form that just
-            # finished) applies after that action: it is history to match, not something to predict
-            patterns.append(_copy(current))
+            # finished) applies after that action: it is history to match, not something to predict, and
+            # what came before it does not matter (Rasa's rule snippet `...`)
             started = True
             current = {**_copy(current), "prev_action": step.action}
         elif step.kind == "slot_was_set":
             current["slots"] = {**current.get("slots", {}), **step.slots}
         elif step.kind == "active_loop":
-            if step.loop and patterns and current.get("prev_action") == step.loop:
-                patterns[-1]["active_loop"] = step.loop  # as StateBuilder.loop does for conversations
-                activated = step.loop
-            elif step.loop is None and activated:
-                # the loop ran for any number of turns: what follows depends only on its end
-                patterns = [{"active_loop": activated}]
-                current = {"prev_action": activated, "slots": current.get("slots", {})}
             current["active_loop"] = step.loop
     if rule.wait_for_user_input and current.get("prev_action") not in (None, LISTEN):
         push_action(LISTEN)

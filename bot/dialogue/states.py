@@ -95,10 +95,6 @@ class StateBuilder:
         self.slots[name] = value
 
     def loop(self, name: str | None) -> None:
-        if name and self.actions and self.actions[-1] == name and self.prev_action == name:
-            # the form just ran: count the loop as active for that step, so rules that follow a finished
-            # loop ("condition: active_loop: F … active_loop: null") match a form completed in one go
-            self.states[-1]["active_loop"] = name
         self.active_loop = name
 
     def reset(self) -> None:
@@ -165,7 +161,8 @@ def tracker_states(events: list[dict[str, Any]], domain: Domain) -> StateBuilder
             builder.start_over()
         elif kind == "user":
             parse = event.get("parse_data") or {}
-            builder.user((parse.get("intent") or {}).get("name"), [e["entity"] for e in parse.get("entities") or []])
+            intent = (parse.get("intent") or {}).get("name")
+            builder.user(intent, domain.featurized_entities(intent, entity_labels(parse.get("entities") or [])))
         elif kind == "action":
             name = event.get("name")
             if name == LISTEN and builder.prev_action in (None, LISTEN):
@@ -176,6 +173,13 @@ def tracker_states(events: list[dict[str, Any]], domain: Domain) -> StateBuilder
         elif kind == "active_loop":
             builder.loop(event.get("name"))
     return builder
+
+
+def entity_labels(entities: list[dict[str, Any]]) -> list[str]:
+    """Entity names as Rasa featurises them: the name, and name#role / name#group when given."""
+    labels = [e["entity"] for e in entities if "entity" in e]
+    labels += [f"{e['entity']}#{e[k]}" for k in ("role", "group") for e in entities if "entity" in e and e.get(k)]
+    return labels
 
 
 def loop_status(events: list[dict[str, Any]]) -> tuple[str | None, str | None, bool]:
