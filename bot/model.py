@@ -130,7 +130,9 @@ def train(project: Project, out_dir: Path, progress: Callable[[str], None] = pri
     progress(f"indexing {len(entries)} FAQ entries")
     faq = FAQIndex.build(entries, get_embedder(project.config.kefu.embedding.model), progress=progress)
     progress(f"learning {len(project.rules)} rules and {len(project.stories)} stories")
-    rules, memo = RulePolicy(), MemoizationPolicy(project.config.memo_max_history() or 5)
+    rules = RulePolicy()
+    memo = MemoizationPolicy(project.config.memo_max_history() or 5,
+                             augmented=project.config.component("AugmentedMemoizationPolicy") is not None)
     rules.train(project.rules, domain)
     memo.train(project.stories, domain)
     learned = learned_policy(project.config)

@@ -51,9 +51,23 @@ class PolicyEnsemble:
         if not use_stories:
             return None
         prediction = self.memo.predict(sequence)
+        if prediction is None and self.memo.augmented:
+            prediction = self._recall_recent_past(events)
         if prediction is None and self.learned is not None:
             prediction = self.learned.predict(sequence)
         return prediction
+
+
+    def _recall_recent_past(self, events: list[dict[str, Any]]) -> Prediction | None:
+        """Rasa's AugmentedMemoizationPolicy: forget the history up to one action after another (slots
+        included, as Rasa's truncated tracker does) until what is left is how some story began."""
+        cuts = [i for i, e in enumerate(events) if e.get("event") == "action" and i > 0]
+        for cut in cuts[-self.memo.max_history:]:  # a longer past cannot be how a remembered story began
+            builder = tracker_states(events[cut:], self.domain)
+            prediction = self.memo.recall_from_start([*builder.states, builder.current()])
+            if prediction is not None:
+                return prediction
+        return None
 
 
 def _latest_intent(events: list[dict[str, Any]]) -> str | None:

@@ -79,9 +79,11 @@ class MemoizationPolicy:
 
     name = "MemoizationPolicy"
 
-    def __init__(self, max_history: int = 5, lookup: dict[int, dict[tuple, str]] | None = None) -> None:
+    def __init__(self, max_history: int = 5, lookup: dict[int, dict[tuple, str]] | None = None,
+                 augmented: bool = False) -> None:
         self.max_history = max_history
         self.lookup: dict[int, dict[tuple, str]] = lookup or {}
+        self.augmented = augmented  # AugmentedMemoizationPolicy: also match stories against the recent past alone
 
     def train(self, stories: list[Story], domain: Domain) -> None:
         for steps in expand_stories(stories):
@@ -105,15 +107,23 @@ class MemoizationPolicy:
                 return Prediction(action, self.name, confidence)
         return None
 
+    def recall_from_start(self, states: list[State]) -> Prediction | None:
+        """The action a story that *began* with `states` takes next (AugmentedMemoizationPolicy's truncated
+        history: the engine passes the states of the conversation's recent past, replayed on their own)."""
+        if len(states) + 1 > self.max_history:
+            return None
+        action = self.lookup.get(len(states) + 1, {}).get((START, *(state_key(s) for s in states)))
+        return Prediction(action, "AugmentedMemoizationPolicy", 1.0) if action and action != _CONFLICT else None
+
     def to_dict(self) -> dict[str, Any]:
-        return {"max_history": self.max_history,
+        return {"max_history": self.max_history, "augmented": self.augmented,
                 "lookup": {str(n): [[list(map(_jsonable, k)), a] for k, a in t.items()]
                            for n, t in self.lookup.items()}}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> MemoizationPolicy:
         lookup = {int(n): {_key_from_json(k): a for k, a in rows} for n, rows in data["lookup"].items()}
-        return cls(data["max_history"], lookup)
+        return cls(data["max_history"], lookup, bool(data.get("augmented")))
 
 
 START = ("__start__", (), None, None, ())  # the state before a conversation's (or a story's) first one
