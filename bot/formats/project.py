@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -12,6 +13,8 @@ from bot.formats.faq_data import FAQEntry, parse_faq
 from bot.formats.nlu_data import NLUData, parse_nlu
 from bot.formats.stories import Step, Story, parse_stories
 from bot.formats.yaml_io import DataError, line_of, load_yaml
+
+log = logging.getLogger(__name__)
 
 YAML_SUFFIXES = {".yml", ".yaml"}
 DATA_KEYS = {"version", "nlu", "rules", "stories", "responses", "faq"}
@@ -105,12 +108,9 @@ def validate(project: Project) -> None:
     domain = project.domain
     intents = set(domain.all_intents) | ({"faq"} if project.faq else set())
     actions = set(domain.action_names)
-    for example in project.nlu.examples:
-        if domain.intents and example.base_intent not in intents:
-            raise DataError(
-                f"intent {example.base_intent!r} has NLU examples but is not listed under 'intents' in the domain",
-                *example.source.rsplit(":", 1) if ":" in example.source else (example.source,),
-            )
+    unlisted = sorted({e.base_intent for e in project.nlu.examples} - intents) if domain.intents else []
+    if unlisted:  # Rasa trains on them and warns; so do we
+        log.warning("intents with NLU examples but not under 'intents' in the domain: %s", ", ".join(unlisted))
     for story in project.rules + project.stories:
         path, _, _ = story.source.rpartition(":")
         for step in _iter_steps(story.condition + story.steps):
