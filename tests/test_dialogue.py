@@ -459,3 +459,17 @@ def test_form_turns_collapse_so_rules_about_its_end_hold_for_any_length():
     assert tracker_states(long, domain).current() == tracker_states(short, domain).current()
     assert tracker_states(long, domain).slots["date"] == "Monday"
 
+
+
+@pytest.mark.parametrize(("config", "domain", "stories", "named"), [
+    ("policies: [{name: UnexpecTEDIntentPolicy}]", "", "", "UnexpecTEDIntentPolicy"),
+    ("policies: [{name: FormPolicy}]", "", "", "removed in Rasa 3"),
+    ("", "", "stories:\n- story: e2e\n  steps:\n  - user: hello\n  - action: utter_greet\n", "end-to-end"),
+    ("", "slots:\n  s: {type: addons.MySlot, mappings: []}\n", "", "custom slot types"),
+])
+def test_rasa_features_kefu_does_not_have_fail_training_by_name(tmp_path, config, domain, stories, named):
+    write(tmp_path, "config.yml", "language: en\n" + config + "\n")
+    write(tmp_path, "domain.yml", "intents: [greet]\nresponses:\n  utter_greet: [{text: hi}]\n" + domain)
+    write(tmp_path, "data/stories.yml", stories or "stories: []\n")
+    with pytest.raises(DataError, match=named):
+        load_project(tmp_path / "config.yml", tmp_path / "domain.yml", [tmp_path / "data"])

@@ -103,8 +103,38 @@ def _iter_steps(steps: list[Step]):
             yield step
 
 
+SUPPORTED_POLICIES = {"RulePolicy", "MemoizationPolicy", "AugmentedMemoizationPolicy", "TEDPolicy"}
+REMOVED_POLICIES = {"FormPolicy", "MappingPolicy", "FallbackPolicy", "TwoStageFallbackPolicy"}  # Rasa 2 only
+
+
+def refuse_unsupported(project: Project) -> None:
+    """Rasa features kefu does not implement fail training with their name, rather than predict wrongly later."""
+    for policy in project.config.policies or []:
+        name = str(policy.get("name")) if isinstance(policy, dict) else str(policy)
+        if name in REMOVED_POLICIES:
+            raise DataError(f"policy {name!r} was removed in Rasa 3 (RulePolicy does its work); kefu follows Rasa 3",
+                            "config.yml")
+        if name not in SUPPORTED_POLICIES:
+            supported = ", ".join(sorted(SUPPORTED_POLICIES))
+            raise DataError(f"policy {name!r} is not supported by kefu (it runs {supported}; TEDPolicy is stood in "
+                            "for by kefu's learned policy)", "config.yml")
+    for story in project.stories:
+        path, _, _ = story.source.rpartition(":")
+        for step in _iter_steps(story.steps):
+            if step.kind == "bot" or (step.kind == "user" and not step.intent):
+                raise DataError(f"story {story.name!r}: end-to-end training stories (a user text without an intent, "
+                                "or a bot: text) are not supported by kefu; give each user step its intent",
+                                path, step.line)
+    for slot in project.domain.slots.values():
+        if "." in slot.type:
+            raise DataError(f"slot {slot.name!r}: custom slot types ({slot.type}) are not supported by kefu; use one "
+                            "of text, bool, categorical, float, list, any",
+                            *_source(project.domain, f"slots:{slot.name}"))
+
+
 def validate(project: Project) -> None:
     """Cross-file checks that Rasa users know from `rasa data validate`; the first problem is raised."""
+    refuse_unsupported(project)
     domain = project.domain
     intents = set(domain.all_intents) | ({"faq"} if project.faq else set())
     actions = set(domain.action_names)
