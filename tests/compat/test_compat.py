@@ -1,0 +1,80 @@
+"""Public Rasa 3.x bots move in unchanged: each trains with `kefu train` and passes as many of its own test
+stories with `kefu test` as Rasa 3.6 passes with `rasa test` (tests/compat/README.md: the bots, where they come
+from, their licences, and both counts).
+
+The bots are public projects, not ours, so they are not in this repository: the suite reads them from
+`$KEFU_COMPAT_BOTS` (default: `compat-bots/` in the shared data folder beside the checkout), one folder per bot
+with its LICENSE. Small bots run in `make test`; the large ones (minutes of training each) with
+`KEFU_COMPAT_LARGE=1`. Each bot is trained once per test session.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from bot.cli import main
+
+REPO = Path(__file__).resolve().parents[2]
+BOTS_DIR = Path(os.environ.get("KEFU_COMPAT_BOTS") or REPO.parent / "shared" / "data" / "compat-bots")
+
+
+@dataclass(frozen=True)
+class Bot:
+    name: str
+    stories: str  # what `rasa test --stories` is given
+    total: int
+    rasa: int  # stories Rasa 3.6.21 passes (tests/compat/README.md)
+    large: bool = False
+
+
+BOTS = [
+    Bot("formbot", "tests", total=3, rasa=3),
+    Bot("helpdesk-assistant", "tests", total=12, rasa=12),
+    Bot("financial-demo", "tests", total=48, rasa=48),
+    Bot("insurance-demo", "tests", total=6, rasa=6),
+    Bot("retail-demo", "tests", total=9, rasa=9),
+    Bot("carbon-bot", "test_stories/stories.yml", total=7, rasa=6, large=True),
+    Bot("rasa-demo", "tests", total=25, rasa=25, large=True),
+]
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory):
+    """name -> a trained copy of that bot (trained on first use, once per session)."""
+    cache: dict[str, Path] = {}
+
+    def get(bot: Bot) -> Path:
+        if bot.name not in cache:
+            source = BOTS_DIR / bot.name
+            if not (source / "domain.yml").is_file():
+                pytest.skip(f"{bot.name} is not in {BOTS_DIR} (set KEFU_COMPAT_BOTS; see tests/compat/README.md)")
+            root = tmp_path_factory.mktemp(bot.name) / bot.name
+            shutil.copytree(source, root, ignore=shutil.ignore_patterns("models", "results"))
+            cwd = os.getcwd()
+            os.chdir(root)
+            try:
+                assert main(["train"]) == 0, f"{bot.name} did not train"
+            finally:
+                os.chdir(cwd)
+            cache[bot.name] = root
+        return cache[bot.name]
+
+    return get
+
+
+@pytest.mark.parametrize("bot", [pytest.param(b, id=b.name, marks=pytest.mark.skipif(
+    b.large and not os.environ.get("KEFU_COMPAT_LARGE"), reason="large bot: set KEFU_COMPAT_LARGE=1")) for b in BOTS])
+def test_bot_passes_its_test_stories_as_in_rasa(bot, trained, monkeypatch):
+    root = trained(bot)
+    monkeypatch.chdir(root)
+    fail = ["--fail-on-prediction-errors"] if bot.rasa == bot.total else []
+    assert main(["test", "--stories", bot.stories, "--out", "results", *fail]) == 0
+    report = json.loads((root / "results" / "story_report.json").read_text())
+    assert report["conversations"] == bot.total
+    assert report["passed"] == bot.rasa, report["failed_stories"]
