@@ -473,3 +473,12 @@ def test_rasa_features_kefu_does_not_have_fail_training_by_name(tmp_path, config
     write(tmp_path, "data/stories.yml", stories or "stories: []\n")
     with pytest.raises(DataError, match=named):
         load_project(tmp_path / "config.yml", tmp_path / "domain.yml", [tmp_path / "data"])
+
+
+async def test_form_validates_what_the_user_gave_with_the_domains_validation_action(trip):
+    trip.domain.actions.append("validate_trip_form")
+    tracker = Tracker.from_events("t3", [], trip.domain)
+    await say(trip, tracker, "book a trip", parse("book"))
+    texts, _ = await say(trip, tracker, "Paris", parse("inform", entities=[{"entity": "city", "value": "Paris"}]))
+    assert trip.ran == ["validate_trip_form", "action_ask_date"]
+    assert texts == ["(validate_trip_form)", "(action_ask_date)"]

@@ -27,7 +27,7 @@ from bot.dialogue.escalation import (
 from bot.dialogue.learned import LearnedPolicy
 from bot.dialogue.policies import MemoizationPolicy, Prediction, RulePolicy
 from bot.dialogue.responses import render
-from bot.dialogue.states import LISTEN
+from bot.dialogue.states import LISTEN, loop_status
 from bot.dialogue.tracker import Tracker
 from bot.formats.domain import Domain, Form
 from bot.language import language_of_message
@@ -308,7 +308,7 @@ class DialogueEngine:
             turn.add(ev.action(name, prediction.policy, prediction.confidence), ev.active_loop(name))
             prefilled = forms.prefilled_slots(form, tracker)
             result = await self._validate(turn, form, prefilled) if prefilled else None
-        elif tracker.latest_action_name == LISTEN:
+        elif loop_status(tracker.applied_events())[1] == LISTEN:  # the user just spoke: validate what came
             candidates = forms.slot_candidates(form, tracker)
             result = await self._validate(turn, form, candidates)
             if forms.rejects(form, tracker, candidates, result):
