@@ -23,6 +23,7 @@ from typing import Any
 import yaml
 
 from bot.dialogue import events as ev
+from bot.dialogue.engine import HANDOFF_ACTION
 from bot.dialogue.policies import expand_stories
 from bot.dialogue.states import LISTEN, story_events
 from bot.formats.nlu_data import parse_nlu
@@ -110,6 +111,10 @@ def _replay_story(engine, story: Story, parses: dict[str, dict[str, Any]], e2e: 
                     result.passed = False
                     result.mismatches.append((step.line, expected, predicted))
                 tracker.apply(event)
+                if expected == HANDOFF_ACTION:  # kefu's own action: a person takes over, the form ends
+                    tracker.apply(ev.handoff_requested("test_story", []))
+                    if tracker.active_loop:
+                        tracker.apply(ev.active_loop(None))
                 first = False
             elif kind == "user":
                 _gold_user_turn(event, step, parses, result, e2e)
@@ -136,6 +141,9 @@ def _gold_user_turn(event: dict[str, Any], step: Step, parses: dict[str, dict[st
                 result.passed = False
                 result.mismatches.append(result.intent_errors[-1])
     gold = event["parse_data"]
+    if not step.intent:  # an end-to-end test step: the NLU says what the user meant
+        gold["intent"] = dict(parse.get("intent") or {})
+        gold["entities"] = gold["entities"] or list(parse.get("entities") or [])
     gold["intent_ranking"] = [dict(gold["intent"])]
     gold.update({k: parse[k] for k in ("language", "faq") if k in parse})
 

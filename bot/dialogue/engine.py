@@ -138,6 +138,8 @@ class DialogueEngine:
     def next_action(self, tracker: Tracker, first: bool) -> Prediction:
         """What the bot would do next at this point of a conversation, without doing it (`kefu test` replays
         a story's own events and compares this with each of its actions)."""
+        if tracker.human_holds:
+            return Prediction(LISTEN, "EscalationPolicy", 1.0)  # a person has the conversation
         user = next((e for e in reversed(tracker.events) if e.get("event") == "user"), ev.user(""))
         parse = user.get("parse_data") or {}
         hits = parse.get("faq") or []
