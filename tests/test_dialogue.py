@@ -475,6 +475,18 @@ def test_rasa_features_kefu_does_not_have_fail_training_by_name(tmp_path, config
         load_project(tmp_path / "config.yml", tmp_path / "domain.yml", [tmp_path / "data"])
 
 
+def test_rasas_own_slot_classes_named_by_path_are_its_plain_slot_types(tmp_path):
+    """`rasa data migrate` writes `type: rasa.shared.core.slots.AnySlot`; Rasa reads it as `any`, so kefu does."""
+    write(tmp_path, "config.yml", "language: en\n")
+    write(tmp_path, "domain.yml", "intents: [greet]\nslots:\n"
+          "  city: {type: rasa.shared.core.slots.AnySlot, mappings: []}\n"
+          "  ok: {type: rasa.shared.core.slots.BooleanSlot, mappings: []}\n")
+    write(tmp_path, "data/stories.yml", "stories: []\n")
+    project = load_project(tmp_path / "config.yml", tmp_path / "domain.yml", [tmp_path / "data"])
+    assert (project.domain.slots["city"].type, project.domain.slots["ok"].type) == ("any", "bool")
+    assert not project.domain.slots["city"].influence_conversation
+
+
 async def test_form_validates_what_the_user_gave_with_the_domains_validation_action(trip):
     trip.domain.actions.append("validate_trip_form")
     tracker = Tracker.from_events("t3", [], trip.domain)

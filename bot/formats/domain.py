@@ -25,6 +25,10 @@ DEFAULT_ACTIONS = [
 ]
 DEFAULT_INTENTS = ["restart", "back", "out_of_scope", "session_start", "nlu_fallback"]
 SLOT_TYPES = {"text", "bool", "categorical", "float", "list", "any"}
+# Rasa also resolves a slot type by its class path; these are its own slot classes, so their plain types.
+RASA_SLOT_CLASSES = {f"rasa.shared.core.slots.{cls}": name for cls, name in [
+    ("TextSlot", "text"), ("BooleanSlot", "bool"), ("CategoricalSlot", "categorical"), ("FloatSlot", "float"),
+    ("ListSlot", "list"), ("AnySlot", "any")]}
 
 
 @dataclass
@@ -194,6 +198,7 @@ def parse_domain(data: Any, path: str) -> Domain:
     for name, spec in slots.items():
         spec = spec or {}
         slot_type = str(spec.get("type", "any"))
+        slot_type = RASA_SLOT_CLASSES.get(slot_type, slot_type)
         if slot_type not in SLOT_TYPES and "." not in slot_type:
             raise DataError(
                 f"slot {name!r} has unknown type {slot_type!r} (use one of {sorted(SLOT_TYPES)})", path, line_of(spec)

@@ -2,10 +2,10 @@
 stories with `kefu test` as Rasa 3.6 passes with `rasa test` (tests/compat/README.md: the bots, where they come
 from, their licences, and both counts).
 
-The bots are public projects, not ours, so they are not in this repository: the suite reads them from
-`$KEFU_COMPAT_BOTS` (default: `compat-bots/` in the shared data folder beside the checkout), one folder per bot
-with its LICENSE. Small bots run in `make test`; the large ones (minutes of training each) with
-`KEFU_COMPAT_LARGE=1`. Each bot is trained once per test session.
+The bots live in `tests/compat/bots/<name>/` (what `kefu train` and `kefu test` read, with the bot's LICENSE
+and a SOURCE line); `$KEFU_COMPAT_BOTS` points the suite at another copy. A listed bot that is missing fails
+its test. Small bots run in `make test`; the large ones (minutes of training each) with `KEFU_COMPAT_LARGE=1`.
+Each bot is trained once per test session, in a copy outside the repository.
 """
 
 from __future__ import annotations
@@ -20,8 +20,7 @@ import pytest
 
 from bot.cli import main
 
-REPO = Path(__file__).resolve().parents[2]
-BOTS_DIR = Path(os.environ.get("KEFU_COMPAT_BOTS") or REPO.parent / "shared" / "data" / "compat-bots")
+BOTS_DIR = Path(os.environ.get("KEFU_COMPAT_BOTS") or Path(__file__).parent / "bots")
 
 
 @dataclass(frozen=True)
@@ -53,7 +52,7 @@ def trained(tmp_path_factory):
         if bot.name not in cache:
             source = BOTS_DIR / bot.name
             if not (source / "domain.yml").is_file():
-                pytest.skip(f"{bot.name} is not in {BOTS_DIR} (set KEFU_COMPAT_BOTS; see tests/compat/README.md)")
+                pytest.fail(f"{bot.name} is not in {BOTS_DIR} (see tests/compat/README.md)")
             root = tmp_path_factory.mktemp(bot.name) / bot.name
             shutil.copytree(source, root, ignore=shutil.ignore_patterns("models", "results"))
             cwd = os.getcwd()
