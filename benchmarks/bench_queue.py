@@ -58,8 +58,7 @@ async def bench(stores: Stores, waiting: int, agents: int, capacity: int) -> dic
         samples.append(time.perf_counter() - started)
         assert stored[-1]["event"] == ev.AGENT_ASSIGNED, stored[-1]
         for record in await service.records.open():  # free the slot again
-            await service.records.remove(record)
-            await service.records.release("agent0", record.conversation_id)
+            await service.queue.close(record.conversation_id, await service.agents.get("agent0"), "resolved")
     figures["assign_latency_ms_median"] = statistics.median(samples) * 1000
     figures["assign_latency_ms_p95"] = sorted(samples)[int(len(samples) * 0.95) - 1] * 1000
 
@@ -69,7 +68,7 @@ async def bench(stores: Stores, waiting: int, agents: int, capacity: int) -> dic
     service.start()
     async with stores.bus.subscribe() as subscription:
         started = time.perf_counter()
-        await service.set_status(await service.agents.get("agent0"), "online")
+        await service.roster.set_status(await service.agents.get("agent0"), "online")
         while True:
             item = await subscription.get(10)
             assert item is not None, "no assignment"
@@ -78,8 +77,7 @@ async def bench(stores: Stores, waiting: int, agents: int, capacity: int) -> dic
         figures["assign_latency_via_loop_ms"] = (time.perf_counter() - started) * 1000
     await service.stop()
     for record in await service.records.open():
-        await service.records.remove(record)
-        await service.records.release(record.agent or "", record.conversation_id)
+        await service.queue.close(record.conversation_id, await service.agents.get(record.agent or ""), "resolved")
     for i in range(agents):
         await service.agents.set_status(f"agent{i}", "away")  # on duty, not taking chats: everyone queues
 
@@ -90,10 +88,10 @@ async def bench(stores: Stores, waiting: int, agents: int, capacity: int) -> dic
     figures["enqueue_total_s"] = time.perf_counter() - started
     figures["enqueue_per_shopper_ms"] = figures["enqueue_total_s"] / waiting * 1000
 
-    first = (await service.records.waiting())[0]
-    await service.records.remove(first)  # the first shopper leaves: everyone behind moves up
+    async with stores.trackers.lock("crowd-0000"):  # the first shopper leaves: everyone behind moves up
+        await service.queue.leave("crowd-0000")
     started = time.perf_counter()
-    await service.reposition()
+    await service.housekeeper.reposition()
     figures["reposition_s"] = time.perf_counter() - started
 
     for i in range(agents):
@@ -103,10 +101,10 @@ async def bench(stores: Stores, waiting: int, agents: int, capacity: int) -> dic
     rounds = 0
     while await service.records.waiting():
         rounds += 1
-        await service.housekeeping()  # assigns every free slot, tells the rest their new place
+        await service.housekeeper.housekeeping()  # assigns every free slot, tells the rest their new place
         for record in [r for r in await service.records.open() if r.state == "assigned"]:
             account = await service.agents.get(record.agent or "")
-            await service.close(record.conversation_id, account, "resolved")
+            await service.queue.close(record.conversation_id, account, "resolved")
     figures["drain_total_s"] = time.perf_counter() - started
     figures["drain_rounds"] = rounds
     figures["queued_events_while_draining"] = await _count_queued(stores, waiting) - announcements_before

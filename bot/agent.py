@@ -5,6 +5,7 @@ Channels hand in a `UserMessage` and render the events that come back; they know
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -15,7 +16,8 @@ from bot.action_runner import ActionRunner
 from bot.dialogue import events as ev
 from bot.dialogue.engine import DialogueEngine, HandoffPort
 from bot.dialogue.tracker import Tracker
-from bot.language import conversation_language, normalise
+from bot.formats.faq_data import FAQEntry
+from bot.language import conversation_language, detect_language, normalise
 from bot.metrics import Metrics
 from bot.model import TrainedModel
 from bot.parsing import BatchedParser
@@ -46,7 +48,7 @@ class Agent:
         self.executor = executor or ThreadPoolExecutor(max_workers=2, thread_name_prefix="kefu-nlu")
         self.parser = BatchedParser(model, self.executor)
         self.engine = DialogueEngine(model.domain, model.rules, model.memo, model.config.kefu,
-                                     model.config.effective_thresholds(), actions, handoff,
+                                     model.config.effective_thresholds(), actions, handoff, model.faq.entries,
                                      learned=model.learned)
 
     @property
@@ -65,6 +67,19 @@ class Agent:
 
     async def parse(self, text: str) -> dict[str, Any]:
         return await self.parser.parse(text)
+
+    def faq_entries(self) -> list[FAQEntry]:
+        """The FAQ as written (questions and answers in both languages, categories), in the file's order."""
+        return list(self.model.faq.entries.values())
+
+    async def search_faq(self, text: str, language: str | None = None, k: int = 5) -> list[dict[str, Any]]:
+        """The FAQ entries that best match `text`, best first, as `{"id", "score"}` (calibrated: the bot answers
+        from the FAQ above `thresholds.faq`), searched as the bot searches, off the event loop. For pages that
+        search the FAQ (help centre, suggestions); `language`: the text's own by default."""
+        language = language or detect_language(text, self.default_language)
+        hits = await asyncio.get_running_loop().run_in_executor(self.executor, self.model.faq.search, text,
+                                                                language, k)
+        return [{"id": hit.id, "score": hit.score} for hit in hits]
 
     async def tracker(self, conversation_id: str) -> Tracker | None:
         events = await self.stores.trackers.events(conversation_id)

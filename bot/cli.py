@@ -214,9 +214,17 @@ def cmd_agents(args: argparse.Namespace) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
+    from bot.formats.policies import check_policies
+    from bot.formats.project import yaml_files
+
     project = _load_project(args)
+    files = [*yaml_files(args.domain), *(f for root in args.data for f in yaml_files(root))]
+    warnings = check_policies(files)  # answers that state a declared policy differently: worth a look, not fatal
+    for warning in warnings:
+        print(f"Warning: {warning}", file=sys.stderr)
     print(f"Data is valid: {len(project.nlu.examples)} NLU examples, {len(project.domain.intents)} intents, "
-          f"{len(project.rules)} rules, {len(project.stories)} stories, {len(project.faq)} FAQ entries.")
+          f"{len(project.rules)} rules, {len(project.stories)} stories, {len(project.faq)} FAQ entries"
+          + (f" ({len(warnings)} warning{'s' * (len(warnings) != 1)} above)." if warnings else "."))
     return 0
 
 
@@ -314,10 +322,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"Error: {exc}", file=sys.stderr)
         return 1
     except Exception as exc:
-        from bot.channels.envsettings import ConfigError
+        from bot.channels.settings import ConfigError
         from bot.model import ModelError
 
-        if isinstance(exc, ModelError | FileNotFoundError | ConfigError):  # ConfigError: a channel's env settings
+        if isinstance(exc, ModelError | FileNotFoundError | ConfigError):  # ConfigError: a channel's settings
             print(f"Error: {exc}", file=sys.stderr)
             return 1
         raise

@@ -25,6 +25,9 @@ class Thresholds(BaseModel):
         None, ge=0, le=1, description="FAQ score needed when the intent classifier is itself confident the message "
         "is a FAQ question (Rasa's ResponseSelector then answers whatever the score); None: the same as faq")
     faq_margin: float = Field(0.0, ge=0, le=1, description="FAQ top-2 margin below this → not confident")
+    faq_clarify: float = Field(0.5, ge=0, le=1, description="not sure enough to answer, but the best few entries "
+                               "together are at least this likely: ask \"do you mean …?\" with them as buttons")
+    faq_offer: float = Field(0.1, ge=0, le=1, description="an entry is offered in \"do you mean …?\" from this score")
     max_fallbacks: int = Field(2, ge=1, description="fallbacks in a row before escalating")
 
 

@@ -16,6 +16,11 @@ log = logging.getLogger(__name__)
 MAX_JSON_BYTES = 64 * 1024
 
 
+def json_dumps(value: Any) -> str:
+    """JSON for answers and frames: compact, with Chinese as it is (readable and smaller than \\uXXXX)."""
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
 def json_error(status: int, message: str, **extra: Any) -> web.Response:
     return web.json_response({"error": message, **extra}, status=status)
 

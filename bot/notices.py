@@ -69,6 +69,8 @@ def describe(event: ev.Event, language: str | None) -> str | None:
     kind = event.get("event")
     language = lang(event.get("language") or language)
     if kind == ev.QUEUED:
+        if event.get("nobody_online"):  # in hours, but nobody has logged in yet: no wait to tell
+            return text("handoff_queued_nobody_online", language, position=event.get("position"))
         minutes = max(1, math.ceil(float(event.get("eta_s") or 60) / 60))
         return text("handoff_queued", language, position=event.get("position"), minutes=minutes)
     if kind == ev.AGENT_ASSIGNED:

@@ -13,6 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from bot.model import TrainedModel
+from bot.nlu.clauses import split_questions
 from bot.nlu.embedder import CACHED_BATCH, get_embedder
 
 # Rasa's payload syntax for buttons: /intent or /intent{"entity": "value"}
@@ -89,4 +90,18 @@ class BatchedParser:
             if base in self.retrieval_bases:  # Rasa retrieval intent: answer from its own responses only
                 found = [h for h in found if h.id.startswith(base + "/")]
             parse["faq"] = [h.as_dict() for h in found[:top_k]]
+        self._search_parts(texts, languages, parses)
         return parses
+
+    def _search_parts(self, texts: list[str], languages: list[str], parses: list[dict[str, Any]]) -> None:
+        """A message that asks several things gets `parse["parts"]`: each question with its own FAQ hits."""
+        if not len(self.model.faq):
+            return
+        split = [split_questions(text) for text in texts]
+        asked = [(i, part) for i, parts in enumerate(split) if len(parts) > 1 for part in parts]
+        if not asked:
+            return
+        found = self.model.faq.search_batch([part for _, part in asked], [languages[i] for i, _ in asked],
+                                            k=self.model.config.kefu.faq_top_k)
+        for (i, part), hits in zip(asked, found, strict=True):
+            parses[i].setdefault("parts", []).append({"text": part, "faq": [h.as_dict() for h in hits]})

@@ -10,12 +10,13 @@ from pathlib import Path
 
 from aiohttp import web
 
+from bot import pages
 from bot.action_runner import ActionRunner, InProcessActionRunner, RemoteActionRunner
 from bot.agent import Agent
 from bot.app_keys import AGENT, METRICS, SETTINGS, STORES
-from bot.channels import messenger, rest, wechat, widget
+from bot.channels.registry import mount_channels
 from bot.endpoints import Endpoints, load_endpoints
-from bot.http import HTTPError, check_token, error_middleware, read_json
+from bot.http import HTTPError, check_token, error_middleware, json_dumps, read_json
 from bot.metrics import Metrics
 from bot.model import ModelError, TrainedModel, latest_archive, load_model
 from bot.stores import create_stores
@@ -78,11 +79,9 @@ def create_app(settings: ServerSettings) -> web.Application:
     app[METRICS] = Metrics()
     app.cleanup_ctx.append(_lifecycle)
     app.add_routes(api)
-    app.add_routes(rest.routes)
     setup_handoff(app)
-    widget.setup(app)
-    wechat.setup(app)
-    messenger.setup(app)
+    mount_channels(app, settings.endpoints.channels)  # each after the core's and the handoff's lifecycles
+    pages.mount(app)
     return app
 
 
@@ -110,7 +109,7 @@ async def model_parse(request: web.Request) -> web.Response:
     if len(body["text"]) > 5000:
         raise HTTPError(400, "text is longer than 5000 characters")
     result = await request.app[AGENT].parse(body["text"])
-    return web.json_response(result, dumps=rest._dumps)
+    return web.json_response(result, dumps=json_dumps)
 
 
 @api.get("/conversations/{conversation_id}/tracker")
@@ -119,4 +118,4 @@ async def conversation_tracker(request: web.Request) -> web.Response:
     tracker = await request.app[AGENT].tracker(request.match_info["conversation_id"])
     if tracker is None:
         raise HTTPError(404, "unknown conversation")
-    return web.json_response(tracker.as_rasa_dict(), dumps=rest._dumps)
+    return web.json_response(tracker.as_rasa_dict(), dumps=json_dumps)

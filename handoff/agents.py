@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from bot.stores import KeyValue
+from handoff.errors import Invalid, LockedOut
 
 STATUSES = ("online", "away", "offline")
 ROLES = ("agent", "admin")
@@ -27,12 +28,8 @@ MAX_FAILURES = 10
 LOCKOUT_S = 900
 
 
-class AccountError(ValueError):
+class AccountError(Invalid):
     """A bad account request (name taken, weak password…): the message says what to change."""
-
-
-class LockedOut(Exception):
-    """Too many wrong passwords for one username recently: logins wait (guessing is slowed, not stopped)."""
 
 
 def hash_password(password: str, salt: bytes | None = None) -> str:

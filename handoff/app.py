@@ -27,7 +27,7 @@ def create_handoff(app: web.Application, stores: Stores) -> HandoffService:
     settings = app.get(HANDOFF_SETTINGS) or load_settings(project_dir / "handoff.yml")
     service = HandoffService(stores, settings)
     app[HANDOFF] = service
-    app[HUB] = ConsoleHub(stores)
+    app[HUB] = ConsoleHub(stores.bus, service.records)
     app[CANNED] = CannedReplies.load(project_dir / "data" / "canned_replies.yml")
     return service
 

@@ -16,6 +16,7 @@ LOOKAHEAD_DAYS = 14  # a shop closed for longer than this has no "next opening" 
 
 class BusinessHours:
     def __init__(self, settings: HandoffSettings) -> None:
+        self.timezone = settings.timezone
         self.zone = settings.zone
         self.week = settings.week
         self.closed_dates = set(settings.closed_dates)
@@ -36,8 +37,8 @@ class BusinessHours:
 
     def next_open(self, now: float) -> datetime | None:
         """The next start of an opening period strictly after `now`, in shop time; None if closed for two weeks.
-
-        Outside hours that is when people are back; inside hours (nobody on duty) it is the next shift."""
+        Meant for outside hours (when people are back): inside hours it would be the next shift, which is no
+        answer to a shopper while the team is on duty."""
         local = datetime.fromtimestamp(now, self.zone)
         for offset in range(LOOKAHEAD_DAYS + 1):
             day = local.date() + timedelta(days=offset)

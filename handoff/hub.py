@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bot.dialogue import events as ev
-from bot.stores import Stores
+from bot.stores import EventBus
 from handoff.agents import AgentAccount
-from handoff.queue import HandoffRecords
+from handoff.records import HandoffRecords
 
 log = logging.getLogger(__name__)
 
@@ -36,9 +36,9 @@ class ConsoleClient:
 
 
 class ConsoleHub:
-    def __init__(self, stores: Stores) -> None:
-        self.stores = stores
-        self.records = HandoffRecords(stores.kv)
+    def __init__(self, bus: EventBus, records: HandoffRecords) -> None:
+        self.bus = bus
+        self.records = records
         self.clients: set[ConsoleClient] = set()
         self.holders: dict[str, str | None] = {}  # open conversation → its agent (None while queued)
         self._task: asyncio.Task[None] | None = None
@@ -67,7 +67,7 @@ class ConsoleHub:
     async def _run(self) -> None:
         while True:
             try:
-                async with self.stores.bus.subscribe() as subscription:
+                async with self.bus.subscribe() as subscription:
                     # subscribed first, then read the open conversations: nothing can fall in between
                     self.holders = {r.conversation_id: r.agent for r in await self.records.open()}
                     self._ready.set()

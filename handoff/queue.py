@@ -1,124 +1,225 @@
-"""The handoff records: one small document per open handoff (`open:<conversation id>`) in the key/value store.
+"""The queue and its assignments: how a handoff record moves.
 
-A record exists from `handoff_requested` until the handoff ends (closed, cancelled, timed out); its `state` is
-"queued" or "assigned". The tracker's events stay the history; the record is the index the queue, the routing
-and the console read, and the thing agents compete for: every change is a compare-and-set, so of two agents
-claiming one conversation (on one worker or two) exactly one wins. Agents' open conversations are counted in
-`load:<agent>`, also changed only by compare-and-set, so capacity holds across workers.
+    new request → assigned to a free online agent, or queued (told the place in line and the wait)
+    queued → assigned (auto-assignment or an agent's claim) → assigned to another agent (transfer)
+           → queued again (transfer to a group) → gone (closed, cancelled, timed out)
+
+Every move is a compare-and-set on the record (handoff/records.py) and on the agents' loads, made under the
+conversation's lock: the shopper's turn holds it for `enqueue` and `leave`; agents' actions take it here; the
+background loop (handoff/housekeeping.py) takes it and passes the record it re-read. Each move ends in the event
+that tells it (appended here, or returned to the shopper's turn to store).
 """
 
 from __future__ import annotations
 
+import logging
 import time
-from dataclasses import asdict, dataclass, field, replace
-from typing import Any
+from collections.abc import Callable
 
-from bot.stores import KeyValue
+from bot.dialogue import events as ev
+from bot.stores import TrackerStore
+from handoff import events, routing, shopper
+from handoff.agents import AgentAccount
+from handoff.errors import Conflict, Invalid, NotFound
+from handoff.handling import HandlingTimes
+from handoff.hours import BusinessHours
+from handoff.loads import AgentLoads
+from handoff.locks import locked
+from handoff.permissions import Permissions
+from handoff.records import HandoffRecord, HandoffRecords
+from handoff.roster import Roster
+from handoff.routing import OnDuty
+from handoff.settings import HandoffSettings
 
-OPEN = "open:"
-LOAD = "load:"
-HANDLING = "handoff-stats:handling"
-CAS_RETRIES = 50
-
-
-@dataclass(frozen=True)
-class HandoffRecord:
-    conversation_id: str
-    state: str  # "queued" | "assigned"
-    priority: str
-    rank: int  # index of the priority class: lower is served first
-    reason: str
-    language: str
-    channel: str
-    group: str | None
-    requested_at: float
-    enqueued_at: float  # the queue order inside a priority class (kept on transfer to a group)
-    queued_at: float  # when it last joined the queue: the no-answer timeout and group overflow count from here
-    agent: str | None = None
-    agent_name: str | None = None
-    assigned_at: float | None = None
-    told_position: int | None = None  # what the shopper was last told, so only changes are announced
-    told_eta_s: int | None = None
-    transferred_from: list[str] = field(default_factory=list)
-
-    @property
-    def order(self) -> tuple[int, float, str]:
-        return self.rank, self.enqueued_at, self.conversation_id
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    def but(self, **changes: Any) -> HandoffRecord:
-        return replace(self, **changes)
+log = logging.getLogger(__name__)
 
 
-def _record(data: dict[str, Any]) -> HandoffRecord:
-    return HandoffRecord(**data)
+class HandoffQueue:
+    def __init__(self, trackers: TrackerStore, records: HandoffRecords, loads: AgentLoads, roster: Roster,
+                 handling: HandlingTimes, permissions: Permissions, hours: BusinessHours,
+                 settings: HandoffSettings, now: Callable[[], float] = time.time,
+                 wake: Callable[[], None] = lambda: None) -> None:
+        self.trackers = trackers
+        self.records = records
+        self.loads = loads
+        self.roster = roster
+        self.handling = handling
+        self.permissions = permissions
+        self.hours = hours
+        self.settings = settings
+        self.now = now
+        self.wake = wake  # something changed: the background loop should look again now
 
+    # -- inside the shopper's turn (the caller holds the lock and stores the event) -----------------------------
 
-class HandoffRecords:
-    def __init__(self, kv: KeyValue) -> None:
-        self.kv = kv
+    async def enqueue(self, record: HandoffRecord) -> ev.Event:
+        """A new handoff: straight to a free online agent who fits, else into the line (`queued`)."""
+        now = record.requested_at
+        roster = await self.roster.on_duty(now)
+        waiting = [r for r in await self.records.waiting() if r.conversation_id != record.conversation_id]
+        position = 1 + sum(1 for r in waiting if r.order < record.order)
+        eta = routing.eta_s(position, roster, await self.handling.average())
+        told = record.but(told_position=position, told_eta_s=eta)
+        await self._create(told)
+        if self.settings.auto_assign:
+            line = sorted([*waiting, told], key=lambda r: r.order)
+            for planned, agent in routing.plan(line, roster, now, self.settings.overflow_after_s):
+                if planned.conversation_id == told.conversation_id:
+                    assigned = await self._take(told, agent.username, agent.name, agent.capacity)
+                    if assigned is not None:
+                        self.wake()
+                        return events.agent_assigned(assigned)
+        self.wake()
+        return events.queued(told, position, eta)
 
-    async def get(self, conversation_id: str) -> HandoffRecord | None:
-        data = await self.kv.get(OPEN + conversation_id)
-        return _record(data) if data else None
-
-    async def open(self) -> list[HandoffRecord]:
-        return [_record(data) for _, data in await self.kv.scan(OPEN)]
-
-    async def waiting(self) -> list[HandoffRecord]:
-        """The queue, in service order: priority class, then first come first served."""
-        return sorted((r for r in await self.open() if r.state == "queued"), key=lambda r: r.order)
-
-    async def create(self, record: HandoffRecord) -> bool:
-        return await self.kv.cas(OPEN + record.conversation_id, None, record.as_dict())
-
-    async def replace(self, old: HandoffRecord, new: HandoffRecord) -> bool:
-        return await self.kv.cas(OPEN + old.conversation_id, old.as_dict(), new.as_dict())
-
-    async def remove(self, old: HandoffRecord) -> bool:
-        return await self.kv.cas(OPEN + old.conversation_id, old.as_dict(), None)
-
-    # -- agent load: which open conversations each agent holds ----------------------------------------------
-
-    async def load(self, agent: str) -> list[str]:
-        return list((await self.kv.get(LOAD + agent) or {}).get("conversations", []))
-
-    async def loads(self) -> dict[str, list[str]]:
-        return {key.removeprefix(LOAD): data.get("conversations", []) for key, data in await self.kv.scan(LOAD)}
-
-    async def reserve(self, agent: str, conversation_id: str, capacity: int | None) -> bool:
-        """Count the conversation against the agent, if under capacity (None: no limit, a manual claim)."""
-        for _ in range(CAS_RETRIES):
-            current = await self.kv.get(LOAD + agent)
-            held = list((current or {}).get("conversations", []))
-            if conversation_id in held:
-                return True
-            if capacity is not None and len(held) >= capacity:
-                return False
-            if await self.kv.cas(LOAD + agent, current, {"conversations": [*held, conversation_id]}):
-                return True
+    async def leave(self, conversation_id: str) -> bool:
+        """The shopper stops waiting (to go back to the bot, or to leave a message instead)."""
+        record = await self.records.get(conversation_id)
+        if record is not None and record.state == "queued" and await self.records.remove(record):
+            self.wake()
+            return True
         return False
 
-    async def release(self, agent: str, conversation_id: str) -> None:
-        for _ in range(CAS_RETRIES):
-            current = await self.kv.get(LOAD + agent)
-            held = list((current or {}).get("conversations", []))
-            if conversation_id not in held:
-                return
-            held.remove(conversation_id)
-            if await self.kv.cas(LOAD + agent, current, {"conversations": held} if held else None):
-                return
+    async def _create(self, record: HandoffRecord) -> None:
+        if await self.records.create(record):
+            return
+        # the tracker says the bot has the chat, so a record still here was left by a handoff that ended without
+        # removing it (a worker stopped half-way): this request replaces it
+        stale = await self.records.get(record.conversation_id)
+        if stale is None or not await self.records.replace(stale, record):
+            raise Conflict("the conversation's handoff changed meanwhile")
+        log.warning("replaced a stale handoff record of %s", record.conversation_id)
+        if stale.agent:
+            await self.loads.release(stale.agent, record.conversation_id)
 
-    # -- recent handling times, for the wait estimate ---------------------------------------------------------
+    # -- agents' actions (they take the conversation's lock) ----------------------------------------------------
 
-    async def handling_times(self) -> list[float]:
-        return list((await self.kv.get(HANDLING) or {}).get("recent", []))
+    async def claim(self, conversation_id: str, account: AgentAccount) -> list[ev.Event]:
+        async with locked(self.trackers, conversation_id):
+            record = await self.permissions.open_record(conversation_id)
+            if record.state != "queued":
+                raise Conflict(f"already claimed by {record.agent_name or record.agent}")
+            stored = await self._assign(record, account.username, account.name, capacity=None)
+        if stored is None:
+            raise Conflict("already claimed")
+        return stored
 
-    async def add_handling_time(self, seconds: float, keep: int) -> None:
-        for _ in range(CAS_RETRIES):
-            current = await self.kv.get(HANDLING)
-            recent = [*(current or {}).get("recent", []), round(seconds, 3)][-keep:]
-            if await self.kv.cas(HANDLING, current, {"recent": recent, "updated_at": time.time()}):
-                return
+    async def transfer(self, conversation_id: str, account: AgentAccount, to_agent: str | None = None,
+                       to_group: str | None = None) -> list[ev.Event]:
+        """To a colleague who is online or away, or back into the queue for a skill group."""
+        if bool(to_agent) == bool(to_group):
+            raise Invalid('give either "agent" or "group"')
+        if to_group is not None and to_group not in self.settings.groups:
+            raise NotFound(f"unknown group {to_group!r}")
+        target = await self.roster.account(to_agent) if to_agent else None
+        async with locked(self.trackers, conversation_id):
+            record = await self.permissions.writable(conversation_id, account)
+            if target is None:
+                return await self._requeue(record, to_group)
+            if target.username == record.agent:
+                raise Conflict("the conversation is already with that agent")
+            if await self.roster.effective_status(target.username) == "offline":
+                raise Conflict(f"{target.name} is offline")
+            stored = await self._assign(record, target.username, target.name, None, record.agent)
+            if stored is None:
+                raise Conflict("the conversation changed meanwhile; try again")
+            return stored
+
+    async def close(self, conversation_id: str, account: AgentAccount, resolution: str | None = None
+                    ) -> list[ev.Event]:
+        """End the handoff: the bot takes the chat back and asks for a rating."""
+        resolution = resolution or self.settings.resolutions[0]
+        if resolution not in self.settings.resolutions:
+            raise Invalid(f"resolution must be one of {', '.join(self.settings.resolutions)}")
+        async with locked(self.trackers, conversation_id):
+            record = await self.permissions.writable(conversation_id, account)
+            if not await self.records.remove(record):
+                raise Conflict("the conversation changed meanwhile; try again")
+            if record.agent:
+                await self.loads.release(record.agent, conversation_id)
+            ended = [events.event(ev.HANDOFF_ENDED, resolution=resolution, agent=record.agent,
+                                  language=record.language)]
+            if self.settings.ask_rating:
+                ended.append(shopper.rating_request(record.language))
+            stored = await self.trackers.append(conversation_id, ended)
+        if record.assigned_at:
+            await self.handling.add(self.now() - record.assigned_at)
+        self.wake()
+        return stored
+
+    # -- the background loop's moves (it holds the lock and passes the queued record it re-read) -----------------
+
+    async def assign(self, record: HandoffRecord, agent: OnDuty) -> None:
+        await self._assign(record, agent.username, agent.name, agent.capacity)
+
+    async def time_out(self, record: HandoffRecord) -> None:
+        """Nobody took the chat within no_answer_timeout_s: out of the line, offered to leave a message."""
+        if self.now() - record.queued_at < self.settings.no_answer_timeout_s:
+            return
+        if await self.records.remove(record):
+            await self.trackers.append(record.conversation_id,
+                                       [events.unavailable("timeout", self.hours, self.now(), record.language)])
+
+    async def tell(self, record: HandoffRecord, position: int, eta_s: int | None) -> None:
+        """A new `queued` for a shopper whose place in line or wait changed."""
+        if (record.told_position, record.told_eta_s) == (position, eta_s):
+            return
+        told = record.but(told_position=position, told_eta_s=eta_s)
+        if await self.records.replace(record, told):
+            await self.trackers.append(record.conversation_id, [events.queued(told, position, eta_s)])
+
+    async def places(self) -> list[tuple[HandoffRecord, int, int | None]]:
+        """Everyone waiting, in service order, with their place in line and estimated wait now."""
+        waiting = await self.records.waiting()
+        if not waiting:
+            return []
+        roster = await self.roster.on_duty()
+        handling = await self.handling.average()
+        return [(record, position, routing.eta_s(position, roster, handling))
+                for position, record in enumerate(waiting, start=1)]
+
+    # -- moves shared by the above ----------------------------------------------------------------------------
+
+    async def _take(self, record: HandoffRecord, username: str, name: str, capacity: int | None,
+                    transferred_from: str | None = None) -> HandoffRecord | None:
+        """queued (or assigned to someone else, for a transfer) → assigned to `username`; None if the agent is
+        full or the record changed meanwhile."""
+        cid = record.conversation_id
+        if not await self.loads.reserve(username, cid, capacity):
+            return None
+        assigned = record.but(state="assigned", agent=username, agent_name=name, assigned_at=self.now(),
+                              transferred_from=[*record.transferred_from, transferred_from] if transferred_from
+                              else record.transferred_from)
+        if not await self.records.replace(record, assigned):
+            await self.loads.release(username, cid)
+            return None
+        if record.agent and record.agent != username:
+            await self.loads.release(record.agent, cid)
+        return assigned
+
+    async def _assign(self, record: HandoffRecord, username: str, name: str, capacity: int | None,
+                      transferred_from: str | None = None) -> list[ev.Event] | None:
+        assigned = await self._take(record, username, name, capacity, transferred_from)
+        if assigned is None:
+            return None
+        stored = await self.trackers.append(record.conversation_id,
+                                            [events.agent_assigned(assigned, transferred_from)])
+        self.wake()
+        return stored
+
+    async def _requeue(self, record: HandoffRecord, group: str | None) -> list[ev.Event]:
+        """Back into the line for a skill group, keeping its place (enqueued_at); not given straight back."""
+        now = self.now()
+        queued = record.but(state="queued", group=group, agent=None, agent_name=None, assigned_at=None,
+                            queued_at=now, transferred_from=[*record.transferred_from, record.agent or ""])
+        position = 1 + sum(1 for r in await self.records.waiting() if r.order < queued.order)
+        eta = routing.eta_s(position, await self.roster.on_duty(now), await self.handling.average())
+        queued = queued.but(told_position=position, told_eta_s=eta)
+        if not await self.records.replace(record, queued):
+            raise Conflict("the conversation changed meanwhile; try again")
+        if record.agent:
+            await self.loads.release(record.agent, record.conversation_id)
+        stored = await self.trackers.append(record.conversation_id,
+                                            [events.queued(queued, position, eta, transferred_from=record.agent)])
+        self.wake()
+        return stored

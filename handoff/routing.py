@@ -1,6 +1,6 @@
 """Who should serve whom: priority class, group and language of a waiting shopper against the agents on duty.
 
-Pure functions over snapshots, so the rules are easy to test and the same on every worker; the service applies a
+Pure functions over snapshots, so the rules are easy to test and the same on every worker; the queue applies a
 plan with compare-and-set, so a plan made from a stale snapshot can only fail, never double-assign.
 """
 
@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from handoff.queue import HandoffRecord
+from handoff.records import HandoffRecord
 from handoff.settings import HandoffSettings
 
 
@@ -93,16 +93,20 @@ def plan(waiting: Iterable[HandoffRecord], agents: Iterable[OnDuty], now: float,
     return out
 
 
-def eta_s(position: int, agents: Iterable[OnDuty], handling_s: float) -> int:
+def on_duty(agents: Iterable[OnDuty]) -> bool:
+    """Someone is online or away: a shopper who waits will be answered."""
+    return any(a.status in ("online", "away") for a in agents)
+
+
+def eta_s(position: int, agents: Iterable[OnDuty], handling_s: float) -> int | None:
     """Estimated wait for the shopper at `position`: slots free up at (slots online) / (handling time), so the
-    p-th in line waits about p × handling / slots. Rounded up to whole minutes (what the shopper is told)."""
+    p-th in line waits about p × handling / slots. Rounded up to whole minutes (what the shopper is told).
+    None when nobody is online or away: there is no wait to estimate until someone logs in."""
     present = list(agents)
+    if not on_duty(present):
+        return None
     slots = sum(a.capacity for a in present if a.status == "online")
     if slots == 0:
         slots = sum(1 for a in present if a.status == "away")
-    seconds = position * handling_s / max(slots, 1)
+    seconds = position * handling_s / slots
     return int(max(1, math.ceil(seconds / 60)) * 60)
-
-
-def average_handling(recent: list[float], default_s: float) -> float:
-    return sum(recent) / len(recent) if recent else default_s

@@ -1,14 +1,17 @@
-"""Reading the shopper's side of a handoff without the classifier: cancel, a rating, "where is my ticket".
+"""Reading the shopper's side of a handoff without the classifier: cancel, a rating, leaving a message, "where is
+my ticket", and where the conversation stands.
 
 These run before the bot sees a message and only in the situation they belong to (a rating only while one is
-asked for, a cancel only while waiting), so short words like "5" or "算了" can't be misread elsewhere. Buttons
-send Rasa payloads (`/cancel_handoff`, `/csat{"score": 4}`, `/ticket_status`), which always work.
+asked for, a cancel only while waiting or just offered a message), so short words like "5", "算了" or "留言"
+can't be misread elsewhere. Buttons send Rasa payloads (`/cancel_handoff`, `/csat{"score": 4}`,
+`/leave_message`, `/ticket_status`), which always work.
 """
 
 from __future__ import annotations
 
 import json
 import re
+from typing import Any
 
 from bot.dialogue import events as ev
 from bot.dialogue.tracker import Tracker
@@ -17,6 +20,7 @@ from bot.notices import text
 CANCEL_PAYLOAD = "/cancel_handoff"
 TICKET_PAYLOAD = "/ticket_status"
 RATING_PAYLOAD = "/csat"
+LEAVE_MESSAGE_PAYLOAD = "/leave_message"
 
 _CANCEL = re.compile(
     r"^(cancel|stop|stop waiting|never ?mind|no thanks|no,? thanks|forget it|don'?t bother|back to (the )?bot"
@@ -26,6 +30,11 @@ _CHINESE_DIGITS = {"一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5}
 _TICKET = re.compile(
     r"\bmy (ticket|message|request)s?\b|\bticket (status|number|progress)\b|\bstatus of my (ticket|message)\b"
     r"|工单|留言(进度|处理|状态)|我的留言", re.IGNORECASE)
+# "leave a message", "I'd like to leave a message for the team", "留言", "我要留言", "给客服留个言吧"
+_LEAVE_MESSAGE = re.compile(
+    r"^\s*(?:(?:i(?:'d| would)? (?:like|want) to |i'll |let me |can i |please )?leave (?:a |my )?(?:message|note)"
+    r"(?: for (?:the |your )?team)?|(?:我)?(?:要|想)?(?:给(?:客服|你们))?留(?:个)?言(?:吧)?)", re.IGNORECASE)
+_SEPARATOR = re.compile(r"^[\s:：,，;；.。!！?？-]+")
 _TRIM = re.compile(r"^[\s\W_]+|[\s\W_]+$")
 
 
@@ -41,10 +50,7 @@ def rating_score(message: str) -> int | None:
     """1–5 from `/csat{"score": N}`, "4", "5 stars", "五星", "3分"; None for anything else."""
     message = (message or "").strip()
     if message.startswith(RATING_PAYLOAD):
-        try:
-            score = json.loads(message[len(RATING_PAYLOAD):] or "{}").get("score")
-        except (ValueError, AttributeError):
-            return None
+        score = _payload_field(message, RATING_PAYLOAD, "score")
         return int(score) if isinstance(score, int | float) and 1 <= score <= 5 and int(score) == score else None
     match = _RATING.match(_clean(message))
     if not match:
@@ -53,12 +59,37 @@ def rating_score(message: str) -> int | None:
     return _CHINESE_DIGITS.get(n) or int(n)
 
 
+def leave_message(message: str) -> tuple[bool, str]:
+    """Whether the shopper chose to leave a message, and the message given with the choice ("" when it is to
+    follow): `/leave_message`, `/leave_message{"text": "…"}`, "留言" / "leave a message", "留言：…" /
+    "leave a message: …". A question that merely starts with the words ("留言多久回复") is no choice."""
+    message = (message or "").strip()
+    if message == LEAVE_MESSAGE_PAYLOAD or message.startswith(LEAVE_MESSAGE_PAYLOAD + "{"):
+        given = _payload_field(message, LEAVE_MESSAGE_PAYLOAD, "text")
+        return True, given.strip() if isinstance(given, str) else ""
+    match = _LEAVE_MESSAGE.match(message)
+    if not match:
+        return False, ""
+    rest = message[match.end():]
+    if not _clean(rest):
+        return True, ""
+    separator = _SEPARATOR.match(rest)
+    return (True, rest[separator.end():].strip()) if separator else (False, "")
+
+
 def asks_ticket_status(message: str) -> bool:
     return (message or "").strip() == TICKET_PAYLOAD or bool(_TICKET.search(message or ""))
 
 
 def is_payload(message: str) -> bool:
     return (message or "").strip().startswith("/")
+
+
+def _payload_field(message: str, payload: str, name: str) -> Any:
+    try:
+        return json.loads(message[len(payload):] or "{}").get(name)
+    except (ValueError, AttributeError):
+        return None
 
 
 # -- where the conversation stands (from its events) -----------------------------------------------------------
@@ -71,19 +102,29 @@ def _current_session(tracker: Tracker) -> list[ev.Event]:
     return tracker.events
 
 
-def rating_pending(tracker: Tracker) -> bool:
-    """The bot asked for a rating and the shopper has not written since."""
+def _asked(tracker: Tracker, flag: str) -> Any:
+    """The data `flag` of the bot's question if the shopper has not written since it was asked, else None."""
     for event in reversed(_current_session(tracker)):
         kind = event.get("event")
-        if kind in ("user", ev.CSAT):
-            return False
-        if kind == "bot" and (event.get("data") or {}).get("rating_request"):
-            return True
-    return False
+        if kind in ("user", ev.CSAT, ev.TICKET_CREATED):
+            return None
+        if kind == "bot" and (event.get("data") or {}).get(flag):
+            return event["data"][flag]
+    return None
+
+
+def rating_pending(tracker: Tracker) -> bool:
+    """The bot asked for a rating and the shopper has not written since."""
+    return _asked(tracker, "rating_request") is not None
+
+
+def message_pending(tracker: Tracker) -> str | None:
+    """The shopper chose to leave a message and was asked for it: its ticket's reason (closed, offline…)."""
+    return _asked(tracker, "leave_message")
 
 
 def unavailable_pending(tracker: Tracker) -> ev.Event | None:
-    """The `handoff_unavailable` the shopper has not answered yet (their next message becomes a ticket)."""
+    """The `handoff_unavailable` just said, if the shopper has not written since (a "cancel" answers it)."""
     for event in reversed(_current_session(tracker)):
         kind = event.get("event")
         if kind in ("user", ev.TICKET_CREATED, ev.HANDOFF_CANCELLED, ev.HANDOFF_REQUESTED):
@@ -93,8 +134,32 @@ def unavailable_pending(tracker: Tracker) -> ev.Event | None:
     return None
 
 
+def message_offer(tracker: Tracker) -> ev.Event | None:
+    """The `handoff_unavailable` whose offer to leave a message still stands: none was left since, nor was the
+    offer declined or a new handoff asked for. Questions for the bot in between don't withdraw it."""
+    for event in reversed(_current_session(tracker)):
+        kind = event.get("event")
+        if kind in (ev.TICKET_CREATED, ev.HANDOFF_CANCELLED, ev.HANDOFF_REQUESTED, ev.HANDOFF_ENDED):
+            return None
+        if kind == ev.HANDOFF_UNAVAILABLE:
+            return event
+    return None
+
+
+def nobody_online(tracker: Tracker) -> bool:
+    """The shopper's last place in line came with "nobody is online right now"."""
+    queued = next((e for e in reversed(tracker.events) if e.get("event") == ev.QUEUED), None)
+    return bool(queued and queued.get("nobody_online"))
+
+
 def rating_request(language: str) -> ev.Event:
     """The bot's question after a handoff ends: buttons 1–5 with `/csat{"score": N}` payloads."""
     buttons = [{"title": "★" * n, "payload": f'/csat{{"score": {n}}}'} for n in range(1, 6)]
     return ev.bot(text("utter_ask_rating", language), {"buttons": buttons, "rating_request": True},
                   utter_action="utter_ask_rating")
+
+
+def message_request(language: str, reason: str) -> ev.Event:
+    """The bot's "write your message" after the shopper chose to leave one; `reason` goes on the ticket."""
+    return ev.bot(text("utter_ask_leave_message", language), {"leave_message": reason},
+                  utter_action="utter_ask_leave_message")

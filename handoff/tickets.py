@@ -2,7 +2,8 @@
 
 A ticket is a document `ticket:<id>` with a short, human-friendly id (T1001, T1002… from a compare-and-set
 counter, unique across workers), and `conv-tickets:<conversation>` lists a conversation's tickets so the bot can
-answer "where is my ticket" without scanning them all.
+answer "where is my ticket" without scanning them all. An agent's answer to a ticket is also an `agent_message`
+in the shopper's conversation, which is how the shopper reads it.
 """
 
 from __future__ import annotations
@@ -11,7 +12,10 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from bot.stores import KeyValue
+from bot.dialogue import events as ev
+from bot.stores import KeyValue, TrackerStore
+from handoff.agents import AgentAccount
+from handoff.errors import Invalid, NotFound
 
 STATUSES = ("pending", "in_progress", "resolved")
 COUNTER = "tickets-counter"
@@ -26,7 +30,7 @@ class Ticket:
     text: str
     language: str
     channel: str
-    reason: str  # why no person could take the chat: closed | offline | timeout
+    reason: str  # why no person took the chat: closed | offline | timeout | waiting (left the queue)
     status: str = "pending"
     created_at: float = 0.0
     updated_at: float = 0.0
@@ -37,13 +41,10 @@ class Ticket:
         return asdict(self)
 
 
-class TicketError(ValueError):
-    pass
-
-
 class Tickets:
-    def __init__(self, kv: KeyValue) -> None:
+    def __init__(self, kv: KeyValue, trackers: TrackerStore) -> None:
         self.kv = kv
+        self.trackers = trackers
 
     async def _next_id(self) -> str:
         for _ in range(CAS_RETRIES):
@@ -78,14 +79,23 @@ class Tickets:
         tickets = [Ticket(**data) for _, data in await self.kv.scan("ticket:")]
         return sorted((t for t in tickets if status in (None, t.status)), key=lambda t: -t.created_at)
 
-    async def update(self, ticket_id: str, agent: str, status: str | None = None,
+    async def answer(self, ticket_id: str, account: AgentAccount, status: str | None = None,
                      reply: str | None = None) -> Ticket:
+        """Change a ticket's status and/or answer it; the answer goes to the shopper's conversation."""
+        ticket = await self._update(ticket_id, account.username, status, reply)
+        if reply:
+            await self.trackers.append(ticket.conversation_id, [
+                {"event": ev.AGENT_MESSAGE, "timestamp": time.time(), "text": reply, "agent": account.username,
+                 "agent_name": account.name, "ticket_id": ticket.ticket_id}])
+        return ticket
+
+    async def _update(self, ticket_id: str, agent: str, status: str | None, reply: str | None) -> Ticket:
         if status is not None and status not in STATUSES:
-            raise TicketError(f"status must be one of {', '.join(STATUSES)}")
+            raise Invalid(f"status must be one of {', '.join(STATUSES)}")
         for _ in range(CAS_RETRIES):
             data = await self.kv.get(f"ticket:{ticket_id}")
             if data is None:
-                raise KeyError(ticket_id)
+                raise NotFound("unknown ticket")
             ticket = Ticket(**{**data, "replies": list(data.get("replies", []))})  # data stays the expected value
             ticket.agent = agent
             ticket.updated_at = time.time()

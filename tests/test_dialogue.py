@@ -460,7 +460,6 @@ def test_form_turns_collapse_so_rules_about_its_end_hold_for_any_length():
     assert tracker_states(long, domain).slots["date"] == "Monday"
 
 
-
 @pytest.mark.parametrize(("config", "domain", "stories", "named"), [
     ("policies: [{name: UnexpecTEDIntentPolicy}]", "", "", "UnexpecTEDIntentPolicy"),
     ("policies: [{name: FormPolicy}]", "", "", "removed in Rasa 3"),
@@ -494,3 +493,71 @@ async def test_form_validates_what_the_user_gave_with_the_domains_validation_act
     texts, _ = await say(trip, tracker, "Paris", parse("inform", entities=[{"entity": "city", "value": "Paris"}]))
     assert trip.ran == ["validate_trip_form", "action_ask_date"]
     assert texts == ["(validate_trip_form)", "(action_ask_date)"]
+
+
+# -- asking back instead of guessing ---------------------------------------------------------------------------
+
+def faq_hit(entry_id: str, score: float) -> dict:
+    return {"id": entry_id, "score": score, "answer": f"answer {entry_id}", "question": f"about {entry_id}?"}
+
+
+@pytest.fixture
+def faq_engine(engine):
+    from bot.formats.faq_data import FAQEntry
+
+    engine.faq_entries = {
+        key: FAQEntry(key, questions={"en": [f"about {key}?"], "zh": [f"关于{key}"]},
+                      answers={"en": f"answer {key}", "zh": f"答案 {key}"})
+        for key in ("shipping_time", "refund_time", "shipping_fee")}
+    engine.escalation.thresholds = engine.escalation.thresholds.model_copy(
+        update={"faq": 0.7, "faq_with_intent": None, "faq_clarify": 0.5, "faq_offer": 0.1})
+    return engine
+
+
+async def test_unsure_between_entries_asks_which_one_and_a_button_answers_it(faq_engine):
+    from bot.parsing import parse_payload
+
+    tracker = Tracker.from_events("ask", [], faq_engine.domain)
+    hits = [faq_hit("shipping_time", 0.45), faq_hit("refund_time", 0.35), faq_hit("shipping_fee", 0.02)]
+    texts, new = await say(faq_engine, tracker, "几天到", parse("faq", confidence=0.3, language="zh", faq=hits))
+    asked = next(e for e in new if e["event"] == "bot")
+    assert asked["data"]["clarify"] == ["shipping_time", "refund_time"]  # the unlikely third is not offered
+    titles = [b["title"] for b in asked["data"]["buttons"]]
+    assert titles == ["关于shipping_time", "关于refund_time", "转人工客服"]  # named in the shopper's language
+    assert not any(e["event"] == "handoff_requested" for e in new)
+
+    pressed = asked["data"]["buttons"][1]["payload"]
+    texts, _ = await say(faq_engine, tracker, pressed, parse_payload(pressed, "en"))
+    assert texts == ["答案 refund_time"]  # the chosen entry, in the conversation's language
+
+
+async def test_a_second_miss_after_asking_back_goes_to_a_person_with_the_candidates(faq_engine):
+    tracker = Tracker.from_events("miss", [], faq_engine.domain)
+    hits = [faq_hit("shipping_time", 0.45), faq_hit("refund_time", 0.35)]
+    await say(faq_engine, tracker, "how long", parse("faq", confidence=0.3, faq=hits))
+    _, new = await say(faq_engine, tracker, "hmm how long then", parse("faq", confidence=0.3, faq=hits))
+    requested = next(e for e in new if e["event"] == "handoff_requested")
+    assert requested["reason"] == "repeated_fallback"
+    assert [c["id"] for c in requested["candidates"]][:2] == ["shipping_time", "refund_time"]
+
+
+async def test_a_message_with_two_questions_gets_both_answers(faq_engine):
+    tracker = Tracker.from_events("two", [], faq_engine.domain)
+    whole = [faq_hit("shipping_time", 0.5), faq_hit("shipping_fee", 0.45)]
+    parts = [{"text": "几天到", "faq": [faq_hit("shipping_time", 0.9)]},
+             {"text": "运费多少", "faq": [faq_hit("shipping_fee", 0.85)]}]
+    texts, _ = await say(faq_engine, tracker, "几天到，运费多少",
+                         {**parse("faq", confidence=0.9, language="zh", faq=whole), "parts": parts})
+    assert texts == ["answer shipping_time", "answer shipping_fee"]
+
+
+async def test_an_answer_the_shopper_rejects_is_a_miss_and_the_other_candidates_are_offered(faq_engine):
+    tracker = Tracker.from_events("reject", [], faq_engine.domain)
+    hits = [faq_hit("refund_time", 0.8), faq_hit("shipping_time", 0.15), faq_hit("shipping_fee", 0.01)]
+    texts, _ = await say(faq_engine, tracker, "几天到", parse("faq", confidence=0.9, language="zh", faq=hits))
+    assert texts == ["answer refund_time"]
+    _, new = await say(faq_engine, tracker, "不是这个", parse("deny", confidence=0.9, language="zh"))
+    reply = next(e for e in new if e["event"] == "bot")
+    assert reply["data"]["rejected_faq_id"] == "refund_time"
+    assert reply["data"]["clarify"] == ["shipping_time"]
+    assert reply["data"]["buttons"][-1]["payload"] == "/human_handoff"

@@ -16,6 +16,8 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import BaseTestServer, TestClient
 
+from bot.app_keys import STORES
+from bot.notices import describe
 from handoff.app_keys import HANDOFF
 
 PASSWORD = "password-1"
@@ -239,31 +241,65 @@ async def test_vip_is_served_before_earlier_shoppers(kefu_app):
     li = await agent(client, "li")
     await chat(client, "n1", "转人工")
     await chat(client, "v1", "你好")
-    await client.app[HANDOFF].stores.trackers.set_meta("v1", tier="vip")
+    await client.app[STORES].trackers.set_meta("v1", tier="vip")
     await chat(client, "v1", "转人工")
     queue = await (await client.get("/api/agent/queue", headers=li)).json()
     assert [(q["conversation_id"], q["priority"]) for q in queue] == [("v1", "vip"), ("n1", "normal")]
     await until(lambda: _told(client, "n1", 2))
 
 
-# -- nobody to take it: closed, offline, no answer → a ticket ------------------------------------------------
+# -- nobody to take it: nobody online yet, closed, a holiday, no answer → wait, or leave a message ---------------
 
 
-async def test_offline_shopper_leaves_a_ticket_and_asks_about_it(kefu_app):
+async def test_nobody_online_in_hours_waits_in_line_and_hears_the_wait_once_an_agent_logs_in(kefu_app):
+    client = await kefu_app(auto_assign=False)
+    said = texts(await chat(client, "early", "talk to a human"))
+    assert "Nobody from our team is online right now" in said and "number 1 in line" in said
+    assert '"leave a message"' in said and "tomorrow" not in said and "we're back" not in said
+    queued = await _event(client, "early", "queued")
+    assert queued["nobody_online"] is True and queued["eta_s"] is None
+    assert "handoff_unavailable" not in kinds(await events_of(client, "early"))
+    assert await chat(client, "early", "my parcel arrived broken") == []  # kept for the agent, no ticket
+
+    li = await agent(client, "li")  # logs in (away: on duty, takes from the queue)
+    queue = await (await client.get("/api/agent/queue", headers=li)).json()
+    assert [q["conversation_id"] for q in queue] == ["early"]
+    told = await until(lambda: _told_a_wait(client, "early"))
+    assert told["position"] == 1 and not told["nobody_online"]
+    assert describe(told, "en").startswith("You are number 1 in line, about 5 min")
+    assert (await client.post("/api/agent/conversations/early/claim", headers=li)).status == 200
+    assert "ticket_created" not in kinds(await events_of(client, "early"))
+
+
+async def _told_a_wait(client: TestClient, sender: str) -> dict | None:
+    queued = [e for e in await events_of(client, sender) if e["event"] == "queued"]
+    return queued[-1] if queued and queued[-1]["eta_s"] else None
+
+
+async def test_nobody_online_then_an_agent_comes_online_and_takes_the_shopper(kefu_app):
+    client = await kefu_app()
+    assert "没有人工客服在线" in texts(await chat(client, "first", "转人工"))
+    await agent(client, "amy", status="online", name="Amy")
+    assigned = await until(lambda: _assigned(client, "first"))
+    assert assigned["agent"] == "amy" and "Amy" in describe(assigned, "zh")
+
+
+async def test_nobody_online_shopper_leaves_a_message_instead_and_asks_about_it(kefu_app):
     client = await kefu_app()
     replies = await chat(client, "off-1", "转人工")
-    assert "没有人工客服在线" in texts(replies) and "正在为您转接" not in texts(replies)
-    unavailable = next(e for e in await events_of(client, "off-1") if e["event"] == "handoff_unavailable")
-    assert unavailable["reason"] == "offline" and unavailable["timezone"] == "Asia/Shanghai"
+    assert "没有人工客服在线" in texts(replies) and "明天" not in texts(replies)
+    assert "请用一条消息" in texts(await chat(client, "off-1", "留言"))
+    assert "handoff_cancelled" in kinds(await events_of(client, "off-1"))  # out of the line
     replies = await chat(client, "off-1", "我的订单KF20240001还没发货，请尽快联系我")
     assert "工单号 T" in texts(replies)
-    ticket = next(e for e in await events_of(client, "off-1") if e["event"] == "ticket_created")
-    assert ticket["text"].startswith("我的订单")
+    ticket = await _event(client, "off-1", "ticket_created")
+    assert ticket["text"].startswith("我的订单") and ticket["ticket_id"] in texts(replies)
     assert "待处理" in texts(await chat(client, "off-1", "工单进度"))
 
     li = await agent(client, "li")
+    assert await (await client.get("/api/agent/queue", headers=li)).json() == []
     tickets = await (await client.get("/api/agent/tickets?status=pending", headers=li)).json()
-    assert [t["ticket_id"] for t in tickets] == [ticket["ticket_id"]]
+    assert [(t["ticket_id"], t["reason"]) for t in tickets] == [(ticket["ticket_id"], "offline")]
     view = await client.get("/api/agent/conversations/off-1", headers=li)  # tickets are everyone's work
     assert view.status == 200
     resp = await client.patch(f"/api/agent/tickets/{ticket['ticket_id']}", json={"reply": "已为您加急发货"},
@@ -277,19 +313,47 @@ async def test_offline_shopper_leaves_a_ticket_and_asks_about_it(kefu_app):
                                headers=li)).status == 400
 
 
-async def test_outside_business_hours_says_when_we_are_back(kefu_app):
+async def test_outside_business_hours_says_when_we_are_back_and_answers_other_questions(kefu_app):
     now = datetime.now(UTC)
     opening = (now + timedelta(hours=2)).replace(minute=0, second=0, microsecond=0)
     client = await kefu_app(timezone="UTC", hours={"daily": f"{opening:%H}:00-{opening.hour + 1:02d}:00"})
     await agent(client, "li", status="online")
     replies = await chat(client, "night", "talk to a human")
-    event = next(e for e in await events_of(client, "night") if e["event"] == "handoff_unavailable")
-    assert event["reason"] == "closed"
+    event = await _event(client, "night", "handoff_unavailable")
+    assert event["reason"] == "closed" and event["timezone"] == "UTC"
     assert datetime.fromisoformat(event["next_open"]) == opening
-    assert f"{opening:%H}:00 (UTC)" in texts(replies) and "leave your message" in texts(replies).lower()
-    replies = await chat(client, "night", "cancel")
+    assert f"{opening:%H}:00 (UTC)" in texts(replies) and "leave a message" in texts(replies).lower()
+    assert "connecting you" not in texts(replies).lower()
+
+    # a question the bot can answer is answered, not made a ticket
+    replies = await chat(client, "night", "how many days does delivery take?")
+    assert "ticket" not in texts(replies).lower()
+    after = (await events_of(client, "night"))[kinds(await events_of(client, "night")).index("handoff_unavailable"):]
+    assert any(e["event"] == "action" and e["name"] == "utter_faq" for e in after)
+    assert "ticket_created" not in kinds(after)
+    # only an explicit message for the team becomes one (here with the message given at once)
+    replies = await chat(client, "night", "leave a message: please call me back about KF20240001")
+    ticket = await _event(client, "night", "ticket_created")
+    assert ticket["text"] == "please call me back about KF20240001" and ticket["ticket_id"] in texts(replies)
+
+    await chat(client, "night-2", "talk to a human")
+    replies = await chat(client, "night-2", "cancel")
     assert "no message left" in texts(replies).lower()
-    assert "ticket_created" not in kinds(await events_of(client, "night"))
+    assert "ticket_created" not in kinds(await events_of(client, "night-2"))
+
+
+async def test_on_a_closed_date_the_team_is_back_the_next_day(kefu_app):
+    today = datetime.now(UTC).date()
+    client = await kefu_app(timezone="UTC", hours={"daily": "24h"}, closed_dates=[today])
+    await agent(client, "li", status="online")
+    replies = await chat(client, "holiday", "转人工")
+    event = await _event(client, "holiday", "handoff_unavailable")
+    assert event["reason"] == "closed"
+    assert datetime.fromisoformat(event["next_open"]) == datetime.combine(today + timedelta(days=1),
+                                                                           datetime.min.time(), UTC)
+    assert "明天 00:00（UTC）恢复服务" in texts(replies) and "留言" in texts(replies)
+    assert "请用一条消息" in texts(await chat(client, "holiday", "我要留言"))
+    assert "工单号 T" in texts(await chat(client, "holiday", "发票抬头写错了，请帮我重开"))
 
 
 async def test_nobody_answers_in_time_offers_a_ticket(kefu_app):
@@ -297,7 +361,9 @@ async def test_nobody_answers_in_time_offers_a_ticket(kefu_app):
     await agent(client, "li")  # away: on duty but not taking chats
     await chat(client, "slow", "talk to a human")
     timeout = await until(lambda: _event(client, "slow", "handoff_unavailable"))
-    assert timeout["reason"] == "timeout"
+    assert timeout["reason"] == "timeout" and timeout["next_open"] is None
+    assert "leave a message" in describe(timeout, "en")
+    assert "write your message" in texts(await chat(client, "slow", "/leave_message"))
     assert "ticket" in texts(await chat(client, "slow", "Please call me back about my refund"))
 
 
@@ -408,14 +474,14 @@ async def test_console_websocket_shows_queue_messages_and_typing(kefu_app):
         await chat(client, "live", "转人工")
         queued = await _next(ws, "event", lambda m: m["event"]["event"] == "queued")
         assert queued["conversation_id"] == "live"
-        await client.app[HANDOFF].stores.bus.publish("live", {"event": "typing", "role": "user", "on": True})
+        await client.app[STORES].bus.publish("live", {"event": "typing", "role": "user", "on": True})
         typing = await _next(ws, "typing")
         assert typing["event"]["role"] == "user"
         await chat(client, "live", "<script>alert(1)</script>")
         user = await _next(ws, "event", lambda m: m["event"]["event"] == "user")
         assert user["event"]["text"] == "<script>alert(1)</script>"
         await client.post("/api/agent/conversations/live/claim", headers=li)
-        async with client.app[HANDOFF].stores.bus.subscribe() as bus:
+        async with client.app[STORES].bus.subscribe() as bus:
             await ws.send_json({"type": "typing", "conversation_id": "live", "on": True})
             while True:
                 item = await bus.get(WS_TIMEOUT_S)
@@ -488,7 +554,7 @@ async def test_a_lost_handoff_is_told_not_kept_waiting(kefu_app):
     await agent(client, "li")
     await chat(client, "lost", "你好")
     # the queue failed during the request: handoff_requested got no answer, there is no record
-    await client.app[HANDOFF].stores.trackers.append("lost", [
+    await client.app[STORES].trackers.append("lost", [
         {"event": "handoff_requested", "reason": "explicit_request", "candidates": [], "language": "zh"}])
     assert "再说一次" in texts(await chat(client, "lost", "还在吗"))
     assert texts(await chat(client, "lost", "运费多少钱"))  # the bot answers again

@@ -1,5 +1,6 @@
 """The handoff's rules without a server: settings, business hours, routing, wait estimates, what shoppers read,
-how their short answers are understood, canned replies and passwords. Fast: no model, no stores."""
+how their short answers are understood, canned replies and passwords. Fast: no model (one test uses a SQLite
+key/value store)."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from handoff import routing, shopper
 from handoff.agents import hash_password, verify_password
 from handoff.canned import CannedReplies
 from handoff.hours import BusinessHours
-from handoff.queue import HandoffRecord
+from handoff.records import HandoffRecord
 from handoff.routing import OnDuty
 from handoff.settings import HandoffSettings, load_settings
 
@@ -74,7 +75,7 @@ def test_open_and_next_opening_in_the_shops_time_zone():
     assert hours.next_open(friday_night) == datetime(2026, 11, 30, 9, 0, tzinfo=SHANGHAI)  # Monday
     assert hours.is_open(at(SHANGHAI, 2026, 11, 27, 20, 59))
     assert not hours.is_open(at(SHANGHAI, 2026, 11, 27, 21, 0))
-    # open now: the next opening is the next shift (what "nobody on duty" tells the shopper)
+    # open now: the next opening is the next shift, which nobody is told while the team is on duty
     assert hours.next_open(at(SHANGHAI, 2026, 11, 26, 10, 0)) == datetime(2026, 11, 27, 9, 0, tzinfo=SHANGHAI)
 
 
@@ -148,7 +149,24 @@ def test_wait_estimate_from_handling_time_and_slots_online():
     assert routing.eta_s(6, online, handling_s=300) == 300  # 6 × 300 / 6 slots
     assert routing.eta_s(1, online, handling_s=300) == 60  # never "0 minutes"
     assert routing.eta_s(2, [duty("c", status="away")], handling_s=300) == 600
-    assert routing.average_handling([100, 200], 300) == 150 and routing.average_handling([], 300) == 300
+    # nobody online or away: no wait to estimate until someone logs in
+    assert routing.eta_s(1, [duty("c", status="offline")], handling_s=300) is None
+    assert routing.eta_s(1, [], handling_s=300) is None
+
+
+async def test_handling_time_average_keeps_the_recent_ones(tmp_path: Path):
+    from bot.stores import create_stores
+    from handoff.handling import HandlingTimes
+
+    stores = create_stores(None, tmp_path / "kv.db")
+    try:
+        handling = HandlingTimes(stores.kv, keep=2, default_s=300)
+        assert await handling.average() == 300  # nothing closed yet
+        for seconds in (1000, 100, 200):
+            await handling.add(seconds)
+        assert await handling.average() == 150  # the oldest fell out
+    finally:
+        await stores.close()
 
 
 # -- what shoppers read ---------------------------------------------------------------------------------------
@@ -173,7 +191,19 @@ def test_next_opening_is_said_the_shoppers_way():
     assert "tomorrow at 09:00 (Asia/Shanghai)" in describe(event, "en")
     assert format_opening("2026-11-30T09:00:00+08:00", "Asia/Shanghai", "en", friday) == \
         "Mon Nov 30 at 09:00 (Asia/Shanghai)"
-    assert "稍后" in describe({**event, "reason": "offline", "next_open": None}, "zh")
+    assert "稍后" in describe({**event, "next_open": None}, "zh")
+
+
+def test_nobody_online_in_hours_is_told_without_a_next_shift():
+    queued = {"event": ev.QUEUED, "position": 1, "eta_s": None, "nobody_online": True}
+    for language, online, wait, leave in (("en", "Nobody from our team is online right now", "number 1 in line",
+                                           '"leave a message"'),
+                                          ("zh", "现在暂时没有人工客服在线", "排在第 1 位", "“留言”")):
+        said = describe(queued, language)
+        assert online in said and wait in said and leave in said
+        assert not any(w in said for w in ("tomorrow", "明天", "next shift", "下一班", "min", "分钟"))
+    timeout = describe({"event": ev.HANDOFF_UNAVAILABLE, "reason": "timeout", "next_open": None}, "en")
+    assert "leave a message" in timeout and "back" not in timeout
 
 
 @pytest.mark.parametrize("text, score", [
@@ -213,6 +243,33 @@ def test_unavailable_waits_for_one_message():
     assert shopper.unavailable_pending(tracker) == unavailable
     tracker.apply(ev.user("please call me"))
     assert shopper.unavailable_pending(tracker) is None
+
+
+@pytest.mark.parametrize("text, choice", [
+    ("/leave_message", (True, "")), ('/leave_message{"text": "call me"}', (True, "call me")),
+    ("leave a message", (True, "")), ("Leave a message!", (True, "")), ("I'd like to leave a message", (True, "")),
+    ("leave a message: please call me", (True, "please call me")), ("留言", (True, "")), ("我要留言。", (True, "")),
+    ("给客服留个言吧", (True, "")), ("留言：订单还没到", (True, "订单还没到")),
+    ("留言，订单还没到", (True, "订单还没到")),
+    ("留言多久回复", (False, "")), ("how do I leave feedback", (False, "")), ("运费多少钱", (False, "")),
+    ("cancel", (False, "")),
+])
+def test_leaving_a_message_is_an_explicit_choice(text: str, choice: tuple[bool, str]):
+    assert shopper.leave_message(text) == choice
+
+
+def test_the_offer_to_leave_a_message_stands_until_taken_or_declined():
+    unavailable = {"event": ev.HANDOFF_UNAVAILABLE, "reason": "closed"}
+    tracker = Tracker.from_events("x", [ev.user("转人工"), unavailable, ev.user("运费多少钱"), ev.bot("10 元")])
+    assert shopper.message_offer(tracker) == unavailable  # a question for the bot in between
+    tracker.apply(shopper.message_request("zh", "closed"))
+    assert shopper.message_pending(tracker) == "closed"
+    tracker.apply(ev.user("我的订单还没到"))
+    assert shopper.message_pending(tracker) is None
+    tracker.apply({"event": ev.TICKET_CREATED, "ticket_id": "T1001"})
+    assert shopper.message_offer(tracker) is None
+    declined = Tracker.from_events("y", [unavailable, ev.user("cancel"), {"event": ev.HANDOFF_CANCELLED}])
+    assert shopper.message_offer(declined) is None
 
 
 # -- canned replies and passwords -----------------------------------------------------------------------------

@@ -433,3 +433,24 @@ def test_model_trained_with_another_embedding_model_is_refused(
 
 def test_model_error_is_not_a_data_error() -> None:
     assert not issubclass(ModelError, DataError)  # callers can tell "your files" from "your model"
+
+
+# ---------------------------------------------------------------------------------------------- several questions
+@pytest.mark.parametrize(("text", "questions"), [
+    ("几天到，运费多少", ["几天到", "运费多少"]),
+    ("寄到乌鲁木齐要几天，运费多少", ["寄到乌鲁木齐要几天", "运费多少"]),
+    ("能开发票吗？还有能用花呗吗", ["能开发票吗？", "能用花呗吗"]),
+    ("how long does delivery take and also how much is shipping", ["how long does delivery take",
+                                                                    "how much is shipping"]),
+    ("what payment methods do you accept, and can I pay in installments",
+     ["what payment methods do you accept", "can I pay in installments"]),
+    # one question, or too short to tell: kept whole
+    ("where is my order KF20240001, it is late", ["where is my order KF20240001, it is late"]),
+    ("你好，我想问一下退货怎么弄", ["你好，我想问一下退货怎么弄"]),
+    ("退货要几天 refund", ["退货要几天 refund"]),
+    ("ok, thanks", ["ok, thanks"]),
+])
+def test_a_message_is_split_into_the_questions_it_asks(text: str, questions: list[str]) -> None:
+    from bot.nlu.clauses import split_questions
+
+    assert split_questions(text) == questions

@@ -10,6 +10,7 @@ close), as the console does.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 from collections.abc import AsyncIterator, Callable
@@ -20,11 +21,11 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp import web
-from playwright.async_api import Browser, Page, async_playwright, expect
+from playwright.async_api import Browser, Page, WebSocketRoute, async_playwright, expect
 
 from bot.app_keys import AGENT, STORES
+from bot.channels.widget import protocol
 from bot.dialogue import events as ev
-from bot.endpoints import WidgetSettings
 from bot.server import ServerSettings, create_app
 from handoff.app_keys import HANDOFF, HANDOFF_SETTINGS
 from handoff.settings import HandoffSettings
@@ -89,15 +90,14 @@ class Shop:
     agent: ApiAgent
 
     def answer(self, entry: str, language: str) -> str:
-        return self.app[AGENT].model.faq.entries[entry].answer(language)
+        return next(e for e in self.app[AGENT].faq_entries() if e.id == entry).answer(language)
 
 
 @pytest.fixture
 async def shop(starter_model, tmp_path) -> AsyncIterator[Shop]:
     settings = ServerSettings.for_project(ROOT, model_path=starter_model, db_path=tmp_path / "kefu.db")
     settings.redis_url = None
-    settings.endpoints = settings.endpoints.model_copy(
-        update={"widget": WidgetSettings(upload_dir=tmp_path / "uploads")})
+    settings.endpoints.channels = {"widget": {"upload_dir": tmp_path / "uploads"}}
     app = create_app(settings)
     agent = ApiAgent(app)
     runner = web.AppRunner(app)
@@ -288,3 +288,94 @@ async def test_phone_sized_chinese_panel_fills_the_screen(shop: Shop, browser: B
     await page.locator("#kefu-suggest li").first.click()
     await expect(bot_replies(page)).to_have_count(1)
     await context.close()
+
+
+# -- order: a frame lost on the way, and an agent's close racing the shopper's message ------------------------
+
+class LossyLink:
+    """Between the page and the server: drops the first server frame that matches `drop_next` (a frame lost on
+    the way, e.g. by a worker whose bus subscription dropped), passes everything else on."""
+
+    def __init__(self) -> None:
+        self.drop_next: dict[str, Any] = {}
+        self.dropped: list[dict[str, Any]] = []
+
+    def route(self, ws: WebSocketRoute) -> None:
+        server = ws.connect_to_server()
+
+        def to_page(message: str | bytes) -> None:
+            frame = json.loads(message) if isinstance(message, str) else {}
+            if self.drop_next and all(frame.get(k) == v for k, v in self.drop_next.items()):
+                self.drop_next = {}
+                self.dropped.append(frame)
+                return
+            ws.send(message)
+
+        server.on_message(to_page)
+
+
+async def shown(page: Page) -> list[dict[str, Any]]:
+    """The rows the shopper sees that stand for stored events, top to bottom."""
+    return await page.locator(".kefu-log [data-seq]").evaluate_all(
+        "rows => rows.map(r => ({seq: Number(r.dataset.seq), role: r.dataset.role, handoff: r.dataset.handoff || '',"
+        " text: r.querySelector('.kefu-bubble').textContent}))")
+
+
+async def shows_every_message_in_order(shop: Shop, page: Page, cid: str) -> list[dict[str, Any]]:
+    """Waits until every message of the conversation is on the page, then checks they stand in seq order."""
+    for _ in range(TIMEOUT_MS // 50):
+        stored = await shop.app[STORES].trackers.events(cid)
+        messages = [f["seq"] for f in protocol.frames(stored) if f["type"] == "message"]
+        rows = await shown(page)
+        if [r["seq"] for r in rows if r["role"] != "system"] == messages:
+            assert [r["seq"] for r in rows] == sorted({r["seq"] for r in rows}), rows
+            return rows
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"the page shows {rows}, the conversation has messages {messages}")
+
+
+async def test_the_end_notice_shows_before_the_answer_even_if_its_frame_is_lost_or_the_close_races(
+        shop: Shop, browser: Browser):
+    context = await browser.new_context(locale="en-US")
+    page = await context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    link = LossyLink()
+    await page.route_web_socket(re.compile(r"/api/widget/ws$"), link.route)
+    await page.goto(shop.url + "/")
+    await page.locator("#kefu-launcher").click()
+    await page.locator(".kefu-human").click()
+    await expect(page.locator(".kefu-status")).to_have_text("You are number 1 in line")
+    cid = await conversation_id(shop)
+    await shop.agent.claim(cid)
+    await expect(page.locator('[data-handoff="assigned"]')).to_have_count(1)
+
+    # the end notice's frame is lost on the way: the next frame names it as the one before, so the bubble
+    # fetches it, and shows it where it belongs
+    link.drop_next = {"type": "handoff", "state": "ended"}
+    await shop.agent.close(cid)
+    await expect(page.locator(".kefu-rating")).to_be_visible()
+    await ask(page, "How much is shipping?")
+    await expect(bot_replies(page).last).to_have_text(shop.answer("shipping_cost", "en"))
+    assert [f["state"] for f in link.dropped] == ["ended"]
+    rows = await shows_every_message_in_order(shop, page, cid)
+    ended = next(r for r in rows if r["handoff"] == "ended")
+    asked = next(r for r in rows if r["text"] == "How much is shipping?")
+    assert ended["text"] == "Conversation ended" and ended["seq"] < asked["seq"]
+
+    # the agent closes while the shopper writes, again and again: what the shopper sees keeps the order
+    for round_ in range(3):
+        await page.locator(".kefu-human").click()
+        await expect(page.locator(".kefu-status")).to_have_text("You are number 1 in line")
+        await shop.agent.claim(cid)
+        await expect(page.locator('[data-handoff="assigned"]')).to_have_count(round_ + 2)
+        await asyncio.gather(shop.agent.close(cid), ask(page, f"thanks, that's all ({round_})"))
+        await stored_events_until(shop, cid, lambda events, n=round_: any(
+            e["event"] == "user" and e["text"] == f"thanks, that's all ({n})" for e in events))
+        await expect(page.locator('[data-handoff="ended"]')).to_have_count(round_ + 2)
+        rows = await shows_every_message_in_order(shop, page, cid)
+        thanks = next(r for r in rows if r["text"] == f"thanks, that's all ({round_})")
+        ended = [r for r in rows if r["handoff"] == "ended"][-1]
+        answers = [r for r in rows if r["role"] == "bot" and r["seq"] > thanks["seq"]]
+        assert ended["seq"] < thanks["seq"] or not answers or answers[0]["seq"] > ended["seq"]
+    await context.close()
+

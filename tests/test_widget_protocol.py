@@ -8,13 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from bot.channels.widget import protocol
+from bot.channels.settings import ConfigError, load_settings
+from bot.channels.widget import WidgetChannel, WidgetSettings, protocol
 from bot.channels.widget.protocol import FrameError, Hello, Outgoing, Ping, Read, Typing, parse_client_frame
 from bot.channels.widget.ratelimit import KeyedLimiter, TokenBucket
 from bot.channels.widget.sessions import KEY_PREFIX, Sessions, bearer, token_key
 from bot.channels.widget.uploads import safe_name, sniff
 from bot.dialogue import events as ev
-from bot.endpoints import Endpoints, WidgetSettings, load_endpoints
+from bot.endpoints import load_endpoints
 from bot.language import detect_language
 from bot.stores.sqlite import open_sqlite_stores
 from handoff.shopper import rating_request
@@ -125,6 +126,16 @@ def test_private_and_internal_data_never_reach_the_shopper():
     assert protocol.render_event({"event": "typing", "role": "user", "on": True}) is None
 
 
+def test_frames_name_the_frame_before_them_so_a_panel_sees_when_one_is_missing():
+    events = [stored(e, n) for n, e in enumerate([
+        ev.user("hi", {"intent": {"name": "greet"}}), ev.action("utter_greet"), ev.bot("Hello!"),
+        ev.slot("language", "en"), {"event": ev.AGENT_NOTE, "text": "private"}, ev.bot("Anything else?")], start=1)]
+    frames = protocol.frames(events)
+    assert [(f["seq"], f["prev_seq"]) for f in frames] == [(1, 0), (3, 1), (6, 3)]  # invisible ones skipped
+    assert [(f["seq"], f["prev_seq"]) for f in protocol.frames(events, after_seq=4)] == [(6, 3)]
+    assert protocol.last_shown(events, 5) == 3 and protocol.last_shown(events, 0) == 0
+
+
 def test_handoff_agent_and_typing_frames():
     queued = protocol.render_event(stored({"event": ev.QUEUED, "position": 3, "eta_s": 120}, 8))
     assert (queued["state"], queued["queue_position"], queued["eta_s"]) == ("queued", 3, 120)
@@ -231,12 +242,12 @@ def test_widget_settings_are_validated():
         WidgetSettings(upload_types=["text/html"])
     with pytest.raises(ValueError):
         WidgetSettings(max_frame_bytes=10)
-    with pytest.raises(ValueError):
-        Endpoints.model_validate({"widget": {"alowed_origins": []}})  # a typo is an error, not ignored
+    with pytest.raises(ConfigError, match=r"channels\.widget\.alowed_origins"):  # a typo is an error, not ignored
+        load_settings(WidgetChannel, {"alowed_origins": []}, {})
 
 
 def test_project_endpoints_allow_the_demo_shop():
-    widget = load_endpoints(ROOT / "endpoints.yml").widget
+    widget = load_settings(WidgetChannel, load_endpoints(ROOT / "endpoints.yml").channels["widget"], {})
     assert {"http://127.0.0.1:5005", "http://localhost:5005"} <= set(widget.allowed_origins)
 
 

@@ -9,31 +9,42 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import io
+import itertools
 import json
 from pathlib import Path
 from typing import Any
+from uuid import uuid4
 
 import aiohttp
 import pytest
+from redis import asyncio as aioredis
 
 from bot.app_keys import STORES
-from bot.channels.widget import WIDGET
+from bot.channels.widget import WIDGET, protocol
 from bot.dialogue import events as ev
-from bot.endpoints import WidgetSettings
+from bot.endpoints import StoreEndpoint
 from bot.server import ServerSettings, create_app
+from handoff.app_keys import HANDOFF_SETTINGS
+from handoff.settings import HandoffSettings
 from handoff.shopper import rating_request
+from tests.channels.conftest import agent_login, open_all_day
 
 ROOT = Path(__file__).resolve().parent.parent
 PNG = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00\x00\x1f\x15\xc4\x89" \
       b"\x00\x00\x00\rIDATx\x9cc\xf8\x0f\x00\x00\x01\x01\x00\x05\x18\xd8N\x00\x00\x00\x00IEND\xaeB`\x82"
 
 
-def widget_app(model: Path, tmp_path: Path, redis_url: str | None = None, **widget: Any):
+def widget_app(model: Path, tmp_path: Path, redis_url: str | None = None, prefix: str | None = None,
+               handoff: HandoffSettings | None = None, **widget: Any):
     settings = ServerSettings.for_project(ROOT, model_path=model, db_path=tmp_path / "kefu.db")
     settings.redis_url = redis_url
-    overrides = {"upload_dir": tmp_path / "uploads", **widget}
-    settings.endpoints = settings.endpoints.model_copy(update={"widget": WidgetSettings(**overrides)})
-    return create_app(settings)
+    if prefix:
+        settings.endpoints.tracker_store = StoreEndpoint(type="redis", key_prefix=prefix)
+    settings.endpoints.channels = {"widget": {"upload_dir": tmp_path / "uploads", **widget}}
+    app = create_app(settings)
+    if handoff is not None:
+        app[HANDOFF_SETTINGS] = handoff
+    return app
 
 
 @pytest.fixture
@@ -83,6 +94,17 @@ def messages(frames: list[dict], role: str | None = None) -> list[dict]:
 
 async def stored_events(client, conversation_id: str) -> list[dict]:
     return await client.app[STORES].trackers.events(conversation_id)
+
+
+def agent_message(text: str) -> dict[str, Any]:
+    return {"event": ev.AGENT_MESSAGE, "text": text, "agent": "li01", "agent_name": "Li"}
+
+
+def assert_in_order(frames: list[dict]) -> list[dict]:
+    """The frames of stored events, each chained to the one before it (what the panel checks); returns them."""
+    stored = [f for f in frames if "seq" in f and f["type"] != "ack"]
+    assert all(f["prev_seq"] == before["seq"] for before, f in itertools.pairwise(stored)), stored
+    return stored
 
 
 # -- S1, S2: sessions ------------------------------------------------------------------------------------------
@@ -431,46 +453,134 @@ async def test_s10_uploads_checked_for_size_and_type_and_nothing_kept_when_refus
 
 # -- S11: several tabs -----------------------------------------------------------------------------------------
 
+async def asked_on_one_tab_seen_on_another(asking, watching, text: str, client_msg_id: str) -> None:
+    await say(asking, text, client_msg_id)
+    seen = await frames_until(watching, lambda f: f["type"] == "message" and f["role"] == "bot")
+    assert messages(seen, "user")[0]["client_msg_id"] == client_msg_id
+
+
+async def agent_message_on(tabs: list, text: str) -> None:
+    for tab in tabs:
+        got = await frames_until(tab, lambda f: f["type"] == "message" and f["role"] == "agent")
+        assert got[-1]["text"] == text
+
+
 async def test_s11_every_tab_of_a_conversation_gets_its_events_and_no_one_else_does(client):
     session = await new_session(client)
     stranger = await new_session(client)
     tab1, _ = await connect(client, session["token"])
     tab2, _ = await connect(client, session["token"])
     other, _ = await connect(client, stranger["token"])
-    await say(tab1, "can I get an invoice?", "uuid-tabs-001")
-    on_tab2 = await frames_until(tab2, lambda f: f["type"] == "message" and f["role"] == "bot")
-    assert messages(on_tab2, "user")[0]["client_msg_id"] == "uuid-tabs-001"
-    await client.app[STORES].trackers.append(session["conversation_id"], [
-        {"event": ev.AGENT_MESSAGE, "text": "Invoice sent!", "agent": "li01", "agent_name": "Li"}])
-    for tab in (tab1, tab2):
-        got = await frames_until(tab, lambda f: f["type"] == "message" and f["role"] == "agent")
-        assert got[-1]["text"] == "Invoice sent!"
+    await asked_on_one_tab_seen_on_another(tab1, tab2, "can I get an invoice?", "uuid-tabs-001")
+    await client.app[STORES].trackers.append(session["conversation_id"], [agent_message("Invoice sent!")])
+    await agent_message_on([tab1, tab2], "Invoice sent!")
     await other.send_json({"type": "ping"})
     assert await other.receive_json(timeout=5) == {"type": "pong"}, "the stranger saw nothing of it"
-    assert client.app[WIDGET].rooms.members(session["conversation_id"]) == 2
+    assert client.app[WIDGET].open.rooms.members(session["conversation_id"]) == 2
     for ws in (tab1, tab2, other):
         await ws.close()
     await asyncio.sleep(0.05)
-    assert client.app[WIDGET].rooms.members(session["conversation_id"]) == 0
+    assert client.app[WIDGET].open.rooms.members(session["conversation_id"]) == 0
+
+
+@pytest.fixture
+async def two_workers(aiohttp_client, starter_model, tmp_path, redis_url):
+    """Two workers sharing one real redis-server (their own key prefix)."""
+    prefix = f"test-{uuid4().hex[:10]}"
+    return [await aiohttp_client(widget_app(starter_model, tmp_path / name, redis_url, prefix)) for name in "ab"]
 
 
 @pytest.mark.redis
-async def test_s11_tabs_on_two_workers_sharing_redis_both_get_the_answer(
-        aiohttp_client, starter_model, tmp_path, redis_url):
-    prefix_url = redis_url
-    worker_a = await aiohttp_client(widget_app(starter_model, tmp_path / "a", redis_url=prefix_url))
-    worker_b = await aiohttp_client(widget_app(starter_model, tmp_path / "b", redis_url=prefix_url))
+async def test_s11_tabs_on_two_workers_sharing_redis_both_get_the_answer(two_workers):
+    worker_a, worker_b = two_workers
     session = await new_session(worker_a)
     resumed = await new_session(worker_b, session["token"])  # the session is shared: same conversation
     assert resumed["conversation_id"] == session["conversation_id"] and not resumed["new"]
     tab_a, _ = await connect(worker_a, session["token"])
     tab_b, _ = await connect(worker_b, session["token"])
-    await say(tab_a, "how long does delivery take?", "uuid-redis-001")
-    on_b = await frames_until(tab_b, lambda f: f["type"] == "message" and f["role"] == "bot")
-    assert messages(on_b, "user")[0]["client_msg_id"] == "uuid-redis-001"
-    await worker_b.app[STORES].trackers.append(session["conversation_id"], [
-        {"event": ev.AGENT_MESSAGE, "text": "Hello from worker B", "agent": "li01", "agent_name": "Li"}])
-    got = await frames_until(tab_a, lambda f: f["type"] == "message" and f["role"] == "agent")
-    assert got[-1]["text"] == "Hello from worker B"
+    await asked_on_one_tab_seen_on_another(tab_a, tab_b, "how long does delivery take?", "uuid-redis-001")
+    await worker_b.app[STORES].trackers.append(session["conversation_id"], [agent_message("Hello from worker B")])
+    await agent_message_on([tab_a], "Hello from worker B")
     await tab_a.close()
     await tab_b.close()
+
+
+# -- order: what the bus loses, and a close racing a message ---------------------------------------------------
+
+@pytest.mark.redis
+async def test_open_sockets_get_what_the_bus_lost_as_soon_as_their_subscription_is_back(two_workers, redis_url):
+    """Redis pub/sub loses what is published while a worker reconnects. The bubbles open on the workers show it
+    as soon as their subscription is back, not with the conversation's next event (which may never come)."""
+    worker_a, worker_b = two_workers
+    session = await new_session(worker_a)
+    cid = session["conversation_id"]
+    tab_a, _ = await connect(worker_a, session["token"])
+    tab_b, _ = await connect(worker_b, session["token"])
+    console = worker_b.app[STORES].trackers  # the agent works on worker B
+    await console.append(cid, [agent_message("Before the drop")])
+    await agent_message_on([tab_a, tab_b], "Before the drop")
+    admin, channel = aioredis.from_url(redis_url), worker_a.app[STORES].bus.channel
+    try:
+        for attempt in range(20):
+            # every worker loses its subscription; the agent's reply is stored before they are back
+            await admin.execute_command("CLIENT", "KILL", "TYPE", "pubsub")
+            lost = f"Lost by the bus ({attempt})"
+            await console.append(cid, [agent_message(lost)])
+            if (await admin.pubsub_numsub(channel))[0][1] == 0:
+                break  # nobody was subscribed when it was published: pub/sub never delivers it
+        else:
+            pytest.fail("the workers resubscribed before anything could be published in between")
+    finally:
+        await admin.aclose()
+    for tab in (tab_a, tab_b):
+        got = await frames_until(tab, lambda f: f.get("text") == lost, timeout=15)
+        assert_in_order(got)
+    await tab_a.close()
+    await tab_b.close()
+
+
+async def test_an_agents_close_racing_the_shoppers_message_reaches_the_panel_in_order(
+        aiohttp_client, starter_model, tmp_path):
+    client = await aiohttp_client(widget_app(starter_model, tmp_path, handoff=open_all_day(), message_burst=20))
+    li = await agent_login(client, name="Li")
+    session = await new_session(client)
+    cid = session["conversation_id"]
+    ws, _ = await connect(client, session["token"])
+    shown: list[dict] = []
+    for round_ in range(4):
+        await ws.send_json({"type": "handoff_request", "client_msg_id": f"uuid-human-{round_}", "title": "A person"})
+        shown += await frames_until(ws, lambda f: f.get("state") == "queued")
+        claimed = await client.post(f"/api/agent/conversations/{cid}/claim", headers=li)
+        assert claimed.status == 200, await claimed.text()
+        shown += await frames_until(ws, lambda f: f.get("state") == "assigned")
+        # the agent closes while the shopper writes (who starts first alternates)
+        closing = client.post(f"/api/agent/conversations/{cid}/close", json={"resolution": "resolved"}, headers=li)
+        writing = say(ws, "thanks, that's all", f"uuid-thanks-{round_}")
+        if round_ % 2:
+            acked, closed = await asyncio.gather(writing, closing)
+        else:
+            closed, acked = await asyncio.gather(closing, writing)
+        assert closed.status == 200, await closed.text()
+        shown += acked
+        stored = await stored_events(client, cid)
+        last = protocol.last_shown(stored, stored[-1]["seq"])
+        if not any(f.get("seq") == last for f in shown):
+            shown += await frames_until(ws, lambda f, last=last: f.get("seq") == last)
+    stored = await stored_events(client, cid)
+    frames = assert_in_order(shown)
+    assert [f["seq"] for f in frames] == [f["seq"] for f in protocol.frames(stored)], "each event once, in order"
+    rounds = " ".join(what_the_shopper_sees(f) for f in frames).split("ask-for-a-person")[1:]
+    for seen in rounds:  # whoever won the race, the end notice never shows after the bot's answer to "thanks"
+        after_claim = seen.split("assigned")[-1]
+        assert "thanks" in after_claim and "answer" not in after_claim.split("ended")[0], rounds
+    assert len(rounds) == 4
+    await ws.close()
+
+
+def what_the_shopper_sees(frame: dict) -> str:
+    client_msg_id = frame.get("client_msg_id") or ""
+    if client_msg_id.startswith(("uuid-human", "uuid-thanks")):
+        return "ask-for-a-person" if client_msg_id.startswith("uuid-human") else "thanks"
+    if frame["type"] == "handoff":
+        return frame["state"]
+    return "rating" if frame.get("rating") else "answer" if frame.get("role") == "bot" else frame["type"]

@@ -1,79 +1,87 @@
-"""Rasa's REST channel: `POST /webhooks/rest/webhook {"sender", "message"}` → the bot's messages."""
+"""Rasa's REST channel (docs/channels.md §7): `POST /webhooks/rest/webhook {"sender", "message"}` → the bot's
+messages, in the request. The conversation id is the sender as given; `X-Message-Id` (or `metadata.message_id`)
+makes a retried request count once."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from aiohttp import web
+from pydantic import BaseModel, ConfigDict, Field
 
 from bot.agent import MAX_TEXT_CHARS, UserMessage
-from bot.app_keys import AGENT
+from bot.channels.base import Channel
 from bot.dialogue import events as ev
-from bot.http import HTTPError, read_json
+from bot.http import HTTPError, json_dumps, read_json
 from bot.notices import describe
 
-routes = web.RouteTableDef()
-MAX_SENDER_CHARS = 128
+PATH = "/webhooks/rest/webhook"
+Body = tuple[dict[str, Any], str | None]  # the request's JSON, and its X-Message-Id
+Reply = list[dict[str, Any]]
+REST: web.AppKey[RestChannel] = web.AppKey("rest_channel")
 
 
-def validate_message(body: object) -> tuple[str, str, dict]:
-    if not isinstance(body, dict):
-        raise HTTPError(400, 'body must be a JSON object {"sender": …, "message": …}')
-    sender, text = body.get("sender"), body.get("message")
-    if sender is None or text is None:
-        missing = [k for k in ("sender", "message") if body.get(k) is None]
-        raise HTTPError(400, f"missing {' and '.join(missing)}")
-    if not isinstance(sender, str) or not sender.strip() or len(sender) > MAX_SENDER_CHARS:
-        raise HTTPError(400, f"sender must be a non-empty string of at most {MAX_SENDER_CHARS} characters")
-    if not isinstance(text, str):
-        raise HTTPError(400, "message must be a string")
-    if not text.strip():
-        raise HTTPError(400, "message is empty")
-    if len(text) > MAX_TEXT_CHARS:
-        raise HTTPError(400, f"message is longer than {MAX_TEXT_CHARS} characters")
-    metadata = body.get("metadata") or {}
-    if not isinstance(metadata, dict):
-        raise HTTPError(400, "metadata must be an object")
-    return sender.strip(), text, metadata
+class RestSettings(BaseModel):
+    """`channels.rest` in endpoints.yml, `REST_*` variables."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    max_sender_chars: int = Field(128, ge=1, le=1024)
 
 
-@routes.post("/webhooks/rest/webhook")
-async def webhook(request: web.Request) -> web.Response:
-    sender, text, metadata = validate_message(await read_json(request))
-    agent = request.app[AGENT]
-    message_id = request.headers.get("X-Message-Id") or metadata.get("message_id")
-    events = await agent.handle(UserMessage(sender, text, "rest", sender, message_id, metadata))
-    language = await agent.language(sender)
-    return web.json_response(rest_messages(events, sender, language), dumps=_dumps)
+class RestChannel(Channel[RestSettings, Body, Reply]):
+    name = "rest"
+    key = REST
+    settings_model = RestSettings
 
+    def routes(self) -> list[web.AbstractRouteDef]:
+        return [web.post(PATH, self.webhook), web.get("/webhooks/rest/", self.health)]
 
-def rest_messages(events: list[ev.Event], recipient_id: str, language: str) -> list[dict[str, Any]]:
-    """Rasa REST channel output for the bot and agent messages among `events`, and the shopper-facing text of
-    handoff notices (place in line, agent joined, closed / leave a message, ticket made)."""
-    out = []
-    for event in events:
-        if described := describe(event, language):
-            out.append({"recipient_id": recipient_id, "text": described, "handoff": event["event"]})
-        elif event.get("event") == "bot":
-            message: dict[str, Any] = {"recipient_id": recipient_id}
-            if event.get("text"):
-                message["text"] = event["text"]
-            data = event.get("data") or {}
-            for key in ("buttons", "image", "attachment", "custom", "quick_replies", "elements"):
-                if data.get(key):
-                    message[key] = data[key]
-            out.append(message)
-        elif event.get("event") == ev.AGENT_MESSAGE:
-            out.append({"recipient_id": recipient_id, "text": event.get("text"), "agent": event.get("agent")})
-    return out
+    async def webhook(self, request: web.Request) -> web.Response:
+        assert self.agent
+        message = await self.user_message((await read_json(request), request.headers.get("X-Message-Id")))
+        events = await self.agent.handle(message)
+        reply = self.render(events, await self.agent.language(message.conversation_id))
+        return web.json_response([{"recipient_id": message.conversation_id, **m} for m in reply], dumps=json_dumps)
 
+    async def health(self, request: web.Request) -> web.Response:
+        return web.json_response({"status": "ok"})
 
-def _dumps(value: object) -> str:
-    import json
+    async def user_message(self, incoming: Body) -> UserMessage:
+        """The request as the bot's input; a request that is not a message gets HTTP 400 and nothing is stored."""
+        body, message_id = incoming
+        if not isinstance(body, dict):
+            raise HTTPError(400, 'body must be a JSON object {"sender": …, "message": …}')
+        sender, text = body.get("sender"), body.get("message")
+        if sender is None or text is None:
+            missing = [k for k in ("sender", "message") if body.get(k) is None]
+            raise HTTPError(400, f"missing {' and '.join(missing)}")
+        limit = self.settings.max_sender_chars
+        if not isinstance(sender, str) or not sender.strip() or len(sender) > limit:
+            raise HTTPError(400, f"sender must be a non-empty string of at most {limit} characters")
+        if not isinstance(text, str):
+            raise HTTPError(400, "message must be a string")
+        if not text.strip():
+            raise HTTPError(400, "message is empty")
+        if len(text) > MAX_TEXT_CHARS:
+            raise HTTPError(400, f"message is longer than {MAX_TEXT_CHARS} characters")
+        metadata = body.get("metadata") or {}
+        if not isinstance(metadata, dict):
+            raise HTTPError(400, "metadata must be an object")
+        sender = sender.strip()
+        return UserMessage(sender, text, self.name, sender, message_id or metadata.get("message_id"), metadata)
 
-    return json.dumps(value, ensure_ascii=False)
-
-
-@routes.get("/webhooks/rest/")
-async def health(request: web.Request) -> web.Response:
-    return web.json_response({"status": "ok"})
+    def render(self, events: list[ev.Event], language: str) -> Reply:
+        """Rasa REST output for the bot and agent messages among `events`, and the shopper-facing text of
+        handoff notices (place in line, agent joined, closed / leave a message, ticket made)."""
+        out: Reply = []
+        for event in events:
+            if described := describe(event, language):
+                out.append({"text": described, "handoff": event["event"]})
+            elif event.get("event") == "bot":
+                data = event.get("data") or {}
+                extras = ("buttons", "image", "attachment", "custom", "quick_replies", "elements")
+                out.append({**({"text": event["text"]} if event.get("text") else {}),
+                            **{key: data[key] for key in extras if data.get(key)}})
+            elif event.get("event") == ev.AGENT_MESSAGE:
+                out.append({"text": event.get("text"), "agent": event.get("agent")})
+        return out

@@ -38,21 +38,30 @@ DEFAULT_TEXTS: dict[str, dict[str, str]] = {
         "en": "The chat with our team has ended. I'm back — ask me anything.",
         "zh": "本次人工服务已结束，有其他问题可以随时问我。",
     },
+    "handoff_queued_nobody_online": {
+        "en": "Nobody from our team is online right now. You're number {position} in line: as soon as someone "
+              "logs in, you'll hear your place and how long it will take. Rather not wait? Say \"leave a "
+              "message\" and we'll reply here — or \"cancel\" to go back to the bot.",
+        "zh": "现在暂时没有人工客服在线。您已排在第 {position} 位，客服上线后会告诉您排队位置和预计等待时间。"
+              "不想等的话，回复“留言”即可给我们留言，我们会在这里回复您；回复“取消”可返回机器人。",
+    },
     "handoff_unavailable_closed": {
-        "en": "Our team is away right now; we're back {next_open}. Leave your message here and we'll get back "
-              "to you — or say \"cancel\".",
-        "zh": "现在不在人工客服服务时间，{next_open}恢复服务。您可以直接留言，我们会尽快回复您；回复“取消”则不留言。",
+        "en": "Our team is away right now; we're back {next_open}. You can leave a message: say \"leave a "
+              "message\" and we'll reply here. Anything else, just ask me.",
+        "zh": "现在不在人工客服服务时间，{next_open}恢复服务。您可以回复“留言”给我们留言，我们会在这里回复您；"
+              "其他问题也可以继续问我。",
     },
     "handoff_unavailable_offline": {
-        "en": "Sorry, nobody from our team is available right now (next shift: {next_open}). Leave your message "
-              "here and we'll get back to you — or say \"cancel\".",
-        "zh": "抱歉，现在暂时没有人工客服在线（下一班：{next_open}）。"
-              "您可以直接留言，我们会尽快回复您；回复“取消”则不留言。",
+        "en": "Sorry, nobody from our team is online right now. You can leave a message: say \"leave a "
+              "message\" and we'll reply here. Anything else, just ask me.",
+        "zh": "抱歉，现在暂时没有人工客服在线。您可以回复“留言”给我们留言，我们会尽快在这里回复您；"
+              "其他问题也可以继续问我。",
     },
     "handoff_unavailable_timeout": {
-        "en": "Sorry, it's taking longer than usual to reach someone. Leave your message here and we'll get back "
-              "to you — or say \"cancel\".",
-        "zh": "抱歉，客服暂时都在忙，等待时间较长。您可以直接留言，我们会尽快回复您；回复“取消”则不留言。",
+        "en": "Sorry, it's taking longer than usual to reach someone. You can leave a message: say \"leave a "
+              "message\" and we'll reply here. Anything else, just ask me.",
+        "zh": "抱歉，客服暂时都在忙，等待时间较长。您可以回复“留言”给我们留言，我们会尽快在这里回复您；"
+              "其他问题也可以继续问我。",
     },
     "handoff_next_open_unknown": {"en": "soon", "zh": "稍后"},
     "handoff_lost": {
@@ -75,6 +84,12 @@ DEFAULT_TEXTS: dict[str, dict[str, str]] = {
     "utter_thanks_for_rating": {
         "en": "Thank you for your feedback!",
         "zh": "感谢您的评价！",
+    },
+    "utter_ask_leave_message": {
+        "en": "OK — please write your message for our team in one message (what it's about, and your order "
+              "number if you have one). We'll reply here. Say \"cancel\" if you'd rather not.",
+        "zh": "好的，请用一条消息写下您要留给客服的话（什么问题，有订单号的话也请附上），我们会在这里回复您。"
+              "回复“取消”则不留言。",
     },
     "utter_ticket_cancelled": {
         "en": "OK, no message left. Anything else I can help with?",

@@ -7,17 +7,20 @@ fallback / escalation. Everything the bot does is returned as events; nothing el
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from bot.action_runner import ActionError, ActionResult, ActionRunner
 from bot.config import KefuSettings, Thresholds
+from bot.dialogue import clarify, forms
 from bot.dialogue import events as ev
-from bot.dialogue import forms
 from bot.dialogue.defaults import default_text
 from bot.dialogue.ensemble import PolicyEnsemble
 from bot.dialogue.escalation import (
     EXPLICIT_REQUEST,
+    NLU_FALLBACK,
+    REJECTED_ANSWER,
     REPEATED_FALLBACK,
     Decision,
     EscalationPolicy,
@@ -30,6 +33,7 @@ from bot.dialogue.responses import render
 from bot.dialogue.states import LISTEN, loop_status
 from bot.dialogue.tracker import Tracker
 from bot.formats.domain import Domain, Form
+from bot.formats.faq_data import FAQEntry
 from bot.language import language_of_message
 
 log = logging.getLogger(__name__)
@@ -59,6 +63,8 @@ class _Turn:
     language: str
     new: list[ev.Event] = field(default_factory=list)
     handled: bool = False  # an active form took the message: no fallback needed
+    chosen: str | None = None  # the FAQ entry a "do you mean …?" button chose
+    rejected_faq_id: str | None = None  # the answer the shopper just said was not what they asked
 
     def add(self, *events: ev.Event) -> None:
         for event in events:
@@ -69,8 +75,9 @@ class _Turn:
 class DialogueEngine:
     def __init__(self, domain: Domain, rules: RulePolicy, memo: MemoizationPolicy, settings: KefuSettings,
                  thresholds: Thresholds, actions: ActionRunner, handoff: HandoffPort | None = None,
-                 learned: LearnedPolicy | None = None) -> None:
+                 faq_entries: Mapping[str, FAQEntry] | None = None, learned: LearnedPolicy | None = None) -> None:
         self.domain = domain
+        self.faq_entries = faq_entries or {}
         self.policies = PolicyEnsemble(domain, rules, memo, learned)
         self.settings = settings
         self.actions = actions
@@ -83,13 +90,23 @@ class DialogueEngine:
     async def respond(self, tracker: Tracker, user_event: ev.Event) -> list[ev.Event]:
         parse = user_event.setdefault("parse_data", {})
         hits = parse.get("faq") or []
-        decision = self.escalation.decide(user_event.get("text") or "", parse, hits)
+        text = user_event.get("text") or ""
+        decision = self.escalation.decide(text, parse, hits)
+        chosen = clarify.chosen_entry(parse)
+        rejected = clarify.last_answer(tracker.applied_events()) if clarify.is_rejection(text) else None
+        if rejected is not None and not decision.hand_over:
+            # "that's not what I asked": a miss; offer the question's other likely entries (or a person)
+            decision.faq_hit, decision.faq_answers = None, []
+            decision.intent, decision.faq_reason = NLU_FALLBACK, REJECTED_ANSWER
+            decision.clarify = self.escalation.to_offer([h for h in rejected[1] if h["id"] != rejected[0]],
+                                                        at_least=0.0)
         parse["intent"] = {"name": decision.intent, "confidence": decision.confidence}
         language = language_of_message(user_event.get("text") or "", parse.get("language"),
                                        tracker.slots.get("language"), self.settings.default_language,
                                        parse.get("entities") or [])
         parse["language"] = language
-        turn = _Turn(tracker, decision, hits, language)
+        turn = _Turn(tracker, decision, hits, language, chosen=chosen,
+                     rejected_faq_id=rejected[0] if rejected else None)
         turn.add(user_event)
         if "language" in self.domain.slots and tracker.slots.get("language") != language:
             turn.add(ev.slot("language", language))
@@ -131,7 +148,7 @@ class DialogueEngine:
             prediction = Prediction(turn.tracker.active_loop, "RulePolicy", 1.0)
         if prediction is None:
             action = self._unhandled(turn) if first and not turn.handled else LISTEN
-            policy = "FallbackPolicy" if action in (FALLBACK_ACTION, HANDOFF_ACTION) else "FAQPolicy"
+            policy = "FAQPolicy" if action.startswith("utter_") else "FallbackPolicy"
             prediction = Prediction(action, policy, 1.0)
         return prediction
 
@@ -151,9 +168,11 @@ class DialogueEngine:
         """No rule or story applies: answer from the FAQ, ask to rephrase, or hand over."""
         if turn.decision.hand_over:
             return HANDOFF_ACTION
+        if turn.chosen is not None:
+            return FAQ_ACTION
         if turn.decision.faq_hit is not None:
             return f"utter_{faq_base(turn.decision.faq_hit)}"
-        return FALLBACK_ACTION
+        return clarify.CLARIFY_ACTION if turn.decision.clarify else FALLBACK_ACTION
 
     # -- actions ----------------------------------------------------------------------------------------------
 
@@ -162,7 +181,7 @@ class DialogueEngine:
         if name == HANDOFF_ACTION:
             dialogue = turn.decision.classifier_intent in [*self.settings.human_request_intents, "affirm"]
             await self._handoff(turn, turn.decision.reason(requested_by_dialogue=dialogue))
-        elif name == FALLBACK_ACTION or name == "action_two_stage_fallback":
+        elif name in (FALLBACK_ACTION, clarify.CLARIFY_ACTION):
             await self._fallback(turn, prediction)
         elif name in self.domain.forms:
             await self._run_form(turn, name, prediction)
@@ -203,13 +222,23 @@ class DialogueEngine:
     def _answer_faq(self, turn: _Turn, prediction: Prediction, base: str = "faq") -> None:
         hits = [h for h in turn.hits if ("/" not in h["id"] and base == "faq") or h["id"].startswith(base + "/")]
         turn.add(ev.action(FAQ_ACTION if base == "faq" else f"utter_{base}", prediction.policy, prediction.confidence))
-        # our FAQ answers only when confident; a Rasa retrieval intent answers like Rasa's ResponseSelector
-        threshold = self.escalation.faq_threshold(turn.decision.says_faq)
-        if not hits or (base == "faq" and hits[0]["score"] < threshold):
+        entry = self.faq_entries.get(turn.chosen or "") if base == "faq" else None
+        if entry is not None:  # the shopper chose it from "do you mean …?"
+            turn.add(ev.bot(entry.answer(turn.language), {"faq_id": entry.id, "chosen": True}, f"utter_faq/{entry.id}"))
+            return
+        if base == "faq" and turn.decision.faq_answers:  # one answer per question the message asks
+            hits = turn.decision.faq_answers
+        elif base == "faq" and (not hits or hits[0]["score"] < self.escalation.faq_threshold(turn.decision.says_faq)):
+            # our FAQ answers only when confident; a Rasa retrieval intent answers like Rasa's ResponseSelector
             turn.add(ev.bot(default_text("utter_default", turn.language), {}, "utter_default"))
             return
-        top = hits[0]
-        turn.add(ev.bot(top["answer"], {"faq_id": top["id"], "score": top["score"]}, f"utter_{base}/{top['id']}"))
+        elif not hits:
+            turn.add(ev.bot(default_text("utter_default", turn.language), {}, "utter_default"))
+            return
+        else:
+            hits = hits[:1]
+        for hit in hits:
+            turn.add(ev.bot(hit["answer"], {"faq_id": hit["id"], "score": hit["score"]}, f"utter_{base}/{hit['id']}"))
 
     def _consecutive_fallbacks(self, tracker: Tracker) -> int:
         """Fallbacks in the turns before this one, counted back to the last turn the bot understood."""
@@ -223,7 +252,7 @@ class DialogueEngine:
                         break
                     count += 1
                 seen_user, turn_had_fallback = True, False
-            elif kind == "action" and event.get("name") == FALLBACK_ACTION:
+            elif kind == "action" and event.get("name") in (FALLBACK_ACTION, clarify.CLARIFY_ACTION):
                 turn_had_fallback = True
         if seen_user and turn_had_fallback:
             count += 1
@@ -233,15 +262,28 @@ class DialogueEngine:
         if self.escalation.hands_over_after(self._consecutive_fallbacks(turn.tracker)):
             await self._handoff(turn, REPEATED_FALLBACK)
             return
-        turn.add(ev.action(FALLBACK_ACTION, prediction.policy, prediction.confidence))
-        message = render(self.domain, "utter_default", turn.tracker.slots, turn.tracker.latest_input_channel)
-        text = message["text"] if message else default_text("utter_default", turn.language)
-        buttons = [{"title": h["question"], "payload": h["question"]} for h in turn.hits[:2] if h.get("question")]
+        offered = turn.decision.clarify
+        name = clarify.CLARIFY_ACTION if offered else FALLBACK_ACTION
+        turn.add(ev.action(name, prediction.policy, prediction.confidence))
+        response = "utter_did_you_mean" if offered else "utter_default"
+        message = render(self.domain, response, turn.tracker.slots, turn.tracker.latest_input_channel)
+        text = message["text"] if message else default_text(response, turn.language)
+        buttons = clarify.offer(offered, lambda hit: self._title(hit, turn.language))
         buttons.append({"title": default_text("utter_talk_to_person", turn.language), "payload": f"/{self.human_intent}"
                         if self.human_intent else default_text("utter_talk_to_person", turn.language)})
         data = {**(message or {}).get("data", {}), "buttons": buttons,
                 "reason": turn.decision.nlu_reason or turn.decision.faq_reason or "no_policy"}
-        turn.add(ev.bot(text, data, "utter_default"))
+        if offered:
+            data["clarify"] = [hit["id"] for hit in offered]
+        if turn.rejected_faq_id:
+            data["rejected_faq_id"] = turn.rejected_faq_id
+        turn.add(ev.bot(text, data, response))
+
+    def _title(self, hit: dict[str, Any], language: str) -> str:
+        """How an entry is named on a button: its display title in the conversation's language."""
+        entry = self.faq_entries.get(hit["id"])
+        phrasings = (entry.questions.get(language) if entry else None) or [hit.get("question") or hit["id"]]
+        return phrasings[0]
 
     async def _handoff(self, turn: _Turn, reason: str) -> None:
         guesses = turn.decision.candidates

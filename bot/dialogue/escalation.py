@@ -29,6 +29,8 @@ SMALL_MARGIN = "small_margin"
 LOW_FAQ_SCORE = "low_faq_score"
 SMALL_FAQ_MARGIN = "small_faq_margin"
 REPEATED_FALLBACK = "repeated_fallback"
+REJECTED_ANSWER = "rejected_answer"  # the shopper said the last answer was not what they asked
+MAX_OFFERED = 3  # entries a "do you mean …?" offers at most
 
 # A safety net under the classifier: a request for a person is always recognised. Strong phrasings count
 # even inside a question; weak ones ("真人", "human") not when the shopper asks what the bot is.
@@ -83,6 +85,9 @@ class Decision:
     complaint: bool = False
     candidates: list[dict[str, Any]] = field(default_factory=list)
     faq_hit: dict[str, Any] | None = None  # the entry to answer with, when the FAQ is confident
+    # A message that asks several things: the entry the bot is sure of for each question, in order (2 or more).
+    faq_answers: list[dict[str, Any]] = field(default_factory=list)
+    clarify: list[dict[str, Any]] = field(default_factory=list)  # unsure, but it is likely one of these: ask
 
     @property
     def nlu_confident(self) -> bool:
@@ -144,6 +149,11 @@ class EscalationPolicy:
         decision.faq_reason = self.faq_rejection(hits, decision.says_faq)
         if decision.faq_confident and hits:
             decision.faq_hit = hits[0]
+        decision.faq_answers = self.answers_per_question(parse.get("parts") or [], decision.says_faq)
+        if decision.faq_answers and decision.faq_hit is None:
+            decision.faq_hit, decision.faq_reason = decision.faq_answers[0], None
+        elif decision.faq_hit is None:
+            decision.clarify = self.to_offer(hits)
         # Like Rasa's FallbackClassifier, but an explicit request for a person or a confident FAQ match wins.
         if decision.explicit_request and self.human_intent:
             decision.intent, decision.confidence = self.human_intent, 1.0
@@ -180,6 +190,24 @@ class EscalationPolicy:
                 hits[0]["score"] - hits[1]["score"] < self.thresholds.faq_margin:
             return SMALL_FAQ_MARGIN
         return None
+
+    def answers_per_question(self, parts: list[dict[str, Any]], intent_says_faq: bool) -> list[dict[str, Any]]:
+        """For a message split into its questions (`parse["parts"]`, each with its own FAQ hits): the entry the
+        bot is sure of for each question, when that gives two or more different entries; else []."""
+        sure = [part["faq"][0] for part in parts
+                if part.get("faq") and self.faq_rejection(part["faq"], intent_says_faq) is None]
+        distinct = list({hit["id"]: hit for hit in sure}.values())
+        return distinct if len(distinct) >= 2 else []
+
+    def to_offer(self, hits: list[dict[str, Any]], at_least: float | None = None) -> list[dict[str, Any]]:
+        """The entries to ask "do you mean …?" about when the bot is not sure enough to answer: the likely ones
+        among the best three, if together they are at least `at_least` (default `thresholds.faq_clarify`) likely
+        to hold the right answer; else [] (nothing worth asking)."""
+        at_least = self.thresholds.faq_clarify if at_least is None else at_least
+        offered = [h for h in hits[:MAX_OFFERED] if h["score"] >= self.thresholds.faq_offer]
+        if offered and sum(h["score"] for h in offered) >= at_least:
+            return offered
+        return []
 
     def hands_over_after(self, fallbacks_before: int) -> bool:
         """Whether one more fallback, after `fallbacks_before` in a row, should become a handoff instead."""

@@ -18,14 +18,24 @@ class FAQEntry:
     questions: dict[str, list[str]] = field(default_factory=dict)  # language -> phrasings
     answers: dict[str, str] = field(default_factory=dict)  # language -> answer text
     source: str = ""
+    titles: dict[str, str] = field(default_factory=dict)  # language -> display title (optional)
 
     def answer(self, language: str) -> str:
         """The answer in `language`, else in the other language, so there is always one."""
         return self.answers.get(language) or next(iter(self.answers.values()), "")
 
+    def title(self, language: str) -> str:
+        """What shoppers see as the entry's heading or button: its display title, else its first phrasing (entries
+        without titles: Rasa retrieval intents, older files), in `language` if it has one."""
+        first_phrasing = {lang: phrasings[0] for lang, phrasings in self.questions.items() if phrasings}
+        for texts in (self.titles, first_phrasing):
+            if texts.get(language):
+                return texts[language]
+        return next(iter([*self.titles.values(), *first_phrasing.values()]), self.id)
+
     def as_dict(self) -> dict[str, Any]:
         return {"id": self.id, "category": self.category, "tags": self.tags,
-                "questions": self.questions, "answers": self.answers}
+                "questions": self.questions, "answers": self.answers, "titles": self.titles}
 
 
 def parse_faq(data: Any, path: str) -> list[FAQEntry]:
@@ -58,6 +68,8 @@ def parse_faq(data: Any, path: str) -> list[FAQEntry]:
             if not isinstance(phrasings, list) or not all(isinstance(q, str) for q in phrasings):
                 raise DataError(f"FAQ {entry_id!r}: questions.{lang} must be a list of strings", path,
                                 line_of(phrasings) or line)
+        titles = _titles(item.get("title"), [str(lang) for lang, text in answers.items() if text], entry_id, path,
+                         line)
         entries.append(
             FAQEntry(
                 id=entry_id,
@@ -66,9 +78,25 @@ def parse_faq(data: Any, path: str) -> list[FAQEntry]:
                 questions={str(k): [str(q).strip() for q in v if str(q).strip()] for k, v in questions.items()},
                 answers={str(k): str(v).strip() for k, v in answers.items() if v},
                 source=f"{path}:{line}",
+                titles=titles,
             )
         )
     return entries
+
+
+def _titles(raw: Any, languages: list[str], entry_id: str, path: str, line: int | None) -> dict[str, str]:
+    """An entry's optional `title: {en: …, zh: …}`: when given, one for every language the entry answers in."""
+    if raw is None:
+        return {}
+    where = line_of(raw) or line
+    example = ", ".join(f"{lang}: …" for lang in languages)
+    if not isinstance(raw, dict) or not all(isinstance(v, str) and v.strip() for v in raw.values()):
+        raise DataError(f"FAQ {entry_id!r}: 'title' must give a short title per language ({{{example}}})", path, where)
+    missing = [lang for lang in languages if lang not in raw]
+    if missing:
+        raise DataError(f"FAQ {entry_id!r}: 'title' has no {' or '.join(missing)} title, but the entry answers in "
+                        f"{' and '.join(languages)} ({{{example}}})", path, where)
+    return {str(lang): text.strip() for lang, text in raw.items()}
 
 
 def entries_from_retrieval_intents(

@@ -206,6 +206,7 @@ class LocalLocks:
 
 
 _CLOSED = object()
+_RESUMED = object()
 
 
 class Subscription:
@@ -216,7 +217,9 @@ class Subscription:
     garbage-collected after a `break`, and -- like an async generator -- when a pending `__anext__` is
     cancelled (so a timed-out `asyncio.wait_for(anext(sub), t)` ends it too: poll with `get(timeout)`).
     `async with bus.subscribe() as sub:` also waits until the worker's Redis subscription is live, so a
-    test or a console can rely on seeing the very next event.
+    test or a console can rely on seeing the very next event. `resumes` counts the times the bus came back
+    after losing its Redis connection: what was published meanwhile never arrives, so a subscriber that shows
+    conversations live catches up from the tracker store when it changes (`get` returns None at once then).
     """
 
     def __init__(self, fanout: FanOut, ready: Callable[[], Awaitable[None]], maxsize: int) -> None:
@@ -224,6 +227,7 @@ class Subscription:
         self._ready = ready
         self._queue: asyncio.Queue[Any] = asyncio.Queue(maxsize)
         self._closed = False
+        self.resumes = 0
         fanout.add(self._queue)
 
     def __aiter__(self) -> Subscription:
@@ -235,6 +239,9 @@ class Subscription:
         try:
             await self._ready()
             item = await self._queue.get()
+            while item is _RESUMED:
+                self.resumes += 1
+                item = await self._queue.get()
         except asyncio.CancelledError:
             self._unregister()
             raise
@@ -244,9 +251,10 @@ class Subscription:
         return item
 
     async def get(self, timeout: float | None = None) -> tuple[str, Event] | None:
-        """The next (conversation_id, event), or None if none came within timeout or the subscription is
-        closed (see `closed`). Unlike a timed-out `wait_for(anext(sub))`, a timeout here keeps the
-        subscription: use it for heartbeats (`while not sub.closed: item = await sub.get(25) ...`)."""
+        """The next (conversation_id, event), or None if none came within timeout, the bus has just resumed
+        (see `resumes`) or the subscription is closed (see `closed`). Unlike a timed-out
+        `wait_for(anext(sub))`, a timeout here keeps the subscription: use it for heartbeats
+        (`while not sub.closed: item = await sub.get(25) ...`)."""
         if self._closed:
             return None
         try:
@@ -254,6 +262,9 @@ class Subscription:
                 await self._ready()
                 item = await self._queue.get()
         except TimeoutError:
+            return None
+        if item is _RESUMED:
+            self.resumes += 1
             return None
         if item is _CLOSED:
             self._unregister()
@@ -307,6 +318,13 @@ class FanOut:
         self._warned.discard(id(queue))
 
     def deliver(self, conversation_id: str, event: Event) -> None:
+        self._put((conversation_id, event))
+
+    def resumed(self) -> None:
+        """The bus lost events (it reconnected): tell every subscriber (`Subscription.resumes`)."""
+        self._put(_RESUMED)
+
+    def _put(self, item: object) -> None:
         for queue in list(self._queues):
             if queue.full():
                 # A subscriber that stopped reading must not grow memory forever; it can catch up with
@@ -315,7 +333,7 @@ class FanOut:
                 if id(queue) not in self._warned:
                     self._warned.add(id(queue))
                     log.warning("event bus subscriber is not keeping up; dropping its oldest events")
-            queue.put_nowait((conversation_id, event))
+            queue.put_nowait(item)
 
     def close(self) -> None:
         self.closed = True

@@ -115,8 +115,9 @@ class _Client:
 class RedisEventBus:
     """One pub/sub channel for all conversations, one Redis subscription per worker, fanned out locally.
 
-    Pub/sub delivers only while connected: after a reconnect a subscriber should catch up from the tracker
-    store with events(after_seq) (the console does this anyway when it opens a conversation).
+    Pub/sub delivers only while connected: what is published while a worker reconnects is lost. Every
+    subscription is told when the bus is back (`Subscription.resumes`), so it can catch up from the tracker
+    store with events(after_seq).
     """
 
     def __init__(self, client: _Client, channel: str, maxsize: int = 10_000) -> None:
@@ -142,13 +143,20 @@ class RedisEventBus:
 
     async def _listen(self) -> None:
         backoff = 0.1
+        subscribed_before = False
         while True:
             pubsub = self._client.redis.pubsub()
             try:
                 await pubsub.subscribe(self.channel)
                 async for message in pubsub.listen():
                     if message["type"] == "subscribe":
-                        self._ready.set()  # confirmed: from here on nothing published is missed
+                        # confirmed: from here on nothing published is missed; a confirmation after the
+                        # first (a new connection, or redis-py's own reconnect) means something may have been
+                        self._ready.set()
+                        if subscribed_before:
+                            log.warning("event bus resubscribed to Redis; subscribers catch up from the store")
+                            self._fanout.resumed()
+                        subscribed_before = True
                         backoff = 0.1
                     elif message["type"] == "message":
                         self._dispatch(message["data"])

@@ -79,20 +79,21 @@ def fb_headers(body: bytes, secret: str = FB_SECRET) -> dict[str, str]:
     return {"X-Hub-Signature-256": fb_signature.sign(secret, body), "Content-Type": "application/json"}
 
 
-@pytest.fixture
-async def fake_wechat(aiohttp_server) -> FakeWeChat:
-    fake = FakeWeChat()
+async def serving(fake, aiohttp_server):
+    """A fake platform started on 127.0.0.1, with its `url`."""
     fake.server = await aiohttp_server(fake.app())
     fake.url = str(fake.server.make_url("")).rstrip("/")
     return fake
+
+
+@pytest.fixture
+async def fake_wechat(aiohttp_server) -> FakeWeChat:
+    return await serving(FakeWeChat(), aiohttp_server)
 
 
 @pytest.fixture
 async def fake_graph(aiohttp_server) -> FakeGraph:
-    fake = FakeGraph()
-    fake.server = await aiohttp_server(fake.app())
-    fake.url = str(fake.server.make_url("")).rstrip("/")
-    return fake
+    return await serving(FakeGraph(), aiohttp_server)
 
 
 @pytest.fixture

@@ -13,35 +13,36 @@ from bot.app_keys import STORES
 from bot.dialogue import events as ev
 from bot.notices import describe
 from handoff.shopper import rating_request
-from tests.channels.conftest import (
-    OPENID,
-    agent_login,
-    fb_headers,
-    fb_text,
-    messenger_body,
-    messenger_env,
-    open_all_day,
-    text_xml,
-    wechat_env,
-    wechat_push,
-)
+from tests.channels import conftest as shop
+from tests.channels.conftest import OPENID, agent_login, open_all_day
 
 pytestmark = pytest.mark.redis
 
 
-async def test_two_workers_deliver_each_agent_reply_exactly_once(make_client, fake_wechat, fake_graph, redis_url):
+async def workers(make_client, fake_wechat, fake_graph, redis_url, handoff=None) -> list:
+    """Two workers on one Redis (their own key prefix), both with WeChat and Messenger."""
     prefix = f"test-{uuid4().hex[:12]}"
-    env = {**wechat_env(fake_wechat.url, WECHAT_NOTICE_GRACE_S="0.2"),
-           **messenger_env(fake_graph.url, MESSENGER_NOTICE_GRACE_S="0.2")}
-    worker_a = await make_client(env, redis_url, prefix, name="a")
-    worker_b = await make_client(env, redis_url, prefix, name="b")
+    env = {**shop.wechat_env(fake_wechat.url, WECHAT_NOTICE_GRACE_S="0.2"),
+           **shop.messenger_env(fake_graph.url, MESSENGER_NOTICE_GRACE_S="0.2")}
+    return [await make_client(env, redis_url, prefix, name=name, handoff=handoff) for name in "ab"]
 
-    push = wechat_push(text_xml("你好", "24000000000009001"))
-    first = await worker_b.post(f"/webhooks/wechat?{push[0]}", data=push[1])
-    retry = await worker_a.post(f"/webhooks/wechat?{push[0]}", data=push[1])
+
+async def wechat_says(worker, text: str, msg_id: str):
+    query, body = shop.wechat_push(shop.text_xml(text, msg_id))
+    return await worker.post(f"/webhooks/wechat?{query}", data=body)
+
+
+async def messenger_says(worker, psid: str, mid: str, text: str) -> None:
+    body = shop.messenger_body([shop.fb_text(psid, mid, text)])
+    assert (await worker.post("/webhooks/messenger", data=body, headers=shop.fb_headers(body))).status == 200
+
+
+async def test_two_workers_deliver_each_agent_reply_exactly_once(make_client, fake_wechat, fake_graph, redis_url):
+    worker_a, worker_b = await workers(make_client, fake_wechat, fake_graph, redis_url)
+    first = await wechat_says(worker_b, "你好", "24000000000009001")
+    retry = await wechat_says(worker_a, "你好", "24000000000009001")
     assert (await first.text()).startswith("<xml>") and await retry.text() == "success"
-    body = messenger_body([fb_text("9001", "m_r1", "你好")])
-    assert (await worker_b.post("/webhooks/messenger", data=body, headers=fb_headers(body))).status == 200
+    await messenger_says(worker_b, "9001", "m_r1", "你好")
     await fake_graph.wait_for(lambda: fake_graph.messages("9001"))
     bot_replies = len(fake_graph.messages("9001"))
 
@@ -66,18 +67,12 @@ async def test_shoppers_on_worker_a_get_the_replies_of_an_agent_on_worker_b_exac
     from tests.channels.test_handoff_channels import RATING_ZH, api
     from tests.channels.test_wechat_webhook import open_reply
 
-    prefix = f"test-{uuid4().hex[:12]}"
-    env = {**wechat_env(fake_wechat.url, WECHAT_NOTICE_GRACE_S="0.2"),
-           **messenger_env(fake_graph.url, MESSENGER_NOTICE_GRACE_S="0.2")}
-    worker_a = await make_client(env, redis_url, prefix, name="a", handoff=open_all_day())
-    worker_b = await make_client(env, redis_url, prefix, name="b", handoff=open_all_day())
+    worker_a, worker_b = await workers(make_client, fake_wechat, fake_graph, redis_url, open_all_day())
     li = await agent_login(worker_b)
 
-    push = wechat_push(text_xml("转人工", "24000000000009101"))
-    reply = open_reply(await (await worker_a.post(f"/webhooks/wechat?{push[0]}", data=push[1])).text())
+    reply = open_reply(await (await wechat_says(worker_a, "转人工", "24000000000009101")).text())
     assert "您当前排在第 1 位" in reply.get("Content")
-    body = messenger_body([fb_text("9201", "m_r2", "I want to talk to a human agent please")])
-    assert (await worker_a.post("/webhooks/messenger", data=body, headers=fb_headers(body))).status == 200
+    await messenger_says(worker_a, "9201", "m_r2", "I want to talk to a human agent please")
     await fake_graph.wait_for(lambda: any("in line" in (t or "") for t in fake_graph.texts("9201")))
     asked = len(fake_graph.messages("9201"))
 
@@ -99,8 +94,7 @@ async def test_shoppers_on_worker_a_get_the_replies_of_an_agent_on_worker_b_exac
         describe({"event": ev.AGENT_ASSIGNED, "agent_name": "小李"}, "en"), "Hi, this is Li.",
         describe({"event": ev.HANDOFF_ENDED}, "en"), rating_request("en")["text"]]
     # the rating, answered on worker A, is recorded once for both workers
-    push = wechat_push(text_xml("5", "24000000000009102"))
-    thanks = open_reply(await (await worker_a.post(f"/webhooks/wechat?{push[0]}", data=push[1])).text())
+    thanks = open_reply(await (await wechat_says(worker_a, "5", "24000000000009102")).text())
     assert thanks.get("Content") == "感谢您的评价！"
     for worker in (worker_a, worker_b):
         events = await worker.app[STORES].trackers.events(f"wechat:{OPENID}")

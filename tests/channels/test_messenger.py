@@ -10,11 +10,10 @@ from dataclasses import asdict
 import pytest
 
 from bot.app_keys import STORES
-from bot.channels.envsettings import ConfigError
-from bot.channels.messenger import MESSENGER, signature
-from bot.channels.messenger.config import MessengerSettings
+from bot.channels.messenger import MESSENGER, MessengerChannel, signature
 from bot.channels.messenger.inbound import Incoming
-from bot.channels.push import RECOVER_AFTER_S
+from bot.channels.push.inbox import RECOVER_AFTER_S
+from bot.channels.settings import ConfigError, load_settings
 from tests.channels.conftest import (
     FB_PAGE_TOKEN,
     FB_SECRET,
@@ -65,12 +64,12 @@ def test_signature_vector_and_settings():
     assert not signature.verify(FB_SECRET, APPENDIX_BODY, APPENDIX_SIG1)
     assert not signature.verify(FB_SECRET, APPENDIX_BODY, None)
     assert not signature.verify(FB_SECRET, APPENDIX_BODY, APPENDIX_SIG256[:-1] + "0")
-    assert MessengerSettings.from_env({}) is None
-    settings = MessengerSettings.from_env(messenger_env("http://x"))
+    assert load_settings(MessengerChannel, None, {}) is None
+    settings = load_settings(MessengerChannel, None, messenger_env("http://x"))
     assert settings.human_agent is False and settings.graph_api_version == "v25.0"
     assert FB_PAGE_TOKEN not in repr(settings) + settings.model_dump_json() and FB_SECRET not in repr(settings)
     with pytest.raises(ConfigError, match="MESSENGER_PAGE_ACCESS_TOKEN"):
-        MessengerSettings.from_env({"MESSENGER_VERIFY_TOKEN": "v", "MESSENGER_APP_SECRET": "s"})
+        load_settings(MessengerChannel, None, {"MESSENGER_VERIFY_TOKEN": "v", "MESSENGER_APP_SECRET": "s"})
 
 
 async def test_verification_get(messenger):

@@ -9,7 +9,8 @@ import pytest
 
 from bot.channels.messenger.config import MessengerSettings
 from bot.channels.messenger.outbound import render as fb_render
-from bot.channels.push import KeyedSerial, split_text, utf8_len
+from bot.channels.push.serial import KeyedSerial
+from bot.channels.push.text import split_text, utf8_len
 from bot.channels.wechat import xml
 from bot.channels.wechat.allowance import AllowanceBook
 from bot.channels.wechat.config import WeChatSettings

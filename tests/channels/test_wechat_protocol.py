@@ -6,9 +6,8 @@ import base64
 
 import pytest
 
-from bot.channels.envsettings import ConfigError
-from bot.channels.wechat import xml
-from bot.channels.wechat.config import WeChatSettings
+from bot.channels.settings import ConfigError, load_settings
+from bot.channels.wechat import WeChatChannel, xml
 from bot.channels.wechat.crypto import DecryptError, MessageCipher, signature, signature_ok
 from bot.channels.wechat.inbound import normalise
 from tests.channels.conftest import WX_AES_KEY, WX_APPID, WX_TOKEN
@@ -112,24 +111,24 @@ def test_inbound_normalisation_of_media_events_and_unknowns():
 
 
 def test_settings_come_from_the_environment_and_never_show_secrets():
-    assert WeChatSettings.from_env({}) is None
+    assert load_settings(WeChatChannel, None, {}) is None
     env = {"WECHAT_TOKEN": "tok-secret", "WECHAT_APPID": WX_APPID, "WECHAT_APPSECRET": "app-secret-xyz",
            "WECHAT_ENCODING_AES_KEY": WX_AES_KEY, "WECHAT_REPLY_BUDGET_S": "0.2"}
-    settings = WeChatSettings.from_env(env)
+    settings = load_settings(WeChatChannel, None, env)
     assert settings.mode == "safe" and settings.reply_budget_s == 0.2
     assert settings.api_base == "https://api.weixin.qq.com"
     for text in (repr(settings), str(settings), settings.model_dump_json()):
         assert "tok-secret" not in text and "app-secret-xyz" not in text and WX_AES_KEY not in text
     with pytest.raises(ConfigError, match="WECHAT_APPSECRET") as partly:
-        WeChatSettings.from_env({"WECHAT_TOKEN": "tok-secret", "WECHAT_APPID": "wx1"})
+        load_settings(WeChatChannel, None, {"WECHAT_TOKEN": "tok-secret", "WECHAT_APPID": "wx1"})
     assert "tok-secret" not in str(partly.value)
     with pytest.raises(ConfigError, match="ENCODING_AES_KEY") as no_key:
-        WeChatSettings.from_env({k: v for k, v in env.items() if k != "WECHAT_ENCODING_AES_KEY"})
+        load_settings(WeChatChannel, None, {k: v for k, v in env.items() if k != "WECHAT_ENCODING_AES_KEY"})
     assert "tok-secret" not in str(no_key.value)
     with pytest.raises(ConfigError) as bad_key:
-        WeChatSettings.from_env({**env, "WECHAT_ENCODING_AES_KEY": "short-secret-key"})
+        load_settings(WeChatChannel, None, {**env, "WECHAT_ENCODING_AES_KEY": "short-secret-key"})
     assert "short-secret-key" not in str(bad_key.value)
-    plain = WeChatSettings.from_env({**env, "WECHAT_MODE": "plaintext", "WECHAT_ENCODING_AES_KEY": ""})
+    plain = load_settings(WeChatChannel, None, {**env, "WECHAT_MODE": "plaintext", "WECHAT_ENCODING_AES_KEY": ""})
     assert plain.mode == "plaintext" and plain.encoding_aes_key is None
     with pytest.raises(ConfigError, match="WECHAT_MODE"):
-        WeChatSettings.from_env({**env, "WECHAT_MODE": "compat"})
+        load_settings(WeChatChannel, None, {**env, "WECHAT_MODE": "compat"})

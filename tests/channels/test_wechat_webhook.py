@@ -15,7 +15,7 @@ from urllib.parse import urlencode
 import pytest
 
 from bot.app_keys import AGENT, STORES
-from bot.channels.push import RECOVER_AFTER_S
+from bot.channels.push.inbox import RECOVER_AFTER_S
 from bot.channels.wechat import WECHAT, xml
 from bot.channels.wechat.crypto import MessageCipher, signature
 from bot.notices import shopper_text
@@ -372,9 +372,10 @@ async def test_the_channel_is_not_mounted_without_settings(make_client):
 
 
 @pytest.mark.parametrize("env, message", [
-    ({"WECHAT_TOKEN": WX_TOKEN}, "Error: WECHAT is partly configured: set WECHAT_APPID, WECHAT_APPSECRET"),
+    ({"WECHAT_TOKEN": WX_TOKEN}, "Error: the wechat channel is partly configured: set WECHAT_APPID (or "
+                                 "channels.wechat.appid), WECHAT_APPSECRET (or channels.wechat.appsecret)"),
     ({"WECHAT_TOKEN": WX_TOKEN, "WECHAT_APPID": WX_APPID, "WECHAT_APPSECRET": "s3cret-value",
-      "WECHAT_ENCODING_AES_KEY": "not-a-key-s3cret"}, "Error: invalid WECHAT settings: "),
+      "WECHAT_ENCODING_AES_KEY": "not-a-key-s3cret"}, "Error: invalid wechat channel settings: "),
 ])
 def test_kefu_run_reports_bad_channel_settings_in_one_line(monkeypatch, capsys, env, message):
     from bot.cli import main

@@ -13,47 +13,46 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any
 
 import aiohttp
+from aiohttp import web
 
 from bot.agent import MAX_TEXT_CHARS, UserMessage
+from bot.channels.messenger import webhook
 from bot.channels.messenger.api import GraphAPI, SendError
 from bot.channels.messenger.config import MessengerSettings
 from bot.channels.messenger.inbound import Incoming, recipient, to_text
 from bot.channels.messenger.outbound import MARKER, render, text_messages
 from bot.channels.messenger.threads import ThreadBook, window
-from bot.channels.push import PushChannel, turn_output
+from bot.channels.push.channel import PushChannel
+from bot.channels.push.claims import turn_output
 from bot.dialogue import events as ev
 
 log = logging.getLogger(__name__)
 
-PREFIX = "messenger:"
+Messages = list[dict[str, Any]]
 
 
-class MessengerChannel(PushChannel):
-    prefix = PREFIX
+class MessengerChannel(PushChannel[MessengerSettings, Incoming, Messages]):
+    name = "messenger"
+    settings_model = MessengerSettings
     default_language = "en"
-    settings: MessengerSettings
-
-    def __init__(self, settings: MessengerSettings, clock: Callable[[], float] = time.time) -> None:
-        super().__init__(settings, clock)
-        self.api: GraphAPI | None = None
-        self.threads: ThreadBook | None = None
-
-    def __repr__(self) -> str:
-        return f"MessengerChannel(version={self.settings.graph_api_version!r})"
+    api: GraphAPI | None = None  # both while the app runs (open_api)
+    threads: ThreadBook | None = None
 
     def open_api(self, session: aiohttp.ClientSession) -> None:
         assert self.stores
         self.api = GraphAPI(self.settings, session)
         self.threads = ThreadBook(self.stores.kv, self.stores.trackers, self.settings, self.now)
 
+    def routes(self) -> list[web.AbstractRouteDef]:
+        return webhook.routes(self)  # which hands every authentic batch to accept()
+
     async def accept(self, batch: list[Incoming]) -> None:
         """Queue every event of a webhook batch; the request answers 200 right after this, so each shopper
-        message is kept in the inbox until handled (see push.Inbox)."""
+        message is kept in the inbox until handled (see push/inbox.py)."""
         for incoming in batch:
             key = None
             if incoming.kind in ("message", "postback") and incoming.mid and not incoming.standby:
@@ -96,19 +95,28 @@ class MessengerChannel(PushChannel):
 
     # -- a shopper's message or postback ----------------------------------------------------------------------
 
+    async def user_message(self, incoming: Incoming) -> UserMessage | None:
+        """A message's text (attachments as a placeholder) or a button's payload for the bot."""
+        found = to_text(incoming, await self.language(incoming.conversation_id), self.settings.get_started_payload)
+        if found is None:
+            return None
+        text, metadata = found
+        return UserMessage(incoming.conversation_id, text[:MAX_TEXT_CHARS], self.name, incoming.user_id,
+                           incoming.mid, metadata)
+
+    def render(self, events: list[ev.Event], language: str) -> Messages:
+        """Send API messages for the bot's messages and notices among `events`, in order."""
+        return render(events, self.settings, language)
+
     async def _shopper_wrote(self, incoming: Incoming, recovered: bool = False) -> None:
         assert self.stores and self.threads and self.agent and self.api
         mid, cid, user = incoming.mid, incoming.conversation_id, incoming.user_id
-        claimed = not mid or await self.stores.trackers.claim_message_id(f"messenger:in:{mid}",
-                                                                         self.settings.dedupe_ttl_s)
-        if not claimed and not recovered:  # a recovered one was claimed by the worker that stopped
+        if mid and not await self.first_delivery(mid) and not recovered:  # a recovered one: claimed already
             log.info("Messenger redelivery %s ignored", mid)
             return
-        found = to_text(incoming, await self.language(cid), self.settings.get_started_payload)
-        if found is None:
+        message = await self.user_message(incoming)
+        if message is None:
             return
-        text, metadata = found[0][:MAX_TEXT_CHARS], found[1]
-        message = UserMessage(cid, text, "messenger", user, mid, metadata)
         thread = await self.threads.user_wrote(user)
         if self.threads.paused(thread):  # a person in Page Inbox / another app answers this thread
             await self._store_only(message)
@@ -121,7 +129,7 @@ class MessengerChannel(PushChannel):
             await asyncio.wait_for(asyncio.shield(actions), self.settings.sender_action_wait_s)
         actions.cancel()
         shown = await turn_output(self.stores, cid, stored)
-        for reply in render(shown, self.settings, await self.language(cid)):
+        for reply in self.render(shown, await self.language(cid)):
             if not await self._send(user, reply, "RESPONSE", None):
                 break
 
@@ -184,18 +192,18 @@ class MessengerChannel(PushChannel):
             log.info("Messenger: bot %s for a thread (%s)", "paused" if paused else "resumed", reason)
             event = {"event": "pause" if paused else "resume", "timestamp": time.time(),
                      "metadata": {"channel": "messenger", "reason": reason}}
-            await self.stores.trackers.append(PREFIX + user, [event])
+            await self.stores.trackers.append(self.prefix + user, [event])
 
     # -- events from outside a request (agent replies, queue, handoff) ------------------------------------------
 
     async def deliver(self, conversation_id: str, event: ev.Event) -> None:
         assert self.stores and self.threads
-        user = conversation_id.removeprefix(PREFIX)
+        user = conversation_id.removeprefix(self.prefix)
         human = event.get("event") == ev.AGENT_MESSAGE
         if human:
             messages = text_messages(event.get("text") or "", self.settings)
         else:  # a notice, or the rating request (its choices as quick replies)
-            messages = render([event], self.settings, await self.language(conversation_id))
+            messages = self.render([event], await self.language(conversation_id))
         if not messages:
             return
         allowed = window(await self.threads.get(user), self.now(), human, self.settings)
@@ -209,5 +217,5 @@ class MessengerChannel(PushChannel):
 
     async def agent_typing(self, conversation_id: str, event: ev.Event) -> None:
         if self.api is not None:
-            user = conversation_id.removeprefix(PREFIX)
+            user = conversation_id.removeprefix(self.prefix)
             await self.api.sender_action(recipient(user), "typing_on" if event.get("on") else "typing_off")

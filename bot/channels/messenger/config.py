@@ -1,4 +1,6 @@
-"""Facebook Messenger settings, from the environment only (docs/channels.md §2; README "Messenger").
+"""Facebook Messenger settings (docs/channels.md §2; README "Messenger"): `channels.messenger` in endpoints.yml
+and `MESSENGER_*` environment variables (`MESSENGER_APP_SECRET` → `app_secret`), read by
+`bot/channels/settings.py`.
 
 Secrets are `SecretStr`; validation errors never echo values. Windows and retry timings are settings so
 tests can shrink them.
@@ -6,20 +8,12 @@ tests can shrink them.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from pydantic import Field, SecretStr
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
-
-from bot.channels.envsettings import ConfigError, load_settings
-
-PREFIX = "MESSENGER_"
-REQUIRED = ("verify_token", "app_secret", "page_access_token")
-__all__ = ["ConfigError", "MessengerSettings"]
+from bot.channels.push.channel import PushSettings
 
 
-class MessengerSettings(BaseModel):
-    model_config = ConfigDict(frozen=True, hide_input_in_errors=True, extra="forbid")
-
+class MessengerSettings(PushSettings):
     verify_token: SecretStr  # MESSENGER_VERIFY_TOKEN: what you typed as "Verify token" in the App Dashboard
     app_secret: SecretStr  # MESSENGER_APP_SECRET: signs every webhook POST (X-Hub-Signature-256)
     page_access_token: SecretStr  # MESSENGER_PAGE_ACCESS_TOKEN: for the Send API
@@ -29,15 +23,11 @@ class MessengerSettings(BaseModel):
     app_id: str | None = None  # MESSENGER_APP_ID: recognise our own echoes also by app_id
     get_started_payload: str = "GET_STARTED"  # the Get Started button's payload → the welcome (/greet)
     max_body_bytes: int = Field(1024 * 1024, gt=0)
-    dedupe_ttl_s: float = Field(86400.0, gt=0)
     http_timeout_s: float = Field(10.0, gt=0)
-    send_attempts: int = Field(3, ge=1, le=10)  # for 5xx / rate limits / connection refused
-    retry_base_s: float = Field(0.5, ge=0)
     response_window_s: float = Field(24 * 3600.0, gt=0)  # RESPONSE allowed this long after the shopper wrote
     human_agent_window_s: float = Field(7 * 24 * 3600.0, gt=0)  # HUMAN_AGENT tag allowed this long
     human_pause_s: float = Field(1800.0, gt=0)  # bot silent this long after a person replied in Page Inbox
     sender_action_wait_s: float = Field(1.0, ge=0)  # a reply waits at most this long for mark_seen/typing
-    notice_grace_s: float = Field(2.0, ge=0)  # the bus waits this long for a turn to send its own notices
     text_max_chars: int = Field(2000, ge=20)
     quick_replies_max: int = Field(13, ge=1)
     quick_reply_title_max: int = Field(20, ge=1)
@@ -45,8 +35,3 @@ class MessengerSettings(BaseModel):
     @property
     def messages_url(self) -> str:
         return f"{self.graph_api_base.rstrip('/')}/{self.graph_api_version}/me/messages"
-
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> MessengerSettings | None:
-        """None when Messenger is not configured at all (the channel is then not mounted)."""
-        return load_settings(cls, PREFIX, REQUIRED, environ)

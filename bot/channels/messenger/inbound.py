@@ -12,13 +12,12 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+from bot.channels.media import KINDS, placeholder
+
 log = logging.getLogger(__name__)
 
 GREET = "/greet"
 _HANDOVER = ("pass_thread_control", "take_thread_control", "request_thread_control", "app_roles")
-_PLACEHOLDER = {"image": ("[图片]", "[image]"), "video": ("[视频]", "[video]"),
-                "audio": ("[语音]", "[voice message]"), "file": ("[文件]", "[file]"),
-                "location": ("[位置]", "[location]"), "fallback": ("[链接]", "[link]")}
 
 
 @dataclass(frozen=True)
@@ -92,7 +91,6 @@ def _incoming(item: Any, page_id: str, standby: bool) -> Incoming | None:
 
 def to_text(incoming: Incoming, language: str, get_started_payload: str) -> tuple[str, dict[str, Any]] | None:
     """(text for the bot, metadata) of a message or postback; None if there is nothing to answer."""
-    zh = language == "zh"
     if incoming.kind == "postback":
         postback = incoming.data["postback"]
         payload, title = str(postback.get("payload") or ""), str(postback.get("title") or "")
@@ -114,8 +112,7 @@ def to_text(incoming: Incoming, language: str, get_started_payload: str) -> tupl
         metadata["attachments"] = attachments
         metadata["media"] = attachments[0]
         if not text:
-            text = " ".join(_PLACEHOLDER.get(a["type"], ("[附件]", "[attachment]"))[0 if zh else 1]
-                            for a in attachments)
+            text = " ".join(placeholder(a["type"], language) for a in attachments)
     if message.get("reply_to"):
         metadata["reply_to"] = message["reply_to"]
     return (text, metadata) if text else None
@@ -135,6 +132,6 @@ def _attachment(attachment: dict[str, Any]) -> dict[str, Any]:
     if kind == "fallback":
         found["url"] = attachment.get("url") or payload.get("url")
         log.info("Messenger: a fallback attachment (a shared link or unsupported content)")
-    elif kind not in _PLACEHOLDER:
+    elif kind not in KINDS:
         log.info("Messenger: unsupported attachment type %r", kind)
     return found

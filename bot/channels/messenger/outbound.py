@@ -11,7 +11,7 @@ import logging
 from typing import Any
 
 from bot.channels.messenger.config import MessengerSettings
-from bot.channels.push import split_text
+from bot.channels.push.text import split_text
 from bot.dialogue import events as ev
 from bot.notices import NOTICE_KINDS, shopper_text
 

@@ -9,13 +9,10 @@ messages refused locally because the window had closed.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 from bot.channels.messenger.config import MessengerSettings
-from bot.channels.push import update_document
-from bot.stores import KeyValue, TrackerStore
+from bot.channels.push.documents import Doc, ShopperBook
 
-Doc = dict[str, Any]
 HUMAN_AGENT = "HUMAN_AGENT"
 
 
@@ -34,16 +31,9 @@ def window(doc: Doc | None, now: float, human: bool, settings: MessengerSettings
     return None
 
 
-class ThreadBook:
-    def __init__(self, kv: KeyValue, trackers: TrackerStore, settings: MessengerSettings,
-                 clock: Callable[[], float]) -> None:
-        self.kv = kv
-        self.trackers = trackers
-        self.settings = settings
-        self.clock = clock
-
-    async def get(self, user_id: str) -> Doc:
-        return await self.kv.get(_key(user_id)) or {}
+class ThreadBook(ShopperBook[MessengerSettings]):
+    channel = "messenger"
+    kind = "thread"
 
     async def user_wrote(self, user_id: str) -> Doc:
         now = self.clock()
@@ -81,9 +71,7 @@ class ThreadBook:
         return await self._update(user_id, lambda doc: {**doc, "last_error": {"code": code, "kind": kind, "at": at}})
 
     async def _update(self, user_id: str, change: Callable[[Doc], Doc]) -> Doc:
-        doc = await update_document(self.kv, _key(user_id), lambda current: change(current or {})) or {}
-        await self.trackers.set_meta(f"messenger:{user_id}", messenger=self.view(doc))
-        return doc
+        return await self.update(user_id, lambda current: change(current or {}))
 
     def view(self, doc: Doc) -> Doc:
         """What the console shows: the state plus when RESPONSE and HUMAN_AGENT replies stop being allowed."""
@@ -92,7 +80,3 @@ class ThreadBook:
                 "human_agent_until": (last + self.settings.human_agent_window_s
                                       if last and self.settings.human_agent else None)}
         return {**doc, **ends}
-
-
-def _key(user_id: str) -> str:
-    return f"messenger:thread:{user_id}"

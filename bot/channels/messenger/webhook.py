@@ -10,22 +10,25 @@ from __future__ import annotations
 import hmac
 import json
 import logging
+from functools import partial
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
 from bot.channels.messenger import signature
-from bot.channels.messenger.channel import MessengerChannel
 from bot.channels.messenger.inbound import parse_batch
 from bot.http import HTTPError
 
+if TYPE_CHECKING:
+    from bot.channels.messenger.channel import MessengerChannel
+
 log = logging.getLogger(__name__)
 
-MESSENGER: web.AppKey[MessengerChannel] = web.AppKey("messenger_channel", MessengerChannel)
 PATH = "/webhooks/messenger"
 
 
-async def verify(request: web.Request) -> web.Response:
-    settings = request.app[MESSENGER].settings
+async def verify(channel: MessengerChannel, request: web.Request) -> web.Response:
+    settings = channel.settings
     mode, token = request.query.get("hub.mode"), request.query.get("hub.verify_token", "")
     challenge = request.query.get("hub.challenge")
     expected = settings.verify_token.get_secret_value()
@@ -34,8 +37,7 @@ async def verify(request: web.Request) -> web.Response:
     return web.Response(text=challenge, content_type="text/plain")
 
 
-async def receive(request: web.Request) -> web.Response:
-    channel = request.app[MESSENGER]
+async def receive(channel: MessengerChannel, request: web.Request) -> web.Response:
     limit = channel.settings.max_body_bytes
     if request.content_length is not None and request.content_length > limit:
         raise HTTPError(413, f"body larger than {limit} bytes")
@@ -55,6 +57,5 @@ async def receive(request: web.Request) -> web.Response:
     return web.Response(text="EVENT_RECEIVED", content_type="text/plain")
 
 
-def add_routes(app: web.Application) -> None:
-    app.router.add_get(PATH, verify)
-    app.router.add_post(PATH, receive)
+def routes(channel: MessengerChannel) -> list[web.AbstractRouteDef]:
+    return [web.get(PATH, partial(verify, channel)), web.post(PATH, partial(receive, channel))]

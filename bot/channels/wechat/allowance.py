@@ -10,30 +10,19 @@ conversation's meta: `get_meta(id)["wechat"] = {"quota_left", "window_ends", "pe
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from typing import Any, Literal
 
-from bot.channels.push import update_document
+from bot.channels.push.documents import Doc, ShopperBook
 from bot.channels.wechat.config import WeChatSettings
-from bot.stores import KeyValue, TrackerStore
 
 log = logging.getLogger(__name__)
 
 MAX_PENDING = 100
-Doc = dict[str, Any]
 
 
-def _key(openid: str) -> str:
-    return f"wechat:allowance:{openid}"
-
-
-class AllowanceBook:
-    def __init__(self, kv: KeyValue, trackers: TrackerStore, settings: WeChatSettings,
-                 clock: Callable[[], float]) -> None:
-        self.kv = kv
-        self.trackers = trackers
-        self.settings = settings
-        self.clock = clock
+class AllowanceBook(ShopperBook[WeChatSettings]):
+    channel = "wechat"
+    kind = "allowance"
 
     def left(self, doc: Doc | None) -> int:
         if not doc or self.clock() >= float(doc.get("window_ends") or 0):
@@ -56,7 +45,7 @@ class AllowanceBook:
             doc["pending"] = []
             return doc
 
-        await self._update(openid, change)
+        await self.update(openid, change)
         return taken
 
     async def reserve(self, openid: str, keep: int = 0) -> bool:
@@ -70,17 +59,17 @@ class AllowanceBook:
                 doc["used"] = int(doc.get("used") or 0) + 1
             return doc
 
-        await self._update(openid, change)
+        await self.update(openid, change)
         return granted
 
     async def refund(self, openid: str) -> None:
         """A reserved message did not go out for a reason that is not the allowance."""
         def change(doc: Doc | None) -> Doc | None:
-            if doc is not None:
+            if doc:
                 doc["used"] = max(int(doc.get("used") or 0) - 1, 0)
             return doc
 
-        await self._update(openid, change)
+        await self.update(openid, change)
 
     async def refused(self, openid: str, code: int, items: list[Doc]) -> None:
         """WeChat said 45047 (used up) or 45015 (window closed): believe it, and keep the messages."""
@@ -93,7 +82,7 @@ class AllowanceBook:
             doc["pending"] = _capped(items + list(doc.get("pending") or []), openid)
             return doc
 
-        await self._update(openid, change)
+        await self.update(openid, change)
 
     async def park(self, openid: str, items: list[Doc], front: bool = False) -> None:
         """Keep messages until the shopper writes again (front: they were older than what waits already)."""
@@ -103,13 +92,9 @@ class AllowanceBook:
             doc["pending"] = _capped(items + waiting if front else waiting + items, openid)
             return doc
 
-        await self._update(openid, change)
+        await self.update(openid, change)
 
-    async def _update(self, openid: str, change: Callable[[Doc | None], Doc | None]) -> None:
-        doc = await update_document(self.kv, _key(openid), change)
-        await self.trackers.set_meta(f"wechat:{openid}", wechat=self.view(doc))
-
-    def view(self, doc: Doc | None) -> dict[str, Any]:
+    def view(self, doc: Doc) -> dict[str, Any]:
         """What the console shows: messages left, when the window ends, how many messages wait."""
         ends = float(doc.get("window_ends") or 0) if doc else 0
         return {"quota_left": self.left(doc), "window_ends": ends if ends > self.clock() else None,

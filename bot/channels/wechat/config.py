@@ -1,4 +1,5 @@
-"""WeChat Official Account settings, from the environment only (docs/channels.md §1; README "WeChat").
+"""WeChat Official Account settings (docs/channels.md §1; README "WeChat"): `channels.wechat` in endpoints.yml
+and `WECHAT_*` environment variables (`WECHAT_TOKEN` → `token`), read by `bot/channels/settings.py`.
 
 Secrets are `SecretStr` and validation errors never echo input values, so nothing secret reaches a log line,
 an exception message or a repr. Budgets and windows are settings so tests can shrink them.
@@ -8,22 +9,16 @@ from __future__ import annotations
 
 import base64
 import re
-from collections.abc import Mapping
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, model_validator
 
-from bot.channels.envsettings import ConfigError, load_settings
+from bot.channels.push.channel import PushSettings
 
-PREFIX = "WECHAT_"
-REQUIRED = ("token", "appid", "appsecret")
-__all__ = ["ConfigError", "WeChatSettings"]
 _AES_KEY = re.compile(r"[A-Za-z0-9]{43}")
 
 
-class WeChatSettings(BaseModel):
-    model_config = ConfigDict(frozen=True, hide_input_in_errors=True, extra="forbid")
-
+class WeChatSettings(PushSettings):
     token: SecretStr  # WECHAT_TOKEN: the "Token" of the server configuration (signs every push)
     appid: str = Field(min_length=1)  # WECHAT_APPID
     appsecret: SecretStr  # WECHAT_APPSECRET: for the access token (custom-send, typing)
@@ -32,13 +27,8 @@ class WeChatSettings(BaseModel):
     mode: Literal["safe", "plaintext"] = "safe"  # WECHAT_MODE: plaintext only when explicitly chosen
     reply_budget_s: float = Field(4.0, gt=0, le=4.8)  # passive reply if the bot is ready within this
     freshness_s: float = Field(300.0, gt=0)  # |now - timestamp| allowed (our replay policy)
-    max_body_bytes: int = Field(64 * 1024, gt=0)
-    dedupe_ttl_s: float = Field(86400.0, gt=0)
     token_endpoint: Literal["stable", "classic"] = "stable"  # /cgi-bin/stable_token preferred
     token_margin_s: float = Field(300.0, ge=0)  # refresh this long before the token expires
-    http_timeout_s: float = Field(5.0, gt=0)
-    send_attempts: int = Field(3, ge=1, le=10)  # for -1 / 5xx / connection refused
-    retry_base_s: float = Field(0.5, ge=0)
     kf_account: str | None = None  # optional "agent@gh_account" shown as the sender of agent replies
     quota_per_message: int = Field(5, ge=1)  # custom-send messages allowed per shopper message...
     window_s: float = Field(48 * 3600.0, gt=0)  # ...within this long after it
@@ -47,7 +37,6 @@ class WeChatSettings(BaseModel):
     queue_reserve: int = Field(2, ge=0)  # queue-position notices never use the last N messages
     text_max_bytes: int = Field(2000, ge=100)  # one message's text (WeChat's limit is ~2048 bytes)
     options_ttl_s: float = Field(3600.0, gt=0)  # "reply 1/2/3" options stay valid this long
-    notice_grace_s: float = Field(2.0, ge=0)  # the bus waits this long for a turn to send its own notices
 
     @model_validator(mode="after")
     def _check_mode(self) -> WeChatSettings:
@@ -63,8 +52,3 @@ class WeChatSettings(BaseModel):
     @property
     def api_root(self) -> str:
         return self.api_base.rstrip("/")
-
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> WeChatSettings | None:
-        """None when WeChat is not configured at all (the channel is then not mounted)."""
-        return load_settings(cls, PREFIX, REQUIRED, environ)

@@ -11,17 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from bot.channels.media import KINDS, placeholder
 from bot.channels.wechat.xml import Fields
 
 GREET = "/greet"
-_PLACEHOLDER = {
-    "image": ("[图片]", "[image]"),
-    "voice": ("[语音]", "[voice message]"),
-    "video": ("[视频]", "[video]"),
-    "shortvideo": ("[视频]", "[video]"),
-    "location": ("[位置]", "[location]"),
-    "link": ("[链接]", "[link]"),
-}
 
 
 @dataclass(frozen=True)
@@ -45,7 +38,7 @@ def normalise(fields: Fields, language: str = "zh") -> Inbound | None:
     if msg_type == "text":
         meta = {"bizmsgmenuid": fields.get("bizmsgmenuid")} if "bizmsgmenuid" in fields else {}
         return Inbound(**base, text=fields.get("Content"), metadata=meta, opens="message")
-    if msg_type in _PLACEHOLDER:
+    if msg_type in KINDS:
         return _media(base, fields, language)
     if msg_type == "event":
         return _event(base, fields, event.lower())
@@ -54,7 +47,7 @@ def normalise(fields: Fields, language: str = "zh") -> Inbound | None:
 
 def _media(base: dict[str, Any], fields: Fields, language: str) -> Inbound:
     msg_type = base["msg_type"]
-    text = _PLACEHOLDER[msg_type][0 if language == "zh" else 1]
+    text = placeholder(msg_type, language)
     meta: dict[str, Any] = {"type": msg_type}
     for name, key in (("MediaId", "media_id"), ("PicUrl", "url"), ("Format", "format"),
                       ("ThumbMediaId", "thumb_media_id"), ("Url", "url"), ("Title", "title"),

@@ -11,7 +11,7 @@ import logging
 import re
 from typing import Any, Literal
 
-from bot.channels.push import split_text, utf8_len
+from bot.channels.push.text import split_text, utf8_len
 from bot.channels.wechat.allowance import AllowanceBook
 from bot.channels.wechat.api import QUOTA_USED, WINDOW_CLOSED, DeliveryUncertain, WeChatAPI, WeChatAPIError
 from bot.channels.wechat.config import WeChatSettings

@@ -11,18 +11,21 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+from functools import partial
+from typing import TYPE_CHECKING
 from urllib.parse import unquote
 
 from aiohttp import web
 
 from bot.channels.wechat import xml
-from bot.channels.wechat.channel import WeChatChannel
 from bot.channels.wechat.crypto import DecryptError, signature, signature_ok
 from bot.http import HTTPError
 
+if TYPE_CHECKING:
+    from bot.channels.wechat.channel import WeChatChannel
+
 log = logging.getLogger(__name__)
 
-WECHAT: web.AppKey[WeChatChannel] = web.AppKey("wechat_channel", WeChatChannel)
 PATH = "/webhooks/wechat"
 
 
@@ -94,18 +97,17 @@ def passive_reply(channel: WeChatChannel, fields: xml.Fields, text: str, encrypt
     return web.Response(text=body, content_type="text/xml")
 
 
-async def verify(request: web.Request) -> web.Response:
+async def verify(channel: WeChatChannel, request: web.Request) -> web.Response:
     """URL verification: the plain `echostr` back (also in safe mode, for an Official Account)."""
     query = raw_query(request)
-    authenticate(request.app[WECHAT], query)
+    authenticate(channel, query)
     if "echostr" not in query:
         raise HTTPError(400, "missing echostr")
     return web.Response(text=query["echostr"], content_type="text/plain")
 
 
-async def receive(request: web.Request) -> web.Response:
-    deadline = asyncio.get_running_loop().time() + request.app[WECHAT].settings.reply_budget_s
-    channel = request.app[WECHAT]
+async def receive(channel: WeChatChannel, request: web.Request) -> web.Response:
+    deadline = asyncio.get_running_loop().time() + channel.settings.reply_budget_s
     query = raw_query(request)
     authenticate(channel, query)
     body = await read_body(request, channel.settings.max_body_bytes)
@@ -118,6 +120,5 @@ async def receive(request: web.Request) -> web.Response:
     return passive_reply(channel, fields, text, encrypted) if text else success()
 
 
-def add_routes(app: web.Application) -> None:
-    app.router.add_get(PATH, verify)
-    app.router.add_post(PATH, receive)
+def routes(channel: WeChatChannel) -> list[web.AbstractRouteDef]:
+    return [web.get(PATH, partial(verify, channel)), web.post(PATH, partial(receive, channel))]

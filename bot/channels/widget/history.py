@@ -12,11 +12,11 @@ from aiohttp import web
 
 from bot.app_keys import STORES
 from bot.channels.widget import protocol
-from bot.channels.widget.context import WIDGET
+from bot.channels.widget.keys import WIDGET
 from bot.channels.widget.origins import preflight, with_cors
 from bot.channels.widget.sessions import Session, bearer
-from bot.endpoints import WidgetSettings
-from bot.http import HTTPError, read_json
+from bot.channels.widget.settings import WidgetSettings
+from bot.http import HTTPError, json_dumps, read_json
 
 routes = web.RouteTableDef()
 
@@ -31,7 +31,7 @@ def client_ip(request: web.Request) -> str:
 
 async def session_of(request: web.Request) -> Session:
     """The session named by the `Authorization: Bearer` token; 401 if there is none (get a new one)."""
-    session = await request.app[WIDGET].sessions.resolve(bearer(request.headers.get("Authorization")))
+    session = await request.app[WIDGET].open.sessions.resolve(bearer(request.headers.get("Authorization")))
     if session is None:
         raise HTTPError(401, "unknown or expired session: POST /api/widget/session for a new one")
     return session
@@ -40,18 +40,18 @@ async def session_of(request: web.Request) -> Session:
 @routes.post("/api/widget/session")
 @with_cors(settings_of)
 async def open_session(request: web.Request) -> web.Response:
-    ctx = request.app[WIDGET]
+    widget = request.app[WIDGET]
     body = await read_json(request, max_bytes=1024) if request.can_read_body else {}
     token = body.get("token") if isinstance(body, dict) else None
-    session = await ctx.sessions.resolve(token)
+    session = await widget.open.sessions.resolve(token)
     if session is None:
-        if not ctx.per_ip.take(client_ip(request)):
+        if not widget.new_sessions.take(client_ip(request)):
             raise HTTPError(429, "too many new conversations from this address; try again in a minute")
-        session = await ctx.sessions.issue()
+        session = await widget.open.sessions.issue()
         await request.app[STORES].trackers.set_meta(session.conversation_id, channel="widget",
                                                     sender=session.conversation_id)
     events = await request.app[STORES].trackers.events(session.conversation_id)
-    settings = ctx.settings
+    settings = widget.settings
     return web.json_response({
         "token": session.token,
         "conversation_id": session.conversation_id,
@@ -60,7 +60,7 @@ async def open_session(request: web.Request) -> web.Response:
         "state": protocol.conversation_state(events),
         "limits": {"max_text_chars": settings.max_text_chars, "max_upload_bytes": settings.max_upload_bytes,
                    "upload_types": settings.upload_types, "max_attachments": protocol.MAX_ATTACHMENTS},
-    }, headers={"Cache-Control": "no-store"}, dumps=protocol.dumps)
+    }, headers={"Cache-Control": "no-store"}, dumps=json_dumps)
 
 
 @routes.get("/api/widget/history")
@@ -74,14 +74,14 @@ async def history(request: web.Request) -> web.Response:
     except ValueError:
         raise HTTPError(400, "after_seq and limit must be integers") from None
     events = await request.app[STORES].trackers.events(session.conversation_id)
-    frames = [f for f in (protocol.render_event(e) for e in events if e["seq"] > after_seq) if f is not None]
+    frames = protocol.frames(events, after_seq)
     return web.json_response({
         "conversation_id": session.conversation_id,
         "last_seq": events[-1]["seq"] if events else 0,
         "state": protocol.conversation_state(events),
         "frames": frames[-limit:],
         "has_more": len(frames) > limit,
-    }, headers={"Cache-Control": "no-store"}, dumps=protocol.dumps)
+    }, headers={"Cache-Control": "no-store"}, dumps=json_dumps)
 
 
 routes.route("OPTIONS", "/api/widget/session")(preflight(settings_of))

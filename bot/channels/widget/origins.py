@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from bot.endpoints import WidgetSettings
+from bot.channels.widget.settings import WidgetSettings
 from bot.http import HTTPError, json_error
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -40,7 +40,8 @@ def check_browser_origin(request: web.Request, settings: WidgetSettings) -> None
     """For plain HTTP calls: a request without Origin is not from a page (curl, a server) and passes; the
     session token is the authentication. A page on a site that is not allowed gets 403."""
     if request_origin(request) is not None and not origin_allowed(request, settings):
-        raise HTTPError(403, "this site is not allowed to use the chat (widget.allowed_origins in endpoints.yml)")
+        raise HTTPError(403, "this site is not allowed to use the chat "
+                             "(channels.widget.allowed_origins in endpoints.yml)")
 
 
 def cors_headers(request: web.Request, settings: WidgetSettings) -> dict[str, str]:

@@ -2,7 +2,9 @@
 
 Pure functions, no I/O: `parse_client_frame` turns a text frame into one of a few typed frames or raises
 `FrameError` with the code the client gets; `render_event` turns a stored (or bus) event into what the shopper
-may see -- never parse data, candidates, private notes or agent accounts.
+may see -- never parse data, candidates, private notes or agent accounts. Frames of stored events carry their
+`seq` and `prev_seq`, the seq of the shopper-visible event before them (0 for the first): a panel that has
+shown everything up to `prev_seq` can show the frame; otherwise one is missing and it asks for it (§3.3).
 """
 
 from __future__ import annotations
@@ -12,8 +14,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from bot.channels.widget.settings import WidgetSettings
 from bot.dialogue import events as ev
-from bot.endpoints import WidgetSettings
 
 Frame = dict[str, Any]
 
@@ -69,6 +71,7 @@ class Ping:
 
 
 ClientFrame = Hello | Outgoing | Typing | Read | Ping
+Said = tuple[str, Outgoing]  # what a shopper sent, and the conversation its socket is bound to
 
 
 def parse_client_frame(raw: str, settings: WidgetSettings) -> ClientFrame:
@@ -167,13 +170,24 @@ HANDOFF_STATES = {
 }
 
 
-def dumps(value: Any) -> str:
-    """Frames as compact UTF-8 JSON (Chinese stays readable and small)."""
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-
-
 def error(code: str, message: str, **extra: Any) -> Frame:
     return {"type": "error", "code": code, "message": message, **{k: v for k, v in extra.items() if v is not None}}
+
+
+def frames(events: list[ev.Event], after_seq: int = 0) -> list[Frame]:
+    """The frames for the events after `after_seq` (of a conversation's events in seq order), chained by
+    `prev_seq`."""
+    prev, out = last_shown(events, after_seq), []
+    for event in events:
+        if event["seq"] > after_seq and (frame := render_event(event)) is not None:
+            out.append({**frame, "prev_seq": prev})
+            prev = event["seq"]
+    return out
+
+
+def last_shown(events: list[ev.Event], upto: int) -> int:
+    """The seq of the last event up to `upto` that a shopper sees (0 if none): the next frame's `prev_seq`."""
+    return next((e["seq"] for e in reversed(events) if e["seq"] <= upto and render_event(e) is not None), 0)
 
 
 def render_event(event: ev.Event) -> Frame | None:

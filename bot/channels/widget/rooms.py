@@ -2,7 +2,8 @@
 
 A worker holds one event-bus subscription and routes each event to the sockets of its conversation, instead of
 every socket filtering every conversation's events. With Redis every worker sees every event, so tabs of one
-shopper on different workers are all served.
+shopper on different workers are all served. When the bus says it lost events (Redis pub/sub reconnected,
+`Subscription.resumes`), every socket is told to catch up from the store at once.
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
 from typing import Protocol
 
 from bot.dialogue import events as ev
@@ -24,11 +24,13 @@ class Listener(Protocol):
     def deliver(self, event: ev.Event) -> None:
         """Take one event without waiting (queue it); called from the room's loop."""
 
+    def resync(self) -> None:
+        """Events may have been lost: catch up from the store (without waiting)."""
+
 
 class Rooms:
-    def __init__(self, bus: EventBus, observers: list[Callable[[str, ev.Event], None]] | None = None) -> None:
+    def __init__(self, bus: EventBus) -> None:
         self.bus = bus
-        self.observers = observers or []
         self._rooms: dict[str, set[Listener]] = {}
         self._task: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
@@ -63,16 +65,18 @@ class Rooms:
     async def _run(self) -> None:
         async with self.bus.subscribe() as subscription:
             self._ready.set()
+            resumes = subscription.resumes
             while not subscription.closed:
                 item = await subscription.get(POLL_S)  # get(timeout) keeps the subscription (see its docstring)
                 if item is not None:
-                    self._dispatch(*item)
+                    for listener in list(self._rooms.get(item[0], ())):
+                        listener.deliver(item[1])
+                if subscription.resumes != resumes:
+                    resumes = subscription.resumes
+                    self._resync()
 
-    def _dispatch(self, conversation_id: str, event: ev.Event) -> None:
-        for observer in self.observers:
-            try:
-                observer(conversation_id, event)
-            except Exception:
-                log.exception("widget event observer failed")
-        for listener in list(self._rooms.get(conversation_id, ())):
-            listener.deliver(event)
+    def _resync(self) -> None:
+        listeners = [listener for members in self._rooms.values() for listener in members]
+        log.info("event bus resumed: %d open chat sockets catch up from the store", len(listeners))
+        for listener in listeners:
+            listener.resync()

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from bot.channels.widget.context import WIDGET
 from bot.channels.widget.history import session_of, settings_of
+from bot.channels.widget.keys import WIDGET
 from bot.channels.widget.origins import preflight, with_cors
 from bot.channels.widget.uploads import download_response
 from bot.http import HTTPError
@@ -21,21 +21,21 @@ routes = web.RouteTableDef()
 @routes.post("/api/widget/upload")
 @with_cors(settings_of)
 async def upload(request: web.Request) -> web.Response:
-    ctx = request.app[WIDGET]
+    widget = request.app[WIDGET]
     session = await session_of(request)
-    if not ctx.uploads_limit.take(session.conversation_id):
+    if not widget.uploads_limit.take(session.conversation_id):
         raise HTTPError(429, "too many files; wait a moment")
-    attachment = await ctx.uploads.receive(request, session.conversation_id)
+    attachment = await widget.open.uploads.receive(request, session.conversation_id)
     return web.json_response({"attachment_id": attachment.id, **attachment.public()}, status=201)
 
 
 @routes.get("/api/widget/files/{attachment_id}")
 async def download(request: web.Request) -> web.StreamResponse:
-    ctx = request.app[WIDGET]
-    attachment = await ctx.uploads.get(request.match_info["attachment_id"])
-    if attachment is None or not ctx.uploads.path(attachment.id).is_file():
+    uploads = request.app[WIDGET].open.uploads
+    attachment = await uploads.get(request.match_info["attachment_id"])
+    if attachment is None or not uploads.path(attachment.id).is_file():
         raise HTTPError(404, "no such file")
-    return download_response(ctx.uploads, attachment)
+    return download_response(uploads, attachment)
 
 
 routes.route("OPTIONS", "/api/widget/upload")(preflight(settings_of))

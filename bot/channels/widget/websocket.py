@@ -3,7 +3,9 @@
 Three tasks per socket, so nothing waits on anything else:
 - the reader parses frames, applies limits and answers at once (errors, pong, typing);
 - the writer sends frames in order: on hello the replay (`seq > last_seq`) and then live events from the
-  conversation's room, skipping seqs already sent and filling any gap from the tracker store;
+  conversation's room, skipping seqs already sent and filling any gap from the tracker store -- also at once
+  when the room says the bus lost events (Redis pub/sub reconnected), not only with the next event. Every
+  frame carries its `prev_seq`, so the panel can check that it has them all;
 - the worker hands the shopper's messages to `Agent.handle` one at a time, in order, and acks each with the
   seq of its stored `user` event. What the bot answers reaches every tab through the event bus, like an agent's
   message does, so nothing is sent twice. A message is processed even if its socket closes meanwhile.
@@ -14,21 +16,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import WSMsgType, web
 
-from bot.agent import Agent, UserMessage
-from bot.app_keys import AGENT, STORES
 from bot.channels.widget import protocol
-from bot.channels.widget.context import WIDGET, WidgetContext
+from bot.channels.widget.keys import WIDGET
 from bot.channels.widget.origins import origin_allowed
 from bot.channels.widget.protocol import FrameError, Hello, Outgoing, Ping, Read, Typing
 from bot.channels.widget.ratelimit import TokenBucket
 from bot.channels.widget.sessions import Session
 from bot.dialogue import events as ev
-from bot.http import HTTPError
-from bot.stores import Stores
+from bot.http import HTTPError, json_dumps
+
+if TYPE_CHECKING:
+    from bot.channels.widget.channel import WidgetChannel
 
 log = logging.getLogger(__name__)
 routes = web.RouteTableDef()
@@ -46,30 +48,34 @@ CLOSE_LAGGING = 4409  # fell behind: reconnect and replay from last_seq
 
 @routes.get("/api/widget/ws")
 async def widget_socket(request: web.Request) -> web.StreamResponse:
-    ctx = request.app[WIDGET]
-    if not origin_allowed(request, ctx.settings):
+    widget = request.app[WIDGET]
+    if not origin_allowed(request, widget.settings):
         # before the upgrade: a page on another site never gets a socket (S3)
-        raise HTTPError(403, "this site is not allowed to open the chat (widget.allowed_origins in endpoints.yml)")
-    ws = web.WebSocketResponse(heartbeat=ctx.settings.heartbeat_s, max_msg_size=ctx.settings.max_frame_bytes * 4)
+        raise HTTPError(403, "this site is not allowed to open the chat "
+                             "(channels.widget.allowed_origins in endpoints.yml)")
+    settings = widget.settings
+    ws = web.WebSocketResponse(heartbeat=settings.heartbeat_s, max_msg_size=settings.max_frame_bytes * 4)
     await ws.prepare(request)
-    ctx.sockets.add(ws)
+    widget.open.sockets.add(ws)
     try:
-        await Connection(ws, ctx, request.app[AGENT], request.app[STORES]).run()
+        await Connection(ws, widget).run()
     finally:
-        ctx.sockets.discard(ws)
+        widget.open.sockets.discard(ws)
     return ws
 
 
 class Connection:
-    def __init__(self, ws: web.WebSocketResponse, ctx: WidgetContext, agent: Agent, stores: Stores) -> None:
+    def __init__(self, ws: web.WebSocketResponse, widget: WidgetChannel) -> None:
+        assert widget.agent and widget.stores
         self.ws = ws
-        self.ctx = ctx
-        self.agent = agent
-        self.stores = stores
+        self.widget = widget
+        self.agent = widget.agent
+        self.stores = widget.stores
         self.session: Session | None = None
         self.outbox: asyncio.Queue[tuple[str, Any]] = asyncio.Queue(LIVE_QUEUE)
         self.inbox: asyncio.Queue[Outgoing | None] = asyncio.Queue()
-        self.last_sent = 0
+        self.last_sent = 0  # every stored event up to this seq went through this socket (shown or not)
+        self.last_shown = 0  # the seq of the last frame sent: the next frame's prev_seq
         self.handoff: str | None = None
         self.bad_frames = 0
         self.read_seq = 0
@@ -94,9 +100,9 @@ class Connection:
                 await self._flush_and_close(writer, CLOSE_UNAUTHORIZED, b"hello with a valid token first")
                 return
             self.outbox.put_nowait(("sync", hello.last_seq))  # queued before joining: replay comes first
-            self.ctx.rooms.join(self.conversation_id, self)
+            self.widget.open.rooms.join(self.conversation_id, self)
             worker = asyncio.get_running_loop().create_task(self._work(), name="kefu-widget-worker")
-            self.ctx.spawn(worker)
+            self.widget.spawn(worker)
             async for message in self.ws:
                 if message.type == WSMsgType.TEXT:
                     await self._on_text(message.data)
@@ -106,7 +112,7 @@ class Connection:
                     break
         finally:
             if self.session is not None:
-                self.ctx.rooms.leave(self.conversation_id, self)
+                self.widget.open.rooms.leave(self.conversation_id, self)
                 if self.typing_on:
                     await self._publish_typing("user", False)
             self.inbox.put_nowait(None)  # the worker finishes what was sent, then stops
@@ -125,14 +131,14 @@ class Connection:
         if message.type != WSMsgType.TEXT:
             return None
         try:
-            frame = protocol.parse_client_frame(message.data, self.ctx.settings)
+            frame = protocol.parse_client_frame(message.data, self.widget.settings)
         except FrameError as exc:
             self._send(protocol.error(exc.code, exc.message))
             return None
         if not isinstance(frame, Hello):
             self._send(protocol.error("unauthorized", "the first frame must be hello"))
             return None
-        self.session = await self.ctx.sessions.resolve(frame.token)
+        self.session = await self.widget.open.sessions.resolve(frame.token)
         if self.session is None:
             self._send(protocol.error("unauthorized", "unknown or expired session"))
             return None
@@ -152,7 +158,7 @@ class Connection:
             await self._refuse(FrameError("rate_limited", "too many frames"), strike=True)
             return
         try:
-            frame = protocol.parse_client_frame(data, self.ctx.settings)
+            frame = protocol.parse_client_frame(data, self.widget.settings)
         except FrameError as exc:
             await self._refuse(exc)
             return
@@ -172,7 +178,7 @@ class Connection:
             await self._refuse(FrameError("bad_frame", "already said hello"))
 
     async def _on_outgoing(self, frame: Outgoing) -> None:
-        limiter = self.ctx.messages
+        limiter = self.widget.messages
         if not limiter.take(self.conversation_id):
             seq = await self._stored_seq(frame.client_msg_id)
             if seq is not None:  # a resend of something already processed costs nothing: re-ack it
@@ -189,7 +195,7 @@ class Connection:
         self._send(protocol.error(exc.code, exc.message, client_msg_id=exc.client_msg_id))
         if strike:
             self.bad_frames += 1
-            if self.bad_frames >= self.ctx.settings.max_bad_frames and not self.closing:
+            if self.bad_frames >= self.widget.settings.max_bad_frames and not self.closing:
                 self.closing = True
                 await asyncio.sleep(0.05)  # let the writer send the error first
                 await self.ws.close(code=1008, message=b"too many bad frames")
@@ -197,15 +203,23 @@ class Connection:
     # -- writing ------------------------------------------------------------------------------------------------
 
     def deliver(self, event: ev.Event) -> None:
-        """From the room: queue a live event; a socket too far behind is asked to reconnect (and replay)."""
+        """From the room: queue a live event."""
+        self._queue(("event", event))
+
+    def _queue(self, item: tuple[str, Any]) -> None:
+        """A socket too far behind is asked to reconnect (and replay)."""
         try:
-            self.outbox.put_nowait(("event", event))
+            self.outbox.put_nowait(item)
         except asyncio.QueueFull:
             if not self.closing:
                 self.closing = True
                 log.warning("widget socket of %s is not keeping up; asking it to reconnect", self.conversation_id)
                 task = asyncio.get_running_loop().create_task(self.ws.close(code=CLOSE_LAGGING, message=b"lagging"))
-                self.ctx.spawn(task)
+                self.widget.spawn(task)
+
+    def resync(self) -> None:
+        """From the room: the bus lost events; send what the store has that this socket has not."""
+        self._queue(("fill", None))
 
     def _send(self, frame: protocol.Frame) -> None:
         with contextlib.suppress(asyncio.QueueFull):
@@ -216,9 +230,11 @@ class Connection:
             while True:
                 kind, value = await self.outbox.get()
                 if kind == "frame":
-                    await self.ws.send_str(protocol.dumps(value))
+                    await self.ws.send_str(json_dumps(value))
                 elif kind == "sync":
                     await self._replay(value)
+                elif kind == "fill":
+                    await self._fill()
                 else:
                     await self._live(value)
         except (ConnectionError, RuntimeError):
@@ -229,38 +245,42 @@ class Connection:
         last = events[-1]["seq"] if events else 0
         state = protocol.conversation_state(events)
         self.handoff = state["handoff"]
-        await self.ws.send_str(protocol.dumps({"type": "welcome", "conversation_id": self.conversation_id,
-                                       "last_seq": last, "state": state}))
+        await self.ws.send_str(json_dumps({"type": "welcome", "conversation_id": self.conversation_id,
+                                           "last_seq": last, "state": state}))
         self.last_sent = min(last_seq, last)
+        self.last_shown = protocol.last_shown(events, self.last_sent)
         for event in events:
             if event["seq"] > self.last_sent:
                 await self._emit(event)
-        self.last_sent = max(self.last_sent, last)
-        await self.ws.send_str(protocol.dumps({"type": "ready", "last_seq": last}))
+        await self.ws.send_str(json_dumps({"type": "ready", "last_seq": last}))
 
     async def _live(self, event: ev.Event) -> None:
         seq = event.get("seq")
         if seq is None:  # ephemeral (typing)
             frame = protocol.render_event(event)
             if frame is not None:
-                await self.ws.send_str(protocol.dumps(frame))
+                await self.ws.send_str(json_dumps(frame))
             return
         if seq <= self.last_sent:
             return  # already replayed or sent
-        if seq > self.last_sent + 1:  # a gap (e.g. Redis pub/sub reconnected): the store has it all
-            for missing in await self.stores.trackers.events(self.conversation_id, after_seq=self.last_sent):
-                await self._emit(missing)
+        if seq > self.last_sent + 1:  # a gap (the bus lost events): the store has it all
+            await self._fill()
             return
         await self._emit(event)
+
+    async def _fill(self) -> None:
+        for event in await self.stores.trackers.events(self.conversation_id, after_seq=self.last_sent):
+            await self._emit(event)
 
     async def _emit(self, event: ev.Event) -> None:
         self.last_sent = max(self.last_sent, event["seq"])
         frame = protocol.render_event(event)
         if frame is None:
             return
+        frame["prev_seq"], self.last_shown = self.last_shown, event["seq"]
         if frame["type"] == "handoff":
             self.handoff = frame["state"]
-        await self.ws.send_str(protocol.dumps(frame))
+        await self.ws.send_str(json_dumps(frame))
 
     # -- the bot ------------------------------------------------------------------------------------------------
 
@@ -274,25 +294,16 @@ class Connection:
                                           client_msg_id=frame.client_msg_id))
 
     async def _process(self, frame: Outgoing) -> None:
-        cid = self.conversation_id
-        metadata: dict[str, Any] = {}
-        text = frame.text
-        if frame.title:
-            metadata["title"] = frame.title
-        if frame.attachments:
-            found = [await self.ctx.uploads.get(a) for a in frame.attachments]
-            attachments = [a for a in found if a is not None and a.conversation_id == cid]
-            if len(attachments) != len(frame.attachments):
-                self._send(protocol.error("bad_attachment", "unknown attachment", client_msg_id=frame.client_msg_id))
-                return
-            metadata["attachments"] = [a.public() for a in attachments]
-            metadata["caption"] = frame.text.strip()
-            text = frame.text.strip() or ", ".join(a.name for a in attachments)
+        try:
+            message = await self.widget.user_message((self.conversation_id, frame))
+        except FrameError as exc:
+            self._send(protocol.error(exc.code, exc.message, client_msg_id=exc.client_msg_id))
+            return
         bot_typing = self.handoff not in HUMAN_STATES
         if bot_typing:
             await self._publish_typing("bot", True)
         try:
-            stored = await self.agent.handle(UserMessage(cid, text, "widget", cid, frame.client_msg_id, metadata))
+            stored = await self.agent.handle(message)
         finally:
             if bot_typing:
                 await self._publish_typing("bot", False)

@@ -16,53 +16,59 @@
   var KEY = "kefu:" + BASE + ":";
   var RETRY_MIN_MS = 1000, RETRY_MAX_MS = 30000, TYPING_HIDE_MS = 30000, TYPING_SEND_MS = 3000;
 
-  var STRINGS = {
-    en: {
-      open: "Open chat", close: "Minimise chat", title: "Customer service",
-      status_bot: "Our assistant answers right away", status_waiting: "Waiting for a person…",
-      status_queue: "You are number {n} in line", status_agent: "{name} · customer service",
-      status_leave: "Leave us a message", status_offline: "Reconnecting…",
-      reconnecting: "Connection lost — reconnecting…", human: "Talk to a person", cancel: "Stop waiting",
-      input: "Message", placeholder: "Type your question…", placeholder_leave: "Leave a message for our team…",
-      send: "Send", attach: "Attach an image or PDF", greeting: "Hi there! How can we help you today?",
-      popular: "Popular questions", requested: "Connecting you to a person…",
-      queued: "You are number {n} in line, about {m}.", minutes: "{m} minutes", minute: "1 minute",
-      assigned: "{name} has joined the conversation", ended: "Conversation ended", cancelled: "You're back with our assistant",
-      unavailable: "Agents are offline — leave a message and we'll get back to you.",
-      unavailable_closed: "We're closed right now — leave a message and we'll get back to you.",
-      next_open: "We're back {when}.", ticket: "Message received (ticket {id}). We'll reply here.",
-      rate: "How did we do?", star: "{n} star", stars: "{n} stars", rated: "Thanks for your feedback!",
-      sending: "Sending…", waiting_net: "Will be sent when you're back online", failed: "Not sent.", retry: "Retry",
-      too_fast: "You're sending messages quickly — we'll send this in a moment.",
-      too_big: "That file is too big (the limit is {mb} MB).",
-      bad_type: "Only images (PNG, JPEG, GIF, WebP) and PDF files can be sent.", upload_failed: "Upload failed",
-      unread: "{n} unread", agent_role: "customer service", typing_bot: "The assistant is typing…",
-      typing_agent: "{name} is typing…", suggestions: "Suggested questions", replies: "Quick replies",
-      powered: "Powered by kefu", you: "You", file: "File"
-    },
-    zh: {
-      open: "打开在线客服", close: "收起对话", title: "在线客服",
-      status_bot: "智能客服 · 即时回复", status_waiting: "正在为您转接人工客服…",
-      status_queue: "您前面还有 {n} 位", status_agent: "{name} · 人工客服",
-      status_leave: "请给我们留言", status_offline: "正在重新连接…",
-      reconnecting: "网络已断开，正在重新连接…", human: "转人工", cancel: "取消排队",
-      input: "消息", placeholder: "请输入您的问题…", placeholder_leave: "请留言，客服上线后会回复您…",
-      send: "发送", attach: "发送图片或 PDF", greeting: "您好！有什么可以帮您？",
-      popular: "大家都在问", requested: "正在为您转接人工客服…",
-      queued: "您当前排在第 {n} 位，预计等待 {m}。", minutes: "{m} 分钟", minute: "1 分钟",
-      assigned: "客服 {name} 已接入对话", ended: "对话已结束", cancelled: "已返回智能客服",
-      unavailable: "人工客服暂时不在线，请留言，我们会尽快回复您。",
-      unavailable_closed: "现在不在人工服务时间，请留言，我们会尽快回复您。",
-      next_open: "恢复服务时间：{when}。", ticket: "已收到您的留言（工单号 {id}），我们会在这里回复您。",
-      rate: "请为本次服务打分", star: "{n} 星", stars: "{n} 星", rated: "感谢您的评价！",
-      sending: "发送中…", waiting_net: "网络恢复后自动发送", failed: "发送失败。", retry: "重试",
-      too_fast: "您发送得太快了，稍后将自动发送。",
-      too_big: "文件太大（上限 {mb} MB）。",
-      bad_type: "只能发送图片（PNG、JPEG、GIF、WebP）或 PDF 文件。", upload_failed: "上传失败",
-      unread: "{n} 条未读", agent_role: "人工客服", typing_bot: "正在输入…",
-      typing_agent: "{name} 正在输入…", suggestions: "推荐问题", replies: "快捷回复",
-      powered: "由 kefu 提供支持", you: "我", file: "文件"
-    }
+  // Every text the panel shows: [English, 中文].
+  var TEXTS = {
+    open: ["Open chat", "打开在线客服"],
+    close: ["Minimise chat", "收起对话"],
+    title: ["Customer service", "在线客服"],
+    status_bot: ["Our assistant answers right away", "智能客服 · 即时回复"],
+    status_waiting: ["Waiting for a person…", "正在为您转接人工客服…"],
+    status_queue: ["You are number {n} in line", "您前面还有 {n} 位"],
+    status_agent: ["{name} · customer service", "{name} · 人工客服"],
+    status_leave: ["Leave us a message", "请给我们留言"],
+    status_offline: ["Reconnecting…", "正在重新连接…"],
+    reconnecting: ["Connection lost — reconnecting…", "网络已断开，正在重新连接…"],
+    human: ["Talk to a person", "转人工"],
+    cancel: ["Stop waiting", "取消排队"],
+    input: ["Message", "消息"],
+    placeholder: ["Type your question…", "请输入您的问题…"],
+    placeholder_leave: ["Leave a message for our team…", "请留言，客服上线后会回复您…"],
+    send: ["Send", "发送"],
+    attach: ["Attach an image or PDF", "发送图片或 PDF"],
+    greeting: ["Hi there! How can we help you today?", "您好！有什么可以帮您？"],
+    popular: ["Popular questions", "大家都在问"],
+    requested: ["Connecting you to a person…", "正在为您转接人工客服…"],
+    queued: ["You are number {n} in line, about {m}.", "您当前排在第 {n} 位，预计等待 {m}。"],
+    minutes: ["{m} minutes", "{m} 分钟"],
+    minute: ["1 minute", "1 分钟"],
+    assigned: ["{name} has joined the conversation", "客服 {name} 已接入对话"],
+    ended: ["Conversation ended", "对话已结束"],
+    cancelled: ["You're back with our assistant", "已返回智能客服"],
+    unavailable: ["Agents are offline — leave a message and we'll get back to you.", "人工客服暂时不在线，请留言，我们会尽快回复您。"],
+    unavailable_closed: ["We're closed right now — leave a message and we'll get back to you.", "现在不在人工服务时间，请留言，我们会尽快回复您。"],
+    next_open: ["We're back {when}.", "恢复服务时间：{when}。"],
+    ticket: ["Message received (ticket {id}). We'll reply here.", "已收到您的留言（工单号 {id}），我们会在这里回复您。"],
+    rate: ["How did we do?", "请为本次服务打分"],
+    star: ["{n} star", "{n} 星"],
+    stars: ["{n} stars", "{n} 星"],
+    rated: ["Thanks for your feedback!", "感谢您的评价！"],
+    sending: ["Sending…", "发送中…"],
+    waiting_net: ["Will be sent when you're back online", "网络恢复后自动发送"],
+    failed: ["Not sent.", "发送失败。"],
+    retry: ["Retry", "重试"],
+    too_fast: ["You're sending messages quickly — we'll send this in a moment.", "您发送得太快了，稍后将自动发送。"],
+    too_big: ["That file is too big (the limit is {mb} MB).", "文件太大（上限 {mb} MB）。"],
+    bad_type: ["Only images (PNG, JPEG, GIF, WebP) and PDF files can be sent.", "只能发送图片（PNG、JPEG、GIF、WebP）或 PDF 文件。"],
+    upload_failed: ["Upload failed", "上传失败"],
+    unread: ["{n} unread", "{n} 条未读"],
+    agent_role: ["customer service", "人工客服"],
+    typing_bot: ["The assistant is typing…", "正在输入…"],
+    typing_agent: ["{name} is typing…", "{name} 正在输入…"],
+    suggestions: ["Suggested questions", "推荐问题"],
+    replies: ["Quick replies", "快捷回复"],
+    powered: ["Powered by kefu", "由 kefu 提供支持"],
+    you: ["You", "我"],
+    file: ["File", "文件"]
   };
 
   // -- small helpers -------------------------------------------------------------------------------------------
@@ -74,7 +80,7 @@
   }
   var lang = pickLanguage(script.getAttribute("data-kefu-lang"));
   function t(key, values) {
-    var text = (STRINGS[lang] && STRINGS[lang][key]) || STRINGS.en[key] || key;
+    var text = TEXTS[key] ? TEXTS[key][lang === "zh" ? 1 : 0] : key;
     return text.replace(/\{(\w+)\}/g, function (_, name) { return values && values[name] != null ? values[name] : ""; });
   }
   function el(tag, className, attrs) {
@@ -148,7 +154,7 @@
     ws: null, ready: false, attempts: 0, retryTimer: null, outbox: load("outbox", []),
     handoff: null, agent: null, csatPending: false, waitingRow: null, typingTimer: null,
     lastTypingSent: 0, typingOffTimer: null, suggestSeq: 0, suggestTimer: null, activeSuggestion: -1,
-    everConnected: false, greeted: false
+    everConnected: false, greeted: false, held: {}, fetching: false, fetchFailures: 0, fetchTimer: null
   };
 
   // -- DOM -----------------------------------------------------------------------------------------------------
@@ -356,13 +362,45 @@
     return box;
   }
 
-  // -- frames from the server ----------------------------------------------------------------------------------
+  // -- frames from the server, in seq order --------------------------------------------------------------------
+  // A stored event's frame carries its seq and prev_seq (the seq of the frame before it). S.lastSeq is the last
+  // frame shown; a frame whose prev_seq is later than that waits in S.held while the missing ones are fetched
+  // from /history, so the shopper never sees a later message before an earlier one, nor loses one.
 
-  function render(frame, live) {
-    if (frame.seq != null) {
-      if (log.querySelector('[data-seq="' + frame.seq + '"]')) return; // seen already (replay, another path)
-      S.lastSeq = Math.max(S.lastSeq, frame.seq);
+  function receive(frame, live) {
+    if (frame.seq == null) { show(frame, live); return; }
+    if (frame.seq > S.lastSeq) S.held[frame.seq] = frame;
+    releaseHeld(live);
+    if (Object.keys(S.held).length) fetchMissing();
+  }
+  function releaseHeld(live) {
+    var seqs = Object.keys(S.held).map(Number).sort(function (a, b) { return a - b; });
+    for (var i = 0; i < seqs.length; i++) {
+      var f = S.held[seqs[i]];
+      if (f.seq > S.lastSeq && f.prev_seq > S.lastSeq) return; // the frame before it is still missing
+      delete S.held[seqs[i]];
+      if (f.seq > S.lastSeq) { S.lastSeq = f.seq; show(f, live); }
     }
+  }
+  function fetchMissing() {
+    if (S.fetching || !S.token) return;
+    S.fetching = true;
+    clearTimeout(S.fetchTimer);
+    fetchJSON(BASE + "/api/widget/history?after_seq=" + S.lastSeq, { headers: { Authorization: "Bearer " + S.token } })
+      .then(function (h) {
+        S.fetching = false;
+        if (h.has_more) return loadHistory(); // more is missing than a page holds: show the latest page
+        (h.frames || []).forEach(function (f) { if (f.seq > S.lastSeq) S.held[f.seq] = f; });
+        releaseHeld(true);
+        S.fetchFailures = Object.keys(S.held).length ? S.fetchFailures + 1 : 0;
+        if (S.fetchFailures) retryFetch();
+      }, function () { S.fetching = false; S.fetchFailures += 1; retryFetch(); });
+  }
+  function retryFetch() { // one unlucky fetch must not leave the chat stale: again, with backoff
+    S.fetchTimer = setTimeout(fetchMissing, Math.min(RETRY_MAX_MS, 500 * Math.pow(2, S.fetchFailures)));
+  }
+  function show(frame, live) {
+    if (frame.seq != null && log.querySelector('[data-seq="' + frame.seq + '"]')) return; // shown (an acked message)
     if (frame.type === "message") renderMessage(frame, live);
     else if (frame.type === "handoff") renderHandoff(frame);
     else if (frame.type === "ticket") systemRow(t("ticket", { id: frame.ticket_id }), frame.seq);
@@ -601,6 +639,7 @@
         S.token = s.token;
         save("token", s.token);
         S.lastSeq = 0;
+        S.held = {};
         S.seenSeq = 0;
         save("seen", 0);
         Array.prototype.forEach.call(log.querySelectorAll(".kefu-msg:not([data-pending]), .kefu-replies"), function (n) { n.remove(); });
@@ -615,14 +654,15 @@
       Array.prototype.forEach.call(log.querySelectorAll(".kefu-msg:not([data-pending]), .kefu-replies, .kefu-chips"), function (n) { n.remove(); });
       S.waitingRow = null;
       S.greeted = false;
-      S.lastSeq = 0;
+      var frames = h.frames || [];
+      S.held = {};
+      S.lastSeq = frames.length ? frames[0].prev_seq || 0 : 0; // the view starts with the latest page
       var unreadBefore = S.unread;
       S.unread = 0;
-      (h.frames || []).forEach(function (f) { render(f, false); });
+      frames.forEach(function (f) { receive(f, false); });
       if (!S.open) S.unread = Math.max(S.unread, unreadBefore);
       save("unread", S.unread);
       renderBadge();
-      S.lastSeq = Math.max(S.lastSeq, h.last_seq || 0);
       applyState(h.state);
       // messages typed before a reload that reached the server are in the history now: the rest are re-shown
       S.outbox.forEach(function (item) {
@@ -700,7 +740,6 @@
         S.ready = true;
         S.attempts = 0;
         S.everConnected = true;
-        S.lastSeq = Math.max(S.lastSeq, f.last_seq || 0);
         banner.hidden = true;
         renderHeader();
         flush();
@@ -720,7 +759,7 @@
       case "pong":
         break;
       default:
-        render(f, true);
+        receive(f, true);
     }
   }
   function onError(f) {
@@ -836,29 +875,26 @@
 
   // -- opening and closing -------------------------------------------------------------------------------------
 
-  function openPanel(prefill) {
-    S.open = true;
-    save("open", true, "session");
-    panel.hidden = false;
-    root.classList.add("kefu-open");
-    launcher.setAttribute("aria-expanded", "true");
+  function setOpen(open, prefill) {
+    S.open = open;
+    save("open", open, "session");
+    panel.hidden = !open;
+    root.classList.toggle("kefu-open", open);
+    launcher.setAttribute("aria-expanded", String(open));
     renderBadge();
+    if (!open) {
+      hideSuggestions();
+      launcher.focus();
+      return;
+    }
     start();
     if (typeof prefill === "string" && prefill) input.value = prefill;
     if (!log.querySelector(".kefu-msg") && S.token == null) greet();
     markSeen();
     setTimeout(function () { input.focus(); scrollDown(); }, 0);
   }
-  function closePanel() {
-    S.open = false;
-    save("open", false, "session");
-    panel.hidden = true;
-    root.classList.remove("kefu-open");
-    launcher.setAttribute("aria-expanded", "false");
-    hideSuggestions();
-    renderBadge();
-    launcher.focus();
-  }
+  function openPanel(prefill) { setOpen(true, prefill); }
+  function closePanel() { setOpen(false); }
   function autosize() {
     input.style.height = "auto";
     input.style.height = Math.min(input.scrollHeight + 2, 120) + "px";

@@ -26,8 +26,9 @@ const I18N = {
     ticketsOpen: "Open tickets", queueNow: "Waiting now", agentsOnline: "Agents online", byReason: "Handoffs by reason",
     busiest: "Messages by hour", unanswered: "Top questions the bot could not answer", days: "Last {n} days",
     noData: "No data yet.", sysRequested: "Bot handed over: {r}", sysQueued: "Queued · number {p} · ~{m} min",
+    sysQueuedNobody: "Queued · number {p} · nobody online yet", sysLeftToWrite: "Shopper left the queue to leave a message",
     sysAssigned: "{a} joined", sysTransferred: "Transferred to {a}", sysEnded: "Closed: {r}",
-    sysCancelled: "Shopper stopped waiting", sysUnavailable: "No agent available ({r}) · offered a message",
+    sysCancelled: "Shopper stopped waiting", sysUnavailable: "No agent available ({r}) · offered to leave a message",
     sysTicket: "Ticket {t} created", sysCsat: "Rating: {s}/5", bot: "Bot", you: "You", shopperLabel: "Shopper",
     vip: "VIP", complaint: "Complaint", normal: "Normal", queued: "Waiting", assigned: "In progress",
     closedState: "Closed", botState: "With the bot", errorPrefix: "Error",
@@ -60,8 +61,9 @@ const I18N = {
     ratings: "{n} 个评分", ticketsOpen: "未解决工单", queueNow: "当前排队", agentsOnline: "在线客服",
     byReason: "转人工原因", busiest: "各时段消息量", unanswered: "机器人没能回答的问题", days: "最近 {n} 天",
     noData: "暂无数据。", sysRequested: "机器人转人工：{r}", sysQueued: "排队 · 第 {p} 位 · 约 {m} 分钟",
+    sysQueuedNobody: "排队 · 第 {p} 位 · 暂无客服在线", sysLeftToWrite: "顾客离开排队，改为留言",
     sysAssigned: "{a} 已接入", sysTransferred: "已转接给 {a}", sysEnded: "已结束：{r}",
-    sysCancelled: "顾客取消了排队", sysUnavailable: "无客服可接待（{r}）· 已请顾客留言",
+    sysCancelled: "顾客取消了排队", sysUnavailable: "无客服可接待（{r}）· 已提供留言",
     sysTicket: "已创建工单 {t}", sysCsat: "评分：{s}/5", bot: "机器人", you: "我", shopperLabel: "顾客",
     vip: "VIP", complaint: "投诉", normal: "普通", queued: "排队中", assigned: "接待中", closedState: "已结束",
     botState: "机器人接待", errorPrefix: "错误",
@@ -267,11 +269,12 @@ function sysLine(text) { return h("div", {class: "sys"}, text); }
 function describeEvent(e) {
   switch (e.event) {
     case "handoff_requested": return sysLine(t("sysRequested", {r: reasonText(e.reason)}));
-    case "queued": return sysLine(t("sysQueued", {p: e.position, m: Math.max(1, Math.ceil((e.eta_s || 60) / 60))}));
+    case "queued": return sysLine(e.nobody_online ? t("sysQueuedNobody", {p: e.position})
+      : t("sysQueued", {p: e.position, m: Math.max(1, Math.ceil((e.eta_s || 60) / 60))}));
     case "agent_assigned": return sysLine(t(e.transferred_from ? "sysTransferred" : "sysAssigned",
       {a: e.agent_name || e.agent}));
     case "handoff_ended": return sysLine(t("sysEnded", {r: resolutionText(e.resolution)}));
-    case "handoff_cancelled": return sysLine(t("sysCancelled"));
+    case "handoff_cancelled": return sysLine(t(e.leave_message ? "sysLeftToWrite" : "sysCancelled"));
     case "handoff_unavailable": return sysLine(t("sysUnavailable", {r: e.reason}));
     case "ticket_created": return sysLine(t("sysTicket", {t: e.ticket_id}));
     case "csat": return sysLine(t("sysCsat", {s: e.score}));

@@ -1,41 +1,21 @@
-"""The FAQ as a shopper browses it: articles by category, most asked first, found by the bot's own FAQ index.
+"""The FAQ as a shopper browses it: articles by category, most asked first, found by the bot's own FAQ search.
 
 Both the help centre and the typing suggestions read it, so "运费" and "shipping fee" land on the same entry
-in the page, in the bubble and in the bot's answer. Entries of Rasa retrieval intents (`chitchat/…`) are small
-talk, not help articles, and are left out.
+in the page, in the bubble and in the bot's answer. It knows the FAQ only through the agent's public interface
+(`Agent.faq_entries`, `Agent.search_faq`). Entries of Rasa retrieval intents (`chitchat/…`) are small talk, not
+help articles, and are left out.
 """
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass
 
 from bot.agent import Agent
 from bot.formats.faq_data import FAQEntry
+from bot.pages.texts import category_label
 
 MIN_SEARCH_SCORE = 0.3  # calibrated FAQ scores: below this the index is guessing
 MIN_SUGGEST_SCORE = 0.5
-
-CATEGORY_LABELS = {
-    "shipping": ("配送与运费", "Shipping & delivery"),
-    "returns": ("退换货与退款", "Returns & refunds"),
-    "payment": ("支付与发票", "Payment & invoices"),
-    "orders": ("订单", "Orders"),
-    "products": ("商品", "Products"),
-    "account": ("账户与登录", "Your account"),
-    "pre_sale": ("售前咨询", "Before you buy"),
-    "promotions": ("优惠与优惠券", "Offers & coupons"),
-    "membership": ("会员", "Membership"),
-    "warranty": ("保修与维修", "Warranty & repairs"),
-    "contact": ("联系我们", "Contact us"),
-}
-
-
-def category_label(category: str, language: str) -> str:
-    zh, en = CATEGORY_LABELS.get(category, (None, None))
-    label = zh if language == "zh" else en
-    return label or (category.replace("_", " ").capitalize() if category else ("其他" if language == "zh" else "Other"))
-
 
 @dataclass(frozen=True)
 class Article:
@@ -47,8 +27,8 @@ class Article:
 
 
 class FaqCatalog:
-    def __init__(self, entries: dict[str, FAQEntry]) -> None:
-        self.entries = {k: e for k, e in entries.items() if "/" not in k}
+    def __init__(self, entries: list[FAQEntry]) -> None:
+        self.entries = {e.id: e for e in entries if "/" not in e.id}
         self._order = {k: i for i, k in enumerate(self.entries)}
 
     def article(self, entry_id: str, language: str, counts: dict[str, int] | None = None) -> Article | None:
@@ -86,19 +66,17 @@ class FaqCatalog:
         return [k for k, e in self.entries.items()
                 if any(needle in q.lower() for q in e.questions.get(language, []))]
 
-    async def search(self, agent: Agent, text: str, k: int = 5) -> list[tuple[str, float]]:
-        """The bot's own parse of `text` (language detection, FAQ index): [(entry id, score)], best first."""
-        parse = await agent.parse(text)
-        hits = [(h["id"], float(h["score"])) for h in parse.get("faq") or [] if h["id"] in self.entries]
-        return [(i, s) for i, s in hits if s >= MIN_SEARCH_SCORE][:k]
+    async def search(self, agent: Agent, text: str, k: int = 5) -> list[str]:
+        """Entry ids for `text` in its own language, best first, as the bot searches."""
+        hits = await agent.search_faq(text, k=2 * k)  # room for the small-talk entries left out
+        return [h["id"] for h in hits if h["score"] >= MIN_SEARCH_SCORE and h["id"] in self.entries][:k]
 
     async def suggest(self, agent: Agent, text: str, language: str, counts: dict[str, int],
                       k: int = 5) -> list[Article]:
         """Questions to offer while the shopper types: the FAQ index's confident matches, best first, then
         entries with a phrasing that contains what was typed (so "ret" already offers returns), most asked first."""
-        loop = asyncio.get_running_loop()
-        hits = await loop.run_in_executor(agent.executor, agent.model.faq.search, text, language, k)
-        ids = [h.id for h in hits if h.score >= MIN_SUGGEST_SCORE and h.id in self.entries]
+        hits = await agent.search_faq(text, language, k)
+        ids = [h["id"] for h in hits if h["score"] >= MIN_SUGGEST_SCORE and h["id"] in self.entries]
         if len(ids) < k:
             ids += sorted(self.phrase_matches(text, language), key=lambda i: (-counts.get(i, 0), self._order[i]))
         unique = list(dict.fromkeys(ids))[:k]

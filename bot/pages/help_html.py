@@ -9,34 +9,14 @@ from __future__ import annotations
 from html import escape
 from urllib.parse import urlencode
 
-from bot.channels.widget.catalog import Article
+from bot.pages.catalog import Article
+from bot.pages.texts import text
 
 CARD_ARTICLES = 5  # per topic on the help centre's front page; the rest on the topic's own page
 
-STRINGS = {
-    "zh": {
-        "title": "帮助中心", "shop": "竹叶茶铺", "back": "返回商店", "hero": "有什么可以帮您？",
-        "placeholder": "搜索问题，例如：运费、退货、发票", "search": "搜索", "most_asked": "大家都在问",
-        "results": "“{q}”的搜索结果", "no_results": "没有找到相关的问题。换个说法试试，或者直接问我们。",
-        "browse": "按分类浏览", "still": "还没解决？", "chat": "在线咨询客服",
-        "chat_hint": "客服机器人 24 小时在线，人工客服每天 9:00–21:00。",
-        "related": "相关问题", "all": "全部问题", "switch": "English", "asked": "{n} 人问过",
-        "read_more": "查看详情", "all_n": "查看全部 {n} 个问题 ›",
-    },
-    "en": {
-        "title": "Help centre", "shop": "Bamboo Leaf Tea", "back": "Back to the shop", "hero": "How can we help?",
-        "placeholder": "Search, e.g. shipping fee, returns, invoice", "search": "Search", "most_asked": "Most asked",
-        "results": "Results for “{q}”", "no_results": "Nothing found. Try other words, or just ask us.",
-        "browse": "Browse by topic", "still": "Still need help?", "chat": "Chat with us",
-        "chat_hint": "Our assistant answers 24/7; people are here 9:00–21:00 (China time) every day.",
-        "related": "Related questions", "all": "All questions", "switch": "中文", "asked": "asked {n} times",
-        "read_more": "Read more", "all_n": "All {n} questions ›",
-    },
-}
-
 
 def _t(language: str, key: str, **values: object) -> str:
-    return escape(STRINGS[language][key].format(**values))
+    return escape(text(key, language, **values))
 
 
 def _link(path: str, language: str, **query: str) -> str:

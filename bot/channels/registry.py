@@ -1,0 +1,37 @@
+"""Every channel kefu has, in one list: `create_app` mounts each configured one (adding a channel is one folder
+and one line here)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from aiohttp import web
+
+from bot.channels.base import Channel
+from bot.channels.messenger import MessengerChannel
+from bot.channels.rest import RestChannel
+from bot.channels.settings import ConfigError, load_settings
+from bot.channels.wechat import WeChatChannel
+from bot.channels.widget import WidgetChannel
+
+CHANNELS: tuple[type[Channel[Any, Any, Any]], ...] = (RestChannel, WidgetChannel, WeChatChannel, MessengerChannel)
+
+
+def mount_channels(app: web.Application, configured: Mapping[str, Mapping[str, Any] | None],
+                   environ: Mapping[str, str] | None = None) -> list[Channel[Any, Any, Any]]:
+    """Mount every channel whose settings (`channels:` in endpoints.yml, environment variables) are there;
+    a partly configured channel, or a name that is no channel, is a ConfigError."""
+    names = {channel.name for channel in CHANNELS}
+    unknown = sorted(set(configured) - names)
+    if unknown:
+        raise ConfigError(f"endpoints.yml channels: {', '.join(unknown)} is not a channel "
+                          f"(there are {', '.join(sorted(names))})")
+    mounted = []
+    for kind in CHANNELS:
+        settings = load_settings(kind, configured.get(kind.name), environ)
+        if settings is not None:
+            channel = kind(settings)
+            channel.mount(app)
+            mounted.append(channel)
+    return mounted
