@@ -10,6 +10,7 @@ answers only when it is at least `threshold` sure (Rasa's `core_fallback_thresho
 from __future__ import annotations
 
 import math
+from collections import Counter
 from typing import Any
 
 from bot.dialogue.policies import Prediction, expand_stories, story_states
@@ -56,20 +57,20 @@ class LearnedPolicy:
         from sklearn.feature_extraction import DictVectorizer
         from sklearn.linear_model import LogisticRegression
 
-        rows: list[dict[str, float]] = []
-        labels: list[str] = []
+        # the same state window before the same action recurs across stories: fit each once, weighted by how
+        # often it occurs (the same optimum as fitting every copy, several times faster on large bots)
+        counts: Counter[tuple[tuple[str, ...], str]] = Counter()
         for steps in expand_stories(stories):
             builder = story_states(steps, domain)
             for i, action in enumerate(builder.actions):
-                rows.append(state_features(builder.states[: i + 1], self.max_history))
-                labels.append(action)
-        self.classes = sorted(set(labels))
+                counts[tuple(sorted(state_features(builder.states[: i + 1], self.max_history))), action] += 1
+        self.classes = sorted({action for _, action in counts})
         if len(self.classes) < 2:  # nothing to choose between
             return
         vectorizer = DictVectorizer()
-        matrix = vectorizer.fit_transform(rows)
+        matrix = vectorizer.fit_transform([dict.fromkeys(names, 1.0) for names, _ in counts])
         model = LogisticRegression(C=20.0, max_iter=3000)
-        model.fit(matrix, labels)
+        model.fit(matrix, [action for _, action in counts], sample_weight=list(counts.values()))
         self.vocabulary = {name: int(i) for name, i in vectorizer.vocabulary_.items()}
         self.classes = [str(c) for c in model.classes_]
         self.coef = model.coef_.tolist()

@@ -13,34 +13,12 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from bot.cli import main
-
-BOTS_DIR = Path(os.environ.get("KEFU_COMPAT_BOTS") or Path(__file__).parent / "bots")
-
-
-@dataclass(frozen=True)
-class Bot:
-    name: str
-    stories: str  # what `rasa test --stories` is given
-    total: int
-    rasa: int  # stories Rasa 3.6.21 passes (tests/compat/README.md)
-    large: bool = False
-
-
-BOTS = [
-    Bot("formbot", "tests", total=3, rasa=3),
-    Bot("helpdesk-assistant", "tests", total=12, rasa=12),
-    Bot("financial-demo", "tests", total=48, rasa=48),
-    Bot("insurance-demo", "tests", total=6, rasa=6),
-    Bot("retail-demo", "tests", total=9, rasa=9),
-    Bot("carbon-bot", "test_stories/stories.yml", total=7, rasa=6, large=True),
-    Bot("rasa-demo", "tests", total=25, rasa=25, large=True),
-]
+from tests.compat.catalog import BOTS, BOTS_DIR, Bot
 
 
 @pytest.fixture(scope="session")
