@@ -48,7 +48,8 @@ class Agent:
         self.executor = executor or ThreadPoolExecutor(max_workers=2, thread_name_prefix="kefu-nlu")
         self.parser = BatchedParser(model, self.executor)
         self.engine = DialogueEngine(model.domain, model.rules, model.memo, model.config.kefu,
-                                     model.config.effective_thresholds(), actions, handoff, model.faq.entries)
+                                     model.config.effective_thresholds(), actions, handoff, model.faq.entries,
+                                     learned=model.learned)
 
     @property
     def domain(self):

@@ -173,7 +173,8 @@ def cmd_test(args: argparse.Namespace) -> int:
 
     _ensure_model(args)
     return run_tests(model_path=args.model, stories=args.stories, nlu=args.nlu, out=args.out,
-                     fail_on_prediction_errors=args.fail_on_prediction_errors)
+                     fail_on_prediction_errors=args.fail_on_prediction_errors, run_actions=args.run_actions,
+                     e2e=args.e2e)
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -321,6 +322,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-u", "--nlu", type=Path, default=None, help="NLU test data (default: none)")
     p.add_argument("--out", type=Path, default=Path("results"))
     p.add_argument("--fail-on-prediction-errors", action="store_true")
+    p.add_argument("--e2e", action="store_true", help="a wrongly classified user message also fails its story")
+    p.add_argument("--run-actions", action="store_true",
+                   help="talk to the bot turn by turn, running custom actions (in-process or on the action server) "
+                        "instead of replaying the stories' own events")
     p.set_defaults(func=cmd_test)
 
     p = sub.add_parser("evaluate", help="train NLU on one labelled set, score another")

@@ -19,6 +19,7 @@ from typing import Any
 
 from bot import __version__
 from bot.config import Config
+from bot.dialogue.learned import LearnedPolicy
 from bot.dialogue.policies import MemoizationPolicy, RulePolicy
 from bot.formats.domain import Domain, Slot
 from bot.formats.faq_data import FAQEntry, entries_from_retrieval_intents
@@ -43,6 +44,7 @@ class TrainedModel:
     fingerprint: str
     path: Path | None = None
     trained_at: float = 0.0
+    learned: LearnedPolicy | None = None  # when config.yml asks for TEDPolicy
 
 
 def fingerprint_of(project: Project) -> str:
@@ -92,11 +94,24 @@ def faq_entries(project: Project) -> list[FAQEntry]:
 
 
 def domain_for_runtime(domain: Domain) -> Domain:
-    """Rasa adds `requested_slot` when the domain has forms."""
+    """Rasa adds `requested_slot` when the domain has forms; unless the domain declares it, it does not
+    influence the conversation (as in Rasa, so stories need not spell out which question a form asked)."""
     if domain.forms and "requested_slot" not in domain.slots:
         required = sorted({s for f in domain.forms.values() for s in f.required_slots})
-        domain.slots["requested_slot"] = Slot("requested_slot", "categorical", values=required)
+        domain.slots["requested_slot"] = Slot("requested_slot", "categorical", values=required,
+                                              influence_conversation=False)
     return domain
+
+
+def learned_policy(config: Config) -> LearnedPolicy | None:
+    """kefu's learned policy stands in for TEDPolicy when config.yml lists it (Rasa's `max_history`, and
+    RulePolicy's `core_fallback_threshold` as the confidence it needs)."""
+    ted = config.component("TEDPolicy")
+    if ted is None:
+        return None
+    rule = config.component("RulePolicy") or {}
+    history = ted.get("max_history") or config.memo_max_history() or 5
+    return LearnedPolicy(int(history), float(rule.get("core_fallback_threshold", 0.3)))
 
 
 def train(project: Project, out_dir: Path, progress: Callable[[str], None] = print,
@@ -117,9 +132,14 @@ def train(project: Project, out_dir: Path, progress: Callable[[str], None] = pri
         progress(f"indexing {len(entries)} FAQ entries")
         faq = FAQIndex.build(entries, embedder, progress=progress)
     progress(f"learning {len(project.rules)} rules and {len(project.stories)} stories")
-    rules, memo = RulePolicy(), MemoizationPolicy(project.config.memo_max_history() or 5)
+    rules = RulePolicy()
+    memo = MemoizationPolicy(project.config.memo_max_history() or 5,
+                             augmented=project.config.component("AugmentedMemoizationPolicy") is not None)
     rules.train(project.rules, domain)
     memo.train(project.stories, domain)
+    learned = learned_policy(project.config)
+    if learned is not None:
+        learned.train(project.stories, domain)
 
     out_dir.mkdir(parents=True, exist_ok=True)
     name = fixed_name or time.strftime("%Y%m%d-%H%M%S", time.localtime()) + ARCHIVE_SUFFIX
@@ -138,7 +158,8 @@ def train(project: Project, out_dir: Path, progress: Callable[[str], None] = pri
         }
         (root / "metadata.json").write_text(json.dumps(metadata, ensure_ascii=False, indent=1))
         (root / "domain.json").write_text(json.dumps(domain.as_dict(), ensure_ascii=False))
-        (root / "policies.json").write_text(json.dumps({"rules": rules.to_dict(), "memo": memo.to_dict()}))
+        (root / "policies.json").write_text(json.dumps({"rules": rules.to_dict(), "memo": memo.to_dict(),
+                                                            "learned": learned.to_dict() if learned else None}))
         fd, partial = tempfile.mkstemp(prefix=".partial-", suffix=ARCHIVE_SUFFIX, dir=out_dir)
         try:
             with os.fdopen(fd, "wb") as raw, tarfile.open(fileobj=raw, mode="w:gz") as tar:
@@ -189,6 +210,7 @@ def load_model(path: Path) -> TrainedModel:
         fingerprint=metadata["fingerprint"],
         path=path,
         trained_at=metadata.get("trained_at", 0.0),
+        learned=LearnedPolicy.from_dict(policies["learned"]) if policies.get("learned") else None,
     )
 
 

@@ -11,6 +11,7 @@ from bot.config import Config
 from bot.dialogue import events as ev
 from bot.dialogue.engine import DialogueEngine
 from bot.dialogue.policies import MemoizationPolicy, RulePolicy
+from bot.dialogue.states import LISTEN
 from bot.dialogue.tracker import Tracker
 from bot.formats.domain import parse_domain
 from bot.formats.project import load_project
@@ -359,6 +360,146 @@ async def test_kefu_evaluate_measures_the_decision_the_bot_applies(engine, text,
         assert "action_default_fallback" in actions or "action_handoff" in actions
     else:
         assert acted_on == label and "action_default_fallback" not in actions
+
+
+# -- Rasa 3 forms and policies ---------------------------------------------------------------------------------
+
+FORM_DOMAIN = """
+intents: [book, inform, chitchat, greet, affirm]
+entities: [city, date]
+slots:
+  city: {type: text, influence_conversation: false, mappings: [{type: from_entity, entity: city}]}
+  date: {type: text, influence_conversation: false, mappings: [{type: from_entity, entity: date}]}
+forms:
+  trip_form: {required_slots: [city, date]}
+actions: [action_ask_date]
+responses:
+  utter_ask_trip_form_city: [{text: "Which city?"}]
+  utter_ask_city: [{text: "City?"}]
+  utter_ask_date: [{text: "When?"}]
+  utter_chitchat: [{text: "I'm a bot."}]
+  utter_booked: [{text: "Booked {city} on {date}."}]
+"""
+FORM_RULES = """
+- rule: start
+  steps: [{intent: book}, {action: trip_form}, {active_loop: trip_form}]
+- rule: done
+  condition: [{active_loop: trip_form}]
+  steps: [{action: trip_form}, {active_loop: null}, {action: utter_booked}]
+- rule: chitchat
+  steps: [{intent: chitchat}, {action: utter_chitchat}]
+"""
+
+
+class AskingActions:
+    """An action server that knows every action name (as a remote one does) and records what it ran."""
+
+    def __init__(self) -> None:
+        self.ran: list[str] = []
+
+    def knows(self, name: str) -> bool:
+        return True
+
+    async def run(self, name, tracker, domain) -> ActionResult:
+        self.ran.append(name)
+        return ActionResult(responses=[{"text": f"({name})"}])
+
+
+@pytest.fixture
+def trip():
+    domain = domain_for_runtime(parse_domain(load_yaml_text(FORM_DOMAIN), "domain.yml"))
+    rules = RulePolicy()
+    rules.train(parse_stories(load_yaml_text(FORM_RULES), "rules.yml", "rules"), domain)
+    config = Config()
+    actions = AskingActions()
+    engine = DialogueEngine(domain, rules, MemoizationPolicy(5), config.kefu, config.effective_thresholds(), actions)
+    engine.ran = actions.ran
+    return engine
+
+
+async def test_form_asks_with_the_action_the_domain_lists_in_rasas_order(trip):
+    """`utter_ask_<form>_<slot>` before `utter_ask_<slot>`; `action_ask_<slot>` only because the domain lists it —
+    an action server that would answer `action_ask_trip_form_city` is never asked for it."""
+    tracker = Tracker.from_events("t1", [], trip.domain)
+    texts, _ = await say(trip, tracker, "book a trip", parse("book"))
+    assert texts == ["Which city?"]
+    texts, _ = await say(trip, tracker, "Paris", parse("inform", entities=[{"entity": "city", "value": "Paris"}]))
+    assert texts == ["(action_ask_date)"]
+    assert trip.ran == ["action_ask_date"]
+    texts, _ = await say(trip, tracker, "Monday", parse("inform", entities=[{"entity": "date", "value": "Monday"}]))
+    assert texts == ["Booked Paris on Monday."] and tracker.active_loop is None
+
+
+async def test_a_message_the_form_cannot_use_goes_to_the_rules_and_the_form_asks_again(trip):
+    tracker = Tracker.from_events("t2", [], trip.domain)
+    await say(trip, tracker, "book a trip", parse("book"))
+    texts, new = await say(trip, tracker, "who are you?", parse("chitchat"))
+    assert texts == ["I'm a bot.", "Which city?"]
+    assert [e["event"] for e in new].count("action_execution_rejected") == 1
+    assert tracker.active_loop == "trip_form" and tracker.slots["requested_slot"] == "city"
+
+
+def test_ask_action_resolution_follows_rasa():
+    from bot.dialogue.forms import ask_action
+
+    domain = parse_domain(load_yaml_text(FORM_DOMAIN), "domain.yml")
+    form = domain.forms["trip_form"]
+    assert ask_action(form, "city", domain) == "utter_ask_trip_form_city"
+    assert ask_action(form, "date", domain) == "action_ask_date"
+    domain.actions.append("action_ask_trip_form_city")
+    assert ask_action(form, "city", domain) == "action_ask_trip_form_city"
+    assert ask_action(form, "nights", domain) is None
+
+
+def test_form_turns_collapse_so_rules_about_its_end_hold_for_any_length():
+    """Rasa's applied events: the form's happy-path turns vanish from the states, so the state after the form
+    ends is the same whether it asked one question or five."""
+    from bot.dialogue.states import tracker_states
+
+    domain = domain_for_runtime(parse_domain(load_yaml_text(FORM_DOMAIN), "domain.yml"))
+    start = [ev.user("book", parse("book")), ev.action("trip_form"), ev.active_loop("trip_form"), ev.action(LISTEN)]
+    long = [*start, ev.user("Paris", parse("inform")), ev.slot("city", "Paris"), ev.action("trip_form"),
+            ev.action(LISTEN), ev.user("Monday", parse("inform")), ev.slot("date", "Monday"), ev.action("trip_form"),
+            ev.active_loop(None)]
+    short = [ev.user("book", parse("book")), ev.action("trip_form"), ev.active_loop("trip_form"),
+             ev.active_loop(None)]
+    assert tracker_states(long, domain).current() == tracker_states(short, domain).current()
+    assert tracker_states(long, domain).slots["date"] == "Monday"
+
+
+@pytest.mark.parametrize(("config", "domain", "stories", "named"), [
+    ("policies: [{name: UnexpecTEDIntentPolicy}]", "", "", "UnexpecTEDIntentPolicy"),
+    ("policies: [{name: FormPolicy}]", "", "", "removed in Rasa 3"),
+    ("", "", "stories:\n- story: e2e\n  steps:\n  - user: hello\n  - action: utter_greet\n", "end-to-end"),
+    ("", "slots:\n  s: {type: addons.MySlot, mappings: []}\n", "", "custom slot types"),
+])
+def test_rasa_features_kefu_does_not_have_fail_training_by_name(tmp_path, config, domain, stories, named):
+    write(tmp_path, "config.yml", "language: en\n" + config + "\n")
+    write(tmp_path, "domain.yml", "intents: [greet]\nresponses:\n  utter_greet: [{text: hi}]\n" + domain)
+    write(tmp_path, "data/stories.yml", stories or "stories: []\n")
+    with pytest.raises(DataError, match=named):
+        load_project(tmp_path / "config.yml", tmp_path / "domain.yml", [tmp_path / "data"])
+
+
+def test_rasas_own_slot_classes_named_by_path_are_its_plain_slot_types(tmp_path):
+    """`rasa data migrate` writes `type: rasa.shared.core.slots.AnySlot`; Rasa reads it as `any`, so kefu does."""
+    write(tmp_path, "config.yml", "language: en\n")
+    write(tmp_path, "domain.yml", "intents: [greet]\nslots:\n"
+          "  city: {type: rasa.shared.core.slots.AnySlot, mappings: []}\n"
+          "  ok: {type: rasa.shared.core.slots.BooleanSlot, mappings: []}\n")
+    write(tmp_path, "data/stories.yml", "stories: []\n")
+    project = load_project(tmp_path / "config.yml", tmp_path / "domain.yml", [tmp_path / "data"])
+    assert (project.domain.slots["city"].type, project.domain.slots["ok"].type) == ("any", "bool")
+    assert not project.domain.slots["city"].influence_conversation
+
+
+async def test_form_validates_what_the_user_gave_with_the_domains_validation_action(trip):
+    trip.domain.actions.append("validate_trip_form")
+    tracker = Tracker.from_events("t3", [], trip.domain)
+    await say(trip, tracker, "book a trip", parse("book"))
+    texts, _ = await say(trip, tracker, "Paris", parse("inform", entities=[{"entity": "city", "value": "Paris"}]))
+    assert trip.ran == ["validate_trip_form", "action_ask_date"]
+    assert texts == ["(validate_trip_form)", "(action_ask_date)"]
 
 
 # -- asking back instead of guessing ---------------------------------------------------------------------------

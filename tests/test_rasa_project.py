@@ -137,3 +137,11 @@ def test_trained_model_keeps_rasa_fallback_thresholds(trained):
     archive = sorted((trained / "models").glob("*.tar.gz"))[-1]
     thresholds = load_model(archive).config.effective_thresholds()
     assert thresholds.intent == 0.3 and thresholds.ambiguity == 0.05
+
+
+def test_stories_also_pass_talking_to_the_bot_with_its_actions(trained, monkeypatch):
+    """`--run-actions`: the same stories, turn by turn through the running bot and its in-process actions."""
+    monkeypatch.chdir(trained)
+    assert main(["test", "--run-actions", "--fail-on-prediction-errors", "--out", "results-live"]) == 0
+    report = json.loads((trained / "results-live" / "story_report.json").read_text())
+    assert report["passed"] == 4

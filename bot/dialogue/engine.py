@@ -11,11 +11,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from bot.action_runner import ActionError, ActionRunner
+from bot.action_runner import ActionError, ActionResult, ActionRunner
 from bot.config import KefuSettings, Thresholds
 from bot.dialogue import clarify, forms
 from bot.dialogue import events as ev
 from bot.dialogue.defaults import default_text
+from bot.dialogue.ensemble import PolicyEnsemble
 from bot.dialogue.escalation import (
     EXPLICIT_REQUEST,
     NLU_FALLBACK,
@@ -26,11 +27,12 @@ from bot.dialogue.escalation import (
     candidates,
     faq_base,
 )
+from bot.dialogue.learned import LearnedPolicy
 from bot.dialogue.policies import MemoizationPolicy, Prediction, RulePolicy
 from bot.dialogue.responses import render
-from bot.dialogue.states import LISTEN, tracker_states
+from bot.dialogue.states import LISTEN, loop_status
 from bot.dialogue.tracker import Tracker
-from bot.formats.domain import Domain
+from bot.formats.domain import Domain, Form
 from bot.formats.faq_data import FAQEntry
 from bot.language import language_of_message
 
@@ -60,7 +62,6 @@ class _Turn:
     hits: list[dict[str, Any]]
     language: str
     new: list[ev.Event] = field(default_factory=list)
-    rejected_form: str | None = None
     handled: bool = False  # an active form took the message: no fallback needed
     chosen: str | None = None  # the FAQ entry a "do you mean …?" button chose
     rejected_faq_id: str | None = None  # the answer the shopper just said was not what they asked
@@ -74,11 +75,10 @@ class _Turn:
 class DialogueEngine:
     def __init__(self, domain: Domain, rules: RulePolicy, memo: MemoizationPolicy, settings: KefuSettings,
                  thresholds: Thresholds, actions: ActionRunner, handoff: HandoffPort | None = None,
-                 faq_entries: Mapping[str, FAQEntry] | None = None) -> None:
+                 faq_entries: Mapping[str, FAQEntry] | None = None, learned: LearnedPolicy | None = None) -> None:
         self.domain = domain
         self.faq_entries = faq_entries or {}
-        self.rules = rules
-        self.memo = memo
+        self.policies = PolicyEnsemble(domain, rules, memo, learned)
         self.settings = settings
         self.actions = actions
         self.handoff = handoff
@@ -125,31 +125,44 @@ class DialogueEngine:
     # -- policies ---------------------------------------------------------------------------------------------
 
     def _predict(self, turn: _Turn, first: bool) -> Prediction | None:
-        states = tracker_states(turn.tracker.applied_events(), self.domain)
-        sequence = [*states.states, states.current()]
-        prediction = self.rules.predict(sequence, self.domain)
-        if prediction is None and (turn.decision.nlu_confident or not first):
-            prediction = self.memo.predict(sequence)
-        if prediction and prediction.action == turn.rejected_form:
-            return None
-        return prediction
+        """The policies' choice; stories are not asked about a message the classifier is unsure of."""
+        return self.policies.predict(turn.tracker.applied_events(),
+                                     use_stories=turn.decision.nlu_confident or not first)
 
     async def _run_policies(self, turn: _Turn) -> None:
         for step in range(MAX_ACTIONS_PER_TURN):
             if turn.tracker.human_holds:
                 break
-            prediction = self._predict(turn, first=step == 0)
-            if prediction is None:
-                action = self._unhandled(turn) if step == 0 and not turn.handled else LISTEN
-                policy = "FAQPolicy" if action.startswith("utter_") else "FallbackPolicy"
-                prediction = Prediction(action, policy, 1.0)
+            prediction = self._choose(turn, first=step == 0)
             if prediction.action == LISTEN:
-                if turn.rejected_form and turn.tracker.active_loop == turn.rejected_form:
-                    await self._ask_again(turn)
                 turn.add(ev.action(LISTEN, prediction.policy, prediction.confidence))
                 return
             await self._run_action(turn, prediction)
         turn.add(ev.action(LISTEN))
+
+    def _choose(self, turn: _Turn, first: bool) -> Prediction:
+        """The next action: the policies', else kefu's own answer to a message nothing covers."""
+        prediction = self._predict(turn, first)
+        if prediction is None and not first and turn.tracker.active_loop in self.domain.forms:
+            # kefu answered an interruption by itself (FAQ, fallback): back to the form, as after a rule
+            prediction = Prediction(turn.tracker.active_loop, "RulePolicy", 1.0)
+        if prediction is None:
+            action = self._unhandled(turn) if first and not turn.handled else LISTEN
+            policy = "FAQPolicy" if action.startswith("utter_") else "FallbackPolicy"
+            prediction = Prediction(action, policy, 1.0)
+        return prediction
+
+    def next_action(self, tracker: Tracker, first: bool) -> Prediction:
+        """What the bot would do next at this point of a conversation, without doing it (`kefu test` replays
+        a story's own events and compares this with each of its actions)."""
+        if tracker.human_holds:
+            return Prediction(LISTEN, "EscalationPolicy", 1.0)  # a person has the conversation
+        user = next((e for e in reversed(tracker.events) if e.get("event") == "user"), ev.user(""))
+        parse = user.get("parse_data") or {}
+        hits = parse.get("faq") or []
+        decision = self.escalation.decide(user.get("text") or "", parse, hits)
+        turn = _Turn(tracker, decision, hits, parse.get("language") or self.settings.default_language)
+        return self._choose(turn, first)
 
     def _unhandled(self, turn: _Turn) -> str:
         """No rule or story applies: answer from the FAQ, ask to rephrase, or hand over."""
@@ -171,8 +184,7 @@ class DialogueEngine:
         elif name in (FALLBACK_ACTION, clarify.CLARIFY_ACTION):
             await self._fallback(turn, prediction)
         elif name in self.domain.forms:
-            turn.add(ev.action(name, prediction.policy, prediction.confidence))
-            await self._activate_form(turn, name)
+            await self._run_form(turn, name, prediction)
         elif name == "action_restart":
             turn.add(ev.action(name, prediction.policy), ev.restarted())
         elif name == "action_deactivate_loop":
@@ -299,12 +311,21 @@ class DialogueEngine:
         turn.add(*follow)
 
     async def _custom(self, turn: _Turn, name: str, view: Tracker | None = None) -> None:
+        result = await self._call(turn, name, view)
+        if result is not None:
+            self._apply(turn, result)
+
+    async def _call(self, turn: _Turn, name: str, view: Tracker | None = None) -> ActionResult | None:
+        """Run a custom action; None (after telling the shopper something went wrong) when it failed."""
         try:
-            result = await self.actions.run(name, view or turn.tracker, self.domain)
+            return await self.actions.run(name, view or turn.tracker, self.domain)
         except ActionError as exc:
             log.error("%s", exc)
             self._utter(turn, "utter_default")
-            return
+            return None
+
+    def _apply(self, turn: _Turn, result: ActionResult) -> None:
+        """What a custom action said and did, as events."""
         for response in result.responses:
             template = response.get("response") or response.get("template")
             if template:
@@ -320,54 +341,56 @@ class DialogueEngine:
 
     # -- forms ------------------------------------------------------------------------------------------------
 
-    async def _validate(self, turn: _Turn, form: str) -> None:
-        """Run `validate_<form>` on this turn's slot candidates, which Rasa puts at the end of the tracker."""
-        validator = f"validate_{form}"
-        if validator in self.domain.actions or self.actions.knows(validator):
-            candidates = [e for e in turn.tracker.turns_since_listen() if e.get("event") == "slot"]
-            view = Tracker.from_events(turn.tracker.sender_id, turn.tracker.events + candidates, self.domain)
-            await self._custom(turn, validator, view)
+    async def _run_form(self, turn: _Turn, name: str, prediction: Prediction) -> bool:
+        """Rasa's FormAction: activate, validate what the user just gave, ask for the next slot or finish.
+        Returns False when the form rejected its execution (nothing it asked for came), which hands the turn
+        back to the policies."""
+        tracker = turn.tracker
+        form = self.domain.forms[name]
+        if tracker.active_loop != name:
+            turn.add(ev.action(name, prediction.policy, prediction.confidence), ev.active_loop(name))
+            prefilled = forms.prefilled_slots(form, tracker)
+            result = await self._validate(turn, form, prefilled) if prefilled else None
+        elif loop_status(tracker.applied_events())[1] == LISTEN:  # the user just spoke: validate what came
+            candidates = forms.slot_candidates(form, tracker)
+            result = await self._validate(turn, form, candidates)
+            if forms.rejects(form, tracker, candidates, result):
+                turn.add(ev.action_execution_rejected(name))
+                return False
+            turn.add(ev.action(name, prediction.policy, prediction.confidence))
+        else:  # back after an interruption: no new input to validate, ask again
+            result = None
+            turn.add(ev.action(name, prediction.policy, prediction.confidence))
+        if result is not None:
+            self._apply(turn, result)
+        await self._ask_or_finish(turn, form, result)
+        return True
 
-    async def _activate_form(self, turn: _Turn, name: str) -> None:
-        turn.add(ev.active_loop(name))
-        if forms.slots_set_this_turn(turn.tracker) & set(self.domain.forms[name].required_slots):
-            await self._validate(turn, name)
-        await self._ask_or_finish(turn, name)
+    async def _validate(self, turn: _Turn, form: Form, candidates: dict[str, object]) -> ActionResult | None:
+        """Run `validate_<form>` (when the domain lists it, as Rasa) on the slot candidates, which Rasa puts at
+        the end of the tracker; without it the candidates stand as they are."""
+        validator = f"validate_{form.name}"
+        if validator not in self.domain.actions:
+            return None
+        view = Tracker.from_events(turn.tracker.sender_id,
+                                   turn.tracker.events + [ev.slot(k, v) for k, v in candidates.items()], self.domain)
+        return await self._call(turn, validator, view) or ActionResult()
 
     async def _continue_form(self, turn: _Turn) -> None:
         name = turn.tracker.active_loop
-        form = self.domain.forms[name]
-        if not forms.slots_set_this_turn(turn.tracker) & set(form.required_slots):
-            turn.rejected_form = name
-            turn.add(ev.action_execution_rejected(name))
-            return
-        turn.add(ev.action(name, "RulePolicy"))
-        turn.handled = True
-        await self._validate(turn, name)
-        await self._ask_or_finish(turn, name)
+        turn.handled = await self._run_form(turn, name, Prediction(name, "RulePolicy", 1.0))
 
-    async def _ask_or_finish(self, turn: _Turn, name: str) -> None:
-        form = self.domain.forms[name]
-        missing = forms.next_slot(form, turn.tracker)
-        if missing is None:
-            turn.add(ev.slot(forms.REQUESTED_SLOT, None), ev.active_loop(None))
+    async def _ask_or_finish(self, turn: _Turn, form: Form, result: ActionResult | None) -> None:
+        requested = forms.requested_by_validation(result)
+        if requested is forms.NOT_SET:
+            requested = forms.next_slot(form, turn.tracker)
+            turn.add(ev.slot(forms.REQUESTED_SLOT, requested))
+        if requested is None or turn.tracker.active_loop != form.name:
+            if turn.tracker.active_loop == form.name:
+                turn.add(ev.active_loop(None))
             return
-        turn.add(ev.slot(forms.REQUESTED_SLOT, missing))
-        await self._ask(turn, form, missing)
-
-    async def _ask(self, turn: _Turn, form, slot: str) -> None:
-        custom = {n for n in (f"action_ask_{form.name}_{slot}", f"action_ask_{slot}") if self.actions.knows(n)}
-        ask = forms.ask_action(form, slot, self.domain, custom)
-        if ask in custom:
+        ask = forms.ask_action(form, requested, self.domain)
+        if ask and ask.startswith("action_"):
             await self._custom(turn, ask)
         elif ask:
             self._utter(turn, ask)
-
-    async def _ask_again(self, turn: _Turn) -> None:
-        """After an interruption inside a form, repeat the question so the shopper knows what is pending."""
-        name = turn.tracker.active_loop
-        requested = turn.tracker.slots.get(forms.REQUESTED_SLOT)
-        if name and requested:
-            turn.add(ev.action(name, "RulePolicy"))
-            await self._ask(turn, self.domain.forms[name], requested)
-

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from bot.action_runner import ActionResult
 from bot.dialogue import events as ev
 from bot.dialogue.tracker import Tracker
 from bot.formats.domain import Domain, Form
@@ -79,20 +80,44 @@ def extract_slots(domain: Domain, tracker: Tracker, parse: dict[str, Any], text:
     return out
 
 
-def slots_set_this_turn(tracker: Tracker) -> set[str]:
-    return {e["name"] for e in tracker.turns_since_listen() if e.get("event") == "slot"}
+NOT_SET = object()  # validation said nothing about `requested_slot`
+
+
+def prefilled_slots(form: Form, tracker: Tracker) -> dict[str, Any]:
+    """Required slots already set when the form starts: Rasa validates them at activation."""
+    return {s: tracker.slots.get(s) for s in form.required_slots if tracker.slots.get(s) is not None}
+
+
+def slot_candidates(form: Form, tracker: Tracker) -> dict[str, Any]:
+    """The form's slots set since the user last spoke: what this turn gave the form."""
+    return {e["name"]: e.get("value") for e in tracker.turns_since_listen()
+            if e.get("event") == "slot" and e["name"] in form.required_slots}
+
+
+def rejects(form: Form, tracker: Tracker, candidates: dict[str, Any], validation: ActionResult | None) -> bool:
+    """Rasa's ActionExecutionRejection: a slot was asked for, and nothing the form needs came (nor did its
+    validation set one), so the message is something else — a rule, a story or the FAQ should answer it."""
+    events = validation.events if validation else []
+    validated = any(e.get("event") == "slot" and e.get("name") != REQUESTED_SLOT for e in events)
+    manual = any(e.get("event") == "action_execution_rejected" for e in events)
+    return bool(tracker.slots.get(REQUESTED_SLOT)) and not candidates and not validated and not manual
+
+
+def requested_by_validation(validation: ActionResult | None) -> Any:
+    """The `requested_slot` a validation action chose (None: the form is done), or NOT_SET."""
+    for event in reversed(validation.events if validation else []):
+        if event.get("event") == "slot" and event.get("name") == REQUESTED_SLOT:
+            return event.get("value")
+    return NOT_SET
 
 
 def next_slot(form: Form, tracker: Tracker) -> str | None:
     return next((s for s in form.required_slots if tracker.slots.get(s) is None), None)
 
 
-def ask_action(form: Form, slot: str, domain: Domain, custom_actions: set[str]) -> str | None:
-    """`utter_ask_<form>_<slot>`, `utter_ask_<slot>` or `action_ask_<slot>` (Rasa's order)."""
-    for name in (f"action_ask_{form.name}_{slot}", f"action_ask_{slot}"):
-        if name in custom_actions:
-            return name
-    for name in (f"utter_ask_{form.name}_{slot}", f"utter_ask_{slot}"):
-        if name in domain.responses:
-            return name
-    return None
+def ask_action(form: Form, slot: str, domain: Domain) -> str | None:
+    """Rasa's order: `action_ask_<form>_<slot>`, `utter_ask_<form>_<slot>`, `action_ask_<slot>`,
+    `utter_ask_<slot>` — each only when the domain has it."""
+    known = set(domain.action_names)
+    return next((name for name in (f"action_ask_{form.name}_{slot}", f"utter_ask_{form.name}_{slot}",
+                                   f"action_ask_{slot}", f"utter_ask_{slot}") if name in known), None)

@@ -6,7 +6,7 @@ import itertools
 from dataclasses import dataclass
 from typing import Any
 
-from bot.dialogue.states import LISTEN, State, StateBuilder, featurize_slot, state_key
+from bot.dialogue.states import LISTEN, State, StateBuilder, featurize_slot, state_key, story_events, tracker_states
 from bot.formats.domain import Domain
 from bot.formats.stories import ANY_VALUE, Step, Story
 
@@ -18,6 +18,7 @@ class Prediction:
     action: str
     policy: str
     confidence: float
+    general: bool = False  # a rule that does not mention the active loop (RulePolicy hands back to the loop)
 
 
 # -- story expansion ----------------------------------------------------------------------------------------------
@@ -56,24 +57,9 @@ def expand_stories(stories: list[Story]) -> list[list[Step]]:
     return results
 
 
-def simulate(steps: list[Step], domain: Domain, wait_for_user_input: bool = True) -> StateBuilder:
-    """States and actions of one story, with the implicit `action_listen` before each user turn."""
-    builder = StateBuilder(domain)
-    for step in steps:
-        if step.kind == "user":
-            if builder.prev_action not in (None, LISTEN):
-                builder.action(LISTEN)
-            builder.user(step.intent, [e["entity"] for e in step.entities])
-        elif step.kind == "action":
-            builder.action(step.action)
-        elif step.kind == "slot_was_set":
-            for name, value in step.slots.items():
-                builder.slot(name, True if value == ANY_VALUE else value)
-        elif step.kind == "active_loop":
-            builder.loop(step.loop)
-    if wait_for_user_input and builder.prev_action not in (None, LISTEN):
-        builder.action(LISTEN)
-    return builder
+def story_states(steps: list[Step], domain: Domain, wait_for_user_input: bool = True) -> StateBuilder:
+    """States and actions of one story, read exactly as a live conversation's events are."""
+    return tracker_states(story_events(steps, domain, wait_for_user_input), domain)
 
 
 # -- memoisation --------------------------------------------------------------------------------------------------
@@ -93,13 +79,15 @@ class MemoizationPolicy:
 
     name = "MemoizationPolicy"
 
-    def __init__(self, max_history: int = 5, lookup: dict[int, dict[tuple, str]] | None = None) -> None:
+    def __init__(self, max_history: int = 5, lookup: dict[int, dict[tuple, str]] | None = None,
+                 augmented: bool = False) -> None:
         self.max_history = max_history
         self.lookup: dict[int, dict[tuple, str]] = lookup or {}
+        self.augmented = augmented  # AugmentedMemoizationPolicy: also match stories against the recent past alone
 
     def train(self, stories: list[Story], domain: Domain) -> None:
         for steps in expand_stories(stories):
-            builder = simulate(steps, domain)
+            builder = story_states(steps, domain)
             keys = [START, *(state_key(s) for s in builder.states)]
             for i, action in enumerate(builder.actions, start=1):
                 for length in range(2, min(self.max_history, i + 1) + 1):
@@ -119,15 +107,23 @@ class MemoizationPolicy:
                 return Prediction(action, self.name, confidence)
         return None
 
+    def recall_from_start(self, states: list[State]) -> Prediction | None:
+        """The action a story that *began* with `states` takes next (AugmentedMemoizationPolicy's truncated
+        history: the engine passes the states of the conversation's recent past, replayed on their own)."""
+        if len(states) + 1 > self.max_history:
+            return None
+        action = self.lookup.get(len(states) + 1, {}).get((START, *(state_key(s) for s in states)))
+        return Prediction(action, "AugmentedMemoizationPolicy", 1.0) if action and action != _CONFLICT else None
+
     def to_dict(self) -> dict[str, Any]:
-        return {"max_history": self.max_history,
+        return {"max_history": self.max_history, "augmented": self.augmented,
                 "lookup": {str(n): [[list(map(_jsonable, k)), a] for k, a in t.items()]
                            for n, t in self.lookup.items()}}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> MemoizationPolicy:
         lookup = {int(n): {_key_from_json(k): a for k, a in rows} for n, rows in data["lookup"].items()}
-        return cls(data["max_history"], lookup)
+        return cls(data["max_history"], lookup, bool(data.get("augmented")))
 
 
 START = ("__start__", (), None, None, ())  # the state before a conversation's (or a story's) first one
@@ -163,7 +159,6 @@ def _compile_rule(rule: Story) -> list[tuple[list[dict[str, Any]], str]]:
     patterns: list[dict[str, Any]] = []
     out: list[tuple[list[dict[str, Any]], str]] = []
     started = False
-    activated: str | None = None  # a loop this rule starts
 
     def push_action(action: str) -> None:
         out.append(([*patterns, _copy(current)], action))
@@ -185,21 +180,15 @@ def _compile_rule(rule: Story) -> list[tuple[list[dict[str, Any]], str]]:
         elif step.kind == "action":
             if started:
                 push_action(step.action)
+                patterns.append(_copy(current))
             # else: a rule that starts with an action ("- action: utter_did_that_help", the form that just
-            # finished) applies after that action: it is history to match, not something to predict
-            patterns.append(_copy(current))
+            # finished) applies after that action: it is history to match, not something to predict, and
+            # what came before it does not matter (Rasa's rule snippet `...`)
             started = True
             current = {**_copy(current), "prev_action": step.action}
         elif step.kind == "slot_was_set":
             current["slots"] = {**current.get("slots", {}), **step.slots}
         elif step.kind == "active_loop":
-            if step.loop and patterns and current.get("prev_action") == step.loop:
-                patterns[-1]["active_loop"] = step.loop  # as StateBuilder.loop does for conversations
-                activated = step.loop
-            elif step.loop is None and activated:
-                # the loop ran for any number of turns: what follows depends only on its end
-                patterns = [{"active_loop": activated}]
-                current = {"prev_action": activated, "slots": current.get("slots", {})}
             current["active_loop"] = step.loop
     if rule.wait_for_user_input and current.get("prev_action") not in (None, LISTEN):
         push_action(LISTEN)
@@ -247,7 +236,7 @@ class RulePolicy:
                     self.rules.append((patterns, action, rule.conversation_start))
 
     def predict(self, states: list[State], domain: Domain) -> Prediction | None:
-        best: tuple[tuple[int, int], str] | None = None
+        best: tuple[tuple[int, int], str, bool] | None = None
         for patterns, action, conversation_start in self.rules:
             n = len(patterns)
             if n > len(states) or (conversation_start and n != len(states)):
@@ -255,8 +244,8 @@ class RulePolicy:
             if all(_matches(p, s, domain) for p, s in zip(patterns, states[-n:], strict=True)):
                 specificity = (n, sum(len(p) + len(p.get("slots", {})) for p in patterns))
                 if best is None or specificity > best[0]:
-                    best = (specificity, action)
-        return Prediction(best[1], self.name, 1.0) if best else None
+                    best = (specificity, action, not patterns[-1].get("active_loop"))
+        return Prediction(best[1], self.name, 1.0, general=best[2]) if best else None
 
     def to_dict(self) -> dict[str, Any]:
         return {"rules": [[[_pattern_json(p) for p in pats], a, c] for pats, a, c in self.rules]}

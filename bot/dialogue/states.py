@@ -1,8 +1,12 @@
-"""Dialogue states: what the policies see before each action (Rasa's state featurisation, simplified).
+"""Dialogue states: what the policies see before each action (Rasa 3's state featurisation).
 
 A state is a mapping of features: the latest intent and entity names, the previous action, the active loop
-and the featurised values of slots that influence the conversation. Trackers and training stories are both
-turned into sequences of states, so rules and memorised stories can be matched against live conversations.
+and the featurised values of slots that influence the conversation. Live trackers and training stories are
+both turned into events first and then into the same sequences of states (`tracker_states`), so rules,
+memorised stories and the learned policy see a conversation exactly as they saw the stories.
+
+As in Rasa, the happy-path turns of an active form collapse (`collapse_loop_turns`): a form that asks five
+questions looks like one that asked one, so stories and rules about a form do not depend on its length.
 """
 
 from __future__ import annotations
@@ -11,10 +15,12 @@ from typing import Any
 
 from bot.dialogue import events as ev
 from bot.formats.domain import Domain, Slot
+from bot.formats.stories import ANY_VALUE, Step
 
 State = dict[str, Any]
 LISTEN = "action_listen"
 SKIPPED_ACTIONS = {"action_session_start", "action_extract_slots"}
+REJECTED = "action_execution_rejected"
 # After these the bot takes the conversation back from the human side: it starts over, keeping the slots, so what
 # was said before the handoff ("yes" to an offer of a person) does not decide what a "yes" now means.
 BOT_RESUMES = {ev.HANDOFF_ENDED, ev.HANDOFF_CANCELLED, ev.TICKET_CREATED}
@@ -22,7 +28,7 @@ BOT_RESUMES = {ev.HANDOFF_ENDED, ev.HANDOFF_CANCELLED, ev.TICKET_CREATED}
 
 def featurize_slot(slot: Slot, value: Any) -> Any:
     """What a policy may distinguish about a slot value (set or not, or the category)."""
-    if value is None:
+    if value is None or (slot.type == "list" and not value):
         return None
     if slot.type == "bool":
         return bool(value)
@@ -52,7 +58,7 @@ def state_key(state: State) -> tuple:
 
 
 class StateBuilder:
-    """Accumulates events (or story steps) into the state sequence seen before each action."""
+    """Accumulates events into the state sequence seen before each action."""
 
     def __init__(self, domain: Domain) -> None:
         self.domain = domain
@@ -89,10 +95,6 @@ class StateBuilder:
         self.slots[name] = value
 
     def loop(self, name: str | None) -> None:
-        if name and self.actions and self.actions[-1] == name and self.prev_action == name:
-            # the form just ran: count the loop as active for that step, so rules that follow a finished
-            # loop ("condition: active_loop: F … active_loop: null") match a form completed in one go
-            self.states[-1]["active_loop"] = name
         self.active_loop = name
 
     def reset(self) -> None:
@@ -105,11 +107,53 @@ class StateBuilder:
         self.slots = slots
 
 
+def _loop_ran_before(loop: str, done: list[ev.Event]) -> bool:
+    """True when `loop` already ran in this stretch of its happy path (Rasa's
+    `_first_loop_execution_or_unhappy_path`, negated)."""
+    next_action: str | None = None
+    for event in reversed(done):
+        kind = event.get("event")
+        if kind == "active_loop" and event.get("name") is None:
+            return False
+        if kind == REJECTED and event.get("name") == loop:
+            return False
+        if kind == "user" and next_action is not None and next_action != loop:
+            return False  # something else answered the user: an unhappy path
+        if kind == "action":
+            if event.get("name") == loop:
+                return True
+            next_action = event.get("name")
+    return False
+
+
+def collapse_loop_turns(events: list[ev.Event]) -> list[ev.Event]:
+    """Drop the turns between two runs of a form on its happy path (Rasa's `applied_events`), keeping the
+    slots they set: the policies see the form's first run and what happened when it ended."""
+    loops = {e.get("name") for e in events if e.get("event") == "active_loop" and e.get("name")}
+    done: list[ev.Event] = []
+    for event in events:
+        name = event.get("name")
+        if event.get("event") == "action" and name in loops and _loop_ran_before(name, done):
+            kept: list[ev.Event] = []
+            while done and not (done[-1].get("event") == "action" and done[-1].get("name") == name):
+                last = done.pop()
+                if last.get("event") not in ("action", "user"):
+                    kept.append(last)
+            done.extend(reversed(kept))
+            continue
+        done.append(event)
+    return done
+
+
 def tracker_states(events: list[dict[str, Any]], domain: Domain) -> StateBuilder:
     """Replay a conversation's events (since its last session start, or since the bot took it back from a
     person) into states."""
     builder = StateBuilder(domain)
-    for event in events:
+    start = 0
+    for i, event in enumerate(events):
+        if event.get("event") in ("session_started", "restart"):
+            start = i
+    for event in collapse_loop_turns(events[start:]):
         kind = event.get("event")
         if kind in ("session_started", "restart"):
             builder.reset()
@@ -117,7 +161,8 @@ def tracker_states(events: list[dict[str, Any]], domain: Domain) -> StateBuilder
             builder.start_over()
         elif kind == "user":
             parse = event.get("parse_data") or {}
-            builder.user((parse.get("intent") or {}).get("name"), [e["entity"] for e in parse.get("entities") or []])
+            intent = (parse.get("intent") or {}).get("name")
+            builder.user(intent, domain.featurized_entities(intent, entity_labels(parse.get("entities") or [])))
         elif kind == "action":
             name = event.get("name")
             if name == LISTEN and builder.prev_action in (None, LISTEN):
@@ -128,3 +173,91 @@ def tracker_states(events: list[dict[str, Any]], domain: Domain) -> StateBuilder
         elif kind == "active_loop":
             builder.loop(event.get("name"))
     return builder
+
+
+def entity_labels(entities: list[dict[str, Any]]) -> list[str]:
+    """Entity names as Rasa featurises them: the name, and name#role / name#group when given."""
+    labels = [e["entity"] for e in entities if "entity" in e]
+    labels += [f"{e['entity']}#{e[k]}" for k in ("role", "group") for e in entities if "entity" in e and e.get(k)]
+    return labels
+
+
+def loop_status(events: list[dict[str, Any]]) -> tuple[str | None, str | None, bool]:
+    """(active loop, latest action, whether the loop was rejected since it last ran), as Rasa's tracker
+    keeps them: a rejection lasts until the loop runs again."""
+    loop: str | None = None
+    latest: str | None = None
+    rejected = False
+    for event in events:
+        kind = event.get("event")
+        if kind in ("session_started", "restart"):
+            loop, latest, rejected = None, None, False
+        elif kind == "active_loop":
+            loop, rejected = event.get("name"), False
+        elif kind == REJECTED and event.get("name") == loop:
+            rejected = True
+        elif kind == "action" and event.get("name") not in SKIPPED_ACTIONS:
+            latest = event.get("name")
+            if latest == loop:
+                rejected = False
+    return loop, latest, rejected
+
+
+# -- stories as events ----------------------------------------------------------------------------------------
+
+def user_event(step: Step) -> ev.Event:
+    """A story's user turn as the event a tracker would hold (the story's own intent and entities)."""
+    intent = step.intent or ""
+    parse = {"intent": {"name": intent.split("/")[0], "confidence": 1.0}, "entities": list(step.entities)}
+    if "/" in intent:
+        parse["full_retrieval_intent"] = intent
+    event = ev.user(step.text or (f"/{intent}" if intent else ""), parse)
+    return event
+
+
+def entity_slots(domain: Domain, entities: list[dict[str, Any]]) -> list[ev.Event]:
+    """Slots a story's entities set by themselves (Rasa's `slots_for_entities`: `from_entity` mappings that do
+    not depend on an active form)."""
+    out = []
+    for name, slot in domain.slots.items():
+        for mapping in slot.mappings:
+            conditions = mapping.get("conditions") or []
+            if mapping.get("type") != "from_entity" or (conditions and conditions[0].get("active_loop")):
+                continue
+            values = [e.get("value") for e in entities if e.get("entity") == mapping.get("entity") and "value" in e
+                      and all(mapping.get(k) in (None, e.get(k)) for k in ("role", "group"))]
+            if values:
+                out.append(ev.slot(name, values if slot.type == "list" else values[-1]))
+                break
+    return out
+
+
+def story_events(steps: list[Step], domain: Domain, final_listen: bool = True,
+                 sources: list[Step] | None = None) -> list[ev.Event]:
+    """A story's steps as tracker events, with the `action_listen` before each user turn and (unless the
+    story says not to wait) at its end, as Rasa's `explicit_events`. `sources`, when given, receives the step
+    each event comes from."""
+    events: list[ev.Event] = []
+    origin: list[Step] = [] if sources is None else sources
+
+    def add(step: Step, *new: ev.Event) -> None:
+        events.extend(new)
+        origin.extend(step for _ in new)
+
+    def listen(step: Step) -> None:
+        if not events or events[-1].get("event") != "action" or events[-1].get("name") != LISTEN:
+            add(step, ev.action(LISTEN))
+
+    for step in steps:
+        if step.kind == "user":
+            listen(step)
+            add(step, user_event(step), *entity_slots(domain, step.entities))
+        elif step.kind == "action":
+            add(step, ev.action(step.action or ""))
+        elif step.kind == "slot_was_set":
+            add(step, *(ev.slot(name, True if value == ANY_VALUE else value) for name, value in step.slots.items()))
+        elif step.kind == "active_loop":
+            add(step, ev.active_loop(step.loop))
+    if final_listen and events:
+        listen(steps[-1])
+    return events

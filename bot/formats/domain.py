@@ -25,6 +25,10 @@ DEFAULT_ACTIONS = [
 ]
 DEFAULT_INTENTS = ["restart", "back", "out_of_scope", "session_start", "nlu_fallback"]
 SLOT_TYPES = {"text", "bool", "categorical", "float", "list", "any"}
+# Rasa also resolves a slot type by its class path; these are its own slot classes, so their plain types.
+RASA_SLOT_CLASSES = {f"rasa.shared.core.slots.{cls}": name for cls, name in [
+    ("TextSlot", "text"), ("BooleanSlot", "bool"), ("CategoricalSlot", "categorical"), ("FloatSlot", "float"),
+    ("ListSlot", "list"), ("AnySlot", "any")]}
 
 
 @dataclass
@@ -65,6 +69,8 @@ class Domain:
     actions: list[str] = field(default_factory=list)
     forms: dict[str, Form] = field(default_factory=dict)
     session_config: dict[str, Any] = field(default_factory=dict)
+    # intents whose `use_entities` / `ignore_entities` limit the entities the policies see: intent -> entities
+    intent_entities: dict[str, list[str]] = field(default_factory=dict)
     # where each name was declared, for error messages: name -> "file:line"
     sources: dict[str, str] = field(default_factory=dict)
 
@@ -74,12 +80,20 @@ class Domain:
         names = DEFAULT_ACTIONS + list(self.responses) + self.actions + list(self.forms)
         return list(dict.fromkeys(names))
 
+    def featurized_entities(self, intent: str | None, names: list[str]) -> list[str]:
+        """The entity labels the policies see after `intent` (Rasa: the domain's entities, less what the intent's
+        `use_entities` / `ignore_entities` leave out)."""
+        wanted = self.intent_entities.get(intent or "")
+        return [n for n in names if (n.split("#")[0] in self.entities or not self.entities)
+                and (wanted is None or n in wanted or n.split("#")[0] in wanted)]
+
     @property
     def all_intents(self) -> list[str]:
         return list(dict.fromkeys(self.intents + DEFAULT_INTENTS))
 
     def merge(self, other: Domain) -> None:
         self.intents = list(dict.fromkeys(self.intents + other.intents))
+        self.intent_entities.update(other.intent_entities)
         self.entities = list(dict.fromkeys(self.entities + other.entities))
         self.slots.update(other.slots)
         self.responses.update(other.responses)
@@ -93,7 +107,8 @@ class Domain:
         """Rasa's domain JSON (what an action server receives)."""
         return {
             "version": "3.1",
-            "intents": self.intents,
+            "intents": [{i: {"use_entities": self.intent_entities[i]}} if i in self.intent_entities else i
+                        for i in self.intents],
             "entities": self.entities,
             "slots": {
                 name: {
@@ -134,6 +149,21 @@ def _names(items: Any, key: str, path: str) -> tuple[list[str], dict[str, str]]:
     return names, sources
 
 
+def _intent_entities(items: Any, entities: list[str]) -> dict[str, list[str]]:
+    """`- intent: {use_entities: [...] | true | false, ignore_entities: [...]}` → the entities it keeps."""
+    out: dict[str, list[str]] = {}
+    for item in items if isinstance(items, list) else []:
+        if not isinstance(item, dict) or not item or not isinstance(next(iter(item.values())), dict):
+            continue
+        name, spec = next(iter(item.items()))
+        use = spec.get("use_entities", True)
+        kept = list(entities) if use is True else [] if not use else [str(e) for e in use]
+        ignored = {str(e) for e in spec.get("ignore_entities") or []}
+        if use is not True or ignored:
+            out[str(name)] = [e for e in kept if e not in ignored]
+    return out
+
+
 def _parse_response(name: str, variations: Any, path: str) -> list[dict[str, Any]]:
     if not isinstance(variations, list) or not variations:
         raise DataError(
@@ -158,6 +188,7 @@ def parse_domain(data: Any, path: str) -> Domain:
     domain = Domain()
     domain.intents, intent_src = _names(data.get("intents"), "intents", path)
     domain.entities, entity_src = _names(data.get("entities"), "entities", path)
+    domain.intent_entities = _intent_entities(data.get("intents"), domain.entities)
     domain.actions, action_src = _names(data.get("actions"), "actions", path)
     domain.sources.update(intent_src | entity_src | action_src)
 
@@ -167,6 +198,7 @@ def parse_domain(data: Any, path: str) -> Domain:
     for name, spec in slots.items():
         spec = spec or {}
         slot_type = str(spec.get("type", "any"))
+        slot_type = RASA_SLOT_CLASSES.get(slot_type, slot_type)
         if slot_type not in SLOT_TYPES and "." not in slot_type:
             raise DataError(
                 f"slot {name!r} has unknown type {slot_type!r} (use one of {sorted(SLOT_TYPES)})", path, line_of(spec)

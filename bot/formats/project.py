@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -12,6 +13,8 @@ from bot.formats.faq_data import FAQEntry, parse_faq
 from bot.formats.nlu_data import NLUData, parse_nlu
 from bot.formats.stories import Step, Story, parse_stories
 from bot.formats.yaml_io import DataError, line_of, load_yaml
+
+log = logging.getLogger(__name__)
 
 YAML_SUFFIXES = {".yml", ".yaml"}
 DATA_KEYS = {"version", "nlu", "rules", "stories", "responses", "faq"}
@@ -100,17 +103,44 @@ def _iter_steps(steps: list[Step]):
             yield step
 
 
+SUPPORTED_POLICIES = {"RulePolicy", "MemoizationPolicy", "AugmentedMemoizationPolicy", "TEDPolicy"}
+REMOVED_POLICIES = {"FormPolicy", "MappingPolicy", "FallbackPolicy", "TwoStageFallbackPolicy"}  # Rasa 2 only
+
+
+def refuse_unsupported(project: Project) -> None:
+    """Rasa features kefu does not implement fail training with their name, rather than predict wrongly later."""
+    for policy in project.config.policies or []:
+        name = str(policy.get("name")) if isinstance(policy, dict) else str(policy)
+        if name in REMOVED_POLICIES:
+            raise DataError(f"policy {name!r} was removed in Rasa 3 (RulePolicy does its work); kefu follows Rasa 3",
+                            "config.yml")
+        if name not in SUPPORTED_POLICIES:
+            supported = ", ".join(sorted(SUPPORTED_POLICIES))
+            raise DataError(f"policy {name!r} is not supported by kefu (it runs {supported}; TEDPolicy is stood in "
+                            "for by kefu's learned policy)", "config.yml")
+    for story in project.stories:
+        path, _, _ = story.source.rpartition(":")
+        for step in _iter_steps(story.steps):
+            if step.kind == "bot" or (step.kind == "user" and not step.intent):
+                raise DataError(f"story {story.name!r}: end-to-end training stories (a user text without an intent, "
+                                "or a bot: text) are not supported by kefu; give each user step its intent",
+                                path, step.line)
+    for slot in project.domain.slots.values():
+        if "." in slot.type:
+            raise DataError(f"slot {slot.name!r}: custom slot types ({slot.type}) are not supported by kefu; use one "
+                            "of text, bool, categorical, float, list, any",
+                            *_source(project.domain, f"slots:{slot.name}"))
+
+
 def validate(project: Project) -> None:
     """Cross-file checks that Rasa users know from `rasa data validate`; the first problem is raised."""
+    refuse_unsupported(project)
     domain = project.domain
     intents = set(domain.all_intents) | ({"faq"} if project.faq else set())
     actions = set(domain.action_names)
-    for example in project.nlu.examples:
-        if domain.intents and example.base_intent not in intents:
-            raise DataError(
-                f"intent {example.base_intent!r} has NLU examples but is not listed under 'intents' in the domain",
-                *example.source.rsplit(":", 1) if ":" in example.source else (example.source,),
-            )
+    unlisted = sorted({e.base_intent for e in project.nlu.examples} - intents) if domain.intents else []
+    if unlisted:  # Rasa trains on them and warns; so do we
+        log.warning("intents with NLU examples but not under 'intents' in the domain: %s", ", ".join(unlisted))
     for story in project.rules + project.stories:
         path, _, _ = story.source.rpartition(":")
         for step in _iter_steps(story.condition + story.steps):
