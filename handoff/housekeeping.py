@@ -15,6 +15,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from bot import tasks
 from bot.stores import LockTimeout, TrackerStore
 from handoff import routing
 from handoff.queue import HandoffQueue
@@ -25,7 +26,6 @@ from handoff.settings import HandoffSettings
 log = logging.getLogger(__name__)
 
 BACKGROUND_LOCK_TIMEOUT_S = 3.0
-STOP_TIMEOUT_S = 5.0
 
 
 class Housekeeper:
@@ -50,8 +50,7 @@ class Housekeeper:
         if self._task is not None:
             self._stopping = True
             self.wake.set()
-            self._task.cancel()
-            await asyncio.wait({self._task}, timeout=STOP_TIMEOUT_S)
+            await tasks.stop(self._task)
             self._task = None
 
     async def _run(self) -> None:

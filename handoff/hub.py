@@ -13,6 +13,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
+from bot import tasks
 from bot.dialogue import events as ev
 from bot.stores import EventBus
 from handoff.agents import AgentAccount
@@ -51,10 +52,8 @@ class ConsoleHub:
                 await self._ready.wait()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.wait({self._task}, timeout=5)
-            self._task = None
+        await tasks.stop(self._task)
+        self._task = None
 
     def join(self, account: AgentAccount) -> ConsoleClient:
         client = ConsoleClient(account)

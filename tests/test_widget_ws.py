@@ -365,7 +365,8 @@ async def test_s9_talk_to_a_person_and_every_handoff_state_reach_the_panel(clien
     assert typing == {"type": "typing", "role": "agent", "state": "on", "agent": {"name": "Li"}}
     assert messages(live, "agent")[0]["agent"] == {"name": "Li"}
     state = (await new_session(client, session["token"]))["state"]
-    assert state == {"handoff": "unavailable", "agent": None, "csat_pending": False}
+    assert state == {"handoff": "unavailable", "agent": None, "csat_pending": False,
+                     "details": {"reason": "closed", "next_open": "2026-11-26T09:00:00+08:00"}}
     await ws.close()
 
 

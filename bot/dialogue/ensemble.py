@@ -57,7 +57,6 @@ class PolicyEnsemble:
             prediction = self.learned.predict(sequence)
         return prediction
 
-
     def _recall_recent_past(self, events: list[dict[str, Any]]) -> Prediction | None:
         """Rasa's AugmentedMemoizationPolicy: forget the history up to one action after another (slots
         included, as Rasa's truncated tracker does) until what is left is how some story began."""

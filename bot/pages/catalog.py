@@ -17,6 +17,7 @@ from bot.pages.texts import category_label
 MIN_SEARCH_SCORE = 0.3  # calibrated FAQ scores: below this the index is guessing
 MIN_SUGGEST_SCORE = 0.5
 
+
 @dataclass(frozen=True)
 class Article:
     id: str
@@ -74,11 +75,13 @@ class FaqCatalog:
     async def suggest(self, agent: Agent, text: str, language: str, counts: dict[str, int],
                       k: int = 5) -> list[Article]:
         """Questions to offer while the shopper types: the FAQ index's confident matches, best first, then
-        entries with a phrasing that contains what was typed (so "ret" already offers returns), most asked first."""
-        hits = await agent.search_faq(text, language, k)
-        ids = [h["id"] for h in hits if h["score"] >= MIN_SUGGEST_SCORE and h["id"] in self.entries]
+        entries with a phrasing that contains what was typed (so "ret" already offers returns), the ones the
+        index finds closer first, then the most asked: "ship" offers shipping costs before gift wrap."""
+        hits = await agent.search_faq(text, language, 4 * k)
+        score = {h["id"]: h["score"] for h in hits}
+        ids = [h["id"] for h in hits if h["score"] >= MIN_SUGGEST_SCORE and h["id"] in self.entries][:k]
         if len(ids) < k:
-            ids += sorted(self.phrase_matches(text, language), key=lambda i: (-counts.get(i, 0), self._order[i]))
+            ids += sorted(self.phrase_matches(text, language),
+                          key=lambda i: (-score.get(i, 0.0), -counts.get(i, 0), self._order[i]))
         unique = list(dict.fromkeys(ids))[:k]
         return [a for a in (self.article(i, language, counts) for i in unique) if a]
-

@@ -13,6 +13,7 @@ import logging
 import time
 from collections.abc import AsyncIterator
 
+from bot import tasks
 from bot.stores import Stores, Subscription
 
 log = logging.getLogger(__name__)
@@ -35,8 +36,8 @@ class FaqPopularity:
             try:
                 yield
             finally:
-                task.cancel()
-                await asyncio.gather(task, return_exceptions=True)
+                await subscription.aclose()  # ends the loop even if the cancellation is lost in a store call
+                await tasks.stop(task)
 
     async def _count(self, subscription: Subscription) -> None:
         while not subscription.closed:

@@ -32,6 +32,7 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from bot import tasks
 from bot.stores.base import (
     Event,
     FanOut,
@@ -185,12 +186,8 @@ class RedisEventBus:
 
     async def close(self) -> None:
         self._fanout.close()
-        if self._task is not None:
-            self._task.cancel()
-            # bounded: a pub/sub connection closed mid-read can keep the listener from finishing its cancellation,
-            # and a worker's shutdown must never hang on it
-            await asyncio.wait({self._task}, timeout=CLOSE_TIMEOUT_S)
-            self._task = None
+        await tasks.stop(self._task, CLOSE_TIMEOUT_S)
+        self._task = None
 
 
 class RedisTrackerStore:

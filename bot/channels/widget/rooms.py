@@ -9,10 +9,10 @@ shopper on different workers are all served. When the bus says it lost events (R
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from typing import Protocol
 
+from bot import tasks
 from bot.dialogue import events as ev
 from bot.stores import EventBus
 
@@ -56,11 +56,8 @@ class Rooms:
         waiter.cancel()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await tasks.stop(self._task)
+        self._task = None
 
     async def _run(self) -> None:
         async with self.bus.subscribe() as subscription:

@@ -736,7 +736,11 @@ async function start() {
     await api("POST", "/api/agent/logout").catch(() => {});
     location.href = "/console/login";
   });
-  document.addEventListener("click", (e) => { if (!e.target.closest(".transfer")) closeTransferMenu(); });
+  // composedPath, not target.closest: choosing a colleague replaces the clicked button by the confirmation,
+  // and a detached target has no ancestors left to say the click was inside the menu
+  document.addEventListener("click", (e) => {
+    if (!e.composedPath().some((node) => node.classList?.contains("transfer"))) closeTransferMenu();
+  });
   document.addEventListener("keydown", (e) => { if (e.key === "Escape") closeTransferMenu(); });
   $("mode-reply").addEventListener("click", () => { state.noteMode = false; renderComposer(); });
   $("mode-note").addEventListener("click", () => { state.noteMode = true; $("canned").hidden = true; renderComposer(); });

@@ -1,0 +1,43 @@
+"""A worker's shutdown finishes even when a background task loses its cancellation."""
+
+import asyncio
+import logging
+import time
+
+from bot import tasks
+
+
+async def test_a_task_that_swallows_its_cancellation_does_not_hang_the_shutdown(caplog):
+    released = asyncio.Event()
+
+    async def stubborn() -> None:  # as a client library that shields its teardown and drops the CancelledError
+        while not released.is_set():
+            try:
+                await released.wait()
+            except asyncio.CancelledError:
+                pass
+
+    task = asyncio.get_running_loop().create_task(stubborn(), name="kefu-stubborn")
+    await asyncio.sleep(0)
+    started = time.monotonic()
+    with caplog.at_level(logging.WARNING, logger="bot.tasks"):
+        await tasks.stop(task, timeout_s=0.3)
+    assert time.monotonic() - started < 2
+    assert "kefu-stubborn did not stop" in caplog.text
+    released.set()  # (the test's own loop must not keep it)
+    await task
+
+
+async def test_a_task_that_stops_is_waited_for():
+    finished = asyncio.Event()
+
+    async def polite() -> None:
+        try:
+            await asyncio.sleep(3600)
+        finally:
+            finished.set()
+
+    task = asyncio.get_running_loop().create_task(polite())
+    await asyncio.sleep(0)
+    await tasks.stop(task)
+    assert finished.is_set() and task.cancelled()
