@@ -11,6 +11,7 @@ colons included, can make two keys collide):
     {p}msgid:{key}        dedupe marker (SET NX PX)
     {p}kv:{key}           JSON document;  {p}kv-index: sorted set of document keys (prefix scans)
     {p}zset:{name}        sorted sets for queues
+    {p}counter:{name}     integer counter (INCR)
     {p}events             pub/sub channel: {"conversation_id": ..., "event": {...}}
 
 The multi-key scripts assume one Redis (or a primary with replicas), not Redis Cluster.
@@ -365,6 +366,9 @@ class RedisKeyValue:
             key,
         ]
         return bool(await self._cas_script(keys=[self._key(key), self._index], args=args))
+
+    async def incr(self, counter: str) -> int:
+        return int(await self._r.incr(f"{self._p}counter:{counter}"))
 
     async def zadd(self, name: str, member: str, score: float) -> None:
         await self._r.zadd(f"{self._p}zset:{name}", {member: float(score)})
