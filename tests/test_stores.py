@@ -385,6 +385,27 @@ async def test_redis_bus_resubscribes_after_losing_its_connection(redis_url: str
 # -- persistence ---------------------------------------------------------------------------------------------
 
 
+@pytest.mark.redis
+async def test_redis_work_beyond_the_pool_waits_for_a_connection_instead_of_failing(redis_url: str,
+                                                                                     tmp_path: Path) -> None:
+    """200 shoppers at once on a pool of 4 connections: each waits its turn; none gets an error."""
+    stores = create_stores(f"{redis_url}?max_connections=4", tmp_path / "unused.db",
+                           redis_prefix=f"test-{uuid4().hex[:12]}:")
+
+    async def turn(i: int) -> int:
+        async with stores.trackers.lock(f"shopper-{i}"):
+            await stores.trackers.append(f"shopper-{i}", [ev.user("hello")])
+            return await stores.kv.incr("tickets")
+
+    try:
+        async with asyncio.timeout(60):
+            numbers = await asyncio.gather(*(turn(i) for i in range(200)))
+        assert sorted(numbers) == list(range(1, 201))
+        assert len(await stores.trackers.conversations(limit=500)) == 200
+    finally:
+        await stores.close()
+
+
 async def test_everything_survives_a_restart(backend: Backend) -> None:
     first = backend.open()
     stored = await first.trackers.append("c", [ev.user("退货怎么办?", input_channel="wechat"), ev.bot("...")])

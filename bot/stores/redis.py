@@ -100,11 +100,20 @@ return 1
 """
 
 
+# Per worker. A busy moment waits up to POOL_TIMEOUT_S for a free connection instead of failing the message
+# (redis-py's default pool raises MaxConnectionsError at its cap); the URL's query overrides either:
+# redis://host:6379/0?max_connections=200&timeout=5
+POOL_MAX_CONNECTIONS = 100
+POOL_TIMEOUT_S = 10.0
+
+
 class _Client:
     """The connection pool shared by the tracker store, key/value store and bus; closed once."""
 
     def __init__(self, url: str) -> None:
-        self.redis: aioredis.Redis = aioredis.Redis.from_url(url, decode_responses=True)
+        pool = aioredis.BlockingConnectionPool.from_url(
+            url, decode_responses=True, max_connections=POOL_MAX_CONNECTIONS, timeout=POOL_TIMEOUT_S)
+        self.redis: aioredis.Redis = aioredis.Redis.from_pool(pool)  # closes the pool with the client
         self._closed = False
 
     async def close(self) -> None:
