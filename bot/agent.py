@@ -25,6 +25,12 @@ from bot.stores import Stores
 
 log = logging.getLogger(__name__)
 
+
+class TurnFailed(RuntimeError):
+    """Raised by the handoff side when a turn must fail as a whole, nothing stored, rather than go on to the bot:
+    a shopper's message that could not be made a ticket. The channel reports the error and may send it again."""
+
+
 MAX_TEXT_CHARS = 5000
 
 
@@ -134,6 +140,8 @@ class Agent:
         if shopper_message is not None:
             try:
                 return await shopper_message(tracker, user_event)
+            except TurnFailed:
+                raise
             except Exception:  # the human side failing must not lose the message
                 log.exception("handoff failed to take a message of %s", tracker.sender_id)
         return [user_event] if tracker.human_holds else None

@@ -18,6 +18,7 @@ import logging
 import time
 from collections.abc import Callable
 
+from bot.agent import TurnFailed
 from bot.dialogue import events as ev
 from bot.dialogue.escalation import is_explicit_human_request
 from bot.dialogue.tracker import Tracker
@@ -115,7 +116,11 @@ class ShopperTurn:
             return shopper.message_request(language, reason)
         meta = await self.trackers.get_meta(tracker.sender_id)
         channel = str(meta.get("channel") or tracker.latest_input_channel or "")
-        ticket = await self.tickets.create(tracker.sender_id, given, language, channel, reason)
+        try:
+            ticket = await self.tickets.create(tracker.sender_id, given, language, channel, reason)
+        except Exception as exc:  # the shopper must hear that it failed, not get the bot's answer instead
+            log.exception("could not make a ticket of a message in %s", tracker.sender_id)
+            raise TurnFailed("your message could not be saved as a ticket; please send it again") from exc
         return events.event(ev.TICKET_CREATED, ticket_id=ticket.ticket_id, text=given, language=language)
 
     async def _ticket_question(self, tracker: Tracker, user_event: ev.Event, language: str

@@ -1,13 +1,15 @@
 """Tickets: messages shoppers leave when nobody can take the chat, worked by agents in the console.
 
-A ticket is a document `ticket:<id>` with a short, human-friendly id (T1001, T1002… from a compare-and-set
-counter, unique across workers), and `conv-tickets:<conversation>` lists a conversation's tickets so the bot can
-answer "where is my ticket" without scanning them all. An agent's answer to a ticket is also an `agent_message`
-in the shopper's conversation, which is how the shopper reads it.
+A ticket is a document `ticket:<id>` with a short, human-friendly id (T1001, T1002… from the store's atomic
+counter `tickets`: unique and gap-free across workers however many shoppers leave a message at once), and
+`conv-tickets:<conversation>` lists a conversation's tickets so the bot can answer "where is my ticket" without
+scanning them all. An agent's answer to a ticket is also an `agent_message` in the shopper's conversation, which
+is how the shopper reads it.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -17,8 +19,10 @@ from bot.stores import KeyValue, TrackerStore
 from handoff.agents import AgentAccount
 from handoff.errors import Invalid, NotFound
 
+log = logging.getLogger(__name__)
+
 STATUSES = ("pending", "in_progress", "resolved")
-COUNTER = "tickets-counter"
+COUNTER = "tickets"
 FIRST_NUMBER = 1001
 CAS_RETRIES = 100
 
@@ -46,25 +50,25 @@ class Tickets:
         self.kv = kv
         self.trackers = trackers
 
-    async def _next_id(self) -> str:
-        for _ in range(CAS_RETRIES):
-            current = await self.kv.get(COUNTER)
-            number = int((current or {}).get("next", FIRST_NUMBER))
-            if await self.kv.cas(COUNTER, current, {"next": number + 1}):
-                return f"T{number}"
-        raise RuntimeError("could not allocate a ticket number (too much contention)")
-
     async def create(self, conversation_id: str, text: str, language: str, channel: str, reason: str) -> Ticket:
+        """A new ticket, stored and listed under its conversation; raises (never returns a ticket that is not
+        stored) if the store fails."""
         now = time.time()
-        ticket = Ticket(await self._next_id(), conversation_id, text, language, channel, reason,
-                        created_at=now, updated_at=now)
-        await self.kv.set(f"ticket:{ticket.ticket_id}", ticket.as_dict())
+        while True:
+            ticket_id = f"T{FIRST_NUMBER - 1 + await self.kv.incr(COUNTER)}"
+            ticket = Ticket(ticket_id, conversation_id, text, language, channel, reason, created_at=now,
+                            updated_at=now)
+            # Written only if absent: a number is never reused, even over tickets a store kept from before
+            # this counter (their numbers are skipped).
+            if await self.kv.cas(f"ticket:{ticket_id}", None, ticket.as_dict()):
+                break
+            log.warning("ticket number %s is taken already; trying the next one", ticket_id)
         for _ in range(CAS_RETRIES):
             current = await self.kv.get(f"conv-tickets:{conversation_id}")
             ids = [*(current or {}).get("ids", []), ticket.ticket_id]
             if await self.kv.cas(f"conv-tickets:{conversation_id}", current, {"ids": ids}):
-                break
-        return ticket
+                return ticket
+        raise RuntimeError(f"could not list ticket {ticket.ticket_id} under conversation {conversation_id}")
 
     async def get(self, ticket_id: str) -> Ticket | None:
         data = await self.kv.get(f"ticket:{ticket_id}")

@@ -8,6 +8,7 @@ deadlines, so a stuck server fails the test (with the place it was stuck) instea
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -311,6 +312,41 @@ async def test_nobody_online_shopper_leaves_a_message_instead_and_asks_about_it(
     assert (await client.patch("/api/agent/tickets/T1", json={"status": "resolved"}, headers=li)).status == 404
     assert (await client.patch(f"/api/agent/tickets/{ticket['ticket_id']}", json={"status": "done"},
                                headers=li)).status == 400
+
+
+async def test_shoppers_leaving_messages_at_once_each_get_their_own_ticket_number(kefu_app):
+    client = await kefu_app()
+    shoppers = [f"busy-{i}" for i in range(30)]
+    await asyncio.gather(*(chat(client, s, "talk to a human") for s in shoppers))  # nobody online: a message?
+    replies = await asyncio.gather(*(chat(client, s, f"leave a message: please call {s} back") for s in shoppers))
+
+    numbers = [re.findall(r"T\d{4,}", texts(r)) for r in replies]
+    assert sorted(n for found in numbers for n in found) == [f"T{n}" for n in range(1001, 1031)]
+    li = await agent(client, "li")
+    tickets = await (await client.get("/api/agent/tickets", headers=li)).json()
+    assert {t["ticket_id"]: t["text"] for t in tickets} == {
+        found[0]: f"please call {s} back" for s, found in zip(shoppers, numbers, strict=True)}
+
+
+async def test_a_message_that_cannot_be_made_a_ticket_is_refused_clearly_and_can_be_sent_again(kefu_app, monkeypatch):
+    client = await kefu_app()
+    await chat(client, "unlucky", "talk to a human")
+    before = await events_of(client, "unlucky")
+
+    async def store_down(counter: str) -> int:
+        raise ConnectionError("the store is unreachable")
+
+    kv = client.app[STORES].kv
+    with monkeypatch.context() as patch:
+        patch.setattr(kv, "incr", store_down)
+        resp = await client.post("/webhooks/rest/webhook",
+                                 json={"sender": "unlucky", "message": "leave a message: call me back"})
+    assert resp.status == 503  # never a 200 that reads like an answer while the ticket is lost
+    assert "could not be saved as a ticket" in (await resp.json())["error"]
+    assert await events_of(client, "unlucky") == before  # the failed turn left nothing half-done
+
+    replies = await chat(client, "unlucky", "leave a message: call me back")
+    assert "T1001" in texts(replies)
 
 
 async def test_outside_business_hours_says_when_we_are_back_and_answers_other_questions(kefu_app):

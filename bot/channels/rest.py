@@ -9,7 +9,7 @@ from typing import Any
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
-from bot.agent import MAX_TEXT_CHARS, UserMessage
+from bot.agent import MAX_TEXT_CHARS, TurnFailed, UserMessage
 from bot.channels.base import Channel
 from bot.dialogue import events as ev
 from bot.http import HTTPError, json_dumps, read_json
@@ -39,7 +39,10 @@ class RestChannel(Channel[RestSettings, Body, Reply]):
     async def webhook(self, request: web.Request) -> web.Response:
         assert self.agent
         message = await self.user_message((await read_json(request), request.headers.get("X-Message-Id")))
-        events = await self.agent.handle(message)
+        try:
+            events = await self.agent.handle(message)
+        except TurnFailed as exc:
+            raise HTTPError(503, str(exc)) from exc
         reply = self.render(events, await self.agent.language(message.conversation_id))
         return web.json_response([{"recipient_id": message.conversation_id, **m} for m in reply], dumps=json_dumps)
 

@@ -91,6 +91,11 @@ class KeyValue(Protocol):
         """Write `new` (None deletes) only if the current value equals `expected` (None: absent). Atomic, so
         of two agents claiming one conversation exactly one wins."""
 
+    async def incr(self, counter: str) -> int:
+        """Add one to the named counter (0 before its first use) and return the new value, in one atomic step:
+        every caller, in any worker or process, gets its own number and none is skipped (ticket numbers).
+        Counters are apart from the documents: `get`/`scan` never see them."""
+
     async def zadd(self, name: str, member: str, score: float) -> None: ...
 
     async def zrem(self, name: str, member: str) -> None: ...

@@ -11,6 +11,7 @@ colons included, can make two keys collide):
     {p}msgid:{key}        dedupe marker (SET NX PX)
     {p}kv:{key}           JSON document;  {p}kv-index: sorted set of document keys (prefix scans)
     {p}zset:{name}        sorted sets for queues
+    {p}counter:{name}     integer counter (INCR)
     {p}events             pub/sub channel: {"conversation_id": ..., "event": {...}}
 
 The multi-key scripts assume one Redis (or a primary with replicas), not Redis Cluster.
@@ -102,11 +103,20 @@ return 1
 """
 
 
+# Per worker. A busy moment waits up to POOL_TIMEOUT_S for a free connection instead of failing the message
+# (redis-py's default pool raises MaxConnectionsError at its cap); the URL's query overrides either:
+# redis://host:6379/0?max_connections=200&timeout=5
+POOL_MAX_CONNECTIONS = 100
+POOL_TIMEOUT_S = 10.0
+
+
 class _Client:
     """The connection pool shared by the tracker store, key/value store and bus; closed once."""
 
     def __init__(self, url: str) -> None:
-        self.redis: aioredis.Redis = aioredis.Redis.from_url(url, decode_responses=True)
+        pool = aioredis.BlockingConnectionPool.from_url(
+            url, decode_responses=True, max_connections=POOL_MAX_CONNECTIONS, timeout=POOL_TIMEOUT_S)
+        self.redis: aioredis.Redis = aioredis.Redis.from_pool(pool)  # closes the pool with the client
         self._closed = False
 
     async def close(self) -> None:
@@ -368,6 +378,9 @@ class RedisKeyValue:
             key,
         ]
         return bool(await self._cas_script(keys=[self._key(key), self._index], args=args))
+
+    async def incr(self, counter: str) -> int:
+        return int(await self._r.incr(f"{self._p}counter:{counter}"))
 
     async def zadd(self, name: str, member: str, score: float) -> None:
         await self._r.zadd(f"{self._p}zset:{name}", {member: float(score)})

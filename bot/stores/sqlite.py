@@ -66,6 +66,7 @@ CREATE TABLE IF NOT EXISTS zsets (
     PRIMARY KEY (name, member)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS zsets_by_score ON zsets (name, score, member);
+CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
 """
 
 
@@ -257,7 +258,7 @@ class SqliteTrackerStore:
 
 
 class SqliteKeyValue:
-    """JSON documents in `kv`, sorted sets in `zsets`."""
+    """JSON documents in `kv`, sorted sets in `zsets`, counters in `counters`."""
 
     def __init__(self, db: SqliteDB) -> None:
         self._db = db
@@ -308,6 +309,19 @@ class SqliteKeyValue:
             else:
                 conn.execute("INSERT OR REPLACE INTO kv (key, value) VALUES (?, ?)", (key, new))
             return True
+
+    async def incr(self, counter: str) -> int:
+        return await self._db.run(self._incr, counter)
+
+    def _incr(self, counter: str) -> int:
+        # One statement in a write transaction: another process on the file (`kefu shell`) waits its turn.
+        with self._db.transaction() as conn:
+            (value,) = conn.execute(
+                "INSERT INTO counters (name, value) VALUES (?, 1)"
+                " ON CONFLICT (name) DO UPDATE SET value = value + 1 RETURNING value",
+                (counter,),
+            ).fetchone()
+        return value
 
     async def zadd(self, name: str, member: str, score: float) -> None:
         await self._db.run(self._zadd, name, member, float(score))
