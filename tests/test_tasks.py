@@ -1,6 +1,7 @@
 """A worker's shutdown finishes even when a background task loses its cancellation."""
 
 import asyncio
+import contextlib
 import logging
 import time
 
@@ -12,10 +13,8 @@ async def test_a_task_that_swallows_its_cancellation_does_not_hang_the_shutdown(
 
     async def stubborn() -> None:  # as a client library that shields its teardown and drops the CancelledError
         while not released.is_set():
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await released.wait()
-            except asyncio.CancelledError:
-                pass
 
     task = asyncio.get_running_loop().create_task(stubborn(), name="kefu-stubborn")
     await asyncio.sleep(0)
