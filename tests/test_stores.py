@@ -538,3 +538,38 @@ async def test_counter_is_atomic_across_processes(backend: Backend) -> None:
         assert process.returncode == 0, err.decode()
     numbers = [int(n) for out, _ in outputs for n in out.split()]
     assert sorted(numbers) == list(range(1, 201))
+
+
+async def test_counter_with_a_window_counts_parallel_increments_and_starts_again_after_it(backend: Backend) -> None:
+    """Login failures: 200 at once from two workers are all counted; the window is fixed, then 0 again."""
+    worker_a, worker_b = backend.open(), backend.open()
+
+    numbers = await asyncio.gather(*(worker.kv.incr("failures:li", ttl_s=1.0)
+                                     for _ in range(100) for worker in (worker_a, worker_b)))
+
+    assert sorted(numbers) == list(range(1, 201))
+    assert await worker_b.kv.get_counter("failures:li") == 200
+    assert await worker_a.kv.get_counter("never-used") == 0
+    await asyncio.sleep(1.2)  # increments did not extend the window
+    assert await worker_a.kv.get_counter("failures:li") == 0
+    assert await worker_b.kv.incr("failures:li", ttl_s=60) == 1  # a new window
+    await worker_a.kv.delete_counter("failures:li")
+    assert await worker_b.kv.get_counter("failures:li") == 0
+    assert await worker_a.kv.incr("tickets") == 1 and await worker_a.kv.get_counter("tickets") == 1
+    with pytest.raises(ValueError):
+        await worker_a.kv.incr("failures:li", ttl_s=0)
+
+
+async def test_sqlite_file_of_an_older_kefu_gets_counter_windows_and_keeps_its_counters(tmp_path: Path) -> None:
+    import sqlite3
+
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as old:
+        old.execute("CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID")
+        old.execute("INSERT INTO counters VALUES ('tickets', 41)")
+    stores = create_stores(None, path)
+    try:
+        assert await stores.kv.incr("tickets") == 42
+        assert await stores.kv.incr("failures:li", ttl_s=60) == 1
+    finally:
+        await stores.close()

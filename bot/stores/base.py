@@ -91,10 +91,20 @@ class KeyValue(Protocol):
         """Write `new` (None deletes) only if the current value equals `expected` (None: absent). Atomic, so
         of two agents claiming one conversation exactly one wins."""
 
-    async def incr(self, counter: str) -> int:
+    async def incr(self, counter: str, ttl_s: float | None = None) -> int:
         """Add one to the named counter (0 before its first use) and return the new value, in one atomic step:
         every caller, in any worker or process, gets its own number and none is skipped (ticket numbers).
-        Counters are apart from the documents: `get`/`scan` never see them."""
+        Counters are apart from the documents: `get`/`scan` never see them.
+
+        With `ttl_s`, a counter without an expiry gets one, ttl_s after this increment: a fixed window that
+        later increments never extend, after which the counter starts again from 0 (rate limits, login
+        failures -- counted right under parallel requests, unlike a read-then-write of a document)."""
+
+    async def get_counter(self, counter: str) -> int:
+        """The counter's value now: 0 if it was never used or its window has ended."""
+
+    async def delete_counter(self, counter: str) -> None:
+        """Back to 0 (and no expiry)."""
 
     async def zadd(self, name: str, member: str, score: float) -> None: ...
 

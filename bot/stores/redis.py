@@ -11,7 +11,7 @@ colons included, can make two keys collide):
     {p}msgid:{key}        dedupe marker (SET NX PX)
     {p}kv:{key}           JSON document;  {p}kv-index: sorted set of document keys (prefix scans)
     {p}zset:{name}        sorted sets for queues
-    {p}counter:{name}     integer counter (INCR)
+    {p}counter:{name}     integer counter (INCR; PEXPIRE for a counter with a window)
     {p}events             pub/sub channel: {"conversation_id": ..., "event": {...}}
 
 The multi-key scripts assume one Redis (or a primary with replicas), not Redis Cluster.
@@ -82,6 +82,13 @@ return 0
 _RENEW = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
 return 0
+"""
+
+# INCR, and a window for a counter that has none yet (PTTL -1); -2 cannot happen right after INCR.
+_INCR = """
+local value = redis.call('INCR', KEYS[1])
+if ARGV[1] ~= '' and redis.call('PTTL', KEYS[1]) == -1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+return value
 """
 
 # Compare-and-set on a JSON document (canonical text, see base.dumps), keeping the prefix index in step.
@@ -337,6 +344,7 @@ class RedisKeyValue:
         self._p = prefix
         self._index = f"{prefix}kv-index"
         self._cas_script = self._r.register_script(_CAS)
+        self._incr_script = self._r.register_script(_INCR)
 
     def _key(self, key: str) -> str:
         return f"{self._p}kv:{key}"
@@ -379,8 +387,20 @@ class RedisKeyValue:
         ]
         return bool(await self._cas_script(keys=[self._key(key), self._index], args=args))
 
-    async def incr(self, counter: str) -> int:
-        return int(await self._r.incr(f"{self._p}counter:{counter}"))
+    async def incr(self, counter: str, ttl_s: float | None = None) -> int:
+        if ttl_s is None:
+            return int(await self._r.incr(f"{self._p}counter:{counter}"))
+        if ttl_s <= 0:
+            raise ValueError("ttl_s must be positive")
+        ttl_ms = str(max(int(ttl_s * 1000), 1))
+        return int(await self._incr_script(keys=[f"{self._p}counter:{counter}"], args=[ttl_ms]))
+
+    async def get_counter(self, counter: str) -> int:
+        value = await self._r.get(f"{self._p}counter:{counter}")
+        return 0 if value is None else int(value)
+
+    async def delete_counter(self, counter: str) -> None:
+        await self._r.delete(f"{self._p}counter:{counter}")
 
     async def zadd(self, name: str, member: str, score: float) -> None:
         await self._r.zadd(f"{self._p}zset:{name}", {member: float(score)})

@@ -34,7 +34,7 @@ from bot.stores.base import (
 
 T = TypeVar("T")
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: counters.expires_at
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
     conversation_id TEXT NOT NULL,
@@ -66,8 +66,19 @@ CREATE TABLE IF NOT EXISTS zsets (
     PRIMARY KEY (name, member)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS zsets_by_score ON zsets (name, score, member);
-CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL, expires_at REAL) WITHOUT ROWID;
 """
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    """Bring a file made by an older kefu up to SCHEMA (CREATE IF NOT EXISTS adds no columns)."""
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(counters)")}
+    if "expires_at" not in columns:
+        try:
+            conn.execute("ALTER TABLE counters ADD COLUMN expires_at REAL")
+        except sqlite3.OperationalError as exc:  # another process added it meanwhile
+            if "duplicate column" not in str(exc):
+                raise
 
 
 class SqliteDB:
@@ -92,6 +103,7 @@ class SqliteDB:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")  # with WAL: durable across process crashes
             conn.executescript(SCHEMA)
+            _migrate(conn)
             conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         except sqlite3.Error as exc:
             raise RuntimeError(f"cannot open the SQLite store at {self.path}: {exc}") from exc
@@ -262,6 +274,7 @@ class SqliteKeyValue:
 
     def __init__(self, db: SqliteDB) -> None:
         self._db = db
+        self._next_purge = 0.0  # expired counters are removed at most once a minute
 
     async def get(self, key: str) -> dict[str, Any] | None:
         return await self._db.run(self._get, key)
@@ -310,18 +323,43 @@ class SqliteKeyValue:
                 conn.execute("INSERT OR REPLACE INTO kv (key, value) VALUES (?, ?)", (key, new))
             return True
 
-    async def incr(self, counter: str) -> int:
-        return await self._db.run(self._incr, counter)
+    async def incr(self, counter: str, ttl_s: float | None = None) -> int:
+        if ttl_s is not None and ttl_s <= 0:
+            raise ValueError("ttl_s must be positive")
+        return await self._db.run(self._incr, counter, time.time(), ttl_s)
 
-    def _incr(self, counter: str) -> int:
+    def _incr(self, counter: str, now: float, ttl_s: float | None) -> int:
+        expires_at = None if ttl_s is None else now + ttl_s
         # One statement in a write transaction: another process on the file (`kefu shell`) waits its turn.
+        # An expired counter starts again at 1 with a new window; a live one keeps its window.
         with self._db.transaction() as conn:
+            if ttl_s is not None and now >= self._next_purge:
+                conn.execute("DELETE FROM counters WHERE expires_at <= ?", (now,))
+                self._next_purge = now + 60
             (value,) = conn.execute(
-                "INSERT INTO counters (name, value) VALUES (?, 1)"
-                " ON CONFLICT (name) DO UPDATE SET value = value + 1 RETURNING value",
-                (counter,),
+                "INSERT INTO counters (name, value, expires_at) VALUES (:name, 1, :expires_at)"
+                " ON CONFLICT (name) DO UPDATE SET"
+                " value = CASE WHEN expires_at <= :now THEN 1 ELSE value + 1 END,"
+                " expires_at = CASE WHEN expires_at <= :now OR expires_at IS NULL THEN :expires_at"
+                " ELSE expires_at END"
+                " RETURNING value",
+                {"name": counter, "expires_at": expires_at, "now": now},
             ).fetchone()
         return value
+
+    async def get_counter(self, counter: str) -> int:
+        return await self._db.run(self._get_counter, counter, time.time())
+
+    def _get_counter(self, counter: str, now: float) -> int:
+        sql = "SELECT value FROM counters WHERE name = ? AND (expires_at IS NULL OR expires_at > ?)"
+        row = self._db.conn.execute(sql, (counter, now)).fetchone()
+        return row[0] if row else 0
+
+    async def delete_counter(self, counter: str) -> None:
+        await self._db.run(self._delete_counter, counter)
+
+    def _delete_counter(self, counter: str) -> None:
+        self._db.conn.execute("DELETE FROM counters WHERE name = ?", (counter,))
 
     async def zadd(self, name: str, member: str, score: float) -> None:
         await self._db.run(self._zadd, name, member, float(score))
