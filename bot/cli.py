@@ -245,10 +245,8 @@ def cmd_agents(args: argparse.Namespace) -> int:
                     return 1
                 password = _read_password(args)
                 if args.agents_command == "passwd":
-                    await directory.add(args.name, password, name=existing.name, languages=existing.languages,
-                                        groups=existing.groups, capacity=existing.capacity, role=existing.role,
-                                        replace=True)
-                    print(f"Password of {args.name} changed.")
+                    await directory.set_password(args.name, password)
+                    print(f"Password of {args.name} changed; the agent's open sessions have ended.")
                     return 0
                 account = await directory.add(args.name, password, name=args.display_name,
                                               languages=_names(args.languages), groups=_names(args.groups),

@@ -1,8 +1,18 @@
 """Agent accounts, login sessions and presence, all kept in the key/value store (SQLite or Redis).
 
 Passwords are stored as scrypt hashes with a per-account salt; session tokens are random and only their SHA-256
-is stored, so a copy of the database does not let anyone log in. Presence is a status the agent chose plus when
-the agent was last seen: a console that went away silently stops counting as "on duty" after presence_ttl_s.
+is stored, so a copy of the database does not let anyone log in. A session remembers which password it was
+opened with: changing the password (or removing the account) ends every session of the account. Presence is a
+status the agent chose plus when the agent was last seen: a console that went away silently stops counting as
+"on duty" after presence_ttl_s.
+
+Guessing passwords is throttled with atomic store counters, each attempt counted *before* its password is
+checked, so parallel requests cannot all slip through before the first failure is written:
+- per account and client address: MAX_FAILURES attempts without a success in LOCKOUT_S, then that address
+  waits. Another address -- the real agent's -- is not affected, so a stranger cannot lock an agent out.
+- per account, from every address: past ACCOUNT_CEILING attempts in LOCKOUT_S, addresses that never logged in
+  to the account share one password check per PACE_S (guessing from many addresses is slowed, not stopped);
+  addresses the agent logged in from within KNOWN_CLIENT_S are not paced.
 """
 
 from __future__ import annotations
@@ -24,8 +34,11 @@ ROLES = ("agent", "admin")
 _NAME = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
 _SCRYPT = {"n": 2**14, "r": 8, "p": 1}
 MIN_PASSWORD = 8
-MAX_FAILURES = 10
+MAX_FAILURES = 10  # attempts per account and client address in LOCKOUT_S (a success starts again from 0)
 LOCKOUT_S = 900
+ACCOUNT_CEILING = 100  # attempts per account from all addresses in LOCKOUT_S before new addresses are paced
+PACE_S = 1.0
+KNOWN_CLIENT_S = 30 * 86400
 
 
 class AccountError(Invalid):
@@ -124,6 +137,14 @@ class AgentDirectory:
     async def all(self) -> list[AgentAccount]:
         return [AgentAccount(**data) for _, data in await self.kv.scan("agent:")]
 
+    async def set_password(self, username: str, password: str) -> AgentAccount:
+        """A new password; every session opened with the old one ends (`kefu agents passwd`)."""
+        account = await self.get(username)
+        if account is None:
+            raise AccountError(f"no agent named {username!r}")
+        return await self.add(username, password, name=account.name, languages=account.languages,
+                              groups=account.groups, capacity=account.capacity, role=account.role, replace=True)
+
     async def remove(self, username: str) -> bool:
         if await self.kv.get(f"agent:{username}") is None:
             return False
@@ -131,25 +152,34 @@ class AgentDirectory:
         await self.kv.delete(f"presence:{username}")
         return True
 
-    async def authenticate(self, username: str, password: str, now: float | None = None) -> AgentAccount | None:
-        """The account if the password is right; LockedOut after MAX_FAILURES wrong ones in LOCKOUT_S."""
-        now = time.time() if now is None else now
+    async def authenticate(self, username: str, password: str, client: str = "unknown",
+                           now: float | None = None) -> AgentAccount | None:
+        """The account if the password is right, else None; LockedOut when `client` (the caller's address)
+        has used up its attempts on this account, or must wait its turn (see the module's docstring)."""
         valid_name = isinstance(username, str) and bool(_NAME.match(username))
-        failures = await self.kv.get(f"login-failures:{username}") if valid_name else None
-        if failures and failures["count"] >= MAX_FAILURES and now - failures["since"] < LOCKOUT_S:
-            raise LockedOut(f"too many wrong passwords: try again in {int(LOCKOUT_S - now + failures['since'])} s")
+        if valid_name:
+            await self._count_attempt(username, client, time.time() if now is None else now)
         account = await self.get(username) if valid_name else None
         # scrypt takes ~50 ms on purpose: off the event loop
         ok = await asyncio.to_thread(verify_password, password, account.password if account else _DUMMY_HASH)
-        if ok and account:
-            if failures:
-                await self.kv.delete(f"login-failures:{username}")
-            return account
-        if valid_name:
-            fresh = not failures or now - failures["since"] >= LOCKOUT_S
-            await self.kv.set(f"login-failures:{username}", {"count": 1 if fresh else failures["count"] + 1,
-                                                             "since": now if fresh else failures["since"]})
-        return None
+        if not (ok and account):
+            return None
+        await self.kv.delete_counter(f"login-attempts:{username}:{client}")
+        await self.kv.incr(f"login-known:{username}:{client}", ttl_s=KNOWN_CLIENT_S)
+        return account
+
+    async def _count_attempt(self, username: str, client: str, now: float) -> None:
+        if await self.kv.incr(f"login-attempts:{username}:{client}", ttl_s=LOCKOUT_S) > MAX_FAILURES:
+            raise LockedOut(f"too many wrong passwords from this address: try again within {LOCKOUT_S // 60} "
+                            "minutes, or log in from another address")
+        if await self.kv.incr(f"login-attempts:{username}", ttl_s=LOCKOUT_S) <= ACCOUNT_CEILING:
+            return
+        if await self.kv.get_counter(f"login-known:{username}:{client}"):
+            return
+        window = int(now // PACE_S)
+        if await self.kv.incr(f"login-pace:{username}:{window}", ttl_s=2 * PACE_S) > 1:
+            raise LockedOut(f"many wrong passwords for this account from many addresses: one try every "
+                            f"{PACE_S:g} s; try again in {PACE_S:g} s")
 
     # -- sessions ---------------------------------------------------------------------------------------------
 
@@ -157,10 +187,19 @@ class AgentDirectory:
     def _session_key(token: str) -> str:
         return "session:" + hashlib.sha256(token.encode()).hexdigest()
 
+    @staticmethod
+    def _credential(account: AgentAccount) -> str:
+        """Which password a session was opened with (a digest of its salted hash, never the hash itself)."""
+        return hashlib.sha256(account.password.encode()).hexdigest()[:32]
+
     async def open_session(self, username: str, now: float | None = None) -> str:
         now = time.time() if now is None else now
+        account = await self.get(username)
+        if account is None:
+            raise AccountError(f"no agent named {username!r}")
         token = secrets.token_urlsafe(32)
-        await self.kv.set(self._session_key(token), {"username": username, "expires_at": now + self.session_ttl_s})
+        await self.kv.set(self._session_key(token), {"username": username, "expires_at": now + self.session_ttl_s,
+                                                     "credential": self._credential(account)})
         return token
 
     async def session_user(self, token: str, now: float | None = None) -> AgentAccount | None:
@@ -170,10 +209,12 @@ class AgentDirectory:
         now = time.time() if now is None else now
         if session is None:
             return None
-        if session["expires_at"] <= now:
-            await self.kv.delete(self._session_key(token))
+        account = await self.get(session["username"])
+        if session["expires_at"] <= now or account is None \
+                or not hmac.compare_digest(session.get("credential", ""), self._credential(account)):
+            await self.kv.delete(self._session_key(token))  # expired, or the password changed since
             return None
-        return await self.get(session["username"])
+        return account
 
     async def close_session(self, token: str) -> None:
         await self.kv.delete(self._session_key(token))

@@ -8,6 +8,7 @@ deadlines, so a stuck server fails the test (with the place it was stuck) instea
 from __future__ import annotations
 
 import asyncio
+import io
 import re
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
@@ -576,13 +577,77 @@ async def test_two_workers_share_one_queue_and_console(kefu_app):
 
 
 
-async def test_login_is_slowed_after_many_wrong_passwords(kefu_app):
+async def login_from(client: TestClient, address: str, password: str, username: str = "li") -> aiohttp.ClientResponse:
+    """POST /api/agent/login from another client address (any 127.x.y.z reaches the test server)."""
+    connector = aiohttp.TCPConnector(local_addr=(address, 0))
+    async with aiohttp.ClientSession(connector=connector) as session:
+        resp = await session.post(client.make_url("/api/agent/login"),
+                                  json={"username": username, "password": password})
+        await resp.read()
+        return resp
+
+
+async def test_parallel_wrong_passwords_lock_out_only_the_guessing_address(kefu_app):
+    """200 guesses at once: 10 are checked, the rest refused; the right password from that address waits,
+    while the real agent at another address logs in."""
     client = await kefu_app()
     await client.app[HANDOFF].agents.add("li", PASSWORD)
-    for _ in range(10):
-        assert (await client.post("/api/agent/login", json={"username": "li", "password": "nope"})).status == 401
+    guesses = await asyncio.gather(*(client.post("/api/agent/login", json={"username": "li", "password": f"x{i}"})
+                                     for i in range(200)))
+    statuses = sorted(r.status for r in guesses)
+    assert statuses.count(401) == 10 and statuses.count(429) == 190
     resp = await client.post("/api/agent/login", json={"username": "li", "password": PASSWORD})
     assert resp.status == 429 and "try again" in (await resp.json())["error"]
+    assert (await login_from(client, "127.0.0.2", PASSWORD)).status == 200
+
+
+async def test_guessing_from_many_addresses_is_slowed_but_the_agent_still_logs_in(kefu_app):
+    client = await kefu_app()
+    await client.app[HANDOFF].agents.add("li", PASSWORD)
+    assert (await login_from(client, "127.0.0.200", PASSWORD)).status == 200  # where the agent works
+    wrong = [login_from(client, f"127.0.1.{n}", f"guess-{n}-{i}") for n in range(1, 12) for i in range(10)]
+    assert {r.status for r in await asyncio.gather(*wrong)} <= {401, 429}  # 110 tries: past the ceiling
+    # a new address now waits its turn: about one password check a second for the whole account
+    paced = await asyncio.gather(*(login_from(client, "127.0.2.1", f"more-{i}") for i in range(5)))
+    assert sum(r.status == 429 for r in paced) >= 3
+    # the agent's usual address is not paced; at a new one, the agent gets in after a short wait
+    assert (await login_from(client, "127.0.0.200", PASSWORD)).status == 200
+    await asyncio.sleep(1.1)
+    assert (await login_from(client, "127.0.3.1", PASSWORD)).status == 200
+
+
+async def test_changing_the_password_with_kefu_agents_passwd_ends_open_sessions(kefu_app, handoff_backend,
+                                                                                monkeypatch, tmp_path):
+    from bot.cli import main
+
+    client = await kefu_app()
+    await client.app[HANDOFF].agents.add("li", PASSWORD)
+    resp = await client.post("/console/login", data={"username": "li", "password": PASSWORD}, allow_redirects=False)
+    assert resp.status == 303
+    await client.app[HANDOFF].agents.add("bo", PASSWORD)
+    bearer = {"Authorization": f"Bearer {await client.app[HANDOFF].agents.open_session('bo')}"}
+    assert (await (await client.get("/api/agent/me")).json())["agent"]["username"] == "li"  # li's cookie
+    # the operator changes li's password, in the same store the server uses
+    project = tmp_path / "cli"
+    project.mkdir()
+    if handoff_backend["redis_url"]:
+        project.joinpath("endpoints.yml").write_text(
+            f"tracker_store:\n  type: redis\n  url: {handoff_backend['redis_url']}\n"
+            f"  key_prefix: {handoff_backend['prefix']}\n", encoding="utf-8")
+    else:
+        project.joinpath("kefu.db").symlink_to(handoff_backend["db_path"])
+    monkeypatch.chdir(project)
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    monkeypatch.setattr("sys.stdin", io.StringIO("a-new-password-2\n"))
+    assert await asyncio.to_thread(main, ["agents", "passwd", "li", "--password-stdin"]) == 0
+
+    resp = await client.get("/api/agent/me")  # the old session cookie
+    assert resp.status == 401
+    assert (await client.get("/console", allow_redirects=False)).headers["Location"] == "/console/login"
+    assert (await client.get("/api/agent/me", headers=bearer)).status == 200  # other agents stay logged in
+    assert (await client.post("/api/agent/login", json={"username": "li", "password": PASSWORD})).status == 401
+    resp = await client.post("/api/agent/login", json={"username": "li", "password": "a-new-password-2"})
+    assert resp.status == 200
 
 
 async def test_a_lost_handoff_is_told_not_kept_waiting(kefu_app):

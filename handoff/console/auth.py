@@ -41,7 +41,7 @@ _LOGIN_TEXT = {
 
 async def _authenticate(request: web.Request, username: str, password: str) -> AgentAccount | None:
     with refusals_as_http():  # too many wrong passwords: 429
-        return await handoff(request).agents.authenticate(username, password)
+        return await handoff(request).agents.authenticate(username, password, client=request.remote or "unknown")
 
 
 def _set_cookie(request: web.Request, response: web.StreamResponse, token: str) -> None:
