@@ -1,9 +1,9 @@
 """Who the shopper is, in which language to answer, and the phone-or-e-mail check before showing an order.
 
 Identity, strongest first:
-1. `customer_id` in the metadata of the shopper's latest message — set by a channel that knows who is signed in
-   (the shop's site sends it with each message). A channel that lets the browser write metadata freely must not
-   pass it through, since it is trusted as it is.
+1. `customer_id` in the metadata of the shopper's latest message — sent by the shop's backend, which knows who is
+   signed in, with its HMAC (`identifier_hash`). kefu's `Agent.handle` keeps it only when that proof is valid
+   (bot/identity.py), so what reaches the actions here is proven.
 2. the `customer_id` slot — set by an action (never by the shopper's words) once they gave the phone number or
    e-mail of one of that customer's orders or tickets in this conversation.
 Anyone else gets nothing about an order or a ticket until they pass the check: `verify_contact` is asked by the

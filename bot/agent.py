@@ -17,6 +17,7 @@ from bot.dialogue import events as ev
 from bot.dialogue.engine import DialogueEngine, HandoffPort
 from bot.dialogue.tracker import Tracker
 from bot.formats.faq_data import FAQEntry
+from bot.identity import IdentityCheck
 from bot.language import conversation_language, detect_language, normalise
 from bot.metrics import Metrics
 from bot.model import TrainedModel
@@ -47,8 +48,9 @@ class UserMessage:
 class Agent:
     def __init__(self, model: TrainedModel, stores: Stores, actions: ActionRunner,
                  handoff: HandoffPort | None = None, executor: ThreadPoolExecutor | None = None,
-                 metrics: Metrics | None = None) -> None:
+                 metrics: Metrics | None = None, identity: IdentityCheck | None = None) -> None:
         self.model = model
+        self.identity = identity or IdentityCheck(None)  # without a secret, no customer_id is believed
         self.metrics = metrics
         self.stores = stores
         self.executor = executor or ThreadPoolExecutor(max_workers=2, thread_name_prefix="kefu-nlu")
@@ -115,7 +117,8 @@ class Agent:
                 new += self._session_start(tracker)
                 for event in new:
                     tracker.apply(event)
-            metadata = {**message.metadata, **({"sender": message.sender} if message.sender else {})}
+            metadata = {**self.identity.verified(message.metadata),
+                        **({"sender": message.sender} if message.sender else {})}
             user_event = ev.user(message.text, parse, message.channel, message.message_id, metadata)
             # The human side looks first: while a person holds the chat the bot stays silent (the message is
             # kept for the agent, or cancels the wait); after a handoff it may be a rating or a ticket.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +18,7 @@ from bot.app_keys import AGENT, METRICS, SETTINGS, STORES
 from bot.channels.registry import mount_channels
 from bot.endpoints import Endpoints, load_endpoints
 from bot.http import HTTPError, check_token, error_middleware, json_dumps, read_json
+from bot.identity import SECRET_ENV, IdentityCheck
 from bot.metrics import Metrics
 from bot.model import ModelError, TrainedModel, latest_archive, load_model
 from bot.stores import create_stores
@@ -30,7 +32,8 @@ api = web.RouteTableDef()
 class ServerSettings:
     project_dir: Path = Path(".")
     model_path: Path | None = None  # default: newest archive in project_dir/models
-    auth_token: str | None = None
+    auth_token: str | None = field(default=None, repr=False)
+    identity_secret: str | None = field(default=None, repr=False)  # KEFU_IDENTITY_SECRET: signed customer ids
     redis_url: str | None = None
     db_path: Path | None = None  # default: project_dir/kefu.db
     endpoints: Endpoints = field(default_factory=Endpoints)
@@ -40,6 +43,7 @@ class ServerSettings:
         endpoints = load_endpoints(project_dir / "endpoints.yml")
         settings = cls(project_dir=project_dir, endpoints=endpoints, **overrides)
         settings.redis_url = settings.redis_url or endpoints.redis_url()
+        settings.identity_secret = settings.identity_secret or os.environ.get(SECRET_ENV) or None
         return settings
 
     def resolve_model(self) -> Path:
@@ -64,7 +68,8 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
                            redis_prefix=settings.endpoints.redis_prefix())
     actions = action_runner(settings)
     app[STORES] = stores
-    app[AGENT] = Agent(model, stores, actions, create_handoff(app, stores), metrics=app[METRICS])
+    app[AGENT] = Agent(model, stores, actions, create_handoff(app, stores), metrics=app[METRICS],
+                       identity=IdentityCheck(settings.identity_secret))
     log.info("kefu ready: model %s, %s store", model.path, "redis" if settings.redis_url else "sqlite")
     yield
     if isinstance(actions, RemoteActionRunner):

@@ -128,13 +128,61 @@ async def test_concurrent_messages_of_one_conversation_are_processed_in_turn(cli
             assert kinds[i + 1] == "bot"
 
 
-async def test_redelivered_message_is_answered_once(client):
+async def test_redelivered_message_is_answered_once_and_the_retry_gets_the_same_answer(client):
+    answers = []
     for _ in range(2):
-        resp = await client.post("/webhooks/rest/webhook", json={"sender": "dup", "message": "hello"},
+        resp = await client.post("/webhooks/rest/webhook", json={"sender": "dup", "message": "运费多少钱"},
                                  headers={"X-Message-Id": "m-1"})
         assert resp.status == 200
+        answers.append(await resp.json())
+    assert answers[0] and answers[1] == answers[0]  # the client whose first answer was lost gets it now
+    again = await client.post("/webhooks/rest/webhook",
+                              json={"sender": "dup", "message": "运费多少钱", "metadata": {"message_id": "m-1"}})
+    assert await again.json() == answers[0]
     events = (await tracker(client, "dup"))["events"]
     assert sum(e["event"] == "user" for e in events) == 1
+
+
+async def test_rest_cannot_speak_into_another_channels_conversations(client):
+    session = await (await client.post("/api/widget/session", json={})).json()
+    widget_conversation = session["conversation_id"]
+    assert widget_conversation.startswith("web:")
+    for sender in (widget_conversation, "wechat:oAbC123", "messenger:2468", " WeChat:oAbC123"):
+        resp = await client.post("/webhooks/rest/webhook", json={"sender": sender, "message": "hello"})
+        assert resp.status == 403, sender
+        assert "may only address its own conversations" in (await resp.json())["error"]
+    assert (await client.get(f"/conversations/{widget_conversation}/tracker")).status == 404  # nothing stored
+    assert (await client.get("/conversations/wechat:oAbC123/tracker")).status == 404
+    assert await chat(client, "shop-backend:42", "hello")  # any other id is the caller's
+
+
+async def test_a_customer_id_is_believed_only_with_its_identifier_hash(aiohttp_client, starter_model, tmp_path,
+                                                                     monkeypatch):
+    from bot.identity import identifier_hash
+
+    monkeypatch.setenv("KEFU_IDENTITY_SECRET", "shop-and-kefu-share-this")
+    settings = ServerSettings.for_project(ROOT, model_path=starter_model, db_path=tmp_path / "kefu.db")
+    settings.redis_url = None
+    client = await aiohttp_client(create_app(settings))
+
+    async def ask(sender: str, metadata: dict) -> str:
+        resp = await client.post("/webhooks/rest/webhook", json={
+            "sender": sender, "message": "where is my order KF20240001", "metadata": metadata})
+        assert resp.status == 200
+        return "\n".join(r.get("text") or "" for r in await resp.json())
+
+    signed = identifier_hash("shop-and-kefu-share-this", "C1001")
+    assert "SF1402837561924" in await ask("signed", {"customer_id": "C1001", "identifier_hash": signed})
+    forged = [{"customer_id": "C1001"}, {"customer_id": "C1001", "identifier_hash": "0" * 64},
+              {"customer_id": "C1001", "identifier_hash": identifier_hash("a-guess", "C1001")},
+              {"customer_id": "C1002", "identifier_hash": signed}]
+    for i, metadata in enumerate(forged):
+        answer = await ask(f"forged-{i}", metadata)
+        assert "SF1402837561924" not in answer and "phone" in answer.lower(), answer
+    users = [e for e in (await tracker(client, "signed"))["events"] if e["event"] == "user"]
+    assert users[0]["metadata"]["customer_id"] == "C1001" and "identifier_hash" not in users[0]["metadata"]
+    users = [e for e in (await tracker(client, "forged-0"))["events"] if e["event"] == "user"]
+    assert "customer_id" not in users[0]["metadata"]
 
 
 async def test_auth_token_protects_the_api(token_client):

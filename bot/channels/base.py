@@ -2,6 +2,8 @@
 opsdroid's connectors: a folder (or a module) with its settings model at the top and one `Channel` class.
 
 A channel
+- owns the conversations whose ids start with its `conversation_prefix` (`<name>:` unless the class says;
+  None for REST, whose ids are the caller's): no other channel may address them (`registry.owner_of`);
 - has a `name`: its settings (`settings_model`) are `channels.<name>` in endpoints.yml and `<NAME>_<FIELD>`
   environment variables (`settings.py`); a model with required fields means the channel runs only once they
   are set; the app keeps the channel under `key`;
@@ -43,11 +45,14 @@ class Channel(ABC, Generic[S, In, Out]):
     key: ClassVar[web.AppKey[Any]]  # where the app keeps it (made from `name` unless the class says)
     settings_model: ClassVar[type[BaseModel]]
     default_language: ClassVar[str | None] = None  # a conversation's language before its first turn (None: the bot's)
+    conversation_prefix: ClassVar[str | None] = None  # its conversation ids start with this (made from `name`)
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         if "name" in cls.__dict__ and "key" not in cls.__dict__:
             cls.key = web.AppKey(f"{cls.name}_channel", cls)
+        if "name" in cls.__dict__ and "conversation_prefix" not in cls.__dict__:
+            cls.conversation_prefix = f"{cls.name}:"
 
     def __init__(self, settings: S, clock: Callable[[], float] = time.time) -> None:
         self.settings = settings

@@ -18,6 +18,13 @@ from bot.channels.widget import WidgetChannel
 CHANNELS: tuple[type[Channel[Any, Any, Any]], ...] = (RestChannel, WidgetChannel, WeChatChannel, MessengerChannel)
 
 
+def owner_of(conversation_id: str) -> str | None:
+    """The channel whose conversation this id names (by its prefix, in any case), None for a REST id."""
+    lowered = conversation_id.lower()
+    return next((kind.name for kind in CHANNELS
+                 if kind.conversation_prefix and lowered.startswith(kind.conversation_prefix.lower())), None)
+
+
 def mount_channels(app: web.Application, configured: Mapping[str, Mapping[str, Any] | None],
                    environ: Mapping[str, str] | None = None) -> list[Channel[Any, Any, Any]]:
     """Mount every channel whose settings (`channels:` in endpoints.yml, environment variables) are there;

@@ -1,6 +1,8 @@
 """Rasa's REST channel (docs/channels.md §7): `POST /webhooks/rest/webhook {"sender", "message"}` → the bot's
-messages, in the request. The conversation id is the sender as given; `X-Message-Id` (or `metadata.message_id`)
-makes a retried request count once."""
+messages, in the request. The conversation id is the sender as given, except an id of another channel's
+conversations (`web:…`, `wechat:…`, `messenger:…`: 403), which only that channel may address. `X-Message-Id` (or
+`metadata.message_id`) makes a retried request count once, and the retry gets that turn's stored answer.
+`metadata.customer_id` counts only when signed (`identifier_hash`, bot/identity.py)."""
 
 from __future__ import annotations
 
@@ -31,6 +33,7 @@ class RestSettings(BaseModel):
 class RestChannel(Channel[RestSettings, Body, Reply]):
     name = "rest"
     key = REST
+    conversation_prefix = None  # the caller names the conversation
     settings_model = RestSettings
 
     def routes(self) -> list[web.AbstractRouteDef]:
@@ -40,7 +43,7 @@ class RestChannel(Channel[RestSettings, Body, Reply]):
         assert self.agent
         message = await self.user_message((await read_json(request), request.headers.get("X-Message-Id")))
         try:
-            events = await self.agent.handle(message)
+            events = await self.agent.handle(message, resend=True)  # a retry gets the answer it missed
         except TurnFailed as exc:
             raise HTTPError(503, str(exc)) from exc
         reply = self.render(events, await self.agent.language(message.conversation_id))
@@ -71,6 +74,12 @@ class RestChannel(Channel[RestSettings, Body, Reply]):
         if not isinstance(metadata, dict):
             raise HTTPError(400, "metadata must be an object")
         sender = sender.strip()
+        # Imported here: the registry lists every channel, this one included.
+        from bot.channels.registry import owner_of
+
+        if owner := owner_of(sender):
+            raise HTTPError(403, f"sender {sender!r} names a {owner} conversation: the REST channel may only "
+                                 "address its own conversations")
         return UserMessage(sender, text, self.name, sender, message_id or metadata.get("message_id"), metadata)
 
     def render(self, events: list[ev.Event], language: str) -> Reply:

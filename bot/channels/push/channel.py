@@ -59,7 +59,8 @@ class PushChannel(Channel[S, In, Out], Generic[S, In, Out]):
     @property
     def prefix(self) -> str:
         """Conversation ids are this + the platform's user id."""
-        return f"{self.name}:"
+        assert self.conversation_prefix
+        return self.conversation_prefix
 
     # -- what each push channel does -------------------------------------------------------------------------
 

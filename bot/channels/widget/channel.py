@@ -26,7 +26,7 @@ from bot.channels.widget.keys import WIDGET
 from bot.channels.widget.protocol import FrameError, Said
 from bot.channels.widget.ratelimit import KeyedLimiter
 from bot.channels.widget.rooms import Rooms
-from bot.channels.widget.sessions import Sessions
+from bot.channels.widget.sessions import CONVERSATION_PREFIX, Sessions
 from bot.channels.widget.settings import WidgetSettings
 from bot.channels.widget.uploads import UploadStore
 from bot.dialogue import events as ev
@@ -50,6 +50,7 @@ class Open:
 class WidgetChannel(Channel[WidgetSettings, Said, list[protocol.Frame]]):
     name = "widget"
     key = WIDGET
+    conversation_prefix = CONVERSATION_PREFIX  # web:<random>, issued by the server only
     settings_model = WidgetSettings
 
     def __init__(self, settings: WidgetSettings, clock: Callable[[], float] = time.time) -> None:
