@@ -102,14 +102,17 @@ def cmd_run(args: argparse.Namespace) -> int:
     from bot.server import ServerSettings, create_app
 
     _ensure_model(args)
+    from bot.access_log import AccessLog
+
     token = args.auth_token or os.environ.get("KEFU_AUTH_TOKEN")
-    settings = ServerSettings.for_project(Path("."), model_path=args.model, auth_token=token)
+    settings = ServerSettings.for_project(Path("."), model_path=args.model, auth_token=token,
+                                          public_url=args.public_url)
     app = create_app(settings)  # a channel's bad settings fail here, before we claim to be serving
     print(f"Loading the model ({args.model or 'the newest in models/'}), the embedding model and the stores…",
           flush=True)
     url = f"http://{args.host}:{args.port}"
     try:  # run_app prints once the port answers, after everything above has loaded
-        web.run_app(app, host=args.host, port=args.port, reuse_port=args.reuse_port or None,
+        web.run_app(app, host=args.host, port=args.port, reuse_port=args.reuse_port or None, access_log_class=AccessLog,
                     print=lambda _started: print(f"kefu serving on {url}  (shop {url}/, agent console {url}/console;"
                                                  " Ctrl-C stops)", flush=True))
     except OSError as exc:
@@ -308,6 +311,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--auth-token", default=None, help="protects the HTTP API with ?token=T")
     p.add_argument("--enable-api", action="store_true", help="accepted for Rasa compatibility (always on)")
     p.add_argument("--reuse-port", action="store_true", help="let several workers share the port")
+    p.add_argument("--public-url", default=None,
+                   help="where browsers reach this server, e.g. https://shop.example (or KEFU_PUBLIC_URL)")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("shell", help="chat with the bot in the terminal")

@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from aiohttp import web
 
@@ -16,6 +18,7 @@ from bot.action_runner import ActionRunner, InProcessActionRunner, RemoteActionR
 from bot.agent import Agent
 from bot.app_keys import AGENT, METRICS, SETTINGS, STORES
 from bot.channels.registry import mount_channels
+from bot.channels.settings import ConfigError
 from bot.endpoints import Endpoints, load_endpoints
 from bot.http import HTTPError, check_token, error_middleware, json_dumps, read_json
 from bot.identity import SECRET_ENV, IdentityCheck
@@ -26,6 +29,7 @@ from handoff.app import create_handoff, setup_handoff
 
 log = logging.getLogger(__name__)
 api = web.RouteTableDef()
+_NETLOC = re.compile(r"^(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?$")
 
 
 @dataclass
@@ -34,6 +38,8 @@ class ServerSettings:
     model_path: Path | None = None  # default: newest archive in project_dir/models
     auth_token: str | None = field(default=None, repr=False)
     identity_secret: str | None = field(default=None, repr=False)  # KEFU_IDENTITY_SECRET: signed customer ids
+    metrics_token: str | None = field(default=None, repr=False)  # KEFU_METRICS_TOKEN: opens /metrics only
+    public_url: str | None = None  # KEFU_PUBLIC_URL: where browsers reach us (pages' script src and CSP)
     redis_url: str | None = None
     db_path: Path | None = None  # default: project_dir/kefu.db
     endpoints: Endpoints = field(default_factory=Endpoints)
@@ -44,6 +50,8 @@ class ServerSettings:
         settings = cls(project_dir=project_dir, endpoints=endpoints, **overrides)
         settings.redis_url = settings.redis_url or endpoints.redis_url()
         settings.identity_secret = settings.identity_secret or os.environ.get(SECRET_ENV) or None
+        settings.metrics_token = settings.metrics_token or os.environ.get("KEFU_METRICS_TOKEN") or None
+        settings.public_url = check_public_url(settings.public_url or os.environ.get("KEFU_PUBLIC_URL") or None)
         return settings
 
     def resolve_model(self) -> Path:
@@ -51,6 +59,17 @@ class ServerSettings:
         if path is None:
             raise ModelError(f"no trained model in {self.project_dir / 'models'}: run `kefu train`")
         return path
+
+
+def check_public_url(url: str | None) -> str | None:
+    """`scheme://host[:port]` (a path is kept) without a trailing slash; a clear error for anything else."""
+    if url is None:
+        return None
+    parts = urlsplit(url.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment \
+            or not _NETLOC.match(parts.netloc):
+        raise ConfigError(f"KEFU_PUBLIC_URL / --public-url must look like https://shop.example[:port], not {url!r}")
+    return f"{parts.scheme}://{parts.netloc}{parts.path.rstrip('/')}"
 
 
 def action_runner(settings: ServerSettings) -> ActionRunner:
@@ -102,6 +121,8 @@ async def health(request: web.Request) -> web.Response:
 
 @api.get("/metrics")
 async def metrics(request: web.Request) -> web.Response:
+    settings = request.app[SETTINGS]
+    check_token(request, settings.auth_token, loopback_without_token=True, also=settings.metrics_token)
     return web.Response(body=request.app[METRICS].render(), content_type="text/plain")
 
 

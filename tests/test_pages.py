@@ -123,6 +123,29 @@ async def test_demo_shop_embeds_the_bubble_with_one_script_tag(client):
     assert "<script>alert(1)" not in evil_host
 
 
+@pytest.mark.parametrize("path", ["/", "/help"])
+async def test_pages_point_at_this_server_whatever_the_host_header_says(client, path):
+    resp = await client.get(path, headers={"Host": "evil.example:666"})
+    page, csp = await resp.text(), resp.headers["Content-Security-Policy"]
+    assert f'<script src="http://127.0.0.1:{client.port}/widget.js"' in page
+    assert "evil.example" not in page and "evil.example" not in csp
+    assert f"connect-src 'self' ws://127.0.0.1:{client.port} wss://127.0.0.1:{client.port};" in csp
+
+
+async def test_pages_use_the_configured_public_url(aiohttp_client, starter_model, tmp_path, monkeypatch):
+    monkeypatch.setenv("KEFU_PUBLIC_URL", "https://shop.example/")
+    settings = ServerSettings.for_project(ROOT, model_path=starter_model, db_path=tmp_path / "kefu.db")
+    settings.redis_url = None
+    client = await aiohttp_client(create_app(settings))
+    for path in ("/", "/help"):
+        resp = await client.get(path, headers={"Host": "evil.example"})
+        assert '<script src="https://shop.example/widget.js"' in await resp.text()
+        assert "wss://shop.example;" in resp.headers["Content-Security-Policy"]
+    monkeypatch.setenv("KEFU_PUBLIC_URL", "shop.example")
+    with pytest.raises(ValueError, match="KEFU_PUBLIC_URL"):
+        ServerSettings.for_project(ROOT)
+
+
 async def test_help_centre_and_suggestions_show_display_titles_not_training_phrasings(client):
     """"how do i cancel my order" is how shoppers type; the page and the bubble show "Cancelling an order"."""
     entries = {e.id: e for e in client.app[AGENT].faq_entries()}

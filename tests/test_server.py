@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+from aiohttp.test_utils import TestServer
 
 from bot.server import ServerSettings, create_app
 
@@ -197,8 +198,52 @@ async def test_auth_token_protects_the_api(token_client):
 async def test_health_and_metrics(client):
     assert (await (await client.get("/health")).json())["status"] == "ok"
     await chat(client, "m1", "hello")
-    metrics = await (await client.get("/metrics")).text()
+    metrics = await (await client.get("/metrics")).text()  # no token configured: this machine only
     assert 'kefu_messages_total{channel="rest"} 1.0' in metrics
+
+
+async def test_metrics_need_the_api_token_or_the_metrics_token(aiohttp_client, starter_model, tmp_path,
+                                                               monkeypatch):
+    monkeypatch.setenv("KEFU_METRICS_TOKEN", "scrape-me")
+    settings = ServerSettings.for_project(ROOT, model_path=starter_model, db_path=tmp_path / "kefu.db",
+                                          auth_token="s3cret")
+    settings.redis_url = None
+    client = await aiohttp_client(create_app(settings))
+    assert (await client.get("/metrics")).status == 401
+    assert (await client.get("/metrics?token=wrong")).status == 401
+    assert (await client.get("/metrics", headers={"Authorization": "Bearer s3cret"})).status == 200
+    resp = await client.get("/metrics", headers={"Authorization": "Bearer scrape-me"})  # Prometheus' bearer
+    assert resp.status == 200 and "kefu_turn_seconds" in await resp.text()
+    # the metrics token opens nothing else
+    assert (await client.post("/model/parse", json={"text": "hi"},
+                              headers={"Authorization": "Bearer scrape-me"})).status == 401
+    assert (await client.get("/health")).status == 200  # liveness stays open
+
+
+async def test_access_log_never_shows_tokens(aiohttp_client, starter_model, tmp_path, caplog):
+    """`kefu run` logs every request with bot.access_log.AccessLog: secrets in query strings are redacted."""
+    import logging
+
+    from bot.access_log import AccessLog
+
+    settings = ServerSettings.for_project(ROOT, model_path=starter_model, db_path=tmp_path / "kefu.db",
+                                          auth_token="s3cret-api-token")
+    settings.redis_url = None
+    server = TestServer(create_app(settings))
+    await server.start_server(access_log_class=AccessLog)  # as `kefu run` serves
+    client = await aiohttp_client(server)
+    caplog.set_level(logging.INFO, logger="aiohttp.access")
+    assert (await client.post("/model/parse?token=s3cret-api-token", json={"text": "hi"})).status == 200
+    await client.get("/webhooks/messenger?hub.mode=subscribe&hub.verify_token=verify-me-123&hub.challenge=42")
+    await client.get("/metrics?lang=en&token=s3cret-api-token",
+                     headers={"Referer": "http://127.0.0.1/console?token=s3cret-api-token&x=1"})
+    lines = [r.getMessage() for r in caplog.records if r.name == "aiohttp.access"]
+    assert len(lines) == 3, lines
+    logged = "\n".join(lines)
+    assert "s3cret-api-token" not in logged and "verify-me-123" not in logged
+    assert "POST /model/parse?token=[redacted] HTTP/1.1" in logged
+    assert "hub.verify_token=[redacted]&hub.challenge=42" in logged and "lang=en&token=[redacted]" in logged
+    assert "/console?token=[redacted]&x=1" in logged  # the Referer too
 
 
 async def test_button_payload_keeps_the_conversation_language(client):
