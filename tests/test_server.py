@@ -186,6 +186,21 @@ async def test_a_customer_id_is_believed_only_with_its_identifier_hash(aiohttp_c
     assert "customer_id" not in users[0]["metadata"]
 
 
+async def test_without_an_identity_secret_no_customer_id_is_believed(aiohttp_client, starter_model, tmp_path,
+                                                                     monkeypatch):
+    from bot.identity import identifier_hash
+
+    monkeypatch.delenv("KEFU_IDENTITY_SECRET", raising=False)
+    settings = ServerSettings.for_project(ROOT, model_path=starter_model, db_path=tmp_path / "kefu.db")
+    settings.redis_url = None
+    client = await aiohttp_client(create_app(settings))
+    for secret in ("", "anything"):
+        resp = await client.post("/webhooks/rest/webhook", json={
+            "sender": f"nosecret-{secret}", "message": "where is my order KF20240001",
+            "metadata": {"customer_id": "C1001", "identifier_hash": identifier_hash(secret, "C1001")}})
+        assert "SF1402837561924" not in await resp.text()
+
+
 async def test_auth_token_protects_the_api(token_client):
     assert (await token_client.post("/model/parse", json={"text": "hi"})).status == 401
     assert (await token_client.post("/model/parse?token=wrong", json={"text": "hi"})).status == 401
