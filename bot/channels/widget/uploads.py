@@ -21,6 +21,7 @@ from typing import Any
 from urllib.parse import quote, unquote
 
 from aiohttp import BodyPartReader, web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from bot.http import HTTPError
 from bot.stores import KeyValue
@@ -29,7 +30,9 @@ KEY_PREFIX = "widget:upload:"
 ID_PATTERN = re.compile(r"^att_[A-Za-z0-9_-]{16,64}$")
 CHUNK = 64 * 1024
 MULTIPART_OVERHEAD = 16 * 1024
-MAX_NAME_CHARS = 120
+MAX_NAME_CHARS = 120  # shown; longer names are cut
+MAX_FILENAME_CHARS = 1024  # sent; longer is not a file name
+MAX_PARTS = 10  # parts before the `file` one (a browser sends one)
 _PERCENT = re.compile(r"%[0-9A-Fa-f]{2}")
 ALIASES = {"image/jpg": "image/jpeg", "image/pjpeg": "image/jpeg", "application/x-pdf": "application/pdf"}
 
@@ -101,16 +104,7 @@ class UploadStore:
         """Read the `file` part of a multipart upload; all checks pass or nothing is kept."""
         if request.content_length is not None and request.content_length > self.max_bytes + MULTIPART_OVERHEAD:
             raise HTTPError(413, f"file too large (limit {self.max_bytes} bytes)")
-        try:
-            reader = await request.multipart()
-        except (AssertionError, ValueError, KeyError):
-            raise HTTPError(400, "send the file as multipart/form-data in a part named 'file'") from None
-        part = await reader.next()
-        while part is not None and not (isinstance(part, BodyPartReader) and part.name == "file"):
-            await part.release()
-            part = await reader.next()
-        if part is None or not isinstance(part, BodyPartReader) or not part.filename:
-            raise HTTPError(400, "send the file as multipart/form-data in a part named 'file'")
+        part = await self._file_part(request)
         declared = part.headers.get("Content-Type", "").split(";")[0].strip().lower()
         declared = ALIASES.get(declared, declared)
         if declared not in self.types:
@@ -122,6 +116,28 @@ class UploadStore:
                                                        "mime": declared, "size": size, "created_at": time.time()})
         return attachment
 
+    async def _file_part(self, request: web.Request) -> BodyPartReader:
+        """The `file` part, among at most MAX_PARTS; a body that is not such multipart is 400, never 500 (aiohttp's
+        parser raises its own errors for a NUL in a part header, a cut-short body, a missing boundary...)."""
+        try:
+            reader = await request.multipart()
+            part = await reader.next()
+            for _ in range(MAX_PARTS):
+                if part is None or (isinstance(part, BodyPartReader) and part.name == "file"):
+                    break
+                await part.release()
+                part = await reader.next()
+            else:
+                raise HTTPError(400, f"at most {MAX_PARTS} parts in an upload")
+            filename = part.filename if isinstance(part, BodyPartReader) else None
+        except (AssertionError, ValueError, KeyError, HttpProcessingError):
+            raise HTTPError(400, "the upload is not valid multipart/form-data") from None
+        if not isinstance(part, BodyPartReader) or not filename:
+            raise HTTPError(400, "send the file as multipart/form-data in a part named 'file'")
+        if len(filename) > MAX_FILENAME_CHARS:
+            raise HTTPError(400, f"file names are limited to {MAX_FILENAME_CHARS} characters")
+        return part
+
     async def _write(self, part: BodyPartReader, attachment_id: str, declared: str) -> int:
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(None, lambda: self.directory.mkdir(parents=True, exist_ok=True))
@@ -131,7 +147,7 @@ class UploadStore:
         ok = False
         handle = await loop.run_in_executor(None, tmp.open, "wb")
         try:
-            while chunk := await part.read_chunk(CHUNK):
+            while chunk := await _chunk(part):
                 size += len(chunk)
                 if size > self.max_bytes:
                     raise HTTPError(413, f"file too large (limit {self.max_bytes} bytes)")
@@ -153,6 +169,13 @@ class UploadStore:
                 with contextlib.suppress(FileNotFoundError):
                     await loop.run_in_executor(None, tmp.unlink)
         return size
+
+
+async def _chunk(part: BodyPartReader) -> bytes:
+    try:
+        return await part.read_chunk(CHUNK)
+    except (AssertionError, ValueError, HttpProcessingError):
+        raise HTTPError(400, "the upload is not valid multipart/form-data") from None
 
 
 def download_response(store: UploadStore, attachment: Attachment) -> web.FileResponse:
