@@ -137,6 +137,14 @@ async def test_malformed_multipart_uploads_are_4xx_not_500(client):
         assert 400 <= resp.status < 500, (body[:200], resp.status, await resp.text())
         assert isinstance((await resp.json())["error"], str)
     assert await client.app[STORES].kv.scan("widget:upload:") == []
+    # the console's login form takes only what its page sends
+    body, content_type = multipart([(file_head.format("a\x00b.png"), PNG)])
+    resp = await client.post("/console/login", data=body, headers={"Content-Type": content_type,
+                                                                   "Origin": origin(client)})
+    assert resp.status == 415 and "x-www-form-urlencoded" in (await resp.json())["error"]
+    resp = await client.post("/console/login", data=b"username=%FF%FE&password=%ZZ", allow_redirects=False,
+                             headers={"Content-Type": "application/x-www-form-urlencoded", "Origin": origin(client)})
+    assert resp.status in (400, 401), await resp.text()
 
 
 async def test_widget_socket_answers_deep_and_surrogate_frames_with_errors_and_stays_usable(client):
