@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from typing import Any
 
 MAX_DEPTH = 32
@@ -35,47 +36,49 @@ def _constant(name: str) -> Any:
 
 
 _DECODER = json.JSONDecoder(parse_float=_finite, parse_constant=_constant)
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")  # \ud800-\udfff, paired or not
+_CONTAINERS = (dict, list)
 
 
 def loads(data: str | bytes, max_depth: int = MAX_DEPTH) -> Any:
     """Parse JSON text (bytes must be UTF-8) strictly; raises JSONInputError with a readable reason."""
-    if isinstance(data, bytes | bytearray):
-        try:
-            data = bytes(data).decode("utf-8")
-        except UnicodeDecodeError:
-            raise JSONInputError("not UTF-8") from None
     try:
-        value = _DECODER.decode(data)
+        text = bytes(data).decode("utf-8") if isinstance(data, bytes | bytearray) else data
+        text.encode("utf-8")  # a str handed in may carry raw surrogates (decoded with surrogateescape)
+    except UnicodeError:
+        raise JSONInputError("not UTF-8") from None
+    try:
+        value = _DECODER.decode(text)
     except RecursionError:
         raise JSONInputError(f"nested deeper than {max_depth} levels") from None
     except JSONInputError:
         raise
     except ValueError as exc:
         raise JSONInputError(str(exc)) from None
-    check(value, max_depth)
+    _check_depth(value, max_depth)
+    if _SURROGATE_ESCAPE.search(text):  # rare: only then look at the parsed strings
+        _check_unicode(value)
     return value
 
 
-def check(value: Any, max_depth: int = MAX_DEPTH) -> None:
-    """Depth and Unicode of an already parsed value, without recursion (so any depth is safe to look at)."""
-    stack: list[tuple[Any, int]] = [(value, 0)]
-    while stack:
-        item, depth = stack.pop()
-        if isinstance(item, str):
-            _unicode(item)
-        elif isinstance(item, dict | list):
-            if depth >= max_depth:
-                raise JSONInputError(f"nested deeper than {max_depth} levels")
-            if isinstance(item, dict):
-                for key, child in item.items():
-                    _unicode(key)
-                    stack.append((child, depth + 1))
-            else:
-                stack.extend((child, depth + 1) for child in item)
+def _check_depth(value: Any, max_depth: int) -> None:
+    """Level by level, without recursion; scalars are skipped in bulk (this runs on the event loop)."""
+    level = [value] if isinstance(value, dict | list) else []
+    depth = 0
+    while level:
+        depth += 1
+        if depth > max_depth:
+            raise JSONInputError(f"nested deeper than {max_depth} levels")
+        deeper: list[Any] = []
+        for item in level:
+            deeper += [c for c in (item.values() if type(item) is dict else item) if type(c) in _CONTAINERS]
+        level = deeper
 
 
-def _unicode(text: str) -> None:
+def _check_unicode(value: Any) -> None:
+    """Escaped surrogates must come in pairs (the parser joins a pair into one character; a lone one stays)."""
     try:
-        text.encode("utf-8")
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
     except UnicodeEncodeError as exc:
-        raise JSONInputError(f"text has a lone surrogate (\\u{ord(text[exc.start]):04x}): not valid Unicode") from None
+        bad = ord(exc.object[exc.start])
+        raise JSONInputError(f"text has a lone surrogate (\\u{bad:04x}): not valid Unicode") from None
