@@ -124,6 +124,12 @@ async def test_bad_missing_or_legacy_only_signatures_get_403_and_nothing_happens
         assert (await post(messenger, body, {"Content-Type": "application/json", **headers})).status == 403
     assert (await post(messenger, b"{not json")).status == 400
     assert (await post(messenger, b'{"object": "user", "entry": []}')).status == 404
+    # signed but hostile: deep nesting, a lone surrogate, NaN -> 400 with a reason, never 500 (issue 14)
+    for hostile in (b'{"object": "page", "entry": ' + b"[" * 5000 + b"]" * 5000 + b"}",
+                    b'{"object": "page", "entry": [{"messaging": [{"message": {"text": "\\ud800"}}]}]}',
+                    b'{"object": "page", "entry": [], "x": NaN}'):
+        resp = await post(messenger, hostile)
+        assert resp.status == 400 and "not valid JSON" in (await resp.json())["error"], await resp.text()
     await asyncio.sleep(0.2)
     assert await messenger.app[STORES].trackers.conversations() == [] and fake_graph.calls == []
 
