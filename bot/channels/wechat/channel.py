@@ -32,7 +32,7 @@ from bot.channels.wechat.xml import Fields
 from bot.dialogue import events as ev
 from bot.notices import is_rating_request
 from bot.stores import LockTimeout
-from bot.stores.errors import store_unavailable
+from bot.stores.errors import UNAVAILABLE, store_unavailable
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +104,7 @@ class WeChatChannel(PushChannel[WeChatSettings, Inbound, tuple[str, list[str]]])
             if stored is None:
                 return None
             text = await self._passive(message, stored)
-            await self.inbox.done(cid, key)  # in case a delivery before this one kept it
+            await self._clear(cid, key)  # a delivery before this one may have kept it, then died
             return text
         if not started.is_set():  # another delivery of this message is on it (or was, on a worker that died)
             turn.cancel()
@@ -116,6 +116,13 @@ class WeChatChannel(PushChannel[WeChatSettings, Inbound, tuple[str, list[str]]])
         self.tasks.spawn(self.api.typing(openid))
         turn.add_done_callback(lambda task: self._late(message, task))
         return None
+
+    async def _clear(self, conversation_id: str, key: str) -> None:
+        """Best effort: the answer is ready, so a store failure here must not turn it into an error status."""
+        try:
+            await self.inbox.done(conversation_id, key)
+        except UNAVAILABLE as exc:
+            log.warning("WeChat: could not clear inbox entry %s (%r); the sweep may answer it again", key, exc)
 
     async def _turn(self, inbound: Inbound, message: UserMessage, started: asyncio.Event) -> list[ev.Event] | None:
         """The turn this delivery shows, or None when another delivery of the message showed it.
