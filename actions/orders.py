@@ -36,7 +36,8 @@ logger = logging.getLogger(__name__)
 
 # Our order numbers: "KF" + 8 digits (also typed "kf 2024 0001", "KF-20240001").
 _KF_NUMBER = re.compile(r"(?<![A-Z0-9])KF[\s\-]*(\d{4})[\s\-]?(\d{4})(?!\d)")
-# Digits only: 8 digits is one of ours without "KF"; 9–12 digits is a marketplace (e.g. Tmall) order number.
+# Digits only: 8 digits is one of ours without "KF"; 9–12 digits is some other store's number (a marketplace's:
+# shoppers send them, though we sell only on our own site and app), answered as not ours.
 # Not inside a ticket number (T-20241120-0001) and not an 11-digit Chinese mobile number (1[3-9]…).
 _DIGITS_NUMBER = re.compile(r"(?<![A-Z0-9-])(?!1[3-9]\d{9}(?!\d))(\d{8,12})(?![\d-])")
 
@@ -70,6 +71,15 @@ def authorized(tracker: Tracker, record: dict[str, Any]) -> bool:
 
 
 def not_found_message(order_id: str, language: str) -> str:
+    if order_id.isdigit() and len(order_id) > 8:
+        return bi(
+            language,
+            zh=f"{order_id} 不是我们的订单号：我们的订单号是 KF 加 8 位数字，在下单短信和“我的订单”里能看到。"
+            "我们只在自己的网站和 App 销售，没有天猫、京东等平台店铺，平台上的订单请联系该店铺。",
+            en=f"{order_id} isn't one of our order numbers: ours are KF followed by 8 digits, as in your order "
+            'confirmation and "My orders". We sell only on our own site and app (no Tmall, JD or other marketplace '
+            "store), so an order from a marketplace is for that store to look up.",
+        )
     return bi(
         language,
         zh=f"抱歉，没有查到订单号为 {order_id} 的订单。请核对一下下单短信或“我的订单”里的订单号再发给我，"

@@ -332,9 +332,9 @@ class ActionStartReturn(Action):
         reviewable = [v for v in refused if v.why in ("excluded", "late", "used", "late_fault")]
         if reviewable:
             parts.append(bi(language, zh="如果您觉得情况特殊，我可以开一个工单请退货团队复核"
-                                         "（一个工作日内回复）。需要吗？",
+                                         "（24 小时内回复）。需要吗？",
                             en="If you think this is a special case, I can open a ticket for our returns team to "
-                            "review it (they reply within one business day). Shall I?"))
+                            "review it (they reply within 24 hours). Shall I?"))
             summary = (f"Return review for order {order['id']}: "
                        + "; ".join(f"{say(v.item.get('name'), 'en')} ({v.why})" for v in reviewable)
                        + f"; reason {reason}; {days} days since delivery")

@@ -76,14 +76,14 @@ def describe_ticket(ticket: dict[str, Any], language: str) -> str:
         if last:
             text += f"最新进展：{say(last.get('text'), 'zh')}"
         elif ticket.get("status") == "pending":
-            text += "同事会在一个工作日内回复您（人工客服每天 9:00–21:00）。"
+            text += "同事会在 24 小时内回复您（人工客服每天 9:00–21:00）。"
         return text
     text = (f"Ticket {ticket['id']} ({subject}) is {status} — opened {ticket.get('created_at')}, last updated "
             f"{ticket.get('updated_at')}.")
     if last:
         text += f" Latest: {say(last.get('text'), 'en')}"
     elif ticket.get("status") == "pending":
-        text += " A colleague will reply within one business day (people are here 9:00–21:00 China time)."
+        text += " A colleague will reply within 24 hours (people are here 9:00–21:00 China time, every day)."
     return text
 
 
@@ -185,8 +185,8 @@ class ActionCreateTicket(Action):
             return events
         dispatcher.utter_message(text=bi(
             language,
-            zh=f"好的，已为您创建工单 {ticket['id']}，退货团队会在一个工作日内复核并回复您。"
+            zh=f"好的，已为您创建工单 {ticket['id']}，退货团队会在 24 小时内复核并回复您。"
             "随时发工单号给我就能查询进度。",
-            en=f"Done — ticket {ticket['id']} is open, and our returns team will review it and reply within one "
-            "business day. Send me the ticket number any time to check on it."))
+            en=f"Done — ticket {ticket['id']} is open, and our returns team will review it and reply within 24 "
+            "hours. Send me the ticket number any time to check on it."))
         return events

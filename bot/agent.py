@@ -14,7 +14,7 @@ from typing import Any
 
 from bot.action_runner import ActionRunner
 from bot.dialogue import events as ev
-from bot.dialogue.engine import DialogueEngine, HandoffPort
+from bot.dialogue.engine import DialogueEngine, HandoffPort, TurnFailed
 from bot.dialogue.tracker import Tracker
 from bot.formats.faq_data import FAQEntry
 from bot.identity import IdentityCheck
@@ -25,11 +25,6 @@ from bot.parsing import BatchedParser
 from bot.stores import Stores
 
 log = logging.getLogger(__name__)
-
-
-class TurnFailed(RuntimeError):
-    """Raised by the handoff side when a turn must fail as a whole, nothing stored, rather than go on to the bot:
-    a shopper's message that could not be made a ticket. The channel reports the error and may send it again."""
 
 
 MAX_TEXT_CHARS = 5000

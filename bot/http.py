@@ -1,4 +1,4 @@
-"""HTTP helpers shared by every route: JSON errors, bounded JSON bodies, token checks."""
+"""HTTP helpers shared by every route: JSON errors, bounded strict JSON bodies, header checks, token checks."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
+
+from bot import strict_json
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +38,7 @@ class HTTPError(Exception):
 async def error_middleware(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]):
     """Every error is JSON with a status that says what happened; nothing internal leaks."""
     try:
+        check_headers(request)
         return await handler(request)
     except HTTPError as exc:
         return json_error(exc.status, exc.message)
@@ -48,16 +51,29 @@ async def error_middleware(request: web.Request, handler: Callable[[web.Request]
         return json_error(500, "internal error")
 
 
-async def read_json(request: web.Request, max_bytes: int = MAX_JSON_BYTES) -> Any:
+def check_headers(request: web.Request) -> None:
+    """Refuse a request whose headers are not UTF-8 at the door (400). aiohttp keeps undecodable bytes as lone
+    surrogates, which fail later wherever a header is encoded again: a token or signature comparison, a cookie, an
+    id we store."""
+    for name, value in request.raw_headers:
+        try:
+            value.decode("utf-8")
+        except UnicodeDecodeError:
+            raise HTTPError(400, f"header {name.decode('latin-1')[:40]} is not valid UTF-8") from None
+
+
+async def read_json(request: web.Request, max_bytes: int = MAX_JSON_BYTES,
+                    max_depth: int = strict_json.MAX_DEPTH) -> Any:
+    """The request's JSON body, size-capped and parsed strictly (bot.strict_json): 413 or 400 with a reason."""
     if request.content_length is not None and request.content_length > max_bytes:
         raise HTTPError(413, f"body too large (limit {max_bytes} bytes)")
     body = await request.content.read(max_bytes + 1)
     if len(body) > max_bytes:
         raise HTTPError(413, f"body too large (limit {max_bytes} bytes)")
     try:
-        return json.loads(body.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
-        raise HTTPError(400, "body is not valid JSON") from None
+        return strict_json.loads(body, max_depth)
+    except strict_json.JSONInputError as exc:
+        raise HTTPError(400, f"body is not valid JSON: {exc}") from None
 
 
 def is_loopback(request: web.Request) -> bool:

@@ -44,7 +44,7 @@ class TrainedModel:
     fingerprint: str
     path: Path | None = None
     trained_at: float = 0.0
-    learned: LearnedPolicy | None = None  # when config.yml asks for TEDPolicy
+    learned: LearnedPolicy | None = None  # when config.yml asks for TEDPolicy or lists no policies
 
 
 def fingerprint_of(project: Project) -> str:
@@ -105,8 +105,9 @@ def domain_for_runtime(domain: Domain) -> Domain:
 
 def learned_policy(config: Config) -> LearnedPolicy | None:
     """kefu's learned policy stands in for TEDPolicy when config.yml lists it (Rasa's `max_history`, and
-    RulePolicy's `core_fallback_threshold` as the confidence it needs)."""
-    ted = config.component("TEDPolicy")
+    RulePolicy's `core_fallback_threshold` as the confidence it needs), or lists no policies at all: Rasa then
+    trains its default ones, TEDPolicy among them (a `rasa init` bot's config.yml has them commented out)."""
+    ted = config.component("TEDPolicy") if config.policies else {}
     if ted is None:
         return None
     rule = config.component("RulePolicy") or {}

@@ -7,11 +7,11 @@ batch is embedded in one forward pass, which costs far less per message.
 from __future__ import annotations
 
 import asyncio
-import json
 import re
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from bot import strict_json
 from bot.language import LANGUAGES
 from bot.model import TrainedModel
 from bot.nlu.clauses import split_questions
@@ -30,8 +30,8 @@ def parse_payload(text: str, language: str) -> dict[str, Any] | None:
     entities = []
     if match.group("entities"):
         try:
-            values = json.loads(match.group("entities"))
-        except ValueError:
+            values = strict_json.loads(match.group("entities"))
+        except strict_json.JSONInputError:
             return None
         entities = [{"entity": k, "value": v, "start": None, "end": None, "extractor": "payload"}
                     for k, v in (values.items() if isinstance(values, dict) else [])]

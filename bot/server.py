@@ -85,6 +85,8 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     model: TrainedModel = await loop.run_in_executor(None, load_model, settings.resolve_model())
     stores = create_stores(settings.redis_url, settings.db_path or settings.project_dir / "kefu.db",
                            redis_prefix=settings.endpoints.redis_prefix())
+    if stores.startup_check is not None:
+        await stores.startup_check()
     actions = action_runner(settings)
     app[STORES] = stores
     app[AGENT] = Agent(model, stores, actions, create_handoff(app, stores), metrics=app[METRICS],
@@ -111,12 +113,26 @@ def create_app(settings: ServerSettings) -> web.Application:
 
 # -- the HTTP API (Rasa-compatible where Rasa has the endpoint) ------------------------------------------------
 
+HEALTH_TIMEOUT_S = 2.0
+
+
 @api.get("/health")
 async def health(request: web.Request) -> web.Response:
-    agent = request.app[AGENT]
-    return web.json_response({"status": "ok", "model": agent.model.path.name if agent.model.path else None,
-                              "fingerprint": agent.model.fingerprint,
-                              "store": "redis" if request.app[SETTINGS].redis_url else "sqlite"})
+    """200 when this worker can serve; 503 naming the part that is down (a load balancer takes it out)."""
+    agent, stores = request.app[AGENT], request.app[STORES]
+    down: dict[str, str] = {}
+    if stores.ping is not None:
+        try:
+            async with asyncio.timeout(HEALTH_TIMEOUT_S):
+                await stores.ping()
+        except Exception as exc:  # any failure to answer is "down"; what exactly goes to the log, not out
+            log.warning("health: the %s store does not answer: %r", stores.backend, exc)
+            down[stores.backend] = f"not answering ({type(exc).__name__})"
+    body = {"status": "down" if down else "ok", "model": agent.model.path.name if agent.model.path else None,
+            "fingerprint": agent.model.fingerprint, "store": stores.backend}
+    if down:
+        body["down"] = down
+    return web.json_response(body, status=503 if down else 200)
 
 
 @api.get("/metrics")

@@ -9,10 +9,10 @@ can't be misread elsewhere. Buttons send Rasa payloads (`/cancel_handoff`, `/csa
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any
 
+from bot import strict_json
 from bot.dialogue import events as ev
 from bot.dialogue.tracker import Tracker
 from bot.notices import text
@@ -87,8 +87,8 @@ def is_payload(message: str) -> bool:
 
 def _payload_field(message: str, payload: str, name: str) -> Any:
     try:
-        return json.loads(message[len(payload):] or "{}").get(name)
-    except (ValueError, AttributeError):
+        return strict_json.loads(message[len(payload):] or "{}").get(name)
+    except (strict_json.JSONInputError, AttributeError):
         return None
 
 

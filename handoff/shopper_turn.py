@@ -18,8 +18,8 @@ import logging
 import time
 from collections.abc import Callable
 
-from bot.agent import TurnFailed
 from bot.dialogue import events as ev
+from bot.dialogue.engine import TurnFailed
 from bot.dialogue.escalation import is_explicit_human_request
 from bot.dialogue.tracker import Tracker
 from bot.language import conversation_language

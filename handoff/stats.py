@@ -48,6 +48,7 @@ class _Totals:
     unanswered: Counter[str] = field(default_factory=Counter)
     examples: dict[str, str] = field(default_factory=dict)
     outcomes: Counter[str] = field(default_factory=Counter)
+    wrong_answers: Counter[str] = field(default_factory=Counter)  # FAQ entries the shopper said missed the question
 
 
 def _mean(values: list[float]) -> float | None:
@@ -96,6 +97,8 @@ def _add_conversation(totals: _Totals, events: list[ev.Event], zone: ZoneInfo, s
             totals.csat.append(int(event["score"]))
         elif kind == "action" and event.get("name") == "action_default_fallback":
             _unanswered(totals, events[:i])
+        elif kind == "bot" and (event.get("data") or {}).get("rejected_faq_id"):
+            _wrong_answer(totals, events[:i], str(event["data"]["rejected_faq_id"]))
     totals.requests += len(outcomes)
     totals.outcomes.update(outcomes)
     if not outcomes:
@@ -119,6 +122,16 @@ def _unanswered(totals: _Totals, before: list[ev.Event]) -> None:
             if key:
                 totals.unanswered[key] += 1
                 totals.examples.setdefault(key, question)
+            return
+
+
+def _wrong_answer(totals: _Totals, before: list[ev.Event], faq_id: str) -> None:
+    """An answer the shopper said was not what they asked is a miss: its entry is counted, and the question it
+    answered joins the unanswered ones (not "that's not what I asked", which came after it)."""
+    totals.wrong_answers[faq_id] += 1
+    for i in range(len(before) - 1, -1, -1):
+        if before[i].get("event") == "bot" and (before[i].get("data") or {}).get("faq_id") == faq_id:
+            _unanswered(totals, before[:i])
             return
 
 
@@ -160,6 +173,8 @@ async def compute(trackers: TrackerStore, timezone: str, days: float = 30, now: 
         "csat_count": len(totals.csat),
         "messages_by_hour": totals.hours,
         "busiest_hours": [h for h in busiest if totals.hours[h] > 0],
+        "wrong_answers": sum(totals.wrong_answers.values()),
+        "wrong_answers_by_entry": dict(totals.wrong_answers.most_common()),
         "top_unanswered": [{"question": totals.examples[key], "count": n}
                            for key, n in totals.unanswered.most_common(10)],
         "tickets": tickets or {},

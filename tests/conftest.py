@@ -116,3 +116,64 @@ def kefu_app(handoff_backend, starter_model, aiohttp_client):
         return await aiohttp_client(app)
 
     return make
+
+
+# -- a redis-server of the test's own, to stop, restart or configure (persistence, CONFIG disabled) -----------
+#
+# `own_redis(*args)` starts one on a free port in the test's temporary directory with extra redis-server
+# arguments (default: no persistence, like `redis_url`); `.stop()` and `.start()` restart it on the same port
+# and directory. Stopped at the end of the test.
+
+
+class RedisProcess:
+    def __init__(self, binary: str, workdir: Path, args: tuple[str, ...]) -> None:
+        self.binary, self.workdir, self.args = binary, workdir, args
+        self.port = _free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        log = (self.workdir / f"redis-{self.port}.log").open("ab")
+        self.proc = subprocess.Popen([self.binary, "--port", str(self.port), "--bind", "127.0.0.1",
+                                      "--dir", str(self.workdir), *self.args], stdout=log, stderr=subprocess.STDOUT)
+        log.close()
+        deadline = time.monotonic() + 10
+        while self.proc.poll() is None and time.monotonic() < deadline and not _redis_answers(self.port):
+            time.sleep(0.02)
+        if not _redis_answers(self.port):
+            output = (self.workdir / f"redis-{self.port}.log").read_text(errors="replace")[-2000:]
+            pytest.fail(f"redis-server did not start on 127.0.0.1:{self.port}:\n{output}", pytrace=False)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[object]:
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.fail("redis-server is not installed (Debian package `redis-server`): run `make install`",
+                    pytrace=False)
+    started: list[RedisProcess] = []
+
+    def start(*args: str) -> RedisProcess:
+        workdir = tmp_path / f"redis-{len(started)}"
+        workdir.mkdir()
+        server = RedisProcess(binary, workdir, args or ("--save", "", "--appendonly", "no"))
+        server.start()
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()

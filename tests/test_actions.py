@@ -226,7 +226,8 @@ def test_anyone_else_gets_no_detail_of_the_order(metadata, slots):
         ("KF20240003", "zh", ["签收", "中通快递", "7 天"]),
         ("KF20240004", "en", ["Singapore", "EE204815736CN"]),
         ("KF20240004", "zh", ["新加坡"]),
-        ("3658201947", "zh", ["天猫旗舰店", "3658201947"]),
+        ("KF20240021", "zh", ["App订单", "KF20240021"]),
+        ("KF20240021", "en", ["from our app"]),
         ("KF20240011", "en", ["hasn't been paid", "30 minutes"]),
         ("KF20240019", "zh", ["预售", "2024-12-05"]),
         ("KF20240015", "en", ["two parcels", "SF1402841209377", "2024-11-27"]),
@@ -247,6 +248,9 @@ def test_each_kind_of_order_is_described(order_id, language, expected):
 def test_unknown_order_and_missing_store():
     messages, _ = order_status({"language": "zh", "order_id": "KF20239999"}, {"customer_id": "C1001"})
     assert "没有查到订单号为 KF20239999 的订单" in messages[0]["text"]
+    # a marketplace's number: not ours, and the shopper hears where we sell rather than "check the number"
+    messages, _ = order_status({"language": "en", "order_id": "3658201947"}, {"customer_id": "C1006"})
+    assert "isn't one of our order numbers" in messages[0]["text"] and "no Tmall" in messages[0]["text"]
 
 
 def test_missing_orders_file_gives_a_clear_message(monkeypatch, tmp_path):

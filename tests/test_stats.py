@@ -56,3 +56,26 @@ async def test_handoff_figures_sum_to_their_wholes(tmp_path) -> None:
     # every request has exactly one outcome: a left message is not also "unavailable" or "cancelled"
     assert figures["handoff_requests"] == 5 == sum(figures["outcomes"].values())
     assert figures["outcomes"] == {"left_message": 2, "cancelled": 1, "resolved": 1, "not_resolved": 1}
+
+
+async def test_an_answer_the_shopper_rejected_counts_as_a_miss(tmp_path) -> None:
+    """"That's not what I asked" after an FAQ answer: the entry is counted as a wrong answer and the question it
+    answered (not the rejection) is listed with the unanswered ones, though no handoff followed."""
+    stores = create_stores(None, tmp_path / "kefu.db")
+    now = time.time()
+    events = [ev.user("can I send it back after opening?"),
+              ev.bot("Refunds reach you in 3-5 days.", {"faq_id": "refund_time", "score": 0.83}),
+              ev.user("that's not what I asked"),
+              ev.bot("Do you mean…?", {"clarify": ["return_policy"], "rejected_faq_id": "refund_time"}),
+              ev.user("/faq{\"faq_id\": \"return_policy\"}"),
+              ev.bot("Unopened items within 7 days.", {"faq_id": "return_policy", "chosen": True})]
+    try:
+        await stores.trackers.append("rejected", _at(events, now - 600))
+        answered = [ev.user("运费多少"), ev.bot("满 99 包邮", {"faq_id": "shipping_cost"})]
+        await stores.trackers.append("fine", _at(answered, now - 300))
+        figures = await stats.compute(stores.trackers, "Asia/Shanghai", days=1, now=now)
+    finally:
+        await stores.close()
+    assert figures["wrong_answers"] == 1 and figures["wrong_answers_by_entry"] == {"refund_time": 1}
+    assert figures["top_unanswered"] == [{"question": "can I send it back after opening?", "count": 1}]
+    assert figures["bot_only"] == 2  # a miss the bot put right itself is still a bot-only conversation

@@ -44,6 +44,11 @@ FALLBACK_ACTION = "action_default_fallback"
 HANDOFF_ACTION = "action_handoff"
 
 
+class TurnFailed(RuntimeError):
+    """Raised by the handoff side when a turn must fail as a whole, nothing stored, rather than go on to the bot:
+    a shopper's message that could not be made a ticket. The channel reports the error and may send it again."""
+
+
 class HandoffPort(Protocol):
     """The human side (handoff/). `request` gets `handoff_requested` and returns what follows: `queued`,
     `agent_assigned`, or `handoff_unavailable` (closed / nobody on duty). `shopper_message` sees every shopper

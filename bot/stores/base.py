@@ -124,6 +124,8 @@ class Stores:
     bus: EventBus
     kv: KeyValue
     backend: str = "sqlite"
+    ping: Callable[[], Awaitable[object]] | None = None  # raises when the backend does not answer (/health)
+    startup_check: Callable[[], Awaitable[None]] | None = None  # logs what the operator must fix (Redis AOF)
 
     async def close(self) -> None:
         # The bus first: it ends its subscribers' loops while the connections they rely on are still open.

@@ -28,6 +28,7 @@ import secrets
 import time
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager
+from functools import partial
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -48,6 +49,7 @@ from bot.stores.base import (
     first_channel,
     prepare_events,
 )
+from bot.stores.redis_persistence import warn_if_not_persistent
 
 log = logging.getLogger(__name__)
 
@@ -425,4 +427,6 @@ def open_redis_stores(url: str, prefix: str = "kefu:", lock_ttl_s: float = 10.0)
         bus=bus,
         kv=RedisKeyValue(client, prefix),
         backend="redis",
+        ping=client.redis.ping,
+        startup_check=partial(warn_if_not_persistent, client.redis),
     )

@@ -392,4 +392,5 @@ def open_sqlite_stores(path: str | Path) -> Stores:
     """Stores on one SQLite file (created with its directories if missing)."""
     db = SqliteDB(path)
     bus = LocalEventBus()
-    return Stores(trackers=SqliteTrackerStore(db, bus), bus=bus, kv=SqliteKeyValue(db), backend="sqlite")
+    return Stores(trackers=SqliteTrackerStore(db, bus), bus=bus, kv=SqliteKeyValue(db), backend="sqlite",
+                  ping=lambda: db.run(lambda: db.conn.execute("SELECT 1").fetchone()))

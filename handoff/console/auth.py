@@ -80,7 +80,12 @@ async def login_form(request: web.Request) -> web.StreamResponse:
     """The login page's form (works without JavaScript): cookie and back to the console, or the page again."""
     if not same_origin(request):
         raise HTTPError(403, "request from another site refused")
-    form = await request.post()
+    if request.content_type != "application/x-www-form-urlencoded":  # what the page's form sends; never files
+        raise HTTPError(415, "send the login form as application/x-www-form-urlencoded")
+    try:
+        form = await request.post()
+    except (ValueError, UnicodeDecodeError):
+        raise HTTPError(400, "the login form could not be read") from None
     account = await _authenticate(request, str(form.get("username", "")), str(form.get("password", "")))
     if account is None:
         return _login_page(request, error=True, status=401)

@@ -9,6 +9,7 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
+from bot import strict_json
 from handoff.agents import AgentAccount
 from handoff.app_keys import HUB
 from handoff.console.web import current_agent, handoff
@@ -51,8 +52,8 @@ async def _pump(socket: web.WebSocketResponse, outbox: asyncio.Queue[dict[str, A
 
 async def _from_console(request: web.Request, account: AgentAccount, data: str) -> None:
     try:
-        message = json.loads(data)
-    except ValueError:
+        message = strict_json.loads(data)
+    except strict_json.JSONInputError:
         return
     if not isinstance(message, dict):
         return

@@ -102,15 +102,18 @@ async def test_a_message_a_stopped_worker_acknowledged_is_still_answered_once(me
     channel, kv = messenger.app[MESSENGER], messenger.app[STORES].kv
     item = {"sender": {"id": "3333"}, "recipient": {"id": "111"}, "timestamp": 1700000000000,
             "message": {"mid": "m_LOST", "text": "how long does shipping take"}}
-    left = {"item": asdict(Incoming(kind="message", user_id="3333", page_id="111", data=item))}
+    lost = asdict(Incoming(kind="message", user_id="3333", page_id="111", data=item))
+    busy = asdict(Incoming(kind="message", user_id="3334", page_id="111", data=item))
     await messenger.app[STORES].trackers.claim_message_id("messenger:in:m_LOST", 3600)
-    await kv.set(channel.inbox.prefix + "m_LOST", {**left, "at": channel.now() - RECOVER_AFTER_S - 1})
-    await kv.set(channel.inbox.prefix + "m_BUSY", {**left, "at": channel.now()})  # another worker is on it
+    assert await channel.inbox.keep("messenger:3333", "m_LOST", lost)
+    assert await channel.inbox.keep("messenger:3334", "m_BUSY", busy)  # another worker is on it
+    [(key, entry)] = await kv.scan(channel.inbox.prefix + "messenger:3333/")
+    await kv.set(key, {**entry, "at": channel.now() - RECOVER_AFTER_S - 1})
     await channel.recover()
     await fake_graph.wait_for(lambda: fake_graph.messages("3333"))
     await settle(messenger)
     assert len(fake_graph.texts("3333")) == 1 and fake_graph.texts("3333") == await bot_texts(messenger, "3333")
-    assert [key for key, _ in await kv.scan(channel.inbox.prefix)] == [channel.inbox.prefix + "m_BUSY"]
+    assert await channel.inbox.pending("messenger:3334") == [("m_BUSY", busy)] and not fake_graph.messages("3334")
 
 
 async def test_bad_missing_or_legacy_only_signatures_get_403_and_nothing_happens(messenger, fake_graph):
@@ -124,6 +127,12 @@ async def test_bad_missing_or_legacy_only_signatures_get_403_and_nothing_happens
         assert (await post(messenger, body, {"Content-Type": "application/json", **headers})).status == 403
     assert (await post(messenger, b"{not json")).status == 400
     assert (await post(messenger, b'{"object": "user", "entry": []}')).status == 404
+    # signed but hostile: deep nesting, a lone surrogate, NaN -> 400 with a reason, never 500 (issue 14)
+    for hostile in (b'{"object": "page", "entry": ' + b"[" * 5000 + b"]" * 5000 + b"}",
+                    b'{"object": "page", "entry": [{"messaging": [{"message": {"text": "\\ud800"}}]}]}',
+                    b'{"object": "page", "entry": [], "x": NaN}'):
+        resp = await post(messenger, hostile)
+        assert resp.status == 400 and "not valid JSON" in (await resp.json())["error"], await resp.text()
     await asyncio.sleep(0.2)
     assert await messenger.app[STORES].trackers.conversations() == [] and fake_graph.calls == []
 

@@ -121,3 +121,36 @@ def test_messenger_quick_replies_within_limits_and_long_text_split():
     assert len(quick) == 13 and all(len(q["title"]) <= 20 for q in quick)
     assert quick[0] == {"content_type": "text", "title": "Option number 0 wit…", "payload": '/choose{"n": 0}'}
     assert all(m["metadata"] == "kefu" for m in messages)
+
+
+@pytest.mark.parametrize("backend", ["sqlite", pytest.param("redis", marks=pytest.mark.redis)])
+async def test_the_inbox_keeps_once_in_order_with_one_owner_per_conversation(backend, tmp_path, request):
+    from uuid import uuid4
+
+    from bot.channels.push.inbox import RECOVER_AFTER_S, Inbox
+    from bot.stores import LockTimeout
+
+    url = request.getfixturevalue("redis_url") if backend == "redis" else None
+    shared = create_stores(url, tmp_path / "kefu.db", redis_prefix=f"test-{uuid4().hex[:10]}:")
+    now = [1000.0]
+    inbox = Inbox("x:inbox:", lambda: now[0])
+    inbox.stores = shared
+    try:
+        for n, mid in enumerate(["m_c", "m_a", "m_b"]):  # acknowledged in this order, whatever the ids say
+            now[0] = 1000.0 + n
+            assert await inbox.keep("x:1", mid, {"n": n})
+        assert not await inbox.keep("x:1", "m_a", {"n": 9})  # a redelivery of an unanswered one changes nothing
+        assert await inbox.keep("x:10", "m_d", {"n": 0})  # a conversation whose id starts like another's
+        assert await inbox.pending("x:1") == [("m_c", {"n": 0}), ("m_a", {"n": 1}), ("m_b", {"n": 2})]
+        assert await inbox.left_behind() == []
+        now[0] = 1000.0 + RECOVER_AFTER_S + 1
+        assert await inbox.left_behind() == ["x:1"]  # x:10's entry, kept at 1002, is still fresh
+        async with inbox.owning("x:1"):
+            with pytest.raises(LockTimeout):
+                async with inbox.owning("x:1", 0.05):
+                    pass
+            await inbox.done("x:1", "m_c")
+        assert [key for key, _ in await inbox.pending("x:1")] == ["m_a", "m_b"]
+        assert await inbox.holds("x:1", "m_a") and not await inbox.holds("x:1", "m_c")
+    finally:
+        await shared.close()

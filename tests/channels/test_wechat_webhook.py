@@ -162,10 +162,10 @@ async def test_a_slow_bot_gets_success_then_exactly_one_custom_send(make_client,
     agent = client.app[AGENT]
     real_handle, calls = agent.handle, []
 
-    async def slow_handle(message):
+    async def slow_handle(message, resend=False):
         calls.append(message.message_id)
         await asyncio.sleep(0.5)
-        return await real_handle(message)
+        return await real_handle(message, resend)
 
     agent.handle = slow_handle
     push = wechat_push(text_xml("运费多少钱", "24000000000000200"))
@@ -347,7 +347,7 @@ async def test_images_voice_and_events(wechat, fake_wechat):
 
 
 async def test_an_internal_error_after_authentication_is_answered_success(wechat, logs):
-    async def broken(message):
+    async def broken(message, resend=False):
         raise RuntimeError("engine exploded")
 
     wechat.app[AGENT].handle = broken

@@ -1,10 +1,12 @@
 """The Messenger channel's app-scoped state and what happens to each webhook event after the 200.
 
 Events are processed in a background worker per shopper (`KeyedSerial`: in order per PSID, concurrently
-across shoppers; tasks referenced until done). A message or postback: dedupe by `mid`, note the time (the
-24 h window), mark_seen and typing_on (separate requests, failures ignored), one bot turn, replies with
-`messaging_type=RESPONSE`. Agent replies and handoff notices come from the event bus and obey the window rule
-(threads.window): outside it they are refused locally and the refusal shows in the console's meta.
+across shoppers; tasks referenced until done). A message or postback is kept in the inbox and deduplicated
+by `mid` on arrival, then answered in the order it came by the conversation's one owner across workers
+(push/inbox.py): note the time (the 24 h window), mark_seen and typing_on (separate requests, failures
+ignored), one bot turn, replies with `messaging_type=RESPONSE`. Agent replies and handoff notices come from
+the event bus and obey the window rule (threads.window): outside it they are refused locally and the refusal
+shows in the console's meta.
 """
 
 from __future__ import annotations
@@ -28,11 +30,16 @@ from bot.channels.messenger.outbound import MARKER, render, text_messages
 from bot.channels.messenger.threads import ThreadBook, window
 from bot.channels.push.channel import PushChannel
 from bot.channels.push.claims import turn_output
+from bot.channels.push.inbox import OWN_WAIT_S
 from bot.dialogue import events as ev
+from bot.stores import LockTimeout
+from bot.stores.errors import store_unavailable
 
 log = logging.getLogger(__name__)
 
 Messages = list[dict[str, Any]]
+
+RECOVER_WAIT_S = 0.5  # a sweep leaves a conversation another worker is answering to that worker
 
 
 class MessengerChannel(PushChannel[MessengerSettings, Incoming, Messages]):
@@ -52,35 +59,46 @@ class MessengerChannel(PushChannel[MessengerSettings, Incoming, Messages]):
 
     async def accept(self, batch: list[Incoming]) -> None:
         """Queue every event of a webhook batch; the request answers 200 right after this, so each shopper
-        message is kept in the inbox until handled (see push/inbox.py)."""
+        message is kept in the inbox first (see push/inbox.py), then marked seen: an event Meta sends again
+        after its message was answered finds no entry but the mark, and is ignored."""
         for incoming in batch:
-            key = None
-            if incoming.kind in ("message", "postback") and incoming.mid and not incoming.standby:
-                key = incoming.mid
-                await self.inbox.keep(key, asdict(incoming))
-            self._submit(incoming, key)
+            cid, mid = incoming.conversation_id, incoming.mid
+            if incoming.kind in ("message", "postback") and mid and not incoming.standby:
+                if await self.inbox.keep(cid, mid, asdict(incoming)) and not await self.first_delivery(mid):
+                    log.info("Messenger redelivery %s ignored", mid)
+                    await self.inbox.done(cid, mid)
+                    continue
+                self.serial.submit(cid, lambda cid=cid: self._answer_kept(cid))
+            else:
+                self.serial.submit(cid, lambda incoming=incoming: self.process(incoming))
 
-    def _submit(self, incoming: Incoming, key: str | None, recovered: bool = False) -> None:
-        async def job() -> None:
-            try:
-                await self.process(incoming, recovered)
-            finally:
-                if key:
-                    await self.inbox.done(key)
-
-        self.serial.submit(incoming.conversation_id, job)
+    async def _answer_kept(self, conversation_id: str, wait_s: float = OWN_WAIT_S) -> None:
+        """Answer the conversation's kept messages in the order they came, as their one owner across workers; an
+        entry another worker answered meanwhile is gone. A store failure stops here: the rest waits, in order."""
+        try:
+            async with self.inbox.owning(conversation_id, wait_s):
+                for mid, item in await self.inbox.pending(conversation_id):
+                    try:
+                        await self.process(Incoming(**item))
+                    except Exception as exc:
+                        if store_unavailable(exc):
+                            raise
+                        log.exception("Messenger: message %s failed; not tried again", mid)
+                    await self.inbox.done(conversation_id, mid)
+        except LockTimeout:
+            log.info("Messenger: another worker is answering a conversation's messages; the sweep checks later")
 
     async def recover(self) -> None:
-        for key, item in await self.inbox.left_behind():
-            log.warning("Messenger: answering %s, left by a stopped worker", key)
-            self._submit(Incoming(**item), key, recovered=True)
+        for cid in await self.inbox.left_behind():
+            log.warning("Messenger: answering messages of %s left by a stopped worker", cid)
+            self.serial.submit(cid, lambda cid=cid: self._answer_kept(cid, RECOVER_WAIT_S))
 
-    async def process(self, incoming: Incoming, recovered: bool = False) -> None:
+    async def process(self, incoming: Incoming) -> None:
         assert self.threads is not None
         if incoming.standby:
             log.info("Messenger: %s event on standby (another app owns the thread): bot silent", incoming.kind)
         elif incoming.kind in ("message", "postback"):
-            await self._shopper_wrote(incoming, recovered)
+            await self._shopper_wrote(incoming)
         elif incoming.kind == "echo":
             await self._echo(incoming)
         elif incoming.kind in ("delivery", "read"):
@@ -108,12 +126,10 @@ class MessengerChannel(PushChannel[MessengerSettings, Incoming, Messages]):
         """Send API messages for the bot's messages and notices among `events`, in order."""
         return render(events, self.settings, language)
 
-    async def _shopper_wrote(self, incoming: Incoming, recovered: bool = False) -> None:
+    async def _shopper_wrote(self, incoming: Incoming) -> None:
+        """One kept message (deduplicated on arrival): a turn a stopped worker stored is sent, not run again."""
         assert self.stores and self.threads and self.agent and self.api
-        mid, cid, user = incoming.mid, incoming.conversation_id, incoming.user_id
-        if mid and not await self.first_delivery(mid) and not recovered:  # a recovered one: claimed already
-            log.info("Messenger redelivery %s ignored", mid)
-            return
+        cid, user = incoming.conversation_id, incoming.user_id
         message = await self.user_message(incoming)
         if message is None:
             return
@@ -124,7 +140,7 @@ class MessengerChannel(PushChannel[MessengerSettings, Incoming, Messages]):
         if thread.get("paused_until"):
             await self._set_paused(user, False, "pause over")
         actions = self.tasks.spawn(self._seen_and_typing(recipient(user)))
-        stored = await self.agent.handle(message, resend=recovered)
+        stored = await self.agent.handle(message, resend=True)
         with contextlib.suppress(TimeoutError):  # never hold the reply for typing indicators
             await asyncio.wait_for(asyncio.shield(actions), self.settings.sender_action_wait_s)
         actions.cancel()

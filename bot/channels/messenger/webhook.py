@@ -8,13 +8,13 @@ is 200 at once — the bot turns run after it, so Meta never times out and retri
 from __future__ import annotations
 
 import hmac
-import json
 import logging
 from functools import partial
 from typing import TYPE_CHECKING
 
 from aiohttp import web
 
+from bot import strict_json
 from bot.channels.messenger import signature
 from bot.channels.messenger.inbound import parse_batch
 from bot.http import HTTPError
@@ -48,9 +48,9 @@ async def receive(channel: MessengerChannel, request: web.Request) -> web.Respon
     if not signature.verify(channel.settings.app_secret.get_secret_value(), body, header):
         raise HTTPError(403, "missing or wrong X-Hub-Signature-256")
     try:
-        payload = json.loads(body)
-    except ValueError:
-        raise HTTPError(400, "body is not JSON") from None
+        payload = strict_json.loads(body)
+    except strict_json.JSONInputError as exc:
+        raise HTTPError(400, f"body is not valid JSON: {exc}") from None
     if not isinstance(payload, dict) or payload.get("object") != "page":
         raise HTTPError(404, "only page subscriptions are handled here")
     await channel.accept(parse_batch(payload))

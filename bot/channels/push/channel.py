@@ -89,7 +89,7 @@ class PushChannel(Channel[S, In, Out], Generic[S, In, Out]):
     @contextlib.asynccontextmanager
     async def running(self, app: web.Application) -> AsyncIterator[None]:
         assert self.stores
-        self.inbox.kv = self.stores.kv
+        self.inbox.stores = self.stores
         async with aiohttp.ClientSession() as session:
             self.open_api(session)
             self.forwarder = BusForwarder(self.stores, self.prefix, self.deliver, self.serial,

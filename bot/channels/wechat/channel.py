@@ -13,6 +13,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import asdict
+from typing import Literal
 
 import aiohttp
 from aiohttp import web
@@ -30,8 +31,13 @@ from bot.channels.wechat.outbound import Kind, Outbox, chosen_payload, remember_
 from bot.channels.wechat.xml import Fields
 from bot.dialogue import events as ev
 from bot.notices import is_rating_request
+from bot.stores import LockTimeout
+from bot.stores.errors import UNAVAILABLE, store_unavailable
 
 log = logging.getLogger(__name__)
+
+TURN_LOCK_WAIT_S = 30.0  # a delivery waits this long for another delivery of its message (then: an error status)
+RECOVER_WAIT_S = 0.5  # a sweep leaves a conversation another worker is answering to that worker
 
 
 class WeChatChannel(PushChannel[WeChatSettings, Inbound, tuple[str, list[str]]]):
@@ -76,33 +82,72 @@ class WeChatChannel(PushChannel[WeChatSettings, Inbound, tuple[str, list[str]]])
         return webhook.routes(self)  # which asks answer() for the reply to every authentic push
 
     async def answer(self, fields: Fields, deadline: float) -> str | None:
-        """The passive reply's text, or None for `success` (duplicate, no bot turn, or answer comes later)."""
-        assert self.agent and self.book and self.outbox and self.api
+        """The passive reply's text, or None for `success` (duplicate, no bot turn, or answer comes later).
+
+        Raises a store error (LockTimeout too) when the message is not durably kept: the webhook then answers
+        with an error status and WeChat sends the push again (it never does after `success`)."""
+        assert self.agent and self.api
         openid = fields.get("FromUserName")
         cid = self.prefix + openid
         inbound = normalise(fields, await self.language(cid))
         if inbound is None:
             log.info("WeChat push of type %r/%r not handled", fields.get("MsgType"), fields.get("Event"))
             return None
-        if not await self.first_delivery(inbound.dedupe_key):
-            log.info("WeChat redelivery %s answered success", inbound.dedupe_key)
-            return None
-        if inbound.opens:
-            waiting = await self.book.opened(openid, inbound.opens)
-            if waiting:
-                self.serial.submit(cid, lambda: self.outbox.send_items(openid, waiting, waited=True))
         message = await self.user_message(inbound)
         if message is None:
             return None
-        turn = self.tasks.spawn(self.agent.handle(message), name=f"wechat-turn:{openid}")
+        key, started = inbound.dedupe_key, asyncio.Event()
+        turn = self.tasks.spawn(self._turn(inbound, message, started), name=f"wechat-turn:{openid}")
         done, _ = await asyncio.wait({turn}, timeout=max(deadline - asyncio.get_running_loop().time(), 0))
-        if not done:
-            log.info("WeChat bot answer not ready within %.1f s: custom-send later", self.settings.reply_budget_s)
-            await self.inbox.keep(inbound.dedupe_key, asdict(message))  # `success` now: WeChat will not resend
-            self.tasks.spawn(self.api.typing(openid))
-            turn.add_done_callback(lambda task: self._late(message, task))
-            return None
-        return await self._passive(message, turn.result())
+        if done:
+            stored = turn.result()
+            if stored is None:
+                return None
+            text = await self._passive(message, stored)
+            await self._clear(cid, key)  # a delivery before this one may have kept it, then died
+            return text
+        if not started.is_set():  # another delivery of this message is on it (or was, on a worker that died)
+            turn.cancel()
+            if await self.inbox.holds(cid, key):
+                return None  # acknowledged and kept: that delivery, or the sweep, answers it
+            raise LockTimeout(f"{self.prefix}turn:{key}", self.settings.reply_budget_s)
+        log.info("WeChat bot answer not ready within %.1f s: custom-send later", self.settings.reply_budget_s)
+        await self.inbox.keep(cid, key, asdict(message))  # before `success`: WeChat will not resend
+        self.tasks.spawn(self.api.typing(openid))
+        turn.add_done_callback(lambda task: self._late(message, task))
+        return None
+
+    async def _clear(self, conversation_id: str, key: str) -> None:
+        """Best effort: the answer is ready, so a store failure here must not turn it into an error status."""
+        try:
+            await self.inbox.done(conversation_id, key)
+        except UNAVAILABLE as exc:
+            log.warning("WeChat: could not clear inbox entry %s (%r); the sweep may answer it again", key, exc)
+
+    async def _turn(self, inbound: Inbound, message: UserMessage, started: asyncio.Event) -> list[ev.Event] | None:
+        """The turn this delivery shows, or None when another delivery of the message showed it.
+
+        One delivery of a message at a time, across workers, under a store lock that expires with a worker that
+        dies; the message is marked answered (`first_delivery`) only once its turn is stored. So a worker that
+        stops mid-turn leaves nothing that turns WeChat's retry away: the retry runs the turn, or sends the one
+        the stopped worker stored (`resend`)."""
+        assert self.agent and self.stores
+        async with self.stores.trackers.lock(f"{self.prefix}turn:{inbound.dedupe_key}", TURN_LOCK_WAIT_S):
+            started.set()
+            stored = await self.agent.handle(message, resend=True)
+            if not await self.first_delivery(inbound.dedupe_key):
+                log.info("WeChat redelivery %s answered success", inbound.dedupe_key)
+                return None
+            if inbound.opens:
+                await self._opened(inbound.openid, inbound.opens)
+            return stored
+
+    async def _opened(self, openid: str, by: Literal["message", "event"]) -> None:
+        """The shopper wrote: a new custom-send allowance, and what waited for it goes out."""
+        assert self.book and self.outbox
+        waiting = await self.book.opened(openid, by)
+        if waiting:
+            self.serial.submit(self.prefix + openid, lambda: self.outbox.send_items(openid, waiting, waited=True))
 
     async def _shown(self, message: UserMessage, stored: list[ev.Event]) -> str:
         """What the shopper gets for a turn: the bot's messages and the notices this request won."""
@@ -120,14 +165,23 @@ class WeChatChannel(PushChannel[WeChatSettings, Inbound, tuple[str, list[str]]])
             self.serial.submit(message.conversation_id, lambda: self.outbox.send(openid, rest, "bot"))
         return parts[0] if parts else None
 
-    def _late(self, message: UserMessage, turn: asyncio.Task[list[ev.Event]]) -> None:
+    def _late(self, message: UserMessage, turn: asyncio.Task[list[ev.Event] | None]) -> None:
+        cid, key = message.conversation_id, message.message_id or ""
         if turn.cancelled():  # shutting down: the inbox keeps the message for the next sweep
             return
-        if turn.exception() is not None:
-            log.error("WeChat bot turn failed after the reply budget", exc_info=turn.exception())
-            self.tasks.spawn(self.inbox.done(message.message_id or ""))
+        failed = turn.exception()
+        if failed is not None and store_unavailable(failed):
+            log.warning("WeChat bot turn failed after the reply budget (%r); the sweep answers it", failed)
             return
-        self.serial.submit(message.conversation_id, lambda: self._send_late(message, turn.result()))
+        if failed is not None:
+            log.error("WeChat bot turn failed after the reply budget", exc_info=failed)
+            self.tasks.spawn(self.inbox.done(cid, key))
+            return
+        stored = turn.result()
+        if stored is None:  # another delivery showed it
+            self.tasks.spawn(self.inbox.done(cid, key))
+            return
+        self.serial.submit(cid, lambda: self._send_late(message, stored))
 
     async def _send_late(self, message: UserMessage, stored: list[ev.Event]) -> None:
         assert self.outbox and message.sender
@@ -135,16 +189,30 @@ class WeChatChannel(PushChannel[WeChatSettings, Inbound, tuple[str, list[str]]])
             text = await self._shown(message, stored)
             if text:
                 await self.outbox.send(message.sender, text, "bot")
-        finally:
-            await self.inbox.done(message.message_id or "")
+        except Exception as exc:
+            if store_unavailable(exc):
+                raise  # kept: the sweep tries again
+            log.exception("WeChat: a late answer failed; not tried again")
+        await self.inbox.done(message.conversation_id, message.message_id or "")
 
     async def recover(self) -> None:
+        for cid in await self.inbox.left_behind():
+            log.warning("WeChat: answering messages of %s left by a stopped worker", cid)
+            self.serial.submit(cid, lambda cid=cid: self._answer_kept(cid))
+
+    async def _answer_kept(self, conversation_id: str) -> None:
+        """Answer by custom-send the conversation's kept messages, in order, as their one owner across workers."""
         assert self.agent
-        for key, item in await self.inbox.left_behind():
-            log.warning("WeChat: answering %s, left by a stopped worker", key)
-            message = UserMessage(**item)
-            stored = await self.agent.handle(message, resend=True)  # a stored turn is not run again
-            self.serial.submit(message.conversation_id, lambda m=message, s=stored: self._send_late(m, s))
+        try:
+            async with self.inbox.owning(conversation_id, RECOVER_WAIT_S):
+                for key, item in await self.inbox.pending(conversation_id):
+                    message = UserMessage(**item)
+                    stored = await self.agent.handle(message, resend=True)  # a stored turn is not run again
+                    if await self.first_delivery(key) and message.sender:  # not marked: its allowance not opened
+                        await self._opened(message.sender, "event" if "event" in message.metadata else "message")
+                    await self._send_late(message, stored)
+        except LockTimeout:
+            log.info("WeChat: another worker is answering a conversation's kept messages")
 
     # -- events from outside a request (agent replies, queue, handoff) --------------------------------------
 

@@ -2,8 +2,11 @@
 
 Order matters: the query signature and its freshness first (403), then the body size (400), then in safe
 mode `msg_signature` over the ciphertext before any decryption (403), then the XML (400). Nothing is stored
-or processed until all of that passed. After it, the push is WeChat's, so the answer is always a reply or
-`success` (plain, even in safe mode) — an error page would show the shopper "该公众号暂时无法提供服务".
+or processed until all of that passed. After it, the push is WeChat's, so the answer is a reply or `success`
+(plain, even in safe mode) — an error page would show the shopper "该公众号暂时无法提供服务" — with one
+exception: `success` only acknowledges what is durably kept. When the store cannot keep the message (Redis
+down, another delivery of it holds it without having kept it) the answer is 503, and WeChat sends the push
+again (3 times within about 15 s); it never does after `success`.
 """
 
 from __future__ import annotations
@@ -17,9 +20,11 @@ from urllib.parse import unquote
 
 from aiohttp import web
 
+from bot.agent import TurnFailed
 from bot.channels.wechat import xml
 from bot.channels.wechat.crypto import DecryptError, signature, signature_ok
 from bot.http import HTTPError
+from bot.stores.errors import store_unavailable
 
 if TYPE_CHECKING:
     from bot.channels.wechat.channel import WeChatChannel
@@ -114,7 +119,10 @@ async def receive(channel: WeChatChannel, request: web.Request) -> web.Response:
     fields, encrypted = open_envelope(channel, query, body)
     try:
         text = await channel.answer(fields, deadline)
-    except Exception:
+    except Exception as exc:
+        if store_unavailable(exc) or isinstance(exc, TurnFailed):
+            log.warning("WeChat push not kept (%r); answered 503 so that WeChat sends it again", exc)
+            raise HTTPError(503, "message not stored; send it again") from None
         log.exception("WeChat push failed after authentication; answered success")
         return success()
     return passive_reply(channel, fields, text, encrypted) if text else success()

@@ -18,16 +18,18 @@ from typing import Any
 
 from aiohttp import WSCloseCode, web
 
+from bot import tasks
 from bot.agent import UserMessage
 from bot.app_keys import SETTINGS
 from bot.channels.base import Channel
-from bot.channels.widget import assets, history, protocol, upload_routes, websocket
+from bot.channels.widget import assets, history, protocol, upload_retention, upload_routes, websocket
 from bot.channels.widget.keys import WIDGET
 from bot.channels.widget.protocol import FrameError, Said
 from bot.channels.widget.ratelimit import KeyedLimiter
 from bot.channels.widget.rooms import Rooms
 from bot.channels.widget.sessions import CONVERSATION_PREFIX, Sessions
 from bot.channels.widget.settings import WidgetSettings
+from bot.channels.widget.upload_quota import UploadQuota
 from bot.channels.widget.uploads import UploadStore
 from bot.dialogue import events as ev
 
@@ -75,14 +77,19 @@ class WidgetChannel(Channel[WidgetSettings, Said, list[protocol.Frame]]):
     @contextlib.asynccontextmanager
     async def running(self, app: web.Application) -> AsyncIterator[None]:
         assert self.stores
-        uploads = UploadStore(self.settings.upload_path(app[SETTINGS].project_dir), self.stores.kv,
-                              self.settings.max_upload_bytes, self.settings.upload_types)
+        settings = self.settings
+        quota = UploadQuota(self.stores.kv, settings.max_conversation_uploads, settings.max_conversation_upload_bytes)
+        uploads = UploadStore(settings.upload_path(app[SETTINGS].project_dir), self.stores.kv,
+                              settings.max_upload_bytes, settings.upload_types, quota)
         self._open = Open(Sessions(self.stores.kv, self.settings.session_ttl_days * 86400), Rooms(self.stores.bus),
                           uploads)
         await self.open.rooms.start()
+        retention = asyncio.get_running_loop().create_task(
+            upload_retention.sweep_forever(uploads, settings.upload_retention_days * 86400), name="kefu-uploads")
         try:
             yield
         finally:
+            await tasks.stop(retention)
             await self._going_away(app)
             for task in list(self.open.tasks):
                 task.cancel()

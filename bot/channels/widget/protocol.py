@@ -9,11 +9,11 @@ shown everything up to `prev_seq` can show the frame; otherwise one is missing a
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from typing import Any
 
+from bot import strict_json
 from bot.channels.widget.settings import WidgetSettings
 from bot.dialogue import events as ev
 
@@ -78,9 +78,9 @@ def parse_client_frame(raw: str, settings: WidgetSettings) -> ClientFrame:
     if len(raw.encode("utf-8", "surrogatepass")) > settings.max_frame_bytes:
         raise FrameError("too_large", f"frames are limited to {settings.max_frame_bytes} bytes")
     try:
-        data = json.loads(raw)
-    except ValueError:
-        raise FrameError("bad_frame", "a frame must be a JSON object") from None
+        data = strict_json.loads(raw)
+    except strict_json.JSONInputError as exc:
+        raise FrameError("bad_frame", f"a frame must be a JSON object: {exc}") from None
     if not isinstance(data, dict) or not isinstance(data.get("type"), str):
         raise FrameError("bad_frame", 'a frame must be a JSON object with a "type"')
     kind = data["type"]

@@ -40,6 +40,10 @@ class WidgetSettings(BaseModel):
     upload_dir: Path = Path("uploads")  # relative to the project; never under a served static folder
     max_upload_bytes: int = Field(10 * 1024 * 1024, ge=1024, le=100 * 1024 * 1024)
     upload_types: list[str] = list(UPLOAD_TYPES)
+    # What one conversation may keep (more: 429 for files, 413 for bytes), and for how long (then removed).
+    max_conversation_uploads: int = Field(50, ge=1, le=100_000)
+    max_conversation_upload_bytes: int = Field(100 * 1024 * 1024, ge=1024)
+    upload_retention_days: float = Field(90, gt=0, le=3650)
     payloads: WidgetPayloads = WidgetPayloads()
 
     @field_validator("allowed_origins")

@@ -2,8 +2,9 @@
 
 The type is decided by the file's first bytes, not by its name or the browser's word, and it must agree with
 what the browser declared; anything else is 415, anything too big 413, and neither leaves a file or a record
-behind (S10). Files are served only by their unguessable id, with `Content-Disposition: attachment` and
-`nosniff`, so an uploaded file can never run as a page on our origin.
+behind (S10). Each conversation keeps at most so many files and bytes (upload_quota.py); retention removes
+old ones (upload_retention.py). Files are served only by their unguessable id, with `Content-Disposition:
+attachment` and `nosniff`, so an uploaded file can never run as a page on our origin.
 """
 
 from __future__ import annotations
@@ -21,7 +22,9 @@ from typing import Any
 from urllib.parse import quote, unquote
 
 from aiohttp import BodyPartReader, web
+from aiohttp.http_exceptions import HttpProcessingError
 
+from bot.channels.widget.upload_quota import UploadQuota
 from bot.http import HTTPError
 from bot.stores import KeyValue
 
@@ -29,7 +32,9 @@ KEY_PREFIX = "widget:upload:"
 ID_PATTERN = re.compile(r"^att_[A-Za-z0-9_-]{16,64}$")
 CHUNK = 64 * 1024
 MULTIPART_OVERHEAD = 16 * 1024
-MAX_NAME_CHARS = 120
+MAX_NAME_CHARS = 120  # shown; longer names are cut
+MAX_FILENAME_CHARS = 1024  # sent; longer is not a file name
+MAX_PARTS = 10  # parts before the `file` one (a browser sends one)
 _PERCENT = re.compile(r"%[0-9A-Fa-f]{2}")
 ALIASES = {"image/jpg": "image/jpeg", "image/pjpeg": "image/jpeg", "application/x-pdf": "application/pdf"}
 
@@ -80,11 +85,12 @@ class Attachment:
 class UploadStore:
     """Files in `directory` named by id only; their metadata in the key/value store."""
 
-    def __init__(self, directory: Path, kv: KeyValue, max_bytes: int, types: list[str]) -> None:
+    def __init__(self, directory: Path, kv: KeyValue, max_bytes: int, types: list[str], quota: UploadQuota) -> None:
         self.directory = directory
         self.kv = kv
         self.max_bytes = max_bytes
         self.types = set(types)
+        self.quota = quota
 
     def path(self, attachment_id: str) -> Path:
         return self.directory / attachment_id
@@ -98,31 +104,51 @@ class UploadStore:
         return Attachment(attachment_id, doc["conversation_id"], doc["name"], doc["mime"], int(doc["size"]))
 
     async def receive(self, request: web.Request, conversation_id: str) -> Attachment:
-        """Read the `file` part of a multipart upload; all checks pass or nothing is kept."""
+        """Read the `file` part of a multipart upload; all checks pass (the conversation's quota too) or nothing
+        is kept."""
         if request.content_length is not None and request.content_length > self.max_bytes + MULTIPART_OVERHEAD:
             raise HTTPError(413, f"file too large (limit {self.max_bytes} bytes)")
-        try:
-            reader = await request.multipart()
-        except (AssertionError, ValueError, KeyError):
-            raise HTTPError(400, "send the file as multipart/form-data in a part named 'file'") from None
-        part = await reader.next()
-        while part is not None and not (isinstance(part, BodyPartReader) and part.name == "file"):
-            await part.release()
-            part = await reader.next()
-        if part is None or not isinstance(part, BodyPartReader) or not part.filename:
-            raise HTTPError(400, "send the file as multipart/form-data in a part named 'file'")
+        room = await self.quota.room(conversation_id)
+        part = await self._file_part(request)
         declared = part.headers.get("Content-Type", "").split(";")[0].strip().lower()
         declared = ALIASES.get(declared, declared)
         if declared not in self.types:
             raise HTTPError(415, f"only {', '.join(sorted(self.types))} files can be sent")
         attachment_id = "att_" + secrets.token_urlsafe(18)
-        size = await self._write(part, attachment_id, declared)
+        size = await self._write(part, attachment_id, declared, room)
+        try:
+            await self.quota.take(conversation_id, size)  # a parallel upload may have used the room meanwhile
+        except HTTPError:
+            await asyncio.get_running_loop().run_in_executor(None, self.path(attachment_id).unlink)
+            raise
         attachment = Attachment(attachment_id, conversation_id, safe_name(part.filename), declared, size)
         await self.kv.set(KEY_PREFIX + attachment_id, {"conversation_id": conversation_id, "name": attachment.name,
                                                        "mime": declared, "size": size, "created_at": time.time()})
         return attachment
 
-    async def _write(self, part: BodyPartReader, attachment_id: str, declared: str) -> int:
+    async def _file_part(self, request: web.Request) -> BodyPartReader:
+        """The `file` part, among at most MAX_PARTS; a body that is not such multipart is 400, never 500 (aiohttp's
+        parser raises its own errors for a NUL in a part header, a cut-short body, a missing boundary...)."""
+        try:
+            reader = await request.multipart()
+            part = await reader.next()
+            for _ in range(MAX_PARTS):
+                if part is None or (isinstance(part, BodyPartReader) and part.name == "file"):
+                    break
+                await part.release()
+                part = await reader.next()
+            else:
+                raise HTTPError(400, f"at most {MAX_PARTS} parts in an upload")
+            filename = part.filename if isinstance(part, BodyPartReader) else None
+        except (AssertionError, ValueError, KeyError, HttpProcessingError):
+            raise HTTPError(400, "the upload is not valid multipart/form-data") from None
+        if not isinstance(part, BodyPartReader) or not filename:
+            raise HTTPError(400, "send the file as multipart/form-data in a part named 'file'")
+        if len(filename) > MAX_FILENAME_CHARS:
+            raise HTTPError(400, f"file names are limited to {MAX_FILENAME_CHARS} characters")
+        return part
+
+    async def _write(self, part: BodyPartReader, attachment_id: str, declared: str, room: int) -> int:
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(None, lambda: self.directory.mkdir(parents=True, exist_ok=True))
         tmp = self.directory / f".{attachment_id}.part"
@@ -131,10 +157,12 @@ class UploadStore:
         ok = False
         handle = await loop.run_in_executor(None, tmp.open, "wb")
         try:
-            while chunk := await part.read_chunk(CHUNK):
+            while chunk := await _chunk(part):
                 size += len(chunk)
                 if size > self.max_bytes:
                     raise HTTPError(413, f"file too large (limit {self.max_bytes} bytes)")
+                if size > room:
+                    raise self.quota.bytes_error()
                 if len(head) < 16:
                     head = (head + chunk)[:16]
                     if len(head) >= 12 and sniff(head) != declared:
@@ -153,6 +181,13 @@ class UploadStore:
                 with contextlib.suppress(FileNotFoundError):
                     await loop.run_in_executor(None, tmp.unlink)
         return size
+
+
+async def _chunk(part: BodyPartReader) -> bytes:
+    try:
+        return await part.read_chunk(CHUNK)
+    except (AssertionError, ValueError, HttpProcessingError):
+        raise HTTPError(400, "the upload is not valid multipart/form-data") from None
 
 
 def download_response(store: UploadStore, attachment: Attachment) -> web.FileResponse:
