@@ -22,10 +22,16 @@ _RUN = """async ([include, tags]) => {
 }"""
 
 
+_SETTLE = """() => Promise.all(document.getAnimations()
+    .filter(a => a.effect && a.effect.getComputedTiming().endTime !== Infinity)
+    .map(a => a.finished.catch(() => null)))"""
+
+
 async def serious_violations(page: Page, include: str | None = None) -> list[str]:
     """Serious and critical WCAG A/AA violations in the page (or inside the `include` selector)."""
     if not await page.evaluate("typeof window.axe === 'object'"):
         await page.evaluate(AXE.read_text(encoding="utf-8"))
+    await page.evaluate(_SETTLE)  # a panel still fading in would be measured at part opacity
     violations = await page.evaluate(_RUN, [include, WCAG_AA])
     return [f"{v['id']} ({v['impact']}): {v['help']} at {', '.join(v['targets'])}"
             for v in violations if v["impact"] in ("serious", "critical")]
