@@ -11,6 +11,23 @@ from pathlib import Path
 
 import pytest
 
+# -- memory: apps built by one test are freed before the next ----------------------------------------------
+#
+# aiohttp memoises each app's middleware chain in a module-level LRU of 1,024 entries keyed by the app, so
+# every app a test builds (with its model, ~120 MB) stays alive for the rest of the session: the suite grew
+# to 16 GB and was killed. A server process builds one app, so only the tests need this.
+
+
+@pytest.fixture(autouse=True)
+def _free_the_apps_aiohttp_memoised() -> Iterator[None]:
+    yield
+    import aiohttp.web_app
+
+    clear = getattr(getattr(aiohttp.web_app, "_cached_build_middleware", None), "cache_clear", None)
+    if clear is not None:
+        clear()
+
+
 # -- real redis-server (stores, and anything that runs in Redis mode) ----------------------------------------
 #
 # `redis_url` starts one redis-server per test session on a free port, in a temporary directory, with no
