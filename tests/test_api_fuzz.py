@@ -5,7 +5,7 @@ type, body schema).
 The server is the real app on a real port (starter model, SQLite, every channel mounted), with an API token; each
 request carries the credential its operation takes, made the way the other tests make them: the API token, an
 agent session from `Agents.open_session`, a widget session from `POST /api/widget/session`. `make test` runs a few
-examples per operation (KEFU_FUZZ_EXAMPLES, default 6); `make fuzz` runs many more.
+examples per operation (KEFU_FUZZ_EXAMPLES, default 5); `make fuzz` runs many more.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from handoff.settings import HandoffSettings
 from tests.test_openapi import every_channel
 
 ROOT = Path(__file__).resolve().parent.parent
-EXAMPLES = int(os.environ.get("KEFU_FUZZ_EXAMPLES", "6"))
+EXAMPLES = int(os.environ.get("KEFU_FUZZ_EXAMPLES", "5"))
 API_TOKEN = "fuzz-api-token"
 AGENT_NAME = "fuzzer"
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
