@@ -11,6 +11,7 @@ examples per operation (KEFU_FUZZ_EXAMPLES, default 5); `make fuzz` runs many mo
 from __future__ import annotations
 
 import asyncio
+import copy
 import os
 import threading
 from collections.abc import Coroutine, Iterator
@@ -41,7 +42,22 @@ API_TOKEN = "fuzz-api-token"
 AGENT_NAME = "fuzzer"
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 
-schema = schemathesis.openapi.from_dict(document())
+SHOPPER = "fuzz-shopper"  # a REST conversation waiting for a person, made by the `live` fixture
+
+
+def with_real_conversation(doc: dict[str, Any]) -> dict[str, Any]:
+    """The document with the waiting conversation as the example id, so the explicit examples claim, answer,
+    transfer and close a real conversation (random ids mostly meet 404)."""
+    doc = copy.deepcopy(doc)
+    for item in doc["paths"].values():
+        for op in item.values():
+            for parameter in op.get("parameters", []):
+                if parameter["name"] in ("cid", "conversation_id"):
+                    parameter["example"] = SHOPPER
+    return doc
+
+
+schema = schemathesis.openapi.from_dict(with_real_conversation(document()))
 
 
 class LiveServer:
@@ -110,8 +126,11 @@ def live(starter_model, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tu
     server.start()
     try:
         # a conversation waiting for a person, so the queue and the console's lists are not empty
-        requests.post(f"{server.url}/webhooks/rest/webhook", json={"sender": "fuzz-shopper", "message": "转人工"},
+        requests.post(f"{server.url}/webhooks/rest/webhook", json={"sender": SHOPPER, "message": "转人工"},
                       timeout=60).raise_for_status()
+        tracker = requests.get(f"{server.url}/conversations/{SHOPPER}/tracker", timeout=30,
+                               headers={"Authorization": f"Bearer {API_TOKEN}"}).json()
+        assert "handoff_requested" in [e["event"] for e in tracker["events"]], tracker["events"]
         yield server, Credentials(server)
     finally:
         server.stop()
