@@ -48,7 +48,7 @@ test: install
 # live server, the parser properties with many examples, then atheris (coverage-guided) over the WeChat XML and
 # widget-frame parsers for FUZZ_SECONDS each. Crashing inputs are saved in results/fuzz/.
 FUZZ_EXAMPLES ?= 100
-FUZZ_PROPERTY_EXAMPLES ?= 2000
+FUZZ_PROPERTY_EXAMPLES ?= 1000
 FUZZ_SECONDS ?= 60
 
 fuzz: install

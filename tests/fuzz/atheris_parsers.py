@@ -78,11 +78,13 @@ TARGETS = {"xml": fuzz_xml, "frames": fuzz_frames}
 def main() -> None:
     if len(sys.argv) < 2 or sys.argv[1] not in TARGETS:
         sys.exit(f"usage: {sys.argv[0]} {{{'|'.join(TARGETS)}}} [libFuzzer flags]")
-    target = sys.argv[1]
-    corpus = Path(tempfile.mkdtemp(prefix=f"kefu-fuzz-{target}-"))
-    for i, seed in enumerate(SEEDS[target]):
-        (corpus / f"seed-{i}").write_bytes(seed)
-    atheris.Setup([sys.argv[0], *sys.argv[2:], str(corpus)], TARGETS[target])
+    target, args = sys.argv[1], sys.argv[2:]
+    if not [arg for arg in args if not arg.startswith("-")]:  # no corpus or crash file given: start from seeds
+        corpus = Path(tempfile.mkdtemp(prefix=f"kefu-fuzz-{target}-"))
+        for i, seed in enumerate(SEEDS[target]):
+            (corpus / f"seed-{i}").write_bytes(seed)
+        args.append(str(corpus))
+    atheris.Setup([sys.argv[0], *args], TARGETS[target])
     atheris.Fuzz()
 
 
