@@ -8,7 +8,7 @@ APT_STAMP := $(VENV)/.system-packages
 HOST ?= 127.0.0.1
 PORT ?= 5005
 
-.PHONY: install system-packages run train test lint bench clean
+.PHONY: install system-packages run train test lint bench fuzz clean
 
 install: $(STAMP) system-packages
 
@@ -43,6 +43,30 @@ run: install
 
 test: install
 	$(BIN)/python -m pytest -q
+
+# Longer fuzzing than `make test` does (README "Fuzzing"): schemathesis with many examples per operation against a
+# live server, the parser properties with many examples, then atheris (coverage-guided) over the WeChat XML and
+# widget-frame parsers for FUZZ_SECONDS each. Crashing inputs are saved in results/fuzz/.
+FUZZ_EXAMPLES ?= 100
+FUZZ_PROPERTY_EXAMPLES ?= 1000
+FUZZ_SECONDS ?= 60
+
+fuzz: install
+	@mkdir -p results/fuzz
+	@echo "[1/3] schemathesis: $(FUZZ_EXAMPLES) examples per operation of /openapi.json against a live server"
+	KEFU_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/python -m pytest -q -p no:cacheprovider tests/test_api_fuzz.py
+	@echo "[2/3] hypothesis: $(FUZZ_PROPERTY_EXAMPLES) examples per parser property"
+	KEFU_PROPERTY_EXAMPLES=$(FUZZ_PROPERTY_EXAMPLES) $(BIN)/python -m pytest -q -p no:cacheprovider tests/test_parser_properties.py
+	@echo "[3/3] atheris: WeChat XML and widget frames, $(FUZZ_SECONDS) s each"
+	@for target in xml frames; do \
+		log=results/fuzz/atheris-$$target.log; \
+		if $(BIN)/python -m tests.fuzz.atheris_parsers $$target -max_total_time=$(FUZZ_SECONDS) \
+				-artifact_prefix=results/fuzz/ >$$log 2>&1; then \
+			echo "atheris $$target: $$(grep -E '^Done' $$log), no crash"; \
+		else \
+			tail -n 40 $$log; echo "atheris $$target: CRASH (input saved in results/fuzz/, log $$log)"; exit 1; \
+		fi; \
+	done
 
 lint: install
 	$(BIN)/ruff check .

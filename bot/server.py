@@ -24,6 +24,7 @@ from bot.http import HTTPError, check_token, error_middleware, json_dumps, read_
 from bot.identity import SECRET_ENV, IdentityCheck
 from bot.metrics import Metrics
 from bot.model import ModelError, TrainedModel, latest_archive, load_model
+from bot.openapi import document as openapi_document
 from bot.stores import create_stores
 from handoff.app import create_handoff, setup_handoff
 
@@ -140,6 +141,12 @@ async def metrics(request: web.Request) -> web.Response:
     settings = request.app[SETTINGS]
     check_token(request, settings.auth_token, loopback_without_token=True, also=settings.metrics_token)
     return web.Response(body=request.app[METRICS].render(), content_type="text/plain")
+
+
+@api.get("/openapi.json")
+async def openapi(request: web.Request) -> web.Response:
+    """The whole HTTP API as OpenAPI 3.1 (bot/openapi.py), for client authors and fuzzers."""
+    return web.json_response(openapi_document(), dumps=json_dumps)
 
 
 @api.post("/model/parse")

@@ -149,7 +149,25 @@ def _names(items: Any, key: str, path: str) -> tuple[list[str], dict[str, str]]:
     return names, sources
 
 
-def _intent_entities(items: Any, entities: list[str]) -> dict[str, list[str]]:
+def _mapping(value: Any, what: str, path: str, near: Any = None) -> dict:
+    """A mapping, or {} for an empty value; anything else is a DataError naming `what`."""
+    if value is None or value is False:
+        return {}
+    if not isinstance(value, dict):
+        raise DataError(f"{what} must be a mapping", path, line_of(value) or line_of(near))
+    return value
+
+
+def _list(value: Any, what: str, path: str, near: Any = None) -> list:
+    """A list, or [] for an empty value; anything else is a DataError naming `what`."""
+    if value is None or value is False:
+        return []
+    if not isinstance(value, list):
+        raise DataError(f"{what} must be a list", path, line_of(value) or line_of(near))
+    return value
+
+
+def _intent_entities(items: Any, entities: list[str], path: str) -> dict[str, list[str]]:
     """`- intent: {use_entities: [...] | true | false, ignore_entities: [...]}` → the entities it keeps."""
     out: dict[str, list[str]] = {}
     for item in items if isinstance(items, list) else []:
@@ -157,8 +175,8 @@ def _intent_entities(items: Any, entities: list[str]) -> dict[str, list[str]]:
             continue
         name, spec = next(iter(item.items()))
         use = spec.get("use_entities", True)
-        kept = list(entities) if use is True else [] if not use else [str(e) for e in use]
-        ignored = {str(e) for e in spec.get("ignore_entities") or []}
+        kept = list(entities) if use is True else [str(e) for e in _list(use, f"intent {name!r}: use_entities", path)]
+        ignored = {str(e) for e in _list(spec.get("ignore_entities"), f"intent {name!r}: ignore_entities", path)}
         if use is not True or ignored:
             out[str(name)] = [e for e in kept if e not in ignored]
     return out
@@ -188,7 +206,7 @@ def parse_domain(data: Any, path: str) -> Domain:
     domain = Domain()
     domain.intents, intent_src = _names(data.get("intents"), "intents", path)
     domain.entities, entity_src = _names(data.get("entities"), "entities", path)
-    domain.intent_entities = _intent_entities(data.get("intents"), domain.entities)
+    domain.intent_entities = _intent_entities(data.get("intents"), domain.entities, path)
     domain.actions, action_src = _names(data.get("actions"), "actions", path)
     domain.sources.update(intent_src | entity_src | action_src)
 
@@ -196,7 +214,7 @@ def parse_domain(data: Any, path: str) -> Domain:
     if not isinstance(slots, dict):
         raise DataError("'slots' must be a mapping of slot name to settings", path, line_of(slots))
     for name, spec in slots.items():
-        spec = spec or {}
+        spec = _mapping(spec, f"slot {name!r}", path, slots)
         slot_type = str(spec.get("type", "any"))
         slot_type = RASA_SLOT_CLASSES.get(slot_type, slot_type)
         if slot_type not in SLOT_TYPES and "." not in slot_type:
@@ -210,7 +228,7 @@ def parse_domain(data: Any, path: str) -> Domain:
             name=str(name),
             type=slot_type,
             initial_value=plain(spec.get("initial_value")),
-            values=[str(v) for v in spec.get("values") or []],
+            values=[str(v) for v in _list(spec.get("values"), f"slot {name!r}: values", path, spec)],
             influence_conversation=bool(spec.get("influence_conversation", slot_type != "any")),
             mappings=plain(mappings),
         )
@@ -227,18 +245,18 @@ def parse_domain(data: Any, path: str) -> Domain:
     if not isinstance(forms, dict):
         raise DataError("'forms' must be a mapping of form name to required_slots", path, line_of(forms))
     for name, spec in forms.items():
-        spec = spec or {}
+        spec = _mapping(spec, f"form {name!r}", path, forms)
         required = spec.get("required_slots", [])
         if isinstance(required, dict):  # Rasa 2 style mapping of slot -> mappings
             required = list(required)
         domain.forms[str(name)] = Form(
             str(name),
-            [str(s) for s in required],
-            [str(i) for i in spec.get("ignored_intents") or []],
+            [str(s) for s in _list(required, f"form {name!r}: required_slots", path, spec)],
+            [str(i) for i in _list(spec.get("ignored_intents"), f"form {name!r}: ignored_intents", path, spec)],
         )
         domain.sources[f"forms:{name}"] = f"{path}:{line_of(spec) or line_of(forms)}"
 
-    session = data.get("session_config") or {}
+    session = _mapping(data.get("session_config"), "'session_config'", path, data)
     domain.session_config = {
         "session_expiration_time": session.get("session_expiration_time", 60),
         "carry_over_slots_to_new_session": session.get("carry_over_slots_to_new_session", True),

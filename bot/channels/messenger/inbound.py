@@ -107,7 +107,8 @@ def to_text(incoming: Incoming, language: str, get_started_payload: str) -> tupl
         payload = str(quick["payload"])
         metadata["quick_reply"] = {"payload": payload, "title": text}
         text = _routed(payload, text)
-    attachments = [_attachment(a) for a in message.get("attachments") or [] if isinstance(a, dict)]
+    listed = message.get("attachments")
+    attachments = [_attachment(a) for a in (listed if isinstance(listed, list) else []) if isinstance(a, dict)]
     if attachments:
         metadata["attachments"] = attachments
         metadata["media"] = attachments[0]

@@ -44,6 +44,8 @@ def parse(body: bytes, max_bytes: int) -> Fields:
         root = ElementTree.fromstring(body)
     except ElementTree.ParseError:
         raise XMLError("body is not well-formed XML") from None
+    except (LookupError, ValueError):  # `<?xml encoding="…"?>` naming an encoding expat cannot read (gbk, "nope")
+        raise XMLError("body declares an encoding that cannot be read (WeChat sends UTF-8)") from None
     if root.tag != "xml":
         raise XMLError("root element must be <xml>")
     return Fields({child.tag: (child.text or "").strip() for child in root if isinstance(child.tag, str)})
