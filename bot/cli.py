@@ -75,7 +75,7 @@ class StageClock:
     def summary(self) -> str:
         """"71.3 s (training NLU… 40.2 s, indexing… 30.1 s, …)"."""
         now = time.perf_counter()
-        ends = [began for _, began in self.stages[1:]] + [now]
+        ends = [began for _, began in self.stages[1:]] + [now] if self.stages else []
         parts = [f"{_first_words(stage)} {end - began:.1f} s" for (stage, began), end in zip(self.stages, ends,
                                                                                                strict=True)]
         return f"{now - self.started:.1f} s" + (f" ({', '.join(parts)})" if parts else "")
