@@ -143,4 +143,5 @@ class ConsoleViews:
         figures = await stats.compute(self.trackers, self.settings.timezone, days, self.now(), counts)
         figures["queue_length"] = len(await self.records.waiting())
         figures["agents_online"] = sum(a.status == "online" for a in await self.roster.on_duty())
+        figures["reply_within"] = {channel: rule.model_dump() for channel, rule in self.promises.rules.items()}
         return figures
