@@ -647,9 +647,9 @@ async function loadTickets() {
   const rows = clear($("ticket-rows"));
   $("tickets-empty").hidden = tickets.length > 0;
   for (const ticket of tickets) {
-    const status = h("select", null, [["pending", "ticketPending"], ["in_progress", "ticketIn"], ["resolved", "ticketResolved"]]
+    const status = h("select", {"aria-label": `${t("status")} ${ticket.ticket_id}`}, [["pending", "ticketPending"], ["in_progress", "ticketIn"], ["resolved", "ticketResolved"]]
       .map(([v, l]) => h("option", {value: v, selected: ticket.status === v}, t(l))));
-    const reply = h("textarea", {rows: 2});
+    const reply = h("textarea", {rows: 2, "aria-label": `${t("answer")} ${ticket.ticket_id}`});
     const save = h("button", {class: "btn", onclick: async () => {
       try {
         await api("PATCH", `/api/agent/tickets/${encodeURIComponent(ticket.ticket_id)}`,
