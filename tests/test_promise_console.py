@@ -128,3 +128,4 @@ async def test_the_console_sorts_and_marks_conversations_by_their_reply_by_time(
         await page.click("#lang")
         await expect(email.locator(".sub")).to_have_text("2 个中 0 个按时")
         await expect(page.locator("#stat-help")).to_contain_text("承诺时限内回复率")
+        await expect(page.locator("#stats-page")).to_be_visible()  # the language button keeps the page

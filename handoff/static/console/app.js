@@ -264,7 +264,9 @@ function renderList() {
 // and added after the stored ones, so nothing said in the meantime is lost.
 let opening = null;
 
-async function openConversation(id) {
+// `show`: bring the conversation views forward (a ticket's link); live updates, actions and the language button
+// refresh the conversation without leaving the tickets or statistics page the agent is reading.
+async function openConversation(id, show) {
   const load = {id, live: opening && opening.id === id ? opening.live : []};
   opening = load;
   let data;
@@ -279,7 +281,7 @@ async function openConversation(id) {
   state.seqs = new Set();
   state.lastButtons = [];
   state.unread.delete(id);
-  if (!["queue", "mine", "open"].includes(state.view)) switchView(data.state === "queued" ? "queue" : "open");
+  if (show && !["queue", "mine", "open"].includes(state.view)) switchView(data.state === "queued" ? "queue" : "open");
   $("placeholder").hidden = true;
   $("conv").hidden = false;
   $("context").hidden = false;
@@ -660,7 +662,7 @@ async function loadTickets() {
     }}, t("save"));
     rows.append(h("tr", null,
       h("td", null, h("b", null, ticket.ticket_id), h("br"), h("a", {href: "#", onclick: (e) => {
-        e.preventDefault(); switchView("open"); openConversation(ticket.conversation_id);
+        e.preventDefault(); openConversation(ticket.conversation_id, true);
       }}, ticket.conversation_id)),
       h("td", null, clock(ticket.created_at), h("br"), badge(ticket.channel), " ", badge(ticket.language.toUpperCase()),
         ticket.reply ? h("br") : null, replyBadge(ticket.reply)),
