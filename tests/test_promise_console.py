@@ -109,6 +109,9 @@ async def test_the_console_sorts_and_marks_conversations_by_their_reply_by_time(
         await expect(rows.first.locator("td.text")).to_contain_text("包裹一直没到 <b>急</b>")
         assert await rows.nth(1).locator(".promise").count() == 0
         assert await serious_violations(page) == []
+        await rows.first.locator("a").click()  # the ticket's conversation, in the conversation views
+        await expect(page.locator("#conv-title")).to_have_text("email:ticket")
+        await expect(page.locator(".tab.active")).to_contain_text("All open")
 
         # statistics per channel: e-mail answered late (and a ticket still unanswered), the chat in time
         await page.click('.tab[data-view="stats"]')
