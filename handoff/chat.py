@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any
 
@@ -12,7 +13,9 @@ from handoff.errors import Invalid
 from handoff.events import event
 from handoff.locks import locked
 from handoff.permissions import Permissions
+from handoff.records import HandoffRecords
 
+log = logging.getLogger(__name__)
 MAX_AGENT_TEXT = 5000
 
 
@@ -25,18 +28,25 @@ def _checked(text: Any) -> str:
 
 
 class AgentChat:
-    def __init__(self, trackers: TrackerStore, bus: EventBus, permissions: Permissions) -> None:
+    def __init__(self, trackers: TrackerStore, bus: EventBus, permissions: Permissions,
+                 records: HandoffRecords) -> None:
         self.trackers = trackers
         self.bus = bus
         self.permissions = permissions
+        self.records = records
 
     async def send(self, conversation_id: str, account: AgentAccount, text: str) -> ev.Event:
         """A message to the shopper, from the agent who holds the conversation (or an admin)."""
         text = _checked(text)
         async with locked(self.trackers, conversation_id):
-            await self.permissions.writable(conversation_id, account)
+            record = await self.permissions.writable(conversation_id, account)
             stored = await self.trackers.append(conversation_id, [
                 event(ev.AGENT_MESSAGE, text=text, agent=account.username, agent_name=account.name)])
+            if record.replied_at is None:  # the first reply keeps (or breaks) the reply-by promise
+                replied = record.but(replied_at=float(stored[0].get("timestamp") or time.time()))
+                if not await self.records.replace(record, replied):
+                    log.warning("the handoff record of %s changed meanwhile; its first reply is not marked",
+                                conversation_id)
         return stored[0]
 
     async def note(self, conversation_id: str, account: AgentAccount, text: str) -> ev.Event:

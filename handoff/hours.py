@@ -6,6 +6,7 @@ daylight-saving shops get the right answer on the days the clocks change.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import date, datetime, timedelta
 from datetime import time as clock
 
@@ -47,6 +48,17 @@ class BusinessHours:
                 if start > local:
                     return start
         return None
+
+    def open_intervals(self, since: float, days: int) -> Iterator[tuple[float, float]]:
+        """The opening periods from `since` on (the one in progress cut at `since`), as (start, end) instants,
+        for up to `days` days: business time is their length, whatever daylight saving does to the clock."""
+        first = datetime.fromtimestamp(since, self.zone).date()
+        for offset in range(days + 1):
+            day = first + timedelta(days=offset)
+            for period in self._periods(day):
+                start, end = (moment.timestamp() for moment in self._bounds(day, period))
+                if end > since:
+                    yield max(start, since), end
 
     def describe_week(self) -> dict[str, list[str]]:
         """Opening hours per weekday as text, for the console and the docs."""

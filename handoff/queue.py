@@ -158,7 +158,8 @@ class HandoffQueue:
             return
         if await self.records.remove(record):
             await self.trackers.append(record.conversation_id,
-                                       [events.unavailable("timeout", self.hours, self.now(), record.language)])
+                                       [events.unavailable("timeout", self.hours, self.now(), record.language,
+                                                          record.reply_by)])
 
     async def tell(self, record: HandoffRecord, position: int, eta_s: int | None) -> None:
         """A new `queued` for a shopper whose place in line or wait changed."""

@@ -37,6 +37,8 @@ class HandoffRecord:
     told_position: int | None = None  # what the shopper was last told, so only changes are announced
     told_eta_s: int | None = None  # None: nobody on duty, no wait to estimate
     transferred_from: list[str] = field(default_factory=list)
+    reply_by: float | None = None  # the channel's reply-by promise (handoff/promise.py), set once at the request
+    replied_at: float | None = None  # a person's first message since the request: the promise is kept or broken
 
     @property
     def order(self) -> tuple[int, float, str]:

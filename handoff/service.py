@@ -8,6 +8,7 @@
     chat          an agent's messages, notes and typing                       handoff/chat.py
     tickets       messages left when nobody could take the chat               handoff/tickets.py
     shopper       the handoff's part of a shopper's turn (HandoffPort)        handoff/shopper_turn.py
+    promises      reply-by promises per channel: when, and how they stand     handoff/promise.py
     views         what the console reads                                      handoff/views.py
     agents        accounts and login sessions                                 handoff/agents.py
 
@@ -31,6 +32,7 @@ from handoff.hours import BusinessHours
 from handoff.housekeeping import Housekeeper
 from handoff.loads import AgentLoads
 from handoff.permissions import Permissions
+from handoff.promise import ReplyPromises
 from handoff.queue import HandoffQueue
 from handoff.records import HandoffRecords
 from handoff.roster import Roster
@@ -56,10 +58,12 @@ class HandoffService:
         self.queue = HandoffQueue(trackers, self.records, loads, self.roster, handling,
                                   self.permissions, self.hours, settings, now, wake.set)
         self.housekeeper = Housekeeper(trackers, self.records, self.roster, self.queue, settings, wake, now)
-        self.chat = AgentChat(trackers, stores.bus, self.permissions)
-        self.shopper = ShopperTurn(trackers, self.records, self.queue, self.tickets, self.hours, settings, now)
+        self.promises = ReplyPromises(settings, self.hours)
+        self.chat = AgentChat(trackers, stores.bus, self.permissions, self.records)
+        self.shopper = ShopperTurn(trackers, self.records, self.queue, self.tickets, self.hours, self.promises,
+                                   settings, now)
         self.views = ConsoleViews(trackers, self.records, self.roster, self.tickets, self.permissions, self.hours,
-                                  settings, now)
+                                  self.promises, settings, now)
 
     # -- the engine's HandoffPort ---------------------------------------------------------------------------
 

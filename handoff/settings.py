@@ -1,4 +1,5 @@
-"""handoff.yml: business hours, timeouts, priority classes and skill groups, validated by pydantic.
+"""handoff.yml: business hours, timeouts, priority classes, skill groups and reply-by promises, validated by
+pydantic.
 
 A missing file means the defaults below (open every day 09:00–21:00 China time). Every mistake is reported with
 the file and line, like the other project files.
@@ -9,7 +10,7 @@ from __future__ import annotations
 import re
 from datetime import date, time
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -90,6 +91,20 @@ class Group(BaseModel):
     reasons: list[str] = Field([], description="escalation reasons")
 
 
+class ReplyPromise(BaseModel):
+    """How soon a person answers a conversation of one channel that waits for one (handoff/promise.py)."""
+
+    model_config = ConfigDict(extra="forbid")
+    hours: float = Field(gt=0, le=24 * 365, description="a person's first reply within this many hours")
+    clock: Literal["business", "wall"] = Field(
+        "business", description="business: only the shop's opening hours count; wall: every hour counts")
+    due_soon_minutes: float = Field(60, ge=0, description="the console marks it this long before it is due")
+
+
+DEFAULT_REPLY_WITHIN = {"email": {"hours": 6, "clock": "business"}}
+_CHANNEL_NAME = re.compile(r"^[a-z][a-z0-9_-]*$")
+
+
 class HandoffSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
     timezone: str = "Asia/Shanghai"
@@ -116,6 +131,25 @@ class HandoffSettings(BaseModel):
         "shipping": Group(categories=["shipping"], intents=["order_status"]),
     })
     resolutions: list[str] = ["resolved", "not_resolved", "spam", "duplicate"]
+    reply_within: dict[str, ReplyPromise] = Field(
+        default_factory=lambda: {k: ReplyPromise(**v) for k, v in DEFAULT_REPLY_WITHIN.items()},
+        description="per channel (the conversation's channel: email, widget, wechat…), the reply-by promise")
+
+    @field_validator("reply_within", mode="before")
+    @classmethod
+    def _over_the_default(cls, value: Any) -> Any:
+        """Channels given here are added to the default (e-mail: 6 business hours); `email: off` drops it."""
+        if value is None:
+            return dict(DEFAULT_REPLY_WITHIN)
+        if not isinstance(value, dict):
+            raise ValueError("write reply_within as a mapping: channel → {hours: 6, clock: business}, or off")
+        merged = {**DEFAULT_REPLY_WITHIN, **value}
+        for name, rule in list(merged.items()):
+            if not isinstance(name, str) or not _CHANNEL_NAME.match(name):
+                raise ValueError(f"{name!r} is not a channel name (email, widget, wechat, messenger, rest…)")
+            if rule in (None, False, "off", "none"):
+                del merged[name]
+        return merged
 
     @field_validator("timezone")
     @classmethod

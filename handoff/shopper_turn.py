@@ -4,7 +4,8 @@ the conversation's lock; the events they return are stored by the turn.
 `request`: after `handoff_requested`, outside business hours (or on a closed date) `handoff_unavailable{closed}`
 with when the team is back; otherwise the shopper joins the line — straight to a free online agent, or `queued`
 with their place (`nobody_online` when nobody is online yet: they may wait for the first agent to log in, or
-leave a message).
+leave a message). On a channel with a reply-by promise the wait gets its reply-by time here, once
+(handoff/promise.py), and every event of the wait carries it; a message left keeps it on its ticket.
 
 `shopper_message`: every shopper message first. While waiting or with an agent, the message is the agent's (or
 cancels the wait, or leaves the line to leave a message). After a handoff it may be the rating, the choice to
@@ -27,6 +28,7 @@ from bot.notices import text
 from bot.stores import TrackerStore
 from handoff import events, routing, shopper
 from handoff.hours import BusinessHours
+from handoff.promise import ReplyPromises
 from handoff.queue import HandoffQueue
 from handoff.records import HandoffRecord, HandoffRecords
 from handoff.settings import HandoffSettings
@@ -41,21 +43,26 @@ def _say(name: str, language: str) -> ev.Event:
 
 class ShopperTurn:
     def __init__(self, trackers: TrackerStore, records: HandoffRecords, queue: HandoffQueue, tickets: Tickets,
-                 hours: BusinessHours, settings: HandoffSettings, now: Callable[[], float] = time.time) -> None:
+                 hours: BusinessHours, promises: ReplyPromises, settings: HandoffSettings,
+                 now: Callable[[], float] = time.time) -> None:
         self.trackers = trackers
         self.records = records
         self.queue = queue
         self.tickets = tickets
         self.hours = hours
+        self.promises = promises
         self.settings = settings
         self.now = now
 
     async def request(self, tracker: Tracker, event: ev.Event) -> list[ev.Event]:
         now = self.now()
         language = event.get("language") or _language(tracker)
+        channel = await self._channel(tracker)
+        reply_by = self.promises.reply_by(channel, now)
         if not self.hours.is_open(now):
-            return [events.unavailable("closed", self.hours, now, language)]
-        return [await self.queue.enqueue(await self._new_record(tracker, event, now, language))]
+            return [events.unavailable("closed", self.hours, now, language, reply_by)]
+        record = await self._new_record(tracker, event, now, language, channel)
+        return [await self.queue.enqueue(record.but(reply_by=reply_by))]
 
     async def shopper_message(self, tracker: Tracker, user_event: ev.Event) -> list[ev.Event] | None:
         """Events for a shopper message that is not the bot's to answer, or None to let the bot answer."""
@@ -114,14 +121,15 @@ class ShopperTurn:
         """The ticket if the message came with the choice, else the question that asks for it."""
         if not given:
             return shopper.message_request(language, reason)
-        meta = await self.trackers.get_meta(tracker.sender_id)
-        channel = str(meta.get("channel") or tracker.latest_input_channel or "")
+        channel = await self._channel(tracker)
+        reply_by = self.promises.for_wait(channel, tracker.events, self.now())
         try:
-            ticket = await self.tickets.create(tracker.sender_id, given, language, channel, reason)
+            ticket = await self.tickets.create(tracker.sender_id, given, language, channel, reason, reply_by)
         except Exception as exc:  # the shopper must hear that it failed, not get the bot's answer instead
             log.exception("could not make a ticket of a message in %s", tracker.sender_id)
             raise TurnFailed("your message could not be saved as a ticket; please send it again") from exc
-        return events.event(ev.TICKET_CREATED, ticket_id=ticket.ticket_id, text=given, language=language)
+        return events.event(ev.TICKET_CREATED, ticket_id=ticket.ticket_id, text=given, language=language,
+                            **events.promised(reply_by))
 
     async def _ticket_question(self, tracker: Tracker, user_event: ev.Event, language: str
                                ) -> list[ev.Event] | None:
@@ -133,7 +141,13 @@ class ShopperTurn:
             return None
         return [user_event, ev.bot(_ticket_status(tickets, language), {}, "utter_ticket_status")]
 
-    async def _new_record(self, tracker: Tracker, event: ev.Event, now: float, language: str) -> HandoffRecord:
+    async def _channel(self, tracker: Tracker) -> str:
+        """The conversation's channel (its first message's), which picks the reply-by promise."""
+        meta = await self.trackers.get_meta(tracker.sender_id)
+        return str(meta.get("channel") or tracker.latest_input_channel or "rest")
+
+    async def _new_record(self, tracker: Tracker, event: ev.Event, now: float, language: str,
+                          channel: str) -> HandoffRecord:
         cid = tracker.sender_id
         meta = await self.trackers.get_meta(cid)
         reason = str(event.get("reason") or "explicit_request")
@@ -141,9 +155,8 @@ class ShopperTurn:
         categories = {hit["id"]: hit.get("category") for e in tracker.events if e.get("event") == "user"
                       for hit in ((e.get("parse_data") or {}).get("faq") or []) if hit.get("category")}
         group = routing.group_of(self.settings, reason, event.get("candidates") or [], categories)
-        channel = meta.get("channel") or tracker.latest_input_channel or "rest"
         return HandoffRecord(conversation_id=cid, state="queued", priority=priority, rank=rank, reason=reason,
-                             language=language, channel=str(channel), group=group, requested_at=now,
+                             language=language, channel=channel, group=group, requested_at=now,
                              enqueued_at=now, queued_at=now)
 
 

@@ -13,6 +13,14 @@ Each figure is defined once, and parts add up to their whole (the console's help
   an agent).
 - Times, the usual help-desk meaning: wait = requested → agent assigned, first response = requested → first
   agent message, handling = assigned → ended.
+- Per channel (the conversation's channel): conversations = bot only + handed over, as above. A wait for a person
+  begins with a handoff request (or with a message left after a person had answered) and ends at a person's
+  first reply (an agent's message, or an answer to the ticket): first reply = begin → that reply, in wall-clock
+  time, as median and 90th percentile (linear between ranks). A wait whose channel promised a reply-by time
+  (handoff/promise.py) has exactly one promise outcome (they sum to the promised waits): kept (first reply by
+  the reply-by time), broken (a later reply, or none by then), withdrawn (the shopper stopped waiting — or nobody
+  was available and no message was left, or an agent closed it — before the reply-by time, with no reply) or
+  pending (no reply yet, not yet due). Answered within the promise = kept / (kept + broken).
 """
 
 from __future__ import annotations
@@ -27,6 +35,8 @@ from zoneinfo import ZoneInfo
 
 from bot.dialogue import events as ev
 from bot.stores import TrackerStore
+from bot.stores.base import first_channel
+from handoff.promise import CARRIERS
 
 MAX_CONVERSATIONS = 5000
 UNANSWERED_REASONS = {"low_intent_confidence", "small_margin", "low_faq_score", "small_faq_margin",
@@ -49,17 +59,108 @@ class _Totals:
     examples: dict[str, str] = field(default_factory=dict)
     outcomes: Counter[str] = field(default_factory=Counter)
     wrong_answers: Counter[str] = field(default_factory=Counter)  # FAQ entries the shopper said missed the question
+    channels: dict[str, _Channel] = field(default_factory=dict)
+
+
+@dataclass
+class _Channel:
+    conversations: int = 0
+    bot_only: int = 0
+    waits: int = 0
+    first_replies: list[float] = field(default_factory=list)
+    promise: Counter[str] = field(default_factory=Counter)  # kept | broken | withdrawn | pending
+
+
+@dataclass
+class _Wait:
+    """One wait for a person: from its start to a person's first reply."""
+
+    start: float
+    reply_by: float | None = None
+    replied_at: float | None = None
+    given_up_at: float | None = None  # ended with no reply and no message left
+
+    def promise(self, now: float) -> str | None:
+        if self.reply_by is None:
+            return None
+        if self.replied_at is not None:
+            return "kept" if self.replied_at <= self.reply_by else "broken"
+        if self.given_up_at is not None and self.given_up_at < self.reply_by:
+            return "withdrawn"
+        return "broken" if now >= self.reply_by else "pending"
+
+
+def _waits(events: list[ev.Event]) -> list[_Wait]:
+    waits: list[_Wait] = []
+    for event in events:
+        kind, at = event.get("event"), float(event.get("timestamp") or 0)
+        if kind == ev.HANDOFF_REQUESTED or (kind == ev.TICKET_CREATED
+                                             and (not waits or waits[-1].replied_at is not None)):
+            waits.append(_Wait(at))
+        if not waits:
+            continue
+        wait = waits[-1]
+        if kind in CARRIERS and event.get("reply_by") is not None and wait.reply_by is None:
+            wait.reply_by = float(event["reply_by"])
+        if wait.replied_at is not None:
+            continue
+        if kind == ev.AGENT_MESSAGE:
+            wait.replied_at = at
+        elif kind in (ev.HANDOFF_ENDED, ev.HANDOFF_CANCELLED, ev.HANDOFF_UNAVAILABLE):
+            wait.given_up_at = wait.given_up_at or at
+        elif kind == ev.TICKET_CREATED:
+            wait.given_up_at = None  # a message left: still waiting for a person
+    return waits
+
+
+def _add_channel(totals: _Totals, channel: str, events: list[ev.Event], now: float) -> None:
+    figures = totals.channels.setdefault(channel, _Channel())
+    figures.conversations += 1
+    waits = _waits(events)
+    figures.bot_only += not any(e.get("event") == ev.HANDOFF_REQUESTED for e in events)
+    figures.waits += len(waits)
+    figures.first_replies += [w.replied_at - w.start for w in waits if w.replied_at is not None]
+    figures.promise.update(outcome for w in waits if (outcome := w.promise(now)) is not None)
 
 
 def _mean(values: list[float]) -> float | None:
     return round(sum(values) / len(values), 2) if values else None
 
 
-def _add_conversation(totals: _Totals, events: list[ev.Event], zone: ZoneInfo, since: float) -> None:
+def percentile(values: list[float], share: float) -> float | None:
+    """The value below which `share` of the values lie, linear between ranks (numpy's default)."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    rank = share * (len(ordered) - 1)
+    low = int(rank)
+    high = min(low + 1, len(ordered) - 1)
+    return round(ordered[low] + (ordered[high] - ordered[low]) * (rank - low), 2)
+
+
+def _channel_figures(figures: _Channel) -> dict[str, Any]:
+    kept, broken = figures.promise["kept"], figures.promise["broken"]
+    return {
+        "conversations": figures.conversations,
+        "bot_only": figures.bot_only,
+        "handoffs": figures.conversations - figures.bot_only,
+        "waits": figures.waits,
+        "replied": len(figures.first_replies),
+        "first_reply_median_s": percentile(figures.first_replies, 0.5),
+        "first_reply_p90_s": percentile(figures.first_replies, 0.9),
+        "promised": sum(figures.promise.values()),
+        "promise_outcomes": {k: figures.promise[k] for k in ("kept", "broken", "withdrawn", "pending")},
+        "within_promise_rate": round(kept / (kept + broken), 4) if kept + broken else None,
+    }
+
+
+def _add_conversation(totals: _Totals, events: list[ev.Event], zone: ZoneInfo, since: float,
+                      channel: str = "unknown", now: float = 0.0) -> None:
     users = [e for e in events if e.get("event") == "user" and float(e.get("timestamp") or 0) >= since]
     if not users:
         return
     totals.conversations += 1
+    _add_channel(totals, channel, events, now)
     for event in users:
         totals.hours[datetime.fromtimestamp(float(event["timestamp"]), zone).hour] += 1
     requested_at: float | None = None
@@ -147,7 +248,9 @@ async def compute(trackers: TrackerStore, timezone: str, days: float = 30, now: 
         rows = await trackers.conversations(limit=page, offset=offset)
         recent = [r for r in rows if float(r["updated_at"]) >= since]
         for row in recent:
-            _add_conversation(totals, await trackers.events(row["conversation_id"]), zone, since)
+            events = await trackers.events(row["conversation_id"])
+            channel = str(row.get("channel") or first_channel(events) or "unknown")
+            _add_conversation(totals, events, zone, since, channel, now)
         if len(rows) < page or len(recent) < len(rows):
             break
         offset += page
@@ -178,4 +281,6 @@ async def compute(trackers: TrackerStore, timezone: str, days: float = 30, now: 
         "top_unanswered": [{"question": totals.examples[key], "count": n}
                            for key, n in totals.unanswered.most_common(10)],
         "tickets": tickets or {},
+        "by_channel": {name: _channel_figures(figures) for name, figures in
+                       sorted(totals.channels.items(), key=lambda item: (-item[1].conversations, item[0]))},
     }

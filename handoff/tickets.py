@@ -40,6 +40,7 @@ class Ticket:
     updated_at: float = 0.0
     agent: str | None = None  # who worked on it last
     replies: list[dict[str, Any]] = field(default_factory=list)
+    reply_by: float | None = None  # the channel's reply-by promise (handoff/promise.py)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -50,14 +51,15 @@ class Tickets:
         self.kv = kv
         self.trackers = trackers
 
-    async def create(self, conversation_id: str, text: str, language: str, channel: str, reason: str) -> Ticket:
+    async def create(self, conversation_id: str, text: str, language: str, channel: str, reason: str,
+                     reply_by: float | None = None) -> Ticket:
         """A new ticket, stored and listed under its conversation; raises (never returns a ticket that is not
         stored) if the store fails."""
         now = time.time()
         while True:
             ticket_id = f"T{FIRST_NUMBER - 1 + await self.kv.incr(COUNTER)}"
             ticket = Ticket(ticket_id, conversation_id, text, language, channel, reason, created_at=now,
-                            updated_at=now)
+                            updated_at=now, reply_by=reply_by)
             # Written only if absent: a number is never reused, even over tickets a store kept from before
             # this counter (their numbers are skipped).
             if await self.kv.cas(f"ticket:{ticket_id}", None, ticket.as_dict()):

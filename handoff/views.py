@@ -1,6 +1,8 @@
 """What the console shows: the queue, the open conversations, one conversation with everything an agent needs to
 take over, colleagues, the agent's own settings and the statistics. Read-only views over the services, as JSON-ready
-dicts."""
+dicts. Conversations and tickets that wait for a person on a channel with a reply-by promise carry `reply_by` and
+how it stands now (`reply`: due, due_soon or overdue, and the time left); lists show those due soon or overdue
+first (handoff/promise.py)."""
 
 from __future__ import annotations
 
@@ -16,7 +18,8 @@ from handoff.agents import AgentAccount
 from handoff.errors import NotFound
 from handoff.hours import BusinessHours
 from handoff.permissions import Permissions
-from handoff.records import HandoffRecords
+from handoff.promise import ReplyPromises, urgency_order
+from handoff.records import HandoffRecord, HandoffRecords
 from handoff.roster import Roster
 from handoff.settings import HandoffSettings
 from handoff.tickets import Tickets
@@ -37,7 +40,7 @@ def _order_numbers(events: list[ev.Event]) -> list[str]:
 
 class ConsoleViews:
     def __init__(self, trackers: TrackerStore, records: HandoffRecords, roster: Roster, tickets: Tickets,
-                 permissions: Permissions, hours: BusinessHours, settings: HandoffSettings,
+                 permissions: Permissions, hours: BusinessHours, promises: ReplyPromises, settings: HandoffSettings,
                  now: Callable[[], float] = time.time) -> None:
         self.trackers = trackers
         self.records = records
@@ -45,8 +48,16 @@ class ConsoleViews:
         self.tickets = tickets
         self.permissions = permissions
         self.hours = hours
+        self.promises = promises
         self.settings = settings
         self.now = now
+
+    def _reply(self, record: HandoffRecord | None, now: float) -> dict[str, Any]:
+        """The record's promise: its reply-by time, and how it stands until a person has answered."""
+        if record is None or record.reply_by is None:
+            return {"reply_by": None, "reply": None}
+        standing = None if record.replied_at else self.promises.standing(record.channel, record.reply_by, now)
+        return {"reply_by": record.reply_by, "reply": standing}
 
     async def me(self, account: AgentAccount) -> dict[str, Any]:
         return {"agent": account.public(), "status": await self.roster.chosen_status(account.username),
@@ -61,21 +72,35 @@ class ConsoleViews:
                 for a in await self.roster.on_duty()]
 
     async def queue(self) -> list[dict[str, Any]]:
+        """Those due soon or overdue first, then the line in service order (`position` is the place in it)."""
         now = self.now()
-        return [{"conversation_id": r.conversation_id, "position": i, "priority": r.priority, "reason": r.reason,
-                 "language": r.language, "channel": r.channel, "waiting_s": round(now - r.queued_at, 1),
-                 "group": r.group, "eta_s": r.told_eta_s}
-                for i, r in enumerate(await self.records.waiting(), start=1)]
+        return urgency_order([
+            {"conversation_id": r.conversation_id, "position": i, "priority": r.priority, "reason": r.reason,
+             "language": r.language, "channel": r.channel, "waiting_s": round(now - r.queued_at, 1),
+             "group": r.group, "eta_s": r.told_eta_s, **self._reply(r, now)}
+            for i, r in enumerate(await self.records.waiting(), start=1)])
 
     async def open_conversations(self, account: AgentAccount, mine: bool = False) -> list[dict[str, Any]]:
-        """Waiting ones first (in service order), then those with an agent; `mine`: only the agent's own."""
+        """Those due soon or overdue first, then waiting ones (in service order), then those with an agent;
+        `mine`: only the agent's own."""
         now = self.now()
         records = sorted(await self.records.open(), key=lambda r: (r.state != "queued", r.order))
-        return [{"conversation_id": r.conversation_id, "state": r.state, "agent": r.agent,
-                 "agent_name": r.agent_name, "channel": r.channel, "language": r.language, "priority": r.priority,
-                 "reason": r.reason, "group": r.group, "waiting_s": round(now - r.queued_at, 1),
-                 "requested_at": r.requested_at, "assigned_at": r.assigned_at}
-                for r in records if not mine or r.agent == account.username]
+        return urgency_order([
+            {"conversation_id": r.conversation_id, "state": r.state, "agent": r.agent,
+             "agent_name": r.agent_name, "channel": r.channel, "language": r.language, "priority": r.priority,
+             "reason": r.reason, "group": r.group, "waiting_s": round(now - r.queued_at, 1),
+             "requested_at": r.requested_at, "assigned_at": r.assigned_at, **self._reply(r, now)}
+            for r in records if not mine or r.agent == account.username])
+
+    async def tickets_list(self, status: str | None = None) -> list[dict[str, Any]]:
+        """Tickets, newest first, except that unanswered ones due soon or overdue come first."""
+        now = self.now()
+        listed = []
+        for ticket in await self.tickets.all(status):
+            waiting = not ticket.replies and ticket.status != "resolved"
+            reply = self.promises.standing(ticket.channel, ticket.reply_by, now) if waiting else None
+            listed.append({**ticket.as_dict(), "reply": reply})
+        return urgency_order(listed)
 
     async def conversation(self, conversation_id: str, account: AgentAccount) -> dict[str, Any]:
         """Everything an agent needs to take over: transcript, why the bot gave up and its best guesses, and
@@ -97,6 +122,7 @@ class ConsoleViews:
             "priority": record.priority if record else None,
             "group": record.group if record else None,
             "waiting_s": round(self.now() - record.queued_at, 1) if record else None,
+            **self._reply(record, self.now()),
             "reason": (requested or {}).get("reason"),
             "candidates": ((requested or {}).get("candidates") or [])[:3],
             "channel": meta.get("channel") or (record.channel if record else None),
@@ -117,4 +143,5 @@ class ConsoleViews:
         figures = await stats.compute(self.trackers, self.settings.timezone, days, self.now(), counts)
         figures["queue_length"] = len(await self.records.waiting())
         figures["agents_online"] = sum(a.status == "online" for a in await self.roster.on_duty())
+        figures["reply_within"] = {channel: rule.model_dump() for channel, rule in self.promises.rules.items()}
         return figures

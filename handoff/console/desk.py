@@ -24,7 +24,7 @@ async def api_canned(request: web.Request, account: AgentAccount) -> web.Respons
 @agent_api
 async def api_tickets(request: web.Request, account: AgentAccount) -> web.Response:
     status = request.query.get("status") or None
-    return json_response([t.as_dict() for t in await handoff(request).tickets.all(status)])
+    return json_response(await handoff(request).views.tickets_list(status))
 
 
 @routes.patch("/api/agent/tickets/{ticket_id}")

@@ -35,6 +35,10 @@ const I18N = {
     sysTicket: "Ticket {t} created", sysCsat: "Rating: {s}/5", bot: "Bot", you: "You", shopperLabel: "Shopper",
     vip: "VIP", complaint: "Complaint", normal: "Normal", queued: "Waiting", assigned: "In progress",
     closedState: "Closed", botState: "With the bot", errorPrefix: "Error",
+    dueIn: "due in {t}", overdueBy: "overdue {t}", replyBy: "Reply by {t}", lessThanMinute: "< 1 min",
+    byChannel: "By channel", botAlone: "Bot alone", withinPromise: "Answered within the promise",
+    withinPromiseOf: "Within {p} · {c}", firstReplyMedian: "First reply (median)", firstReplyP90: "First reply (90%)",
+    ofAnswered: "{k} of {n} on time", promiseHours: "{h} h", clockNames: {business: "business hours", wall: "around the clock"},
     reasons: {
       explicit_request: "The shopper asked for a person", complaint: "Complaint",
       low_faq_score: "No FAQ answer was close enough", small_faq_margin: "Two FAQ answers were too close",
@@ -76,6 +80,10 @@ const I18N = {
     sysTicket: "已创建工单 {t}", sysCsat: "评分：{s}/5", bot: "机器人", you: "我", shopperLabel: "顾客",
     vip: "VIP", complaint: "投诉", normal: "普通", queued: "排队中", assigned: "接待中", closedState: "已结束",
     botState: "机器人接待", errorPrefix: "错误",
+    dueIn: "{t}后到期", overdueBy: "已超时 {t}", replyBy: "请在 {t} 前回复", lessThanMinute: "不到 1 分钟",
+    byChannel: "各渠道", botAlone: "机器人独立解决", withinPromise: "承诺时限内回复率",
+    withinPromiseOf: "{p}内回复率 · {c}", firstReplyMedian: "首次回复（中位数）", firstReplyP90: "首次回复（90% 分位）",
+    ofAnswered: "{n} 个中 {k} 个按时", promiseHours: "{h} 小时", clockNames: {business: "工作时间", wall: "自然时间"},
     reasons: {
       explicit_request: "顾客要求转人工", complaint: "顾客投诉", low_faq_score: "知识库没有足够接近的答案",
       small_faq_margin: "两个知识库答案难以区分", low_intent_confidence: "机器人没有理解问题",
@@ -99,6 +107,10 @@ const STAT_HELP = [
   [{en: "Wrong answers", zh: "答非所问"}, {en: "FAQ answers the shopper said were not what they asked (\"that's not what I asked\"); their questions are listed under the top unanswered.", zh: "顾客表示答非所问（“不是这个”）的 FAQ 回答；对应的问题列入“未解答问题”。"}],
   [{en: "First response", zh: "首次响应时间"}, {en: "From the handoff request to the agent's first message, averaged.", zh: "从转人工到客服第一条消息，取平均。"}],
   [{en: "Average wait / handling", zh: "平均等待 / 处理时长"}, {en: "Request → agent joined; agent joined → closed.", zh: "转人工 → 客服接入；客服接入 → 结束。"}],
+  [{en: "Reply-by promise", zh: "回复时限承诺"}, {en: "A channel with a promise in handoff.yml (reply_within; e-mail: 6 business hours) gives each wait for a person a reply-by time when the wait begins (the handoff request, or the message left). The lists show it as \"due in …\" / \"overdue …\", counted in the promise's clock, and put those due within the hour or overdue first.", zh: "在 handoff.yml 中设置了承诺的渠道（reply_within；邮件默认 6 个工作小时），每次等待人工时（转人工或留言时）确定一个回复截止时间。列表显示“…后到期”/“已超时 …”（按承诺的计时方式计算），一小时内到期或已超时的排在最前。"}],
+  [{en: "Answered within the promise", zh: "承诺时限内回复率"}, {en: "Per channel: waits whose first reply from a person came by the reply-by time ÷ waits answered late or not answered by then. Waits the shopper gave up before the time, and those not yet due, are not counted.", zh: "按渠道：在截止时间前得到客服首次回复的等待 ÷（按时回复 + 超时回复或到期仍未回复）。截止前顾客放弃的等待、尚未到期的等待不计入。"}],
+  [{en: "First reply (median, 90%)", zh: "首次回复（中位数、90% 分位）"}, {en: "Per channel: from the start of a wait for a person (handoff request, or message left) to a person's first reply (a message, or an answer to the ticket), in clock time; half of the waits were answered faster than the median, 90% faster than the 90% figure.", zh: "按渠道：从开始等待人工（转人工或留言）到客服首次回复（消息或工单回复）的自然时间；一半的等待快于中位数，90% 快于 90% 分位。"}],
+  [{en: "Bot alone", zh: "机器人独立解决"}, {en: "Per channel: conversations that never asked for a person (the bot answered them alone); with the handed-over ones they make the channel's conversations.", zh: "按渠道：从未转人工的会话（由机器人独立回答）；与转人工的会话合计为该渠道的会话数。"}],
 ];
 
 const state = {
@@ -165,6 +177,26 @@ function duration(seconds) {
   return state.lang === "zh" ? `${Math.floor(minutes / 60)} 小时 ${minutes % 60} 分` : `${Math.floor(minutes / 60)}h ${minutes % 60}m`;
 }
 
+// A span of time for the reply-by marks: "40 min", "2 h 5 min", "3 d 4 h".
+function span(seconds) {
+  const minutes = Math.floor(Math.abs(seconds) / 60);
+  if (minutes < 1) return t("lessThanMinute");
+  const zh = state.lang === "zh";
+  const [d, hrs, min] = [Math.floor(minutes / 1440), Math.floor(minutes / 60) % 24, minutes % 60];
+  const part = (n, en, cn) => (n ? (zh ? `${n} ${cn}` : `${n} ${en}`) : "");
+  if (d) return [part(d, "d", "天"), part(hrs, "h", "小时")].filter(Boolean).join(" ");
+  if (hrs) return [part(hrs, "h", "小时"), part(min, "min", "分钟")].filter(Boolean).join(" ");
+  return part(min, "min", "分钟");
+}
+
+// How a conversation's reply-by promise stands ("due in 40 min" / "overdue 1 h"), with the time in its title.
+function replyBadge(reply, id) {
+  if (!reply) return null;
+  const text = reply.state === "overdue" ? t("overdueBy", {t: span(-reply.left_s)}) : t("dueIn", {t: span(reply.left_s)});
+  return h("span", {class: `badge promise ${reply.state.replace("_", "-")}`, id, "data-state": reply.state,
+    title: t("replyBy", {t: clock(reply.reply_by)})}, text);
+}
+
 function clock(ts) {
   return new Date(ts * 1000).toLocaleString(state.lang === "zh" ? "zh-CN" : "en-GB",
     {month: "short", day: "numeric", hour: "2-digit", minute: "2-digit"});
@@ -217,6 +249,7 @@ function renderList() {
         h("span", {class: "wait"}, item.state === "assigned" ? t("assignedTo", {a: item.agent_name || item.agent})
           : t("waiting", {t: duration(item.waiting_s)}))),
       h("div", {class: "item-meta"},
+        replyBadge(item.reply),
         item.priority && item.priority !== "normal" ? badge(t(item.priority), item.priority) : null,
         badge(reasonText(item.reason), "reason"),
         badge(item.channel || "?"), badge((item.language || "?").toUpperCase()),
@@ -231,7 +264,9 @@ function renderList() {
 // and added after the stored ones, so nothing said in the meantime is lost.
 let opening = null;
 
-async function openConversation(id) {
+// `show`: bring the conversation views forward (a ticket's link); live updates, actions and the language button
+// refresh the conversation without leaving the tickets or statistics page the agent is reading.
+async function openConversation(id, show) {
   const load = {id, live: opening && opening.id === id ? opening.live : []};
   opening = load;
   let data;
@@ -246,7 +281,7 @@ async function openConversation(id) {
   state.seqs = new Set();
   state.lastButtons = [];
   state.unread.delete(id);
-  if (!["queue", "mine", "open"].includes(state.view)) switchView(data.state === "queued" ? "queue" : "open");
+  if (show && !["queue", "mine", "open"].includes(state.view)) switchView(data.state === "queued" ? "queue" : "open");
   $("placeholder").hidden = true;
   $("conv").hidden = false;
   $("context").hidden = false;
@@ -267,7 +302,7 @@ function stateBadge(s) {
 function renderHead() {
   const c = state.current;
   $("conv-title").textContent = c.conversation_id;
-  clear($("conv-badges")).append(stateBadge(c.state),
+  clear($("conv-badges")).append(stateBadge(c.state), replyBadge(c.reply, "reply-badge") || "",
     c.priority && c.priority !== "normal" ? badge(t(c.priority), c.priority) : "",
     badge(c.channel || "?"), badge((c.language || "?").toUpperCase()),
     c.group ? badge(c.group) : "",
@@ -485,6 +520,10 @@ async function send() {
     box.value = "";
     sendTyping(false);
     if (addEvent(event)) scrollDown();
+    if (event.event === "agent_message" && state.current.reply) {  // the first reply keeps the promise
+      state.current.reply = null;
+      $("reply-badge")?.remove();
+    }
     if (event.event === "agent_note") { state.current.events.push(event); renderContext(); }
   } catch (error) { toast(`${t("errorPrefix")}: ${error.message}`, true); }
 }
@@ -610,9 +649,9 @@ async function loadTickets() {
   const rows = clear($("ticket-rows"));
   $("tickets-empty").hidden = tickets.length > 0;
   for (const ticket of tickets) {
-    const status = h("select", null, [["pending", "ticketPending"], ["in_progress", "ticketIn"], ["resolved", "ticketResolved"]]
+    const status = h("select", {"aria-label": `${t("status")} ${ticket.ticket_id}`}, [["pending", "ticketPending"], ["in_progress", "ticketIn"], ["resolved", "ticketResolved"]]
       .map(([v, l]) => h("option", {value: v, selected: ticket.status === v}, t(l))));
-    const reply = h("textarea", {rows: 2});
+    const reply = h("textarea", {rows: 2, "aria-label": `${t("answer")} ${ticket.ticket_id}`});
     const save = h("button", {class: "btn", onclick: async () => {
       try {
         await api("PATCH", `/api/agent/tickets/${encodeURIComponent(ticket.ticket_id)}`,
@@ -623,9 +662,10 @@ async function loadTickets() {
     }}, t("save"));
     rows.append(h("tr", null,
       h("td", null, h("b", null, ticket.ticket_id), h("br"), h("a", {href: "#", onclick: (e) => {
-        e.preventDefault(); switchView("open"); openConversation(ticket.conversation_id);
+        e.preventDefault(); openConversation(ticket.conversation_id, true);
       }}, ticket.conversation_id)),
-      h("td", null, clock(ticket.created_at), h("br"), badge(ticket.channel), " ", badge(ticket.language.toUpperCase())),
+      h("td", null, clock(ticket.created_at), h("br"), badge(ticket.channel), " ", badge(ticket.language.toUpperCase()),
+        ticket.reply ? h("br") : null, replyBadge(ticket.reply)),
       h("td", {class: "text"}, ticket.text, ...(ticket.replies || []).map((r) => h("div", {class: "sys"}, `${r.agent}: ${r.text}`))),
       h("td", null, status),
       h("td", null, reply, save)));
@@ -658,7 +698,24 @@ async function loadStats() {
     card(t("csat"), s.csat_average === null ? t("none") : `${s.csat_average.toFixed(1)} / 5`, t("ratings", {n: s.csat_count})),
     card(t("ticketsOpen"), (s.tickets.pending || 0) + (s.tickets.in_progress || 0)),
     card(t("queueNow"), s.queue_length),
-    card(t("agentsOnline"), s.agents_online));
+    card(t("agentsOnline"), s.agents_online),
+    ...Object.entries(s.reply_within).map(([channel, rule]) => {
+      const figures = s.by_channel[channel];
+      const outcomes = figures ? figures.promise_outcomes : {kept: 0, broken: 0};
+      return h("div", {class: "card", "data-promise": channel}, h("div", {class: "label"},
+        t("withinPromiseOf", {p: `${t("promiseHours", {h: rule.hours})} ${I18N[state.lang].clockNames[rule.clock]}`, c: channel})),
+        h("div", {class: "value"}, pct(figures ? figures.within_promise_rate : null)),
+        h("div", {class: "sub"}, t("ofAnswered", {k: outcomes.kept, n: outcomes.kept + outcomes.broken})));
+    }));
+  const channels = clear($("stat-channels"));
+  const rows = Object.entries(s.by_channel);
+  $("channels-empty").hidden = rows.length > 0;
+  for (const [channel, c] of rows) {
+    channels.append(h("tr", {"data-channel": channel}, h("th", {scope: "row"}, channel),
+      h("td", {class: "n"}, c.conversations), h("td", {class: "n"}, c.bot_only),
+      h("td", {class: "n"}, c.promised ? pct(c.within_promise_rate) : t("none")),
+      h("td", {class: "n"}, duration(c.first_reply_median_s)), h("td", {class: "n"}, duration(c.first_reply_p90_s))));
+  }
   const reasons = clear($("stat-reasons"));
   const entries = Object.entries(s.handoff_rate_by_reason);
   if (!entries.length) reasons.append(h("p", {class: "empty"}, t("noData")));
