@@ -175,7 +175,8 @@ class Caught:
         return str(self.message.get(header, ""))
 
     def text(self) -> str:
-        return self.message.get_body(preferencelist=("plain",)).get_content()  # type: ignore[union-attr]
+        text = self.message.get_body(preferencelist=("plain",)).get_content()  # type: ignore[union-attr]
+        return text.replace("\r\n", "\n")
 
     def html(self) -> str | None:
         part = self.message.get_body(preferencelist=("html",))

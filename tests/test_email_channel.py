@@ -10,6 +10,7 @@ from email.message import EmailMessage
 from email.utils import make_msgid
 
 from bot.app_keys import STORES
+from tests.channels.conftest import agent_login
 from tests.mailservers import USER
 
 
@@ -82,3 +83,78 @@ async def test_a_chinese_mail_about_shipping_gets_a_chinese_answer_in_its_thread
     assert users(events)[1]["metadata"]["email"]["original"].startswith("那运费多少？\n\n在 2026年12月5日")
     assert second["In-Reply-To"] == follow["Message-ID"] and answer["Message-ID"] in second["References"]
     assert "运费" in second.text()
+
+
+async def api(client, method: str, path: str, headers: dict[str, str], body: dict | None = None) -> dict:
+    resp = await client.request(method, path, json=body, headers=headers)
+    assert resp.status in (200, 201), await resp.text()
+    return await resp.json()
+
+
+async def test_an_english_mail_asking_for_a_person_reaches_the_console_and_the_agents_reply_is_threaded(
+        email_app, dovecot, smtp_catcher):
+    client = await email_app()
+    li = await agent_login(client, "amy", "Amy")
+    question = shopper_mail("Bob Smith <bob@example.com>", "Broken charger",
+                            "Hello,\n\nI'd like to talk to a person please, my charger arrived broken.\n\nThanks,\nBob",
+                            message_id="<bob-1@example.com>")
+    await dovecot.append(question)
+    queue = await until(lambda: api(client, "GET", "/api/agent/queue", li))
+    [(cid, channel, language)] = [(q["conversation_id"], q["channel"], q["language"]) for q in queue]
+    assert cid.startswith("email:") and channel == "email" and language == "en"
+    view = await api(client, "GET", f"/api/agent/conversations/{cid}", li)
+    assert view["details"]["email"]["address"] == "bob@example.com" and view["reason"] == "explicit_request"
+    shown = users(view["events"])[0]
+    assert shown["text"] == "Hello,\n\nI'd like to talk to a person please, my charger arrived broken."
+    assert shown["metadata"]["email"]["subject"] == "Broken charger"
+
+    await api(client, "POST", f"/api/agent/conversations/{cid}/claim", li)
+    await api(client, "POST", f"/api/agent/conversations/{cid}/messages", li,
+              {"text": "Hi Bob, I'm sorry about that. We'll send a new charger today."})
+    [reply] = await smtp_catcher.wait_for(lambda: smtp_catcher.to("bob@example.com"))
+    assert reply["In-Reply-To"] == "<bob-1@example.com>" and "<bob-1@example.com>" in reply["References"]
+    assert reply["Subject"].startswith("Re: Broken charger [#") and not reply["Auto-Submitted"]
+    text = reply.text()
+    assert text.startswith("Hi Bob, I'm sorry about that. We'll send a new charger today.")
+    assert "\n-- \nAmy\n" in text  # the agent's name and the shop's signature
+    assert "wrote:\n> Hello," in text and "> I'd like to talk to a person please" in text  # the original quoted
+    assert "<blockquote" in (reply.html() or "") and "new charger today" in (reply.html() or "")
+
+    # Bob answers the agent's mail: the same conversation, for the agent (no bot mail)
+    await dovecot.append(shopper_mail("Bob Smith <bob@example.com>", f"Re: {reply['Subject']}",
+                                      f"Great, thank you!\n\nOn Sat, Amy <{USER}> wrote:\n> Hi Bob",
+                                      in_reply_to=reply["Message-ID"],
+                                      references=f"<bob-1@example.com> {reply['Message-ID']}"))
+
+    async def answered() -> list[dict]:
+        events = (await api(client, "GET", f"/api/agent/conversations/{cid}", li))["events"]
+        return [e["text"] for e in users(events)][1:]
+
+    assert await until(answered) == ["Great, thank you!"]
+    await asyncio.sleep(0.5)
+    assert len(smtp_catcher.to("bob@example.com")) == 1  # only the agent's reply: the bot stayed out of it
+    assert len(await email_conversations(client)) == 1
+
+
+async def test_automatic_mail_and_kefus_own_reply_are_recorded_but_never_answered(email_app, dovecot, smtp_catcher):
+    client = await email_app()
+    await dovecot.append(shopper_mail("Li <li@example.cn>", "运费", "请问运费多少？", message_id="<li-1@example.cn>"))
+    [own] = await smtp_catcher.wait_for(lambda: smtp_catcher.to("li@example.cn"))
+    bounce = shopper_mail("Mail Delivery System <MAILER-DAEMON@mx.example.net>", "Undelivered Mail Returned to Sender",
+                          "This is the mail system. Your message could not be delivered.")
+    away = shopper_mail("Ann <ann@example.com>", "Out of Office: your question",
+                        "I am away until Monday. How long does shipping take?")
+    autosubmitted = shopper_mail("Shop Robot <robot@example.org>", "How long does shipping take?",
+                                 "How long does shipping take?", Auto_Submitted="auto-generated")
+    bulk = shopper_mail("News <news@example.org>", "Shipping news", "How long does shipping take?", Precedence="bulk")
+    await dovecot.append(own.raw, bounce, away, autosubmitted, bulk)  # kefu's own answer comes back, too
+
+    async def recorded() -> list[str]:
+        found = [users(events) for events in (await email_conversations(client)).values()]
+        reasons = [u["metadata"]["email"].get("automatic") for events in found for u in events]
+        return sorted(r for r in reasons if r) if len(reasons) >= 6 else []
+
+    assert await until(recorded) == ["auto_submitted", "mailer_daemon", "out_of_office", "own_address", "precedence"]
+    await asyncio.sleep(1.0)
+    assert [c["To"] for c in smtp_catcher.caught] == [own["To"]]  # nothing answered but the first question
+    assert await dovecot.unseen() == 0
