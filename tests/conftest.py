@@ -230,7 +230,7 @@ def email_app(dovecot, smtp_catcher, starter_model, aiohttp_client, tmp_path, mo
 
     async def make(handoff: dict | None = None, name: str = "a", **env: str):
         for key, value in {**dovecot.env(), **smtp_catcher.env(), "EMAIL_POLL_INTERVAL_S": "5",
-                           "EMAIL_RETRY_BASE_S": "0.05", "EMAIL_UPLOAD_DIR": str(tmp_path / "uploads"),
+                           "EMAIL_RETRY_BASE_S": "0.05", "WIDGET_UPLOAD_DIR": str(tmp_path / "uploads"),
                            **env}.items():
             monkeypatch.setenv(key, value)
         settings = ServerSettings.for_project(root, model_path=starter_model, db_path=tmp_path / f"{name}.db")

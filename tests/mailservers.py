@@ -135,7 +135,7 @@ service stats {{
                 "EMAIL_IMAP_TLS": "false", "EMAIL_IMAP_PASSWORD": PASSWORD, **extra}
 
     async def client(self) -> aioimaplib.IMAP4:
-        client = aioimaplib.IMAP4("127.0.0.1", self.port, timeout=10)
+        client = aioimaplib.IMAP4("127.0.0.1", self.port, timeout=120)  # a 70 MB APPEND takes a while
         await client.wait_hello_from_server()
         assert (await client.login(USER, PASSWORD)).result == "OK"
         return client
@@ -147,7 +147,7 @@ service stats {{
             for mail in mails:
                 raw = mail.as_bytes(policy=policy.SMTP) if isinstance(mail, EmailMessage) else mail
                 response = await client.append(raw, mailbox=folder)
-                assert response.result == "OK", response
+                assert response.result == "OK", response.lines[-1:]
         finally:
             await client.logout()
 
@@ -189,13 +189,15 @@ class SmtpCatcher:
     def __init__(self) -> None:
         self.caught: list[Caught] = []
         self.refuse = False
+        self.refuse_next = 0  # refuse this many more mails, then take them
         self.attempts = 0
         self.port = free_port()
         self.controller = Controller(self, hostname="127.0.0.1", port=self.port)
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         self.attempts += 1
-        if self.refuse:
+        if self.refuse or self.refuse_next > 0:
+            self.refuse_next -= 1
             return "451 4.3.0 try again later"
         self.caught.append(Caught(envelope.mail_from, list(envelope.rcpt_tos), bytes(envelope.original_content)))
         return "250 OK"

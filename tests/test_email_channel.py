@@ -5,12 +5,15 @@ delivers it, and the shopper's view is the mail that arrives at the catcher."""
 from __future__ import annotations
 
 import asyncio
+import os
 import time
+from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import make_msgid
 
 from bot.app_keys import STORES
-from tests.channels.conftest import agent_login
+from handoff.app_keys import HANDOFF
+from tests.channels.conftest import AGENT_PASSWORD, agent_login
 from tests.mailservers import USER
 
 
@@ -83,6 +86,12 @@ async def test_a_chinese_mail_about_shipping_gets_a_chinese_answer_in_its_thread
     assert users(events)[1]["metadata"]["email"]["original"].startswith("那运费多少？\n\n在 2026年12月5日")
     assert second["In-Reply-To"] == follow["Message-ID"] and answer["Message-ID"] in second["References"]
     assert "运费" in second.text()
+
+
+async def admin_login(client) -> dict[str, str]:
+    await client.app[HANDOFF].agents.add("boss", AGENT_PASSWORD, name="Boss", role="admin")
+    login = await client.post("/api/agent/login", json={"username": "boss", "password": AGENT_PASSWORD})
+    return {"Authorization": f"Bearer {(await login.json())['token']}"}
 
 
 async def api(client, method: str, path: str, headers: dict[str, str], body: dict | None = None) -> dict:
@@ -158,3 +167,133 @@ async def test_automatic_mail_and_kefus_own_reply_are_recorded_but_never_answere
     await asyncio.sleep(1.0)
     assert [c["To"] for c in smtp_catcher.caught] == [own["To"]]  # nothing answered but the first question
     assert await dovecot.unseen() == 0
+
+
+def pdf(size: int) -> bytes:
+    return b"%PDF-1.4\n" + os.urandom(size - 9)
+
+
+async def test_a_5_mb_attachment_is_kept_like_a_chat_upload_and_a_50_mb_one_is_refused_politely(
+        email_app, dovecot, smtp_catcher, tmp_path):
+    client = await email_app()
+    receipt = pdf(5 * 1024 * 1024)
+    mail = shopper_mail("Cara <cara@example.com>", "Receipt", "How long does a refund take?")
+    mail.add_attachment(receipt, maintype="application", subtype="pdf", filename="receipt.pdf")
+    huge = shopper_mail("Dan <dan@example.com>", "Video of the fault", "See the attached video of the fault.")
+    huge.add_attachment(os.urandom(50 * 1024 * 1024), maintype="application", subtype="octet-stream",
+                        filename="fault.mp4")
+    await dovecot.append(mail, huge)
+
+    [refusal] = await smtp_catcher.wait_for(lambda: smtp_catcher.to("dan@example.com"), timeout_s=60)
+    assert "could not accept" in refusal.text() and "25 MB" in refusal.text()
+    assert refusal["In-Reply-To"] == huge["Message-ID"]
+    conversations = (await email_conversations(client)).values()
+    first = {users(events)[0]["metadata"]["sender"]: users(events)[0] for events in conversations}
+    cara, dan = first["cara@example.com"], first["dan@example.com"]
+    [kept] = cara["metadata"]["attachments"]
+    assert (kept["name"], kept["mime"], kept["size"]) == ("receipt.pdf", "application/pdf", len(receipt))
+    assert (tmp_path / "uploads" / kept["id"]).read_bytes() == receipt
+    download = await client.get(kept["url"])
+    assert download.status == 200 and await download.read() == receipt  # the console opens it like a chat upload
+    assert dan["metadata"]["email"]["complete"] is False and dan["metadata"]["email"]["size"] > 50 * 1024 * 1024
+    assert await dovecot.unseen() == 0
+
+
+async def test_the_imap_server_restarting_midway_loses_no_mail(email_app, dovecot, smtp_catcher):
+    client = await email_app()
+    senders = [f"shopper{i}@example.com" for i in range(8)]
+    await dovecot.append(*(shopper_mail(f"Shopper {i} <{s}>", "Shipping", "How long does shipping take?")
+                           for i, s in enumerate(senders)))
+    await until(lambda: email_conversations(client))  # the reader is under way...
+    loop = asyncio.get_running_loop()
+    await loop.run_in_executor(None, dovecot.stop)  # ...when the server goes away
+    await asyncio.sleep(1.0)
+    await loop.run_in_executor(None, dovecot.start)
+
+    async def everyone_answered() -> bool:
+        return all(smtp_catcher.to(s) for s in senders)
+
+    await until(everyone_answered, timeout_s=90)
+    await until(lambda: _none_unseen(dovecot), timeout_s=30)
+    assert sorted(len(smtp_catcher.to(s)) for s in senders) == [1] * 8  # each answered once
+    conversations = await email_conversations(client)
+    assert sorted(users(events)[0]["metadata"]["sender"] for events in conversations.values()) == sorted(senders)
+    assert all(len(users(events)) == 1 for events in conversations.values())
+
+
+async def _none_unseen(dovecot) -> bool:
+    return await dovecot.unseen() == 0
+
+
+BROKEN_MIME = (b"From: Wang <wang@example.cn>\r\nTo: service@shop.test\r\nSubject: =?x-unknown?B?5Lit5paH?=\r\n"
+               b"Message-ID: <broken-1@example.cn>\r\nMIME-Version: 1.0\r\n"
+               b"Content-Type: multipart/mixed; boundary=\"zzz\"\r\n\r\n"
+               b"--zzz\r\nContent-Type: text/plain; charset=\"x-no-such-charset\"\r\n"
+               b"Content-Transfer-Encoding: quoted-printable\r\n\r\n"
+               b"my order =E6=88=91=E7=9A=84=E8=AE=A2=E5=8D=95 =ZZ\r\n"
+               b"--zzz\r\nContent-Type: application/octet-stream; name=\"a.bin\"\r\n"
+               b"Content-Transfer-Encoding: base64\r\n\r\n@@@@ not base64\r\n")  # no closing boundary
+WRONG_CHARSET = (b"From: Zhou <zhou@example.cn>\r\nTo: service@shop.test\r\nSubject: order\r\n"
+                 b"Message-ID: <gbk-1@example.cn>\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n") + \
+    "我的订单在哪里？".encode("gbk")  # GBK bytes in a mail that says UTF-8
+
+
+async def test_broken_encodings_and_malformed_mime_are_kept_and_shown_and_the_reader_goes_on(
+        email_app, dovecot, smtp_catcher):
+    client = await email_app()
+    await dovecot.append(BROKEN_MIME, WRONG_CHARSET,
+                         shopper_mail("Eve <eve@example.com>", "Shipping", "How long does shipping take?"))
+    await smtp_catcher.wait_for(lambda: smtp_catcher.to("eve@example.com"))  # the mail after them is answered
+
+    async def kept() -> dict[str, dict]:
+        found = {u["metadata"]["sender"]: u for events in (await email_conversations(client)).values()
+                 for u in users(events)}
+        return found if len(found) == 3 else {}
+
+    found = await until(kept)
+    broken, wrong = found["wang@example.cn"], found["zhou@example.cn"]
+    assert broken["text"].startswith("my order 我的订单") and broken["metadata"]["email"]["defects"]
+    assert "我的订单在哪里" in wrong["text"]  # read as what it is (GB 18030) rather than replacement characters
+    assert await dovecot.unseen() == 0
+
+
+async def test_a_mail_the_smtp_server_refuses_is_retried_and_finally_shown_to_the_agent(
+        email_app, dovecot, smtp_catcher):
+    client = await email_app(EMAIL_SEND_ATTEMPTS="3")
+    li = await admin_login(client)  # a conversation the bot answered: the admins see everything
+    smtp_catcher.refuse_next = 2  # busy twice, then takes it
+    await dovecot.append(shopper_mail("Fay <fay@example.com>", "Shipping", "How long does shipping take?"))
+    [answer] = await smtp_catcher.wait_for(lambda: smtp_catcher.to("fay@example.com"))
+    assert smtp_catcher.attempts == 3 and "shipping" in answer.text().lower()
+
+    smtp_catcher.refuse = True  # now down for good
+    await dovecot.append(shopper_mail("Gil <gil@example.com>", "Shipping", "How long does shipping take?"))
+
+    async def failure() -> dict | None:
+        for cid in await email_conversations(client):
+            view = await api(client, "GET", f"/api/agent/conversations/{cid}", li)
+            if (view["details"]["email"] or {}).get("failed"):
+                return view
+        return None
+
+    view = await until(failure)
+    [failed] = view["details"]["email"]["failed"]
+    assert failed["attempts"] == 3 and "451" in failed["error"] and "gil@example.com" in failed["to"]
+    assert any(e["event"] == "agent_note" and "not delivered" in e["text"] for e in view["events"])
+    kept = [v for _, v in await client.app[STORES].kv.scan("email:outbox:")]
+    assert [(k["state"], k["to"]) for k in kept] == [("failed", "Gil <gil@example.com>")]  # kept
+
+
+async def test_a_mail_for_a_person_out_of_hours_becomes_a_ticket_and_is_acknowledged_with_the_time_we_are_back(
+        email_app, dovecot, smtp_catcher):
+    today = datetime.now(UTC).date()
+    client = await email_app(handoff={"timezone": "UTC", "closed_dates": [today]})
+    await dovecot.append(shopper_mail("Hal <hal@example.com>", "Wrong item",
+                                      "I want to talk to a person, I got the wrong item."))
+    [ack] = await smtp_catcher.wait_for(lambda: smtp_catcher.to("hal@example.com"))
+    text = ack.text()
+    assert "we are back tomorrow at 00:00 (UTC)" in text and "(ticket T" in text
+    assert ack["Auto-Submitted"] == "auto-replied"
+    [events] = (await email_conversations(client)).values()
+    [ticket] = [e for e in events if e["event"] == "ticket_created"]
+    assert ticket["text"] == "I want to talk to a person, I got the wrong item." and ticket["ticket_id"] in text

@@ -38,6 +38,7 @@ from bot.channels.email.quoting import new_text
 from bot.channels.email.threads import ID_MARKER, ThreadBook
 from bot.channels.media import placeholder
 from bot.channels.push.channel import PushChannel
+from bot.channels.widget.keys import WIDGET
 from bot.channels.widget.upload_quota import UploadQuota
 from bot.channels.widget.uploads import UploadStore
 from bot.dialogue import events as ev
@@ -71,6 +72,8 @@ class EmailChannel(PushChannel[EmailSettings, ParsedMail, str]):
         project_dir = app[SETTINGS].project_dir if SETTINGS in app else None
         directory = settings.upload_dir if settings.upload_dir.is_absolute() or project_dir is None \
             else project_dir / settings.upload_dir
+        if WIDGET in app:  # the bubble's folder: its download route serves both, its retention clears both
+            directory = app[WIDGET].open.uploads.directory
         assert self.stores
         self.uploads = UploadStore(directory, self.stores.kv, settings.max_attachment_bytes,
                                    settings.attachment_types,

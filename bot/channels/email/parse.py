@@ -118,15 +118,16 @@ def _decoded(part: Message, defects: list[str]) -> str:
     """A text part's content; a charset Python does not know, or bytes that are not in it, are replaced."""
     try:
         content = part.get_content()  # type: ignore[attr-defined]
-        if isinstance(content, str):
+        if isinstance(content, str) and "\ufffd" not in content:
             return content
+        defects.append("charset: bytes not in the declared charset")
     except Exception as exc:
         defects.append(f"charset: {type(exc).__name__}")
     payload = _safe(lambda: part.get_payload(decode=True), None)
     if not isinstance(payload, bytes):
         payload = str(part.get_payload() or "").encode("utf-8", errors="replace")
     charset = part.get_content_charset() or "utf-8"
-    for candidate in (charset, "utf-8", "gb18030"):
+    for candidate in (charset, "utf-8", "gb18030", "big5"):  # mislabelled Chinese mail is GBK / Big5 mostly
         try:
             return payload.decode(candidate)
         except (LookupError, UnicodeDecodeError):
