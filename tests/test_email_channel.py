@@ -5,16 +5,24 @@ delivers it, and the shopper's view is the mail that arrives at the catcher."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import time
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import make_msgid
 
+import aiosmtplib
+import pytest
+
 from bot.app_keys import STORES
 from handoff.app_keys import HANDOFF
-from tests.channels.conftest import AGENT_PASSWORD, agent_login
-from tests.mailservers import USER
+from tests.channels.conftest import (
+    AGENT_PASSWORD,
+    LogCapture,
+    agent_login,
+)
+from tests.mailservers import USER, free_port
 
 
 def shopper_mail(sender: str, subject: str, body: str, message_id: str | None = None,
@@ -297,3 +305,36 @@ async def test_a_mail_for_a_person_out_of_hours_becomes_a_ticket_and_is_acknowle
     [events] = (await email_conversations(client)).values()
     [ticket] = [e for e in events if e["event"] == "ticket_created"]
     assert ticket["text"] == "I want to talk to a person, I got the wrong item." and ticket["ticket_id"] in text
+
+
+async def test_mail_forwarded_to_kefus_smtp_listener_is_answered_like_mail_from_the_mailbox(
+        email_app, dovecot, smtp_catcher):
+    port = free_port()
+    await email_app(EMAIL_LISTEN_PORT=str(port))
+    question = shopper_mail("Ivy <ivy@example.com>", "Shipping", "How long does shipping take?")
+    await aiosmtplib.send(question, hostname="127.0.0.1", port=port, timeout=30)  # what a forwarding rule does
+    [answer] = await smtp_catcher.wait_for(lambda: smtp_catcher.to("ivy@example.com"))
+    assert answer["In-Reply-To"] == question["Message-ID"] and "shipping" in answer.text().lower()
+
+
+@pytest.fixture
+def logs():
+    capture = LogCapture()
+    logger = logging.getLogger("bot.channels.email")
+    logger.addHandler(capture)
+    logger.setLevel(logging.DEBUG)
+    yield capture
+    logger.removeHandler(capture)
+    logger.setLevel(logging.NOTSET)
+
+
+async def test_a_wrong_imap_password_is_logged_without_the_password_and_tried_again(email_app, dovecot, logs):
+    client = await email_app(EMAIL_IMAP_PASSWORD="wrong-password-do-not-log")
+    await until(lambda: _logged(logs, "unavailable"))
+    assert "LoginRefused: login as service@shop.test refused" in logs.text
+    assert "wrong-password-do-not-log" not in logs.text
+    assert client.app  # the app serves meanwhile; the reader keeps trying
+
+
+async def _logged(capture: LogCapture, words: str) -> bool:
+    return words in capture.text
