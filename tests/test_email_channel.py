@@ -306,6 +306,14 @@ async def test_a_mail_for_a_person_out_of_hours_becomes_a_ticket_and_is_acknowle
     [ticket] = [e for e in events if e["event"] == "ticket_created"]
     assert ticket["text"] == "I want to talk to a person, I got the wrong item." and ticket["ticket_id"] in text
 
+    # next morning an agent answers the ticket in the console: the answer reaches the shopper by mail, threaded
+    li = await agent_login(client, "amy", "Amy")
+    await api(client, "PATCH", f"/api/agent/tickets/{ticket['ticket_id']}", li,
+              {"reply": "Sorry about that! A courier will swap the item tomorrow.", "status": "resolved"})
+    answer = (await smtp_catcher.wait_for(lambda: smtp_catcher.to("hal@example.com")[1:]))[0]
+    assert answer.text().startswith("Sorry about that! A courier will swap the item tomorrow.")
+    assert answer["In-Reply-To"] == users(events)[0]["message_id"] and not answer["Auto-Submitted"]
+
 
 async def test_mail_forwarded_to_kefus_smtp_listener_is_answered_like_mail_from_the_mailbox(
         email_app, dovecot, smtp_catcher):
