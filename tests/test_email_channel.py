@@ -346,3 +346,30 @@ async def test_a_wrong_imap_password_is_logged_without_the_password_and_tried_ag
 
 async def _logged(capture: LogCapture, words: str) -> bool:
     return words in capture.text
+
+
+async def test_a_ticket_left_in_chat_with_an_address_is_answered_by_mail_and_the_reply_comes_back(
+        email_app, dovecot, smtp_catcher):
+    today = datetime.now(UTC).date()
+    client = await email_app(handoff={"timezone": "UTC", "closed_dates": [today]})
+    for said in ("I want to talk to a person",
+                 "leave a message: my parcel is late, please mail me at amy@example.com"):
+        resp = await client.post("/webhooks/rest/webhook", json={"sender": "chat-amy", "message": said})
+        assert resp.status == 200, await resp.text()
+    [ticket] = [e for e in await client.app[STORES].trackers.events("chat-amy") if e["event"] == "ticket_created"]
+    li = await agent_login(client, "amy-agent", "Li")
+    await api(client, "PATCH", f"/api/agent/tickets/{ticket['ticket_id']}", li,
+              {"reply": "Your parcel left our warehouse this morning."})
+    [answer] = await smtp_catcher.wait_for(lambda: smtp_catcher.to("amy@example.com"))
+    assert answer["Subject"].startswith(f"Re: Your message (ticket {ticket['ticket_id']})")
+    text = answer.text()
+    assert text.startswith("Your parcel left our warehouse this morning.") and "\n-- \nLi\n" in text
+    assert "> my parcel is late, please mail me at amy@example.com" in text  # what she left, quoted
+
+    await dovecot.append(shopper_mail("Amy <amy@example.com>", f"Re: {answer['Subject']}", "Great, thanks!",
+                                      in_reply_to=answer["Message-ID"], references=answer["Message-ID"]))
+
+    async def replied() -> list[str]:
+        return [u["text"] for events in (await email_conversations(client)).values() for u in users(events)]
+
+    assert await until(replied) == ["Great, thanks!"]  # her answer reaches the console as a mail thread

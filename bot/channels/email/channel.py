@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import logging
+import re
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -38,6 +40,7 @@ from bot.channels.email.quoting import new_text
 from bot.channels.email.threads import ID_MARKER, ThreadBook
 from bot.channels.media import placeholder
 from bot.channels.push.channel import PushChannel
+from bot.channels.push.documents import update_document
 from bot.channels.widget.keys import WIDGET
 from bot.channels.widget.upload_quota import UploadQuota
 from bot.channels.widget.uploads import UploadStore
@@ -49,6 +52,7 @@ from bot.notices import format_opening, is_notice
 log = logging.getLogger(__name__)
 
 ORIGINAL_MAX_CHARS = 100_000  # the full original kept with the message, for the agent
+_ADDRESS = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
 
 
 class EmailChannel(PushChannel[EmailSettings, ParsedMail, str]):
@@ -83,7 +87,8 @@ class EmailChannel(PushChannel[EmailSettings, ParsedMail, str]):
             assert self.outbox
             self.reader = MailboxReader(settings, self.receive)
             tasks = [self.tasks.spawn(self.reader.run(), name="email-reader"),
-                     self.tasks.spawn(self.outbox.run(), name="email-outbox")]
+                     self.tasks.spawn(self.outbox.run(), name="email-outbox"),
+                     self.tasks.spawn(self._chat_tickets(), name="email-tickets")]
             if settings.listen_port is not None:
                 self.listener = ForwardListener(settings.listen_host, settings.listen_port, self.receive_bytes)
                 await self.listener.start()
@@ -236,6 +241,55 @@ class EmailChannel(PushChannel[EmailSettings, ParsedMail, str]):
         language = await self.language(conversation_id)
         await self._mail(f"agent:{conversation_id}:{event.get('seq')}", conversation_id, event["text"], language,
                          automatic=False, signed_by=event.get("agent_name") or None)
+
+    # -- tickets left from chat, answered by mail ---------------------------------------------------------------
+
+    async def _chat_tickets(self) -> None:
+        """Agents' answers to tickets left in another channel (the bubble, WeChat…) also go by mail when the
+        shopper gave an address there: a chat shopper who left a message has usually left the page."""
+        assert self.stores
+        while True:
+            try:
+                async with self.stores.bus.subscribe() as subscription:
+                    while not subscription.closed:
+                        item = await subscription.get(timeout=30)
+                        if item is None:
+                            continue
+                        cid, event = item
+                        if (event.get("event") == ev.AGENT_MESSAGE and event.get("ticket_id")
+                                and not cid.startswith(self.prefix) and isinstance(event.get("seq"), int)):
+                            self.serial.submit(cid, lambda cid=cid, event=event: self._mail_ticket_answer(cid, event))
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("e-mail: ticket answers' subscription failed; subscribing again")
+                await asyncio.sleep(1.0)
+
+    async def _mail_ticket_answer(self, chat_id: str, event: ev.Event) -> None:
+        assert self.stores and self.threads
+        ticket_id = str(event["ticket_id"])
+        events = await self.stores.trackers.events(chat_id)
+        ticket = next((e for e in events if e.get("event") == ev.TICKET_CREATED and e.get("ticket_id") == ticket_id),
+                      None)
+        texts = [str(e.get("text") or "") for e in events if e.get("event") in ("user", ev.TICKET_CREATED)]
+        address = next((found for text in reversed(texts) for found in reversed(_ADDRESS.findall(text))
+                        if found.lower() != self.settings.address), None)
+        if address is None:
+            return  # no address given: the answer waits in the chat, as before
+        language = await self.agent.language(chat_id) if self.agent else "en"
+        cid = self.prefix + hashlib.sha256(f"{chat_id}/{ticket_id}".encode()).hexdigest()[:12]
+        subject = compose.ticket_subject(ticket_id, language)
+        left = str((ticket or {}).get("text") or "")
+
+        def start(doc: dict[str, Any] | None) -> dict[str, Any]:
+            return doc or {"address": address.lower(), "name": "", "subject": subject, "references": [],
+                           "last": {"message_id": None, "date": "", "text": left, "name": address.lower()},
+                           "chat": chat_id, "ticket": ticket_id}
+
+        await update_document(self.stores.kv, f"email:thread:{cid}", start)
+        await self._mail(f"ticket:{chat_id}:{event['seq']}", cid, str(event.get("text") or ""), language,
+                         automatic=False, signed_by=event.get("agent_name") or None)
+        await self.stores.trackers.set_meta(chat_id, email={"address": address.lower(), "ticket_mailed": ticket_id})
 
     async def _sent(self, cid: str, entry: dict[str, Any], _error: str) -> None:
         log.info("e-mail sent in a conversation (%s)", entry.get("message_id"))

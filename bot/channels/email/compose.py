@@ -35,6 +35,10 @@ TOO_LARGE = {
 WROTE = {"zh": "在 {date}，{name} 写道：", "en": "On {date}, {name} wrote:"}
 
 
+def ticket_subject(ticket_id: str, language: str) -> str:
+    return f"您的留言（工单 {ticket_id}）" if language == "zh" else f"Your message (ticket {ticket_id})"
+
+
 def new_message_id(conversation_id: str, settings: EmailSettings) -> str:
     return f"<kefu.{token_of(conversation_id)}.{secrets.token_hex(8)}@{settings.domain}>"
 
@@ -64,8 +68,9 @@ def reply(settings: EmailSettings, conversation_id: str, thread: dict[str, Any],
         msg["Auto-Submitted"] = "auto-replied"
         msg["X-Auto-Response-Suppress"] = "All"
     signature = "\n".join(line for line in (signed_by, settings.shop_signature) if line)
-    quote_head = WROTE["zh" if language == "zh" else "en"].format(date=last.get("date") or "",
-                                                                   name=last.get("name") or thread["address"])
+    name = last.get("name") or thread["address"]
+    quote_head = WROTE["zh" if language == "zh" else "en"].format(date=last["date"], name=name) if last.get("date") \
+        else (f"{name} 写道：" if language == "zh" else f"{name} wrote:")
     quoted = "\n".join("> " + line for line in (last.get("text") or "").splitlines())
     plain = f"{body.strip()}\n\n-- \n{signature}\n"
     if quoted:
