@@ -48,6 +48,7 @@ from bot.dialogue import events as ev
 from bot.http import HTTPError
 from bot.language import detect_language
 from bot.notices import format_opening, is_notice
+from bot.stores.errors import store_unavailable
 
 log = logging.getLogger(__name__)
 
@@ -104,13 +105,33 @@ class EmailChannel(PushChannel[EmailSettings, ParsedMail, str]):
     # -- one mail in -------------------------------------------------------------------------------------------
 
     async def receive_bytes(self, raw: bytes) -> None:
-        """A whole mail from the forwarding listener."""
+        """A whole mail from the forwarding listener (only its header when it is over the size limit)."""
+        if len(raw) > self.settings.max_mail_bytes:
+            header = raw.split(b"\r\n\r\n", 1)[0] if b"\r\n\r\n" in raw else raw.split(b"\n\n", 1)[0]
+            await self.receive(Fetched("", header[:256 * 1024] + b"\r\n\r\n", len(raw), False))
+            return
         await self.receive(Fetched("", raw, len(raw), True))
 
     async def receive(self, fetched: Fetched) -> None:
-        """Store one mail in its conversation and answer it; raises (the mail stays unread) if it was not stored."""
-        assert self.threads and self.stores
+        """Store one mail in its conversation and answer it; raises (the mail stays unread) only when the stores
+        are unavailable. Any other failure keeps the mail without an answer, for the agent: one mail that trips
+        the bot must not hold up the mailbox by being read again and again."""
         mail = parse(fetched.raw)
+        try:
+            await self._receive(fetched, mail)
+        except Exception as exc:
+            if store_unavailable(exc):
+                raise
+            log.exception("e-mail: a mail could not be answered; it is kept for the agent")
+            assert self.threads
+            cid = await self.threads.conversation_for(mail)
+            await self._store_only(cid, mail, new_text(mail.text) or mail.subject or "[mail]",
+                                   {"email": {"message_id": mail.message_id, "from": mail.sender,
+                                              "subject": mail.subject, "original": mail.text[:ORIGINAL_MAX_CHARS],
+                                              "failed": type(exc).__name__}})
+
+    async def _receive(self, fetched: Fetched, mail: ParsedMail) -> None:
+        assert self.threads and self.stores
         cid = await self.threads.conversation_for(mail)
         reason = automatic_reason(mail, {self.settings.address}, f"<{ID_MARKER}")
         text = new_text(mail.text) if fetched.complete else ""

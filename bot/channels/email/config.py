@@ -28,7 +28,8 @@ class EmailSettings(PushSettings):
     imap_user: str | None = None  # defaults to `address`
     imap_folder: str = "INBOX"
     imap_idle: bool = True  # use IDLE when the server offers it; polling otherwise
-    poll_interval_s: float = Field(30.0, gt=0)  # without IDLE (and as IDLE's safety net)
+    poll_interval_s: float = Field(30.0, gt=0)  # without IDLE
+    idle_renew_s: float = Field(300.0, gt=0, le=29 * 60)  # IDLE is renewed (and the folder checked) this often
     imap_timeout_s: float = Field(30.0, gt=0)
     reconnect_max_s: float = Field(60.0, gt=0)  # the reader's backoff after a lost connection tops out here
     smtp_port: int = Field(465, ge=1, le=65535)

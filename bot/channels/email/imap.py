@@ -4,7 +4,7 @@ again, and the channel recognises it by its Message-ID).
 
 `aioimaplib` speaks IMAP; implicit TLS (IMAPS) unless `imap_tls` is off (a local test server). While connected
 the reader waits with IDLE when the server offers it (new mail arrives in a second), otherwise it polls every
-`poll_interval_s`; IDLE is renewed as often, as a safety net. A lost connection or a refused login is logged
+`poll_interval_s`; IDLE is renewed every `idle_renew_s`, as a safety net. A lost connection or a refused login is logged
 (never the password) and retried with doubling waits up to `reconnect_max_s`.
 """
 
@@ -117,9 +117,9 @@ class MailboxReader:
         raise ConnectionError("connection lost")
 
     async def _idle(self, client: aioimaplib.IMAP4) -> None:
-        idle = await client.idle_start(timeout=self.settings.poll_interval_s)
+        idle = await client.idle_start(timeout=self.settings.idle_renew_s)
         lost = asyncio.ensure_future(self._lost.wait())
-        push = asyncio.ensure_future(client.wait_server_push(timeout=self.settings.poll_interval_s + 5))
+        push = asyncio.ensure_future(client.wait_server_push(timeout=self.settings.idle_renew_s + 5))
         try:
             await asyncio.wait({lost, push}, return_when=asyncio.FIRST_COMPLETED)
         finally:
