@@ -218,7 +218,10 @@ def smtp_catcher():
 
 
 @pytest.fixture
-def email_app(dovecot, smtp_catcher, starter_model, aiohttp_client, tmp_path, monkeypatch):
+def email_app(dovecot, smtp_catcher, starter_model, aiohttp_client, tmp_path, monkeypatch, request):
+    from uuid import uuid4
+
+    from bot.endpoints import StoreEndpoint
     from bot.server import ServerSettings, create_app
     from handoff.app_keys import HANDOFF_SETTINGS
     from handoff.settings import HandoffSettings
@@ -228,12 +231,18 @@ def email_app(dovecot, smtp_catcher, starter_model, aiohttp_client, tmp_path, mo
         if name.startswith("EMAIL_"):
             monkeypatch.delenv(name)
 
-    async def make(handoff: dict | None = None, name: str = "a", **env: str):
+    prefix = f"test-email-{uuid4().hex[:8]}"
+
+    async def make(handoff: dict | None = None, name: str = "a", redis: bool = False, **env: str):
+        """The app; `redis`: on the session's redis-server (calling it twice: two workers on the same data)."""
         for key, value in {**dovecot.env(), **smtp_catcher.env(), "EMAIL_POLL_INTERVAL_S": "5",
                            "EMAIL_RETRY_BASE_S": "0.05", "WIDGET_UPLOAD_DIR": str(tmp_path / "uploads"),
                            **env}.items():
             monkeypatch.setenv(key, value)
         settings = ServerSettings.for_project(root, model_path=starter_model, db_path=tmp_path / f"{name}.db")
+        if redis:
+            settings.redis_url = request.getfixturevalue("redis_url")
+            settings.endpoints.tracker_store = StoreEndpoint(type="redis", key_prefix=prefix)
         app = create_app(settings)
         app[HANDOFF_SETTINGS] = HandoffSettings(**{"hours": {"daily": "24h"}, "auto_assign": False, "tick_s": 0.1,
                                                    **(handoff or {})})

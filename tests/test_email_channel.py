@@ -288,7 +288,7 @@ async def test_a_mail_the_smtp_server_refuses_is_retried_and_finally_shown_to_th
     [failed] = view["details"]["email"]["failed"]
     assert failed["attempts"] == 3 and "451" in failed["error"] and "gil@example.com" in failed["to"]
     assert any(e["event"] == "agent_note" and "not delivered" in e["text"] for e in view["events"])
-    kept = [v for _, v in await client.app[STORES].kv.scan("email:outbox:")]
+    kept = [v for _, v in await client.app[STORES].kv.scan("email:outbox:") if v["state"] != "sent"]
     assert [(k["state"], k["to"]) for k in kept] == [("failed", "Gil <gil@example.com>")]  # kept
 
 
@@ -373,3 +373,22 @@ async def test_a_ticket_left_in_chat_with_an_address_is_answered_by_mail_and_the
         return [u["text"] for events in (await email_conversations(client)).values() for u in users(events)]
 
     assert await until(replied) == ["Great, thanks!"]  # her answer reaches the console as a mail thread
+
+
+@pytest.mark.redis
+async def test_two_workers_reading_one_mailbox_on_redis_answer_each_mail_once(email_app, dovecot, smtp_catcher):
+    first = await email_app(name="a", redis=True)
+    await email_app(name="b", redis=True)  # a second worker on the same Redis, reading the same mailbox
+    senders = [f"pair{i}@example.com" for i in range(6)]
+    await dovecot.append(*(shopper_mail(f"Pair {i} <{s}>", "运费", "运费多少钱？") for i, s in enumerate(senders)))
+
+    async def everyone_answered() -> bool:
+        return all(smtp_catcher.to(s) for s in senders)
+
+    await until(everyone_answered, timeout_s=60)
+    await until(lambda: _none_unseen(dovecot))
+    await asyncio.sleep(1.5)  # time for a second answer, if there were one
+    assert sorted(len(smtp_catcher.to(s)) for s in senders) == [1] * 6
+    conversations = await email_conversations(first)
+    assert len(conversations) == 6 and all(len(users(events)) == 1 for events in conversations.values())
+    assert all("运费" in smtp_catcher.to(s)[0].text() for s in senders)

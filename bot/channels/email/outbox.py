@@ -3,7 +3,8 @@ if absent, so a mail made twice for the same reason is sent once) before anythin
 there until the SMTP server took it. A failed send (server down, refused) is tried again with doubling waits
 (`retry_base_s` × 1, 2, 4…); after `send_attempts` it is kept as failed and reported (`on_failed`), so the
 agent sees it in the console and nothing disappears. Any worker may send an entry: it takes a lease on it first
-(compare-and-set), so two workers never send the same mail.
+(compare-and-set), so two workers never send the same mail. A sent mail leaves a record without its body for
+`dedupe_ttl_s` (a day), so the same mail made again meanwhile is not sent again.
 """
 
 from __future__ import annotations
@@ -67,6 +68,9 @@ class Outbox:
     async def send_due(self) -> None:
         now = self.clock()
         for key, entry in sorted(await self.entries(), key=lambda pair: pair[1].get("next_at", 0)):
+            if entry.get("state") == "sent" and entry.get("sent_at", 0) < now - self.settings.dedupe_ttl_s:
+                await self.stores.kv.cas(KEY + key, entry, None)
+                continue
             if entry.get("state") != "pending" or entry.get("next_at", 0) > now or entry.get("lease_until", 0) > now:
                 continue
             leased = {**entry, "lease_until": now + LEASE_S}
@@ -91,7 +95,10 @@ class Outbox:
             if final:
                 await self.on_failed(entry["conversation"], updated, error)
             return
-        await self.stores.kv.delete(KEY + key)
+        # a record without the mail stays a while: the same mail made again (another worker, a mail read twice)
+        # finds it and is not sent twice
+        await self.stores.kv.set(KEY + key, {"conversation": entry["conversation"], "state": "sent",
+                                             "message_id": entry.get("message_id"), "sent_at": self.clock()})
         await self.on_sent(entry["conversation"], entry, "")
 
     async def _send(self, raw: bytes, entry: dict[str, Any]) -> None:
