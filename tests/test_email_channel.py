@@ -392,3 +392,25 @@ async def test_two_workers_reading_one_mailbox_on_redis_answer_each_mail_once(em
     conversations = await email_conversations(first)
     assert len(conversations) == 6 and all(len(users(events)) == 1 for events in conversations.values())
     assert all("运费" in smtp_catcher.to(s)[0].text() for s in senders)
+
+
+async def test_an_unsure_bot_hands_the_mail_to_a_person_with_its_reason_and_guesses_instead_of_asking_back(
+        email_app, dovecot, smtp_catcher):
+    client = await email_app()
+    li = await agent_login(client, "amy", "Amy")
+    await dovecot.append(shopper_mail("Jo <jo@example.com>", "Order", "Is it possible to change something?"),
+                         shopper_mail("Kim <kim@example.com>", "Hi", "I have a question about my stuff"))
+    queue = await until(lambda: _queue_of(client, li, 2))
+    for item in queue:
+        view = await api(client, "GET", f"/api/agent/conversations/{item['conversation_id']}", li)
+        assert view["reason"] != "explicit_request" and view["channel"] == "email"
+        assert not [e for e in view["events"] if e["event"] == "bot" and "Did you mean" in (e.get("text") or "")]
+        if view["details"]["email"]["address"] == "jo@example.com":
+            assert "change_order" in [c["id"] for c in view["candidates"]]  # where the bot stopped
+    await asyncio.sleep(0.5)
+    assert smtp_catcher.caught == []  # no "did you mean …?" by mail: a person answers
+
+
+async def _queue_of(client, headers: dict[str, str], size: int) -> list[dict]:
+    queue = await api(client, "GET", "/api/agent/queue", headers)
+    return queue if len(queue) == size else []
