@@ -8,6 +8,7 @@ import asyncio
 import os
 import pwd
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -220,3 +221,46 @@ class SmtpCatcher:
                 raise AssertionError(f"not caught in time; caught: {[c['Subject'] for c in self.caught]}")
             await asyncio.sleep(0.05)
         return result
+
+
+class PrintingCatcher(SmtpCatcher):
+    """The demo's catcher: shows each mail kefu sends."""
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        answer = await super().handle_DATA(server, session, envelope)
+        mail = self.caught[-1]
+        print(f"\n--- kefu sent to {', '.join(mail.recipients)}: {mail['Subject']}\n{mail.text()}", flush=True)
+        return answer
+
+
+def demo() -> None:
+    """A local test mailbox for trying the channel: dovecot and a catcher that prints what kefu sends."""
+    import tempfile
+
+    binary = shutil.which("dovecot") or "/usr/sbin/dovecot"
+    work = Path(tempfile.mkdtemp(prefix="kefu-mailbox-"))
+    dovecot = Dovecot(binary, work)
+    dovecot.start()
+    catcher = PrintingCatcher()
+    catcher.controller.start()
+    listen = free_port()
+    env = {**dovecot.env(), **catcher.env(), "EMAIL_LISTEN_PORT": str(listen)}
+    print("Test mailbox running. In another shell:\n")
+    print("  " + " ".join(f"{k}={v}" for k, v in env.items()) + " .venv/bin/kefu run\n")
+    print("then write to the shop (kefu's SMTP listener delivers it like a forwarding rule):\n")
+    print(f"  .venv/bin/python -c \"import smtplib; smtplib.SMTP('127.0.0.1', {listen}).sendmail('you@example.com', "
+          f"['{USER}'], 'From: you@example.com\\r\\nSubject: hi\\r\\n\\r\\nHow long does shipping take?')\"\n")
+    print("Ctrl-C stops the mailbox.")
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))  # stop dovecot too
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        catcher.controller.stop()
+        dovecot.stop()
+
+
+if __name__ == "__main__":
+    demo()
