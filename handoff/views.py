@@ -130,7 +130,7 @@ class ConsoleViews:
             "can_write": self.permissions.may_write(record, account),
             "details": {"channel": meta.get("channel"), "language": language, "sender": meta.get("sender"),
                         "tier": meta.get("tier"), "order_numbers": _order_numbers(events),
-                        "wechat": meta.get("wechat"), "messenger": meta.get("messenger"),
+                        "wechat": meta.get("wechat"), "messenger": meta.get("messenger"), "email": meta.get("email"),
                         "slots": {k: v for k, v in slots.items() if v is not None and k != "requested_slot"}},
             "tickets": [t.as_dict() for t in await self.tickets.of_conversation(conversation_id)],
             "events": events,

@@ -95,6 +95,9 @@ def starter_model(tmp_path_factory):
     from bot.formats.project import load_project
     from bot.model import train
 
+    reuse = __import__("os").environ.get("KEFU_TEST_MODEL")  # iterating on one test: a model trained before
+    if reuse:
+        return Path(reuse)
     root = Path(__file__).resolve().parent.parent
     project = load_project(root / "config.yml", root / "domain.yml", [root / "data"])
     return train(project, tmp_path_factory.mktemp("models"), progress=lambda _: None)
@@ -194,3 +197,72 @@ def own_redis(tmp_path: Path) -> Iterator[object]:
     yield start
     for server in started:
         server.stop()
+
+
+# -- real mail servers for the e-mail channel (tests/test_email*.py) ------------------------------------------
+#
+# `dovecot` starts Debian's IMAP server as an ordinary process on a free port with a throw-away mailbox and config
+# in the test's directory (`make install` installs `dovecot-imapd`; missing, it is an error, never a skip);
+# `smtp_catcher` is an aiosmtpd server on 127.0.0.1 that keeps what kefu sends. `email_app(**env)` is the real
+# app (starter model, SQLite) with the e-mail channel configured through EMAIL_* variables for both.
+
+
+@pytest.fixture
+def dovecot(tmp_path: Path):
+    from tests.mailservers import Dovecot
+
+    binary = shutil.which("dovecot") or ("/usr/sbin/dovecot" if Path("/usr/sbin/dovecot").exists() else None)
+    if binary is None:
+        pytest.fail("dovecot is not installed (Debian package `dovecot-imapd`): run `make install`", pytrace=False)
+    server = Dovecot(binary, tmp_path / "dovecot")
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def smtp_catcher():
+    from tests.mailservers import SmtpCatcher
+
+    catcher = SmtpCatcher()
+    catcher.controller.start()
+    try:
+        yield catcher
+    finally:
+        catcher.controller.stop()
+
+
+@pytest.fixture
+def email_app(dovecot, smtp_catcher, starter_model, aiohttp_client, tmp_path, monkeypatch, request):
+    from uuid import uuid4
+
+    from bot.endpoints import StoreEndpoint
+    from bot.server import ServerSettings, create_app
+    from handoff.app_keys import HANDOFF_SETTINGS
+    from handoff.settings import HandoffSettings
+
+    root = Path(__file__).resolve().parent.parent
+    for name in list(__import__("os").environ):
+        if name.startswith("EMAIL_"):
+            monkeypatch.delenv(name)
+
+    prefix = f"test-email-{uuid4().hex[:8]}"
+
+    async def make(handoff: dict | None = None, name: str = "a", redis: bool = False, **env: str):
+        """The app; `redis`: on the session's redis-server (calling it twice: two workers on the same data)."""
+        for key, value in {**dovecot.env(), **smtp_catcher.env(), "EMAIL_POLL_INTERVAL_S": "5",
+                           "EMAIL_RETRY_BASE_S": "0.05", "WIDGET_UPLOAD_DIR": str(tmp_path / "uploads"),
+                           **env}.items():
+            monkeypatch.setenv(key, value)
+        settings = ServerSettings.for_project(root, model_path=starter_model, db_path=tmp_path / f"{name}.db")
+        if redis:
+            settings.redis_url = request.getfixturevalue("redis_url")
+            settings.endpoints.tracker_store = StoreEndpoint(type="redis", key_prefix=prefix)
+        app = create_app(settings)
+        app[HANDOFF_SETTINGS] = HandoffSettings(**{"hours": {"daily": "24h"}, "auto_assign": False, "tick_s": 0.1,
+                                                   **(handoff or {})})
+        return await aiohttp_client(app)
+
+    return make

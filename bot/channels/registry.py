@@ -9,13 +9,15 @@ from typing import Any
 from aiohttp import web
 
 from bot.channels.base import Channel
+from bot.channels.email import EmailChannel
 from bot.channels.messenger import MessengerChannel
 from bot.channels.rest import RestChannel
 from bot.channels.settings import ConfigError, load_settings
 from bot.channels.wechat import WeChatChannel
 from bot.channels.widget import WidgetChannel
 
-CHANNELS: tuple[type[Channel[Any, Any, Any]], ...] = (RestChannel, WidgetChannel, WeChatChannel, MessengerChannel)
+CHANNELS: tuple[type[Channel[Any, Any, Any]], ...] = (RestChannel, WidgetChannel, WeChatChannel, MessengerChannel,
+                                                      EmailChannel)
 
 
 def owner_of(conversation_id: str) -> str | None:

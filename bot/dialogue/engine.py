@@ -19,6 +19,7 @@ from bot.dialogue.defaults import default_text
 from bot.dialogue.ensemble import PolicyEnsemble
 from bot.dialogue.escalation import (
     EXPLICIT_REQUEST,
+    LOW_FAQ_SCORE,
     NLU_FALLBACK,
     REJECTED_ANSWER,
     REPEATED_FALLBACK,
@@ -267,6 +268,10 @@ class DialogueEngine:
         if self.escalation.hands_over_after(self._consecutive_fallbacks(turn.tracker)):
             await self._handoff(turn, REPEATED_FALLBACK)
             return
+        if _no_asking_back(turn.tracker):
+            # a channel where a question back costs the shopper hours (e-mail): a person answers instead
+            await self._handoff(turn, turn.decision.nlu_reason or turn.decision.faq_reason or LOW_FAQ_SCORE)
+            return
         offered = turn.decision.clarify
         name = clarify.CLARIFY_ACTION if offered else FALLBACK_ACTION
         turn.add(ev.action(name, prediction.policy, prediction.confidence))
@@ -399,3 +404,9 @@ class DialogueEngine:
             await self._custom(turn, ask)
         elif ask:
             self._utter(turn, ask)
+
+
+def _no_asking_back(tracker: Tracker) -> bool:
+    """The shopper's channel said (metadata `asks_back: false`) that "do you mean …?" is no use there."""
+    latest = next((e for e in reversed(tracker.events) if e.get("event") == "user"), None)
+    return latest is not None and (latest.get("metadata") or {}).get("asks_back") is False

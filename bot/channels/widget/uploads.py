@@ -126,6 +126,31 @@ class UploadStore:
                                                        "mime": declared, "size": size, "created_at": time.time()})
         return attachment
 
+    async def keep_bytes(self, conversation_id: str, name: str | None, data: bytes) -> Attachment:
+        """Keep a file another channel received whole (an e-mail attachment) under the same rules as an upload:
+        its type from its first bytes, the size limit and the conversation's quota (HTTPError 413 / 415 / 429)."""
+        if len(data) > self.max_bytes:
+            raise HTTPError(413, f"file too large (limit {self.max_bytes} bytes)")
+        mime = sniff(data[:16])
+        if mime is None or mime not in self.types:
+            raise HTTPError(415, f"only {', '.join(sorted(self.types))} files can be sent")
+        if not data:
+            raise HTTPError(400, "the file is empty")
+        await self.quota.take(conversation_id, len(data))
+        attachment_id = "att_" + secrets.token_urlsafe(18)
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(None, self._write_whole, attachment_id, data)
+        attachment = Attachment(attachment_id, conversation_id, safe_name(name), mime, len(data))
+        await self.kv.set(KEY_PREFIX + attachment_id, {"conversation_id": conversation_id, "name": attachment.name,
+                                                       "mime": mime, "size": len(data), "created_at": time.time()})
+        return attachment
+
+    def _write_whole(self, attachment_id: str, data: bytes) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        tmp = self.directory / f".{attachment_id}.part"
+        tmp.write_bytes(data)
+        os.replace(tmp, self.path(attachment_id))
+
     async def _file_part(self, request: web.Request) -> BodyPartReader:
         """The `file` part, among at most MAX_PARTS; a body that is not such multipart is 400, never 500 (aiohttp's
         parser raises its own errors for a NUL in a part header, a cut-short body, a missing boundary...)."""

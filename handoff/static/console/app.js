@@ -15,6 +15,7 @@ const I18N = {
     confirmTransfer: "Transfer", cancel: "Cancel", reconnecting: "reconnecting…",
     emptyQueue: "Nobody is waiting.", emptyMine: "You have no open chats.", emptyOpen: "No open conversations.",
     channel: "Channel", language: "Language", sender: "Sender", orders: "Order numbers", tier: "Tier",
+    subject: "Subject", mailFailed: "Mail not delivered", originalMail: "Original mail",
     wechat: "WeChat window", messenger: "Messenger window", quota: "{n} messages left", window: "until {t}", pending: "{n} pending",
     none: "—", insert: "Insert", score: "score", waiting: "waiting {t}", assignedTo: "with {a}",
     shopperTyping: "Shopper is typing…", composerClosed: "This conversation is closed.",
@@ -61,6 +62,7 @@ const I18N = {
     confirmTransfer: "转接", cancel: "取消", reconnecting: "正在重新连接…",
     emptyQueue: "当前没有顾客排队。", emptyMine: "您没有进行中的会话。", emptyOpen: "没有进行中的会话。",
     channel: "渠道", language: "语言", sender: "用户", orders: "提到的订单号", tier: "会员等级",
+    subject: "邮件主题", mailFailed: "邮件未送达", originalMail: "邮件原文",
     wechat: "微信客服窗口", messenger: "Messenger 窗口", quota: "剩余 {n} 条", window: "截止 {t}", pending: "{n} 条待发",
     none: "—", insert: "插入", score: "得分", waiting: "已等待 {t}", assignedTo: "由 {a} 接待",
     shopperTyping: "顾客正在输入…", composerClosed: "会话已结束。",
@@ -337,7 +339,7 @@ function describeEvent(e) {
     case "ticket_created": return sysLine(t("sysTicket", {t: e.ticket_id}));
     case "csat": return sysLine(t("sysCsat", {s: e.score}));
     case "user": return h("div", {class: "msg user"}, h("span", {class: "who"}, t("shopperLabel"), " · ", clock(e.timestamp)),
-      h("div", {class: "bubble"}, shopperSaw(e)));
+      h("div", {class: "bubble"}, shopperSaw(e)), ...mailParts(e.metadata || {}));
     case "bot": {
       if (!e.text) return null;
       state.lastButtons = (e.data || {}).buttons || [];
@@ -352,6 +354,16 @@ function describeEvent(e) {
       clock(e.timestamp)), h("div", {class: "bubble"}, e.text || ""));
     default: return null;
   }
+}
+
+// What an e-mail brought besides its new text: its attachments (kept like chat uploads) and the whole original.
+function mailParts(meta) {
+  const parts = (meta.attachments || []).map((a) => h("div", {class: "attachment"},
+    h("a", {href: a.url, target: "_blank", rel: "noopener"}, `📎 ${a.name}`), ` (${Math.ceil((a.size || 0) / 1024)} KB)`));
+  const original = (meta.email || {}).original;
+  if (original) parts.push(h("details", {class: "original"}, h("summary", null, t("originalMail")),
+    h("pre", null, original)));
+  return parts;
 }
 
 // A button press is stored as its payload (/human_handoff); the shopper saw its title: the one the channel kept
@@ -412,6 +424,11 @@ function renderContext() {
     if (w.window_ends) parts.push(t("window", {t: clock(w.window_ends)}));
     if (w.pending) parts.push(t("pending", {n: w.pending}));
     rows.push([t("wechat"), parts.join(" · ")]);
+  }
+  if (d.email) {
+    if (d.email.subject) rows.push([t("subject"), d.email.subject]);
+    const failed = d.email.failed || [];
+    if (failed.length) rows.push([t("mailFailed"), failed.map((f) => `${clock(f.at)} ${f.error}`).join("; ")]);
   }
   if (d.messenger && d.messenger.window_ends) {
     rows.push([t("messenger"), t("window", {t: clock(d.messenger.window_ends)})]);
