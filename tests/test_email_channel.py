@@ -398,7 +398,7 @@ async def test_an_unsure_bot_hands_the_mail_to_a_person_with_its_reason_and_gues
         email_app, dovecot, smtp_catcher):
     client = await email_app()
     li = await agent_login(client, "amy", "Amy")
-    await dovecot.append(shopper_mail("Jo <jo@example.com>", "Order", "Is it possible to change something?"),
+    await dovecot.append(shopper_mail("Jo <jo@example.com>", "Order", "I'd like to change it, is that possible?"),
                          shopper_mail("Kim <kim@example.com>", "Hi", "I have a question about my stuff"))
     queue = await until(lambda: _queue_of(client, li, 2))
     for item in queue:
