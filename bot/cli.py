@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import errno
 import logging
 import os
@@ -112,15 +113,31 @@ def cmd_run(args: argparse.Namespace) -> int:
           flush=True)
     url = f"http://{args.host}:{args.port}"
     try:  # run_app prints once the port answers, after everything above has loaded
-        web.run_app(app, host=args.host, port=args.port, reuse_port=args.reuse_port or None, access_log_class=AccessLog,
-                    print=lambda _started: print(f"kefu serving on {url}  (shop {url}/, agent console {url}/console;"
-                                                 " Ctrl-C stops)", flush=True))
+        with _serving_store(settings):
+            web.run_app(app, host=args.host, port=args.port, reuse_port=args.reuse_port or None,
+                        access_log_class=AccessLog,
+                        print=lambda _started: print(f"kefu serving on {url}  (shop {url}/, agent console "
+                                                     f"{url}/console; Ctrl-C stops)", flush=True))
     except OSError as exc:
         if exc.errno in (errno.EADDRINUSE, errno.EACCES, errno.EADDRNOTAVAIL):
             raise CommandError(f"cannot listen on {args.host}:{args.port}: {exc.strerror} — choose another port "
                                "with --port N (or KEFU_PORT, or make run PORT=N)") from None
         raise
     return 0
+
+
+def _store_path(settings) -> Path:
+    """The embedded store's file (`kefu.db` in the project unless settings say otherwise)."""
+    return settings.db_path or settings.project_dir / "kefu.db"
+
+
+def _serving_store(settings) -> contextlib.AbstractContextManager[None]:
+    """With the embedded store, hold its serving lock: a second `kefu run` on the file gets one clear line."""
+    if settings.redis_url:
+        return contextlib.nullcontext()
+    from bot.stores.serving_lock import serving
+
+    return serving(_store_path(settings))
 
 
 def cmd_shell(args: argparse.Namespace) -> int:
@@ -391,8 +408,9 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:
         from bot.channels.settings import ConfigError
         from bot.model import ModelError
+        from bot.stores.serving_lock import StoreInUse
 
-        if isinstance(exc, ModelError | FileNotFoundError | ConfigError):  # ConfigError: a channel's settings
+        if isinstance(exc, ModelError | FileNotFoundError | ConfigError | StoreInUse):
             print(f"Error: {exc}", file=sys.stderr)
             return 1
         raise

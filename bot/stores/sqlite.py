@@ -101,7 +101,10 @@ class SqliteDB:
         try:
             conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=10)
             conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")  # with WAL: durable across process crashes
+            # NORMAL, deliberately: in WAL mode a commit survives the process being killed (kill -9, OOM); only
+            # an OS crash or power loss can lose the last commits (never corrupting the file), and FULL would
+            # fsync on every message. README, "Backups and data deletion".
+            conn.execute("PRAGMA synchronous=NORMAL")
             conn.executescript(SCHEMA)
             _migrate(conn)
             conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
