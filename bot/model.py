@@ -1,12 +1,15 @@
-"""Trained model archives: `models/<timestamp>.tar.gz`, written atomically, with a fingerprint of the project.
+"""Trained model archives: `models/<timestamp>.tar.gz`, with a fingerprint of the project.
 
-An archive holds the domain, the policies, the NLU pipeline and the FAQ index. Loading a half-written or
-corrupt archive fails with a message that says so, and an unchanged project is not retrained.
+An archive holds the domain, the policies, the NLU pipeline and the FAQ index. It is written under a temporary
+name, fsynced, then renamed, so a crash never leaves a half-written archive under an archive's name. Loading a
+corrupt one anyway (a copy cut short) fails with a message that says so; `kefu run` then serves the newest one
+that loads. An unchanged project is not retrained.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import tarfile
 import tempfile
@@ -25,6 +28,8 @@ from bot.formats.domain import Domain, Slot
 from bot.formats.faq_data import FAQEntry, entries_from_retrieval_intents
 from bot.formats.nlu_data import Example, NLUData
 from bot.formats.project import Project
+
+log = logging.getLogger(__name__)
 
 ARCHIVE_SUFFIX = ".tar.gz"
 
@@ -163,16 +168,44 @@ def train(project: Project, out_dir: Path, progress: Callable[[str], None] = pri
                                                             "learned": learned.to_dict() if learned else None}))
         fd, partial = tempfile.mkstemp(prefix=".partial-", suffix=ARCHIVE_SUFFIX, dir=out_dir)
         try:
-            with os.fdopen(fd, "wb") as raw, tarfile.open(fileobj=raw, mode="w:gz") as tar:
-                for item in sorted(root.rglob("*")):
-                    tar.add(item, arcname=str(item.relative_to(root)), recursive=False)
+            with os.fdopen(fd, "wb") as raw:
+                with tarfile.open(fileobj=raw, mode="w:gz") as tar:
+                    for item in sorted(root.rglob("*")):
+                        tar.add(item, arcname=str(item.relative_to(root)), recursive=False)
+                raw.flush()
+                os.fsync(raw.fileno())  # on disk before it gets its name: a crash never leaves a named half
             final = out_dir / name
             os.replace(partial, final)
+            _fsync_directory(out_dir)  # the new name itself survives a crash
         except BaseException:
             Path(partial).unlink(missing_ok=True)
             raise
     progress(f"model saved to {final} ({time.perf_counter() - started:.1f} s)")
     return final
+
+
+def _fsync_directory(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def load_newest(models_dir: Path) -> TrainedModel:
+    """The newest archive in models_dir that loads. A corrupt or half-written one (a disk that filled up, a copy
+    cut short) is skipped with a warning naming it, and the one before it is served."""
+    found = archives(models_dir)
+    if not found:
+        raise ModelError(f"no trained model in {models_dir}: run `kefu train`")
+    problems = []
+    for path in found:
+        try:
+            return load_model(path)
+        except ModelError as exc:
+            problems.append(str(exc))
+            log.warning("skipping %s", exc)
+    raise ModelError(f"no model archive in {models_dir} loads: {'; '.join(problems)}")
 
 
 def load_model(path: Path) -> TrainedModel:

@@ -23,7 +23,7 @@ from bot.endpoints import Endpoints, load_endpoints
 from bot.http import HTTPError, check_token, error_middleware, json_dumps, read_json
 from bot.identity import SECRET_ENV, IdentityCheck
 from bot.metrics import Metrics
-from bot.model import ModelError, TrainedModel, latest_archive, load_model
+from bot.model import ModelError, TrainedModel, latest_archive, load_model, load_newest
 from bot.openapi import document as openapi_document
 from bot.stores import create_stores
 from handoff.app import create_handoff, setup_handoff
@@ -55,6 +55,12 @@ class ServerSettings:
         settings.public_url = check_public_url(settings.public_url or os.environ.get("KEFU_PUBLIC_URL") or None)
         return settings
 
+    def load_model(self) -> TrainedModel:
+        """The model to serve: --model as given, else the newest archive in models/ that loads."""
+        if self.model_path is not None:
+            return load_model(self.model_path)
+        return load_newest(self.project_dir / "models")
+
     def resolve_model(self) -> Path:
         path = self.model_path or latest_archive(self.project_dir / "models")
         if path is None:
@@ -83,7 +89,7 @@ def action_runner(settings: ServerSettings) -> ActionRunner:
 async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     loop = asyncio.get_running_loop()
-    model: TrainedModel = await loop.run_in_executor(None, load_model, settings.resolve_model())
+    model: TrainedModel = await loop.run_in_executor(None, settings.load_model)
     stores = create_stores(settings.redis_url, settings.db_path or settings.project_dir / "kefu.db",
                            redis_prefix=settings.endpoints.redis_prefix())
     if stores.startup_check is not None:
