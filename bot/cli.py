@@ -293,6 +293,48 @@ def cmd_agents(args: argparse.Namespace) -> int:
     return asyncio.run(run())
 
 
+def _embedded_store(action: str) -> Path:
+    """The project's SQLite store file; backups and restores are for the embedded store only."""
+    from bot.server import ServerSettings
+
+    settings = ServerSettings.for_project(Path("."))
+    if settings.redis_url:
+        raise CommandError(f"the store is Redis (REDIS_URL or endpoints.yml): {action} it with Redis's own files, "
+                           "see README, 'Backups and data deletion'")
+    return _store_path(settings)
+
+
+def cmd_backup(args: argparse.Namespace) -> int:
+    from bot.stores.backup import BackupError, backup
+
+    db_path = _embedded_store("back up")
+    try:
+        saved = backup(db_path, args.file)
+    except BackupError as exc:
+        raise CommandError(str(exc)) from None
+    print(f"Backed up {db_path} to {args.file}: {saved}.")
+    return 0
+
+
+def cmd_restore(args: argparse.Namespace) -> int:
+    from bot.stores.backup import BackupError, contents, restore
+    from bot.stores.serving_lock import serving_pid
+
+    db_path = _embedded_store("restore")
+    try:
+        if (pid := serving_pid(db_path)) is not None:
+            raise CommandError(f"kefu{f' (pid {pid})' if pid else ''} is serving {db_path}: stop it before "
+                               "restoring (nothing changed)")
+        if db_path.exists() and not args.yes:
+            raise CommandError(f"{db_path} exists ({contents(db_path)}); restoring replaces all of it with "
+                               f"{args.file}: run again with --yes (nothing changed)")
+        saved = restore(args.file, db_path)
+    except BackupError as exc:
+        raise CommandError(f"{exc} (nothing changed)") from None
+    print(f"Restored {db_path} from {args.file}: {saved}.")
+    return 0
+
+
 def cmd_validate(args: argparse.Namespace) -> int:
     from bot.formats.policies import check_policies
     from bot.formats.project import yaml_files
@@ -383,6 +425,15 @@ def build_parser() -> argparse.ArgumentParser:
     a = agents_sub.add_parser("remove", help="remove an agent account")
     a.add_argument("name")
     a.set_defaults(func=cmd_agents)
+
+    p = sub.add_parser("backup", help="copy the embedded SQLite store to FILE (safe while kefu runs)")
+    p.add_argument("file", type=Path)
+    p.set_defaults(func=cmd_backup)
+
+    p = sub.add_parser("restore", help="replace the embedded SQLite store with a backup (kefu must be stopped)")
+    p.add_argument("file", type=Path)
+    p.add_argument("--yes", action="store_true", help="replace an existing store")
+    p.set_defaults(func=cmd_restore)
 
     p = sub.add_parser("data", help="check the training data")
     data_sub = p.add_subparsers(dest="data_command", required=True)

@@ -9,53 +9,23 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
+from store_writer import Writer, document
 
 from bot.stores import create_stores
 from bot.stores.serving_lock import StoreInUse, serving, serving_pid
 
 ROOT = Path(__file__).resolve().parent.parent
 
-# Appends events to seven conversations and writes a key/value document per step, printing a step's number only
-# once both writes returned: the acknowledgement a channel would give the shopper.
-WRITER = """
-import asyncio, sys
-from bot.stores import create_stores
-
-async def main(path, start):
-    stores = create_stores(None, path)
-    n = start
-    while True:
-        n += 1
-        await stores.trackers.append(f"c{n % 7}", [{"event": "user", "text": f"message {n}"}])
-        await stores.kv.set(f"doc:{n}", {"n": n, "padding": "x" * (n % 500)})
-        print(n, flush=True)
-
-asyncio.run(main(sys.argv[1], int(sys.argv[2])))
-"""
-
-
 def run_writer_and_kill(db: Path, start: int, acknowledged_before_kill: int) -> list[int]:
-    """Start the writer, SIGKILL it once it has acknowledged that many writes; every step it acknowledged."""
-    writer = subprocess.Popen([sys.executable, "-c", WRITER, str(db), str(start)], cwd=ROOT,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    acked: list[int] = []
+    """Start a writer, SIGKILL it once it has acknowledged that many writes; every step it acknowledged."""
+    writer = Writer(db, start)
     try:
-        deadline = time.monotonic() + 30
-        while len(acked) < acknowledged_before_kill:
-            assert time.monotonic() < deadline, "the writer is too slow"
-            line = writer.stdout.readline()
-            assert line, f"the writer stopped: {writer.stderr.read()}"
-            acked.append(int(line))
-        os.kill(writer.pid, signal.SIGKILL)  # mid-stream: it is writing the next step right now
+        writer.wait_for(acknowledged_before_kill)
     finally:
-        writer.kill()
-        rest, _ = writer.communicate(timeout=10)
-    acked += [int(line) for line in rest.split()]  # printed before it died: acknowledged too
-    assert writer.returncode == -signal.SIGKILL
+        acked = writer.kill()  # mid-stream: it is writing the next step right now
     return acked
 
 
@@ -77,8 +47,8 @@ async def test_sqlite_keeps_every_acknowledged_write_across_kill_9(tmp_path: Pat
             assert [e["seq"] for e in events] == list(range(1, len(events) + 1))  # gapless, no half turn
             texts[f"c{i}"] = {e["text"] for e in events}
         lost = [n for n in acked if f"message {n}" not in texts[f"c{n % 7}"]]
-        lost_docs = [n for n in acked if await stores.kv.get(f"doc:{n}") != {"n": n, "padding": "x" * (n % 500)}]
-        assert (len(acked), lost, lost_docs) == (len(acked), [], [])
+        lost_docs = [n for n in acked if await stores.kv.get(f"doc:{n}") != document(n)]
+        assert lost == [] and lost_docs == []
         assert len(acked) >= 450
         # and the file takes new writes after the crashes
         stored = await stores.trackers.append("c0", [{"event": "user", "text": "after"}])
