@@ -8,7 +8,7 @@ APT_STAMP := $(VENV)/.system-packages
 HOST ?= 127.0.0.1
 PORT ?= 5005
 
-.PHONY: install system-packages run train test lint bench fuzz clean
+.PHONY: install system-packages run train test lint bench fuzz soak clean
 
 install: $(STAMP) system-packages
 
@@ -69,6 +69,17 @@ fuzz: install
 			tail -n 40 $$log; echo "atheris $$target: CRASH (input saved in results/fuzz/, log $$log)"; exit 1; \
 		fi; \
 	done
+
+# Soak with faults (README "Soak"): three workers on one redis-server (AOF), shoppers on REST, the chat bubble,
+# WeChat and Messenger fakes, agents answering; kill -9 of a worker, a Redis restart and a 5 s pause meanwhile.
+# Prints what was sent, acknowledged, stored, lost and doubled; fails when anything was lost or doubled.
+SOAK_CONVERSATIONS ?= 1000
+SOAK_MINUTES ?= 3
+SOAK_CONCURRENCY ?= 100
+
+soak: install
+	$(BIN)/python benchmarks/soak_faults.py --conversations $(SOAK_CONVERSATIONS) --minutes $(SOAK_MINUTES) \
+		--concurrency $(SOAK_CONCURRENCY)
 
 lint: install
 	$(BIN)/ruff check .
