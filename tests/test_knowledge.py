@@ -8,14 +8,17 @@ Redis, so a change published on one must reach the other by itself.
 from __future__ import annotations
 
 import asyncio
+import shutil
 import time
+from pathlib import Path
 
 import pytest
 from aiohttp.test_utils import TestClient
 
-from bot.app_keys import AGENT
+from bot.app_keys import AGENT, STORES
+from bot.cli import main
 from bot.formats.faq_data import FAQEntry
-from bot.knowledge import KNOWLEDGE
+from bot.knowledge import KNOWLEDGE, faq_yaml
 from bot.knowledge.versions import KnowledgeVersions, LiveEntry, PublishConflict
 from bot.stores import create_stores
 
@@ -116,3 +119,64 @@ async def test_a_worker_started_later_serves_the_live_version(handoff_backend, k
     later = await kefu_app()
     assert later.app[KNOWLEDGE].number == 1
     assert NEW_ZH in await say(later, "after-restart", SHIP_ZH)
+
+
+async def test_a_model_trained_after_the_last_publication_serves_its_own_faq(handoff_backend, kefu_app):
+    """The newer wins: `kefu train` from an edited data/faq.yml takes effect over an older live version."""
+    first = await kefu_app()
+    live = first.app[KNOWLEDGE]
+    await live.publish(_with_answer(live.entries(), "shipping_time", "zh", NEW_ZH), "li", "faster shipping")
+    kv = first.app[STORES].kv
+    await kv.set("knowledge:head", {"version": 1, "at": live.trained_at - 60})  # as if trained after it
+    if handoff_backend["name"] == "sqlite":
+        await first.close()
+    later = await kefu_app()
+    assert later.app[KNOWLEDGE].number == 0 and later.app[KNOWLEDGE].head == 1
+    assert "24 小时内发出" in await say(later, "trained-wins", SHIP_ZH)
+
+
+# -- kefu faq export / import -------------------------------------------------------------------------------------
+
+@pytest.fixture
+def shop_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A copy of the project with the test model, as the directory `kefu` runs in (SQLite store)."""
+    root = Path(__file__).resolve().parent.parent
+    shop = tmp_path / "shop"
+    shop.mkdir()
+    for name in ("config.yml", "domain.yml", "endpoints.yml", "handoff.yml"):
+        shutil.copy(root / name, shop / name)
+    shutil.copytree(root / "data", shop / "data")
+    (shop / "models").mkdir()
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    monkeypatch.chdir(shop)
+    return shop
+
+
+def test_export_import_round_trip_keeps_the_file(shop_dir: Path, starter_model: Path, capsys):
+    model = ["-m", str(starter_model)]
+    assert main(["faq", "export", *model]) == 0
+    exported = capsys.readouterr().out
+    original = (shop_dir / "data" / "faq.yml").read_text(encoding="utf-8")
+    # the same entries, the file's head and comments kept
+    assert exported.startswith(original[: original.index("\nfaq:")])
+    assert "# -- pre-sale: prices, products, stock" in exported
+    assert [e.as_dict() for e in faq_yaml.load(exported, "x")] == [e.as_dict() for e in faq_yaml.load(original, "y")]
+    out = shop_dir / "live.yml"
+    out.write_text(exported.replace("现货都在 24 小时内发出", "现货都在 12 小时内发出"), encoding="utf-8")
+    assert main(["faq", "import", str(out), "--author", "wang", *model]) == 0
+    assert "Published version 1 (83 entries, 1 changed: shipping_time)" in capsys.readouterr().out
+    assert main(["faq", "export", "--out", str(shop_dir / "again.yml"), *model]) == 0
+    again = (shop_dir / "again.yml").read_text(encoding="utf-8")
+    assert again == out.read_text(encoding="utf-8")  # stable: what was imported comes out byte for byte
+    assert main(["faq", "import", str(out), *model]) == 0
+    assert "nothing published" in capsys.readouterr().out
+
+
+def test_import_refuses_a_malformed_file_and_changes_nothing(shop_dir: Path, starter_model: Path, capsys):
+    bad = shop_dir / "bad.yml"
+    bad.write_text("faq:\n  - id: pets\n    category: x\n    questions: {en: [can I bring my dog]}\n"
+                   "    answer: {en: Dogs are welcome.}\n", encoding="utf-8")
+    assert main(["faq", "import", str(bad), "-m", str(starter_model)]) == 1
+    assert "questions.zh is empty" in capsys.readouterr().err
+    assert main(["faq", "export", "-m", str(starter_model)]) == 0
+    assert "id: pets" not in capsys.readouterr().out

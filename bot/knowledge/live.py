@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from bot import tasks
-from bot.knowledge.versions import KnowledgeVersions, LiveEntry, Version
+from bot.knowledge.versions import KnowledgeVersions, LiveEntry, Version, live_wins
 
 log = logging.getLogger(__name__)
 POLL_S = 1.0
@@ -75,7 +75,7 @@ class LiveKnowledge:
         async with self._lock:
             if head <= self.head:
                 return False
-            if at <= self.trained_at:
+            if not live_wins(at, self.trained_at):
                 log.info("knowledge version %d is older than the trained model: the model's FAQ is served", head)
                 self.head = head
                 return False

@@ -75,6 +75,11 @@ class Version:
         return [e.entry for e in self.entries if not e.disabled]
 
 
+def live_wins(published_at: float, trained_at: float) -> bool:
+    """The newer wins: a version published after the model was trained is served, else the model's own FAQ."""
+    return published_at > trained_at
+
+
 def changed_ids(before: list[LiveEntry], after: list[LiveEntry]) -> list[str]:
     """Ids whose content differs between two entry lists (added, removed or edited), in `after`'s order first."""
     old = {e.id: e.digest() for e in before}
