@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -53,6 +54,7 @@ class Agent:
         self.engine = DialogueEngine(model.domain, model.rules, model.memo, model.config.kefu,
                                      model.config.effective_thresholds(), actions, handoff, model.faq.entries,
                                      learned=model.learned)
+        self.faq_listeners: list[Callable[[], None]] = []  # told when `use_faq` swaps the index (help centre)
 
     @property
     def domain(self):
@@ -70,6 +72,14 @@ class Agent:
 
     async def parse(self, text: str) -> dict[str, Any]:
         return await self.parser.parse(text)
+
+    def use_faq(self, index: Any) -> None:
+        """Serve another FAQ index (a published knowledge version, bot/knowledge/live.py): one reference
+        assignment, so a turn that began on the old index (the parser reads it once per batch) ends on it."""
+        self.model.faq = index
+        self.engine.faq_entries = index.entries
+        for listener in self.faq_listeners:
+            listener()
 
     def faq_entries(self) -> list[FAQEntry]:
         """The FAQ as written (questions and answers in both languages, categories), in the file's order."""

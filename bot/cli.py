@@ -1,4 +1,4 @@
-"""`kefu …`: train, run, shell, test, evaluate, actions, data validate (Rasa's commands, same flags)."""
+"""`kefu …`: train, run, shell, test, evaluate, actions, data validate (Rasa's commands, same flags); agents, faq."""
 
 from __future__ import annotations
 
@@ -335,6 +335,64 @@ def cmd_restore(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_faq(args: argparse.Namespace) -> int:
+    """The live knowledge of a running shop (its store: SQLite file or REDIS_URL) as data/faq.yml, and back."""
+    from bot.knowledge import faq_yaml
+    from bot.knowledge.versions import KnowledgeVersions, LiveEntry, PublishConflict, changed_ids, live_wins
+    from bot.model import ModelError, archive_faq
+    from bot.server import ServerSettings
+    from bot.stores import create_stores
+
+    settings = ServerSettings.for_project(Path("."), model_path=args.model)
+    if args.faq_command == "import":
+        entries = faq_yaml.read(args.file)  # checked before anything is opened or changed
+
+    async def served(versions: KnowledgeVersions) -> tuple[int, list[LiveEntry]]:
+        """The newest published version, and what the bot serves (the newer of it and the trained model)."""
+        head, at = await versions.head_at()
+        try:
+            trained, trained_at = archive_faq(settings.resolve_model())
+        except ModelError:  # no trained model: the store's version is all there is
+            trained, trained_at = [], 0.0
+        if head and live_wins(at, trained_at):
+            version = await versions.load(head)
+            if version is not None:
+                return head, version.entries
+        return head, [LiveEntry(e) for e in trained]
+
+    async def run() -> int:
+        stores = create_stores(settings.redis_url, settings.db_path or settings.project_dir / "kefu.db",
+                               redis_prefix=settings.endpoints.redis_prefix())
+        try:
+            versions = KnowledgeVersions(stores.kv)
+            head, current = await served(versions)
+            if args.faq_command == "export":
+                template = args.out if args.out and args.out.is_file() else Path("data/faq.yml")
+                text = faq_yaml.dump(current, template.read_text(encoding="utf-8") if template.is_file() else None)
+                if args.out:
+                    args.out.write_text(text, encoding="utf-8")
+                    print(f"{len(current)} FAQ entries (version {head}) written to {args.out}", file=sys.stderr)
+                else:
+                    sys.stdout.write(text)
+                return 0
+            if not changed_ids(current, entries):
+                print(f"{args.file} is what the bot serves already (version {head}): nothing published.")
+                return 0
+            author = args.author or f"cli:{os.environ.get('USER') or 'unknown'}"
+            try:
+                version = await versions.publish(entries, author, args.summary or f"import of {args.file.name}",
+                                                 based_on=head, previous=current)
+            except PublishConflict as exc:
+                raise CommandError(str(exc)) from None
+            print(f"Published version {version.number} ({len(entries)} entries, {len(version.changed)} changed: "
+                  f"{', '.join(version.changed[:10]) or 'none'}); running workers serve it within seconds.")
+            return 0
+        finally:
+            await stores.close()
+
+    return asyncio.run(run())
+
+
 def cmd_validate(args: argparse.Namespace) -> int:
     from bot.formats.policies import check_policies
     from bot.formats.project import yaml_files
@@ -434,6 +492,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file", type=Path)
     p.add_argument("--yes", action="store_true", help="replace an existing store")
     p.set_defaults(func=cmd_restore)
+
+    p = sub.add_parser("faq", help="the live FAQ of a running shop, as data/faq.yml")
+    faq_sub = p.add_subparsers(dest="faq_command", required=True)
+    f = faq_sub.add_parser("export", help="write the FAQ the bot serves (stdout, or --out FILE)")
+    f.add_argument("--out", type=Path, default=None, help="file to write (its comments are kept where possible)")
+    f.add_argument("-m", "--model", type=Path, default=None)
+    f.set_defaults(func=cmd_faq)
+    f = faq_sub.add_parser("import", help="publish a faq.yml as the new live version (replaces the live FAQ)")
+    f.add_argument("file", type=Path)
+    f.add_argument("--author", default=None, help="who the version is attributed to (default cli:$USER)")
+    f.add_argument("--summary", default=None, help="what changed (default: import of FILE)")
+    f.add_argument("-m", "--model", type=Path, default=None)
+    f.set_defaults(func=cmd_faq)
 
     p = sub.add_parser("data", help="check the training data")
     data_sub = p.add_subparsers(dest="data_command", required=True)

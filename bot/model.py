@@ -248,6 +248,17 @@ def load_model(path: Path) -> TrainedModel:
     )
 
 
+def archive_faq(path: Path) -> tuple[list[FAQEntry], float]:
+    """The FAQ entries an archive was trained with, and when, without loading its models (`kefu faq export`)."""
+    try:
+        with tarfile.open(path, "r:gz") as tar:
+            metadata = json.load(tar.extractfile("metadata.json"))  # type: ignore[arg-type]
+            manifest = json.load(tar.extractfile("faq/faq_index.json"))  # type: ignore[arg-type]
+        return [FAQEntry(**e) for e in manifest["entries"]], float(metadata.get("trained_at") or 0.0)
+    except (OSError, tarfile.TarError, KeyError, TypeError, ValueError, EOFError, zlib.error) as exc:
+        raise ModelError(f"model archive {path} is unreadable ({exc}); run `kefu train`") from None
+
+
 def prune(models_dir: Path, keep: int = 5) -> None:
     """Keep the newest `keep` archives."""
     for old in archives(models_dir)[keep:]:

@@ -84,28 +84,29 @@ class BatchedParser:
 
     def parse_now(self, texts: list[str]) -> list[dict[str, Any]]:
         """Blocking: NLU and FAQ top-k for a batch (runs in the worker thread)."""
+        faq = self.model.faq  # read once: a live knowledge update swaps it (Agent.use_faq), this batch keeps it
         parses = self.model.nlu.parse_batch(texts)
         languages = [p.get("language") or self.model.config.kefu.default_language for p in parses]
-        vectors = embedder_for(self.model.config.kefu.embedding).encode(texts) if len(self.model.faq) else None
+        vectors = embedder_for(self.model.config.kefu.embedding).encode(texts) if len(faq) else None
         top_k = self.model.config.kefu.faq_top_k
-        hits = self.model.faq.search_batch(texts, languages, k=max(top_k, RETRIEVAL_POOL), query_vectors=vectors)
+        hits = faq.search_batch(texts, languages, k=max(top_k, RETRIEVAL_POOL), query_vectors=vectors)
         for parse, found in zip(parses, hits, strict=True):
             base = (parse.get("intent") or {}).get("name")
             if base in self.retrieval_bases:  # Rasa retrieval intent: answer from its own responses only
                 found = [h for h in found if h.id.startswith(base + "/")]
             parse["faq"] = [h.as_dict() for h in found[:top_k]]
-        self._search_parts(texts, languages, parses)
+        self._search_parts(faq, texts, languages, parses)
         return parses
 
-    def _search_parts(self, texts: list[str], languages: list[str], parses: list[dict[str, Any]]) -> None:
+    def _search_parts(self, faq: Any, texts: list[str], languages: list[str], parses: list[dict[str, Any]]) -> None:
         """A message that asks several things gets `parse["parts"]`: each question with its own FAQ hits."""
-        if not len(self.model.faq):
+        if not len(faq):
             return
         split = [split_questions(text) for text in texts]
         asked = [(i, part) for i, parts in enumerate(split) if len(parts) > 1 for part in parts]
         if not asked:
             return
-        found = self.model.faq.search_batch([part for _, part in asked], [languages[i] for i, _ in asked],
+        found = faq.search_batch([part for _, part in asked], [languages[i] for i, _ in asked],
                                             k=self.model.config.kefu.faq_top_k)
         for (i, part), hits in zip(asked, found, strict=True):
             parses[i].setdefault("parts", []).append({"text": part, "faq": [h.as_dict() for h in hits]})

@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
-from bot import pages
+from bot import knowledge, pages
 from bot.action_runner import ActionRunner, InProcessActionRunner, RemoteActionRunner
 from bot.agent import Agent
 from bot.app_keys import AGENT, METRICS, SETTINGS, STORES
@@ -114,6 +114,7 @@ def create_app(settings: ServerSettings) -> web.Application:
     app.add_routes(api)
     setup_handoff(app)
     mount_channels(app, settings.endpoints.channels)  # each after the core's and the handoff's lifecycles
+    knowledge.mount(app)
     pages.mount(app)
     return app
 

@@ -208,6 +208,7 @@ class FAQIndex:
         self.calibrations = calibrations
         self._embedder = embedder
         self._selector = selector
+        self.embedded = len(rows)  # texts this index had to embed (`updated` reuses the others)
         n = vectors.ntotal
         # per entry: its question rows (for naming the phrasing that matched best)
         by_entry = np.argsort(rows.entry, kind="stable")
@@ -280,6 +281,38 @@ class FAQIndex:
         if progress and len(rows):
             progress("FAQ: " + "; ".join(f"{lang} {c.describe()}" for lang, c in self.calibrations.items()))
         return self
+
+    def updated(self, entries: list[FAQEntry]) -> FAQIndex:
+        """A new index over `entries` for a live edit (bot/knowledge/): only texts this index has not embedded
+        are embedded, the dense and lexical indexes are rebuilt (fast), and the entry selector and the score
+        calibration are kept — fitting them is most of a `kefu train`'s FAQ time (a minute for the demo shop),
+        and a few changed entries hardly move them. New entries get no selector evidence until the next
+        `kefu train`. This index is not changed: searches running on it finish on it."""
+        ids = [e.id for e in entries]
+        if len(set(ids)) != len(ids):
+            dupes = sorted({i for i in ids if ids.count(i) > 1})
+            raise ValueError(f"FAQ ids must be unique; repeated: {', '.join(dupes)}")
+        entry_list = list(entries)
+        rows = _layout(entry_list)
+        known = {text: i for i, text in enumerate(self._rows.text)}
+        vectors = np.zeros((len(rows), self._index.d), dtype=np.float32)
+        missing = []
+        for i, text in enumerate(rows.text):
+            if text in known:
+                vectors[i] = self._vectors[known[text]]
+            else:
+                missing.append(i)
+        for start in range(0, len(missing), EMBED_BATCH):
+            batch = missing[start : start + EMBED_BATCH]
+            vectors[batch] = self._embedder.encode([rows.text[i] for i in batch])
+        index = faiss.IndexFlatIP(self._index.d)
+        if len(rows):
+            index.add(vectors)
+        lexical = BM25.build([analyze(t) for t in rows.text])
+        selector = self._selector.for_entries(ids) if self._selector is not None else None
+        updated = FAQIndex(entry_list, rows, index, lexical, dict(self.calibrations), self._embedder, selector)
+        updated.embedded = len(missing)
+        return updated
 
     def _fit_calibration(
         self,

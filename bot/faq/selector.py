@@ -84,9 +84,19 @@ class EntrySelector:
         return self, np.nan_to_num(proba[:, self.columns], nan=0.0).astype(np.float32)
 
     def probabilities(self, texts: list[str], vectors: np.ndarray) -> np.ndarray:
-        """(len(texts), n_entries): how likely each text is about each entry (the rest is off-topic)."""
+        """(len(texts), n_entries): how likely each text is about each entry (the rest is off-topic); 0 for an
+        entry the selector was not trained on (see `for_entries`)."""
         features = self.featurizer.transform(texts, _tokens(texts), np.asarray(vectors, dtype=np.float32))
-        return self.classifier.predict_proba(features)[:, self.columns].astype(np.float32)
+        proba = self.classifier.predict_proba(features)[:, np.maximum(self.columns, 0)].astype(np.float32)
+        proba[:, self.columns < 0] = 0.0
+        return proba
+
+    def for_entries(self, entry_ids: list[str]) -> EntrySelector:
+        """The same classifier for another list of entries (a live edit, bot/knowledge/): the entries it was
+        trained on keep their classes, new ones get no selector evidence until the next `kefu train`."""
+        position = {name: i for i, name in enumerate(self.classifier.classes)}
+        columns = np.array([position.get(e, -1) for e in entry_ids], dtype=np.int64)
+        return EntrySelector(self.featurizer, self.classifier, columns)
 
     # persistence: plain JSON and arrays, no pickle
     def state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:

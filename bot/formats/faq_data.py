@@ -70,6 +70,8 @@ def parse_faq(data: Any, path: str) -> list[FAQEntry]:
                                 line_of(phrasings) or line)
         titles = _titles(item.get("title"), [str(lang) for lang, text in answers.items() if text], entry_id, path,
                          line)
+        if item.get("disabled") is True:  # kept in the file (the console's "disable"), not answered from
+            continue
         entries.append(
             FAQEntry(
                 id=entry_id,

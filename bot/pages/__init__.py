@@ -36,7 +36,12 @@ def mount(app: web.Application) -> None:
 
 async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     popularity = FaqPopularity(app[STORES])
-    app[PAGES] = Pages(FaqCatalog(app[AGENT].faq_entries()), popularity,
-                       KeyedLimiter(SEARCHES_PER_MINUTE_PER_IP / 60, 20))
+    state = app[PAGES] = Pages(FaqCatalog(app[AGENT].faq_entries()), popularity,
+                               KeyedLimiter(SEARCHES_PER_MINUTE_PER_IP / 60, 20))
+
+    def knowledge_changed() -> None:  # a published knowledge version: the help centre shows it at once
+        state.catalog = FaqCatalog(app[AGENT].faq_entries())
+
+    app[AGENT].faq_listeners.append(knowledge_changed)
     async with popularity.counting():
         yield

@@ -1,0 +1,37 @@
+"""Live knowledge: the FAQ edited in the console and published without retraining (docs/knowledge.md).
+
+    versions.py  versions in the store (SQLite or Redis): publish, history, roll-back
+    live.py      this worker's FAQ index on the newest version (poll, build off the loop, swap)
+    entries.py   an entry as the API and YAML give it, checked as `kefu data validate` checks it
+    faq_yaml.py  `kefu faq export` / `kefu faq import`: data/faq.yml's format
+    usage.py     how often each entry answered, and how often a person was asked for after it
+    routes.py    /api/agent/knowledge/* (the console's Knowledge page)
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from bot.app_keys import AGENT, STORES
+from bot.knowledge.live import LiveKnowledge
+from bot.knowledge.versions import KnowledgeVersions
+
+KNOWLEDGE: web.AppKey[LiveKnowledge] = web.AppKey("knowledge")
+
+
+def mount(app: web.Application) -> None:
+    """The knowledge routes, and the worker's live index after the core's lifecycle (it needs the agent)."""
+    from bot.knowledge import routes
+
+    app.add_routes(routes.routes)
+    app.cleanup_ctx.append(_lifecycle)
+
+
+async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
+    live = LiveKnowledge(app[AGENT], KnowledgeVersions(app[STORES].kv))
+    app[KNOWLEDGE] = live
+    await live.start()
+    yield
+    await live.stop()

@@ -1,0 +1,182 @@
+"""Live knowledge (bot/knowledge/): versions in the store, a published change served by every worker without a
+restart, roll-back, the agent API with its permissions and validation, and `kefu faq export/import`.
+
+Each test runs on SQLite and on a real Redis (`handoff_backend`); on Redis the two `kefu_app` workers share one
+Redis, so a change published on one must reach the other by itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+from aiohttp.test_utils import TestClient
+
+from bot.app_keys import AGENT, STORES
+from bot.cli import main
+from bot.formats.faq_data import FAQEntry
+from bot.knowledge import KNOWLEDGE, faq_yaml
+from bot.knowledge.versions import KnowledgeVersions, LiveEntry, PublishConflict
+from bot.stores import create_stores
+
+NEW_ZH = "现在所有订单都在 48 小时内由顺丰发出，偏远地区另加 2 天。"
+SHIP_ZH = "多久发货"
+REACH_S = 5.0
+
+
+async def say(worker: TestClient, sender: str, text: str) -> str:
+    resp = await worker.post("/webhooks/rest/webhook", json={"sender": sender, "message": text})
+    assert resp.status == 200, await resp.text()
+    return "\n".join(m.get("text") or "" for m in await resp.json())
+
+
+async def answered_within(worker: TestClient, text: str, expected: str, seconds: float) -> float:
+    """Ask `text` (a new shopper each time) until the answer contains `expected`; the seconds it took."""
+    started = time.monotonic()
+    n = 0
+    while True:
+        n += 1
+        answer = await say(worker, f"poll-{time.monotonic_ns()}-{n}", text)
+        if expected in answer:
+            return time.monotonic() - started
+        assert time.monotonic() - started < seconds, f"after {seconds} s the answer is still: {answer}"
+        await asyncio.sleep(0.2)
+
+
+def _entry(entry_id: str, zh: str = "答案", en: str = "An answer.") -> LiveEntry:
+    return LiveEntry(FAQEntry(id=entry_id, category="test", questions={"zh": ["问题"], "en": ["a question"]},
+                              answers={"zh": zh, "en": en}))
+
+
+# -- the versions in the store ------------------------------------------------------------------------------------
+
+async def test_versions_are_numbered_attributed_and_stored_once(handoff_backend):
+    stores = create_stores(handoff_backend["redis_url"], handoff_backend["db_path"],
+                           redis_prefix=handoff_backend["prefix"] + ":")
+    try:
+        versions = KnowledgeVersions(stores.kv)
+        assert await versions.head() == 0
+        first = await versions.publish([_entry("a"), _entry("b")], "li", "first", based_on=0)
+        second = await versions.publish([_entry("a"), _entry("b", zh="新答案")], "wang", "b's answer", based_on=1,
+                                        previous=first.entries)
+        assert (first.number, second.number, await versions.head()) == (1, 2, 2)
+        assert second.changed == ["b"]
+        loaded = await versions.load(1)
+        assert loaded is not None and loaded.author == "li" and loaded.entries[1].entry.answers["zh"] == "答案"
+        history = await versions.history()
+        assert [(h["number"], h["author"], h["summary"]) for h in history] == [(2, "wang", "b's answer"),
+                                                                              (1, "li", "first")]
+        # "a" is unchanged in version 2: stored once
+        assert len(await stores.kv.scan("knowledge:entry:")) == 3
+        # an editor who saw version 1 cannot overwrite version 2
+        with pytest.raises(PublishConflict):
+            await versions.publish([_entry("a")], "zhao", "stale", based_on=1)
+        assert await versions.head() == 2
+    finally:
+        await stores.close()
+
+
+# -- served live, on every worker ---------------------------------------------------------------------------------
+
+def _with_answer(entries: list[LiveEntry], entry_id: str, language: str, text: str) -> list[LiveEntry]:
+    out = []
+    for item in entries:
+        if item.id == entry_id:
+            entry = FAQEntry(**{**item.entry.as_dict(), "answers": {**item.entry.answers, language: text}})
+            item = LiveEntry(entry, item.disabled)
+        out.append(item)
+    return out
+
+
+async def test_a_published_answer_reaches_every_worker_and_rolls_back(handoff_backend, kefu_app):
+    editor_side = await kefu_app()
+    shop = await kefu_app() if handoff_backend["name"] == "redis" else editor_side
+    live = editor_side.app[KNOWLEDGE]
+    old = await say(shop, "before", SHIP_ZH)
+    assert "24 小时内发出" in old and NEW_ZH not in old
+
+    version = await live.publish(_with_answer(live.entries(), "shipping_time", "zh", NEW_ZH), "li", "faster shipping")
+    assert version.number == 1 and version.changed == ["shipping_time"]
+    assert editor_side.app[AGENT].model.faq.embedded == 1  # only the changed answer was embedded again
+    assert await answered_within(shop, SHIP_ZH, NEW_ZH, REACH_S) < REACH_S
+    assert "orders paid before 16:00" in (await say(shop, "en-shopper", "how long until my order ships")).lower()
+
+    back = await live.rollback(0, "li")
+    assert back.number == 2 and back.changed == ["shipping_time"]
+    assert await answered_within(shop, SHIP_ZH, "24 小时内发出", REACH_S) < REACH_S
+    assert shop.app[KNOWLEDGE].number == 2
+
+
+async def test_a_worker_started_later_serves_the_live_version(handoff_backend, kefu_app):
+    first = await kefu_app()
+    live = first.app[KNOWLEDGE]
+    await live.publish(_with_answer(live.entries(), "shipping_time", "zh", NEW_ZH), "li", "faster shipping")
+    if handoff_backend["name"] == "sqlite":
+        await first.close()  # one process at a time on one SQLite file: a restart
+    later = await kefu_app()
+    assert later.app[KNOWLEDGE].number == 1
+    assert NEW_ZH in await say(later, "after-restart", SHIP_ZH)
+
+
+async def test_a_model_trained_after_the_last_publication_serves_its_own_faq(handoff_backend, kefu_app):
+    """The newer wins: `kefu train` from an edited data/faq.yml takes effect over an older live version."""
+    first = await kefu_app()
+    live = first.app[KNOWLEDGE]
+    await live.publish(_with_answer(live.entries(), "shipping_time", "zh", NEW_ZH), "li", "faster shipping")
+    kv = first.app[STORES].kv
+    await kv.set("knowledge:head", {"version": 1, "at": live.trained_at - 60})  # as if trained after it
+    if handoff_backend["name"] == "sqlite":
+        await first.close()
+    later = await kefu_app()
+    assert later.app[KNOWLEDGE].number == 0 and later.app[KNOWLEDGE].head == 1
+    assert "24 小时内发出" in await say(later, "trained-wins", SHIP_ZH)
+
+
+# -- kefu faq export / import -------------------------------------------------------------------------------------
+
+@pytest.fixture
+def shop_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A copy of the project with the test model, as the directory `kefu` runs in (SQLite store)."""
+    root = Path(__file__).resolve().parent.parent
+    shop = tmp_path / "shop"
+    shop.mkdir()
+    for name in ("config.yml", "domain.yml", "endpoints.yml", "handoff.yml"):
+        shutil.copy(root / name, shop / name)
+    shutil.copytree(root / "data", shop / "data")
+    (shop / "models").mkdir()
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    monkeypatch.chdir(shop)
+    return shop
+
+
+def test_export_import_round_trip_keeps_the_file(shop_dir: Path, starter_model: Path, capsys):
+    model = ["-m", str(starter_model)]
+    assert main(["faq", "export", *model]) == 0
+    exported = capsys.readouterr().out
+    original = (shop_dir / "data" / "faq.yml").read_text(encoding="utf-8")
+    # the same entries, the file's head and comments kept
+    assert exported.startswith(original[: original.index("\nfaq:")])
+    assert "# -- pre-sale: prices, products, stock" in exported
+    assert [e.as_dict() for e in faq_yaml.load(exported, "x")] == [e.as_dict() for e in faq_yaml.load(original, "y")]
+    out = shop_dir / "live.yml"
+    out.write_text(exported.replace("现货都在 24 小时内发出", "现货都在 12 小时内发出"), encoding="utf-8")
+    assert main(["faq", "import", str(out), "--author", "wang", *model]) == 0
+    assert "Published version 1 (83 entries, 1 changed: shipping_time)" in capsys.readouterr().out
+    assert main(["faq", "export", "--out", str(shop_dir / "again.yml"), *model]) == 0
+    again = (shop_dir / "again.yml").read_text(encoding="utf-8")
+    assert again == out.read_text(encoding="utf-8")  # stable: what was imported comes out byte for byte
+    assert main(["faq", "import", str(out), *model]) == 0
+    assert "nothing published" in capsys.readouterr().out
+
+
+def test_import_refuses_a_malformed_file_and_changes_nothing(shop_dir: Path, starter_model: Path, capsys):
+    bad = shop_dir / "bad.yml"
+    bad.write_text("faq:\n  - id: pets\n    category: x\n    questions: {en: [can I bring my dog]}\n"
+                   "    answer: {en: Dogs are welcome.}\n", encoding="utf-8")
+    assert main(["faq", "import", str(bad), "-m", str(starter_model)]) == 1
+    assert "questions.zh is empty" in capsys.readouterr().err
+    assert main(["faq", "export", "-m", str(starter_model)]) == 0
+    assert "id: pets" not in capsys.readouterr().out
