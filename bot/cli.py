@@ -13,8 +13,12 @@ import sys
 import time
 import uuid
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bot.formats.yaml_io import DataError
+
+if TYPE_CHECKING:
+    from bot.server import ServerSettings
 
 
 class CommandError(Exception):
@@ -126,12 +130,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _store_path(settings) -> Path:
+def _store_path(settings: ServerSettings) -> Path:
     """The embedded store's file (`kefu.db` in the project unless settings say otherwise)."""
     return settings.db_path or settings.project_dir / "kefu.db"
 
 
-def _serving_store(settings) -> contextlib.AbstractContextManager[None]:
+def _serving_store(settings: ServerSettings) -> contextlib.AbstractContextManager[None]:
     """With the embedded store, hold its serving lock: a second `kefu run` on the file gets one clear line."""
     if settings.redis_url:
         return contextlib.nullcontext()
@@ -363,8 +367,8 @@ def cmd_forget(args: argparse.Namespace) -> int:
                 raise CommandError(f"no conversation {cid!r} in the store (nothing changed)")
             if not args.yes:
                 _confirm(f"Erase conversation {cid} ({len(events)} events) and everything kept about it, for good?")
-            eraser = ConversationEraser(stores, HandoffService(stores, load_settings(Path("handoff.yml"))),
-                                        upload_dir(settings.endpoints.channels, settings.project_dir))
+            handoff = HandoffService(stores, load_settings(settings.project_dir / "handoff.yml"))
+            eraser = ConversationEraser(stores, handoff, upload_dir(settings.endpoints.channels, settings.project_dir))
             removed = await eraser.erase(cid, f"cli:{getpass.getuser()}")
             if removed is None:  # erased meanwhile by someone else
                 raise CommandError(f"no conversation {cid!r} in the store (nothing changed)")
