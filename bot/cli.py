@@ -13,8 +13,12 @@ import sys
 import time
 import uuid
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bot.formats.yaml_io import DataError
+
+if TYPE_CHECKING:
+    from bot.server import ServerSettings
 
 
 class CommandError(Exception):
@@ -126,12 +130,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _store_path(settings) -> Path:
+def _store_path(settings: ServerSettings) -> Path:
     """The embedded store's file (`kefu.db` in the project unless settings say otherwise)."""
     return settings.db_path or settings.project_dir / "kefu.db"
 
 
-def _serving_store(settings) -> contextlib.AbstractContextManager[None]:
+def _serving_store(settings: ServerSettings) -> contextlib.AbstractContextManager[None]:
     """With the embedded store, hold its serving lock: a second `kefu run` on the file gets one clear line."""
     if settings.redis_url:
         return contextlib.nullcontext()
@@ -393,6 +397,59 @@ def cmd_faq(args: argparse.Namespace) -> int:
     return asyncio.run(run())
 
 
+def cmd_forget(args: argparse.Namespace) -> int:
+    """Erase one conversation everywhere kefu keeps it (a shopper asked for their data to be deleted)."""
+    import getpass
+
+    from bot.channels.erasure import upload_dir
+    from bot.erasure import ConversationEraser
+    from bot.server import ServerSettings
+    from bot.stores import create_stores
+    from bot.stores.serving_lock import serving_pid
+    from handoff.service import HandoffService
+    from handoff.settings import load_settings
+
+    settings = ServerSettings.for_project(Path("."))
+    cid = args.conversation_id
+    if not settings.redis_url and (pid := serving_pid(_store_path(settings))) is not None:
+        raise CommandError(f"kefu{f' (pid {pid})' if pid else ''} is serving {_store_path(settings)}: erase through it "
+                           f"so it forgets the conversation in memory too — an admin's DELETE /api/agent/conversations/"
+                           f"{cid} or the console's \"Delete conversation data\" (nothing changed)")
+
+    async def run() -> int:
+        stores = create_stores(settings.redis_url, _store_path(settings),
+                               redis_prefix=settings.endpoints.redis_prefix())
+        try:
+            events = await stores.trackers.events(cid)
+            if not events:
+                raise CommandError(f"no conversation {cid!r} in the store (nothing changed)")
+            if not args.yes:
+                _confirm(f"Erase conversation {cid} ({len(events)} events) and everything kept about it, for good?")
+            handoff = HandoffService(stores, load_settings(settings.project_dir / "handoff.yml"))
+            eraser = ConversationEraser(stores, handoff, upload_dir(settings.endpoints.channels, settings.project_dir))
+            removed = await eraser.erase(cid, f"cli:{getpass.getuser()}")
+            if removed is None:  # erased meanwhile by someone else
+                raise CommandError(f"no conversation {cid!r} in the store (nothing changed)")
+            print(f"Erased conversation {cid}: " + ", ".join(f"{what.replace('_', ' ')} {n}"
+                                                             for what, n in removed.items() if n) + ".")
+            return 0
+        finally:
+            await stores.close()
+
+    return asyncio.run(run())
+
+
+def _confirm(question: str) -> None:
+    if not sys.stdin.isatty():
+        raise CommandError("no terminal to confirm: pass --yes (nothing changed)")
+    try:
+        answer = input(f"{question} [y/N] ")
+    except (EOFError, KeyboardInterrupt):
+        answer = ""
+    if answer.strip().lower() not in ("y", "yes"):
+        raise CommandError("not confirmed (nothing changed)")
+
+
 def cmd_validate(args: argparse.Namespace) -> int:
     from bot.formats.policies import check_policies
     from bot.formats.project import yaml_files
@@ -505,6 +562,11 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--summary", default=None, help="what changed (default: import of FILE)")
     f.add_argument("-m", "--model", type=Path, default=None)
     f.set_defaults(func=cmd_faq)
+
+    p = sub.add_parser("forget", help="erase a conversation everywhere (a shopper asked for their data to go)")
+    p.add_argument("conversation_id")
+    p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    p.set_defaults(func=cmd_forget)
 
     p = sub.add_parser("data", help="check the training data")
     data_sub = p.add_subparsers(dest="data_command", required=True)

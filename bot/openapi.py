@@ -335,8 +335,15 @@ def _agent_api() -> dict[str, dict[str, Any]]:
         "/api/agent/conversations": {"get": agent_op("open conversations", {
             200: json_body(array(obj({"conversation_id": STR, "state": STR})), "waiting first")},
             parameters=[query("mine", {"enum": ["1", "true", "yes", "0", "false", "no"]}, "only mine")])},
-        "/api/agent/conversations/{cid}": {"get": agent_op("one conversation: transcript, reasons, candidates", {
-            200: json_body(obj({"conversation_id": STR, "state": STR}), "the conversation")}, parameters=[CID])},
+        "/api/agent/conversations/{cid}": {
+            "get": agent_op("one conversation: transcript, reasons, candidates", {
+                200: json_body(obj({"conversation_id": STR, "state": STR}), "the conversation")}, parameters=[CID]),
+            "delete": agent_op("erase everything kept about the conversation (the shopper asked); admins only, "
+                               "audited (who, when, which id)", {
+                200: json_body(obj({"conversation_id": STR, "erased": BOOL, "removed": ANY_OBJECT}),
+                               "erased: how many events, tickets, uploads… were removed"),
+                403: error("not an admin, or a cookie-authenticated change from another site")},
+                parameters=[CID])},
         "/api/agent/conversations/{cid}/claim": {"post": agent_op("take a waiting conversation", {
             200: json_body(changed, "assigned to me")}, parameters=[CID])},
         "/api/agent/conversations/{cid}/messages": {"post": agent_op("answer the shopper", {

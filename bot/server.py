@@ -17,9 +17,11 @@ from bot import knowledge, pages
 from bot.action_runner import ActionRunner, InProcessActionRunner, RemoteActionRunner
 from bot.agent import Agent
 from bot.app_keys import AGENT, METRICS, SETTINGS, STORES
+from bot.channels.erasure import upload_dir
 from bot.channels.registry import mount_channels
 from bot.channels.settings import ConfigError
 from bot.endpoints import Endpoints, load_endpoints
+from bot.erasure import ConversationEraser
 from bot.http import HTTPError, check_token, error_middleware, json_dumps, read_json
 from bot.identity import SECRET_ENV, IdentityCheck
 from bot.metrics import Metrics
@@ -27,6 +29,7 @@ from bot.model import ModelError, TrainedModel, latest_archive, load_model, load
 from bot.openapi import document as openapi_document
 from bot.stores import create_stores
 from handoff.app import create_handoff, setup_handoff
+from handoff.app_keys import ERASE_CONVERSATION, HANDOFF
 
 log = logging.getLogger(__name__)
 api = web.RouteTableDef()
@@ -98,6 +101,9 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     app[STORES] = stores
     app[AGENT] = Agent(model, stores, actions, create_handoff(app, stores), metrics=app[METRICS],
                        identity=IdentityCheck(settings.identity_secret))
+    app[ERASE_CONVERSATION] = ConversationEraser(
+        stores, app[HANDOFF], upload_dir(settings.endpoints.channels, settings.project_dir),
+        forget_in_memory=app[AGENT].forget_conversation).erase
     log.info("kefu ready: model %s, %s store", model.path, "redis" if settings.redis_url else "sqlite")
     yield
     if isinstance(actions, RemoteActionRunner):

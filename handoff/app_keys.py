@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from aiohttp import web
@@ -17,3 +18,7 @@ HANDOFF: web.AppKey[HandoffService] = web.AppKey("handoff")
 HANDOFF_SETTINGS: web.AppKey[HandoffSettings] = web.AppKey("handoff_settings")
 HUB: web.AppKey[ConsoleHub] = web.AppKey("console_hub")
 CANNED: web.AppKey[CannedReplies] = web.AppKey("canned_replies")
+# Erases a conversation for good (conversation id, who asked) -> what was removed, None if unknown. Set by the server
+# (bot/erasure.py knows the channels' data, which the human side does not).
+ERASE_CONVERSATION: web.AppKey[Callable[[str, str], Awaitable[dict[str, int] | None]]] = \
+    web.AppKey("erase_conversation")

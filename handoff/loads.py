@@ -40,3 +40,10 @@ class AgentLoads:
             held.remove(conversation_id)
             if await self.kv.cas(LOAD + agent, current, {"conversations": held} if held else None):
                 return
+
+    async def forget(self, conversation_id: str) -> int:
+        """Take the conversation off every agent's load (an erasure request); returns from how many."""
+        holders = [agent for agent, held in (await self.all()).items() if conversation_id in held]
+        for agent in holders:
+            await self.release(agent, conversation_id)
+        return len(holders)

@@ -81,3 +81,11 @@ class HandoffRecords:
     async def remove(self, old: HandoffRecord) -> bool:
         """Delete the record if it is still `old`."""
         return await self.kv.cas(OPEN + old.conversation_id, old.as_dict(), None)
+
+    async def forget(self, conversation_id: str) -> HandoffRecord | None:
+        """Delete the conversation's record whatever it holds (an erasure request, under the conversation's lock);
+        returns the record it was."""
+        record = await self.get(conversation_id)
+        if record is not None:
+            await self.kv.delete(OPEN + conversation_id)
+        return record

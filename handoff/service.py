@@ -50,7 +50,7 @@ class HandoffService:
         self.hours = BusinessHours(settings)
         self.records = HandoffRecords(kv)
         self.agents = AgentDirectory(kv, settings.session_ttl_s, settings.default_capacity)
-        loads = AgentLoads(kv)
+        self.loads = loads = AgentLoads(kv)
         self.roster = Roster(self.agents, loads, settings.presence_ttl_s, now, wake.set)
         self.permissions = Permissions(self.records, trackers)
         self.tickets = Tickets(kv, trackers)
@@ -72,6 +72,17 @@ class HandoffService:
 
     async def shopper_message(self, tracker: Tracker, user_event: ev.Event) -> list[ev.Event] | None:
         return await self.shopper.shopper_message(tracker, user_event)
+
+    # -- erasure (bot/erasure.py, under the conversation's lock) ------------------------------------------------
+
+    async def forget(self, conversation_id: str) -> dict[str, int]:
+        """Remove what the human side keeps about the conversation: out of the queue and agents' loads, its
+        tickets gone; the others waiting are told their new places."""
+        record = await self.records.forget(conversation_id)
+        removed = {"handoff_records": int(record is not None), "agent_loads": await self.loads.forget(conversation_id),
+                   "tickets": await self.tickets.forget(conversation_id)}
+        self.queue.wake()
+        return removed
 
     # -- the background loop --------------------------------------------------------------------------------
 

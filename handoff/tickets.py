@@ -85,6 +85,16 @@ class Tickets:
         tickets = [Ticket(**data) for _, data in await self.kv.scan("ticket:")]
         return sorted((t for t in tickets if status in (None, t.status)), key=lambda t: -t.created_at)
 
+    async def forget(self, conversation_id: str) -> int:
+        """Delete the conversation's tickets (an erasure request): those listed under it, and any that is not (a
+        worker stopped between writing a ticket and listing it); returns how many."""
+        ids = {t.ticket_id for t in await self.of_conversation(conversation_id)}
+        ids |= {t.ticket_id for t in await self.all() if t.conversation_id == conversation_id}
+        for ticket_id in ids:
+            await self.kv.delete(f"ticket:{ticket_id}")
+        await self.kv.delete(f"conv-tickets:{conversation_id}")
+        return len(ids)
+
     async def answer(self, ticket_id: str, account: AgentAccount, status: str | None = None,
                      reply: str | None = None) -> Ticket:
         """Change a ticket's status and/or answer it; the answer goes to the shopper's conversation."""

@@ -14,7 +14,8 @@ ROOT = Path(__file__).resolve().parent.parent
 # The engine: what understands and answers a message, with no idea of HTTP, channels or people.
 ENGINE = ("bot.nlu", "bot.faq", "bot.dialogue", "bot.formats", "bot.stores", "bot.language", "bot.config",
           "bot.notices")
-ABOVE_ENGINE = ("bot.agent", "bot.server", "bot.cli", "bot.channels", "bot.pages", "bot.app_keys", "handoff")
+ABOVE_ENGINE = ("bot.agent", "bot.server", "bot.cli", "bot.channels", "bot.pages", "bot.app_keys", "bot.erasure",
+                "handoff")
 NLU = ("bot.nlu", "bot.faq", "bot.model", "bot.parsing")
 # What a channel may use of the bot: the agent interface, the shopper-facing texts and the stores it keeps its own
 # state in; never NLU, FAQ internals, the dialogue engine or the human side's internals.

@@ -427,6 +427,45 @@ async def test_everything_survives_a_restart(backend: Backend) -> None:
     assert [e["seq"] for e in await second.trackers.append("c", [ev.bot("more")])] == [3]
 
 
+async def test_erase_deletes_one_conversation_and_nothing_else(stores: Stores) -> None:
+    await stores.trackers.append("web:a*b", [ev.user("my address is 5 Elm St"), ev.bot("thanks")])
+    await stores.trackers.set_meta("web:a*b", language="en", sender="5 Elm St")
+    other = await stores.trackers.append("web:a", [ev.user("keep me")])
+    await stores.trackers.set_meta("web:a", language="zh")
+    for key in ("out:web:a*b:1", "out:web:a*b:2", "out:web:a:1", "wechat:in:42"):
+        assert await stores.trackers.claim_message_id(key)
+
+    assert await stores.trackers.erase("web:a*b") == 2
+    assert await stores.trackers.forget_message_ids("out:web:a*b:") == 2  # a glob character is just a character
+
+    assert await stores.trackers.events("web:a*b") == [] and not await stores.trackers.exists("web:a*b")
+    assert await stores.trackers.get_meta("web:a*b") == {}
+    assert [c["conversation_id"] for c in await stores.trackers.conversations()] == ["web:a"]
+    assert await stores.trackers.events("web:a") == other
+    assert await stores.trackers.get_meta("web:a") == {"language": "zh"}
+    assert await stores.trackers.claim_message_id("out:web:a*b:1")  # a new conversation under the id is answered
+    assert not await stores.trackers.claim_message_id("out:web:a:1")  # the others' claims stay
+    assert not await stores.trackers.claim_message_id("wechat:in:42")
+    assert await stores.trackers.erase("web:a*b") == 0  # erasing again is harmless
+    stored = await stores.trackers.append("web:a*b", [ev.user("hello again")])
+    assert stored[0]["seq"] == 1  # starts afresh
+
+
+async def test_sqlite_erase_leaves_no_trace_of_the_text_in_its_files(tmp_path: Path) -> None:
+    stores = create_stores(None, tmp_path / "kefu.db")
+    try:
+        await stores.trackers.append("c1", [ev.user("my card is 4111-1111-1111-1111"), ev.bot("noted")])
+        await stores.trackers.append("c2", [ev.user("keep this one")])
+        await stores.kv.set("doc", {"note": "card 4111-1111-1111-1111"})
+        await stores.kv.delete("doc")
+        await stores.trackers.erase("c1")
+        files = b"".join(f.read_bytes() for f in tmp_path.iterdir() if f.name.startswith("kefu.db"))
+        assert b"4111-1111-1111-1111" not in files  # overwritten (secure_delete) and gone from the log
+        assert b"keep this one" in files
+    finally:
+        await stores.close()
+
+
 async def test_sqlite_creates_its_directory_and_rejects_unknown_urls(tmp_path: Path) -> None:
     stores = create_stores(None, tmp_path / "a" / "b" / "kefu.db")
     await stores.close()

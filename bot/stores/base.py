@@ -58,6 +58,15 @@ class TrackerStore(Protocol):
     async def claim_message_id(self, key: str, ttl_s: float = 86400) -> bool:
         """True the first time `key` is seen within ttl_s (channels retry webhooks: answer once)."""
 
+    async def erase(self, conversation_id: str) -> int:
+        """Delete the conversation -- events, listing, meta -- for good (a shopper's erasure request); returns
+        how many events it had. SQLite overwrites the deleted bytes and empties its write-ahead log, so the
+        erased text is gone from the files too (everything else deleted on its file before goes with it)."""
+
+    async def forget_message_ids(self, prefix: str) -> int:
+        """Drop the claimed message ids that start with prefix, so a new conversation under an erased id is
+        not taken for a redelivery of the old one; returns how many."""
+
     def lock(self, conversation_id: str, timeout_s: float = 30.0) -> AbstractAsyncContextManager[None]:
         """Per-conversation mutual exclusion; raises LockTimeout after timeout_s."""
 

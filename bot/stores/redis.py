@@ -288,6 +288,19 @@ class RedisTrackerStore:
         ttl_ms = max(int(ttl_s * 1000), 1)
         return bool(await self._r.set(f"{self._p}msgid:{key}", "1", nx=True, px=ttl_ms))
 
+    async def erase(self, conversation_id: str) -> int:
+        async with self._r.pipeline(transaction=True) as pipe:
+            pipe.llen(self._conv(conversation_id, "events"))
+            pipe.delete(*(self._conv(conversation_id, suffix) for suffix in ("events", "info", "meta")))
+            pipe.zrem(f"{self._p}conversations", conversation_id)
+            count, *_ = await pipe.execute()
+        return int(count)
+
+    async def forget_message_ids(self, prefix: str) -> int:
+        pattern = f"{_glob_escape(self._p)}msgid:{_glob_escape(prefix)}*"
+        keys = [key async for key in self._r.scan_iter(match=pattern, count=1000)]
+        return int(await self._r.delete(*keys)) if keys else 0
+
     def lock(self, conversation_id: str, timeout_s: float = 30.0) -> AbstractAsyncContextManager[None]:
         """Across workers: SET NX PX with a random token, kept alive while held, released only by its holder.
 
@@ -337,6 +350,11 @@ class RedisTrackerStore:
 
     async def close(self) -> None:
         await self._client.close()
+
+
+def _glob_escape(text: str) -> str:
+    """`text` matched literally in a SCAN MATCH pattern."""
+    return "".join(f"\\{ch}" if ch in "*?[]\\" else ch for ch in text)
 
 
 class RedisKeyValue:

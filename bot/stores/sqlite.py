@@ -105,6 +105,7 @@ class SqliteDB:
             # an OS crash or power loss can lose the last commits (never corrupting the file), and FULL would
             # fsync on every message. README, "Backups and data deletion".
             conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA secure_delete=ON")  # deleted rows are overwritten, not left in free space
             conn.executescript(SCHEMA)
             _migrate(conn)
             conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
@@ -263,6 +264,29 @@ class SqliteTrackerStore:
             (key, now + ttl_s, now),
         )
         return cursor.rowcount == 1
+
+    async def erase(self, conversation_id: str) -> int:
+        return await self._db.run(self._erase, conversation_id)
+
+    def _erase(self, cid: str) -> int:
+        with self._db.transaction() as conn:
+            count = conn.execute("DELETE FROM events WHERE conversation_id = ?", (cid,)).rowcount
+            conn.execute("DELETE FROM conversations WHERE conversation_id = ?", (cid,))
+            conn.execute("DELETE FROM conversation_meta WHERE conversation_id = ?", (cid,))
+        # The log still holds the pages as they were before: copy the new ones home and empty it (a reader in
+        # another process can hold this up; its next checkpoint finishes the job).
+        self._db.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        return count
+
+    async def forget_message_ids(self, prefix: str) -> int:
+        return await self._db.run(self._forget_message_ids, prefix)
+
+    def _forget_message_ids(self, prefix: str) -> int:
+        upper = prefix_upper_bound(prefix)
+        if upper is None:
+            return self._db.conn.execute("DELETE FROM message_ids WHERE key >= ?", (prefix,)).rowcount
+        sql = "DELETE FROM message_ids WHERE key >= ? AND key < ?"
+        return self._db.conn.execute(sql, (prefix, upper)).rowcount
 
     def lock(self, conversation_id: str, timeout_s: float = 30.0) -> AbstractAsyncContextManager[None]:
         """In-process only: the embedded mode runs one worker."""

@@ -1,5 +1,6 @@
 """The conversation API: the queue, open conversations, one conversation, and what agents do with it (claim,
-reply, note, transfer, close, typing), plus the colleagues a conversation can be transferred to."""
+reply, note, transfer, close, typing; an admin may erase it), plus the colleagues a conversation can be transferred
+to."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ from aiohttp import web
 
 from bot.http import HTTPError, read_json
 from handoff.agents import AgentAccount
+from handoff.app_keys import ERASE_CONVERSATION
 from handoff.console.web import agent_api, handoff, json_response, string_fields
+from handoff.errors import Busy, Forbidden, NotFound
 
 routes = web.RouteTableDef()
 
@@ -43,6 +46,22 @@ async def api_conversations(request: web.Request, account: AgentAccount) -> web.
 @agent_api
 async def api_conversation(request: web.Request, account: AgentAccount) -> web.Response:
     return json_response(await handoff(request).views.conversation(request.match_info["cid"], account))
+
+
+@routes.delete("/api/agent/conversations/{cid}")
+@agent_api
+async def api_erase(request: web.Request, account: AgentAccount) -> web.Response:
+    """Delete everything kept about the conversation (the shopper asked); admins only, and audited."""
+    if not account.is_admin:
+        raise Forbidden("only an admin may delete a conversation's data")
+    erase = request.app.get(ERASE_CONVERSATION)
+    if erase is None:
+        raise Busy("erasure is not available on this server")
+    cid = request.match_info["cid"]
+    removed = await erase(cid, f"agent:{account.username}")
+    if removed is None:
+        raise NotFound("unknown conversation")
+    return json_response({"conversation_id": cid, "erased": True, "removed": removed})
 
 
 @routes.post("/api/agent/conversations/{cid}/claim")

@@ -54,15 +54,15 @@ def render(events: list[ev.Event], language: str) -> tuple[str, list[str]]:
     return "\n\n".join(blocks), payloads
 
 
-def _options_key(openid: str) -> str:
+def options_key(openid: str) -> str:
     return f"wechat:options:{openid}"
 
 
 async def remember_options(kv: KeyValue, openid: str, payloads: list[str], now: float) -> None:
     if payloads:
-        await kv.set(_options_key(openid), {"payloads": payloads, "at": now})
+        await kv.set(options_key(openid), {"payloads": payloads, "at": now})
     else:
-        await kv.delete(_options_key(openid))
+        await kv.delete(options_key(openid))
 
 
 async def chosen_payload(kv: KeyValue, openid: str, text: str, now: float, ttl_s: float) -> str | None:
@@ -70,7 +70,7 @@ async def chosen_payload(kv: KeyValue, openid: str, text: str, now: float, ttl_s
     match = _NUMBER.fullmatch(text)
     if not match:
         return None
-    options = await kv.get(_options_key(openid))
+    options = await kv.get(options_key(openid))
     if not options or now - float(options.get("at") or 0) > ttl_s:
         return None
     number = int(match.group(1).translate(str.maketrans("０１２３４５６７８９", "0123456789")))

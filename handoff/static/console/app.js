@@ -13,6 +13,9 @@ const I18N = {
     claim: "Claim", transfer: "Transfer…", close: "Close", toAgent: "To agent", toGroup: "To group",
     transferTo: "Transfer this conversation to {a}?", transferGroup: "Transfer this conversation to the {g} group?",
     confirmTransfer: "Transfer", cancel: "Cancel", reconnecting: "reconnecting…",
+    erase: "Delete conversation data", confirmErase: "Delete",
+    eraseQuestion: "Delete everything kept about {c} — messages, tickets, files — for good? Do this when the shopper asked for their data to be deleted; it cannot be undone.",
+    erased: "Conversation data deleted.",
     emptyQueue: "Nobody is waiting.", emptyMine: "You have no open chats.", emptyOpen: "No open conversations.",
     channel: "Channel", language: "Language", sender: "Sender", orders: "Order numbers", tier: "Tier",
     subject: "Subject", mailFailed: "Mail not delivered", originalMail: "Original mail",
@@ -60,6 +63,9 @@ const I18N = {
     claim: "接入", transfer: "转接…", close: "结束", toAgent: "转给客服", toGroup: "转给技能组",
     transferTo: "确定将此会话转给 {a}？", transferGroup: "确定将此会话转给“{g}”技能组？",
     confirmTransfer: "转接", cancel: "取消", reconnecting: "正在重新连接…",
+    erase: "删除会话数据", confirmErase: "删除",
+    eraseQuestion: "永久删除 {c} 的全部数据（消息、工单、文件）？仅在顾客要求删除其数据时使用，删除后无法恢复。",
+    erased: "会话数据已删除。",
     emptyQueue: "当前没有顾客排队。", emptyMine: "您没有进行中的会话。", emptyOpen: "没有进行中的会话。",
     channel: "渠道", language: "语言", sender: "用户", orders: "提到的订单号", tier: "会员等级",
     subject: "邮件主题", mailFailed: "邮件未送达", originalMail: "邮件原文",
@@ -322,6 +328,11 @@ function renderHead() {
       resolution, h("button", {class: "btn danger", id: "close", onclick: closeConversation},
       t("close")));
   }
+  if (state.me.agent.role === "admin") {
+    actions.append(h("div", {class: "transfer"}, h("button", {class: "btn danger", id: "erase", type: "button",
+      "aria-haspopup": "true", "aria-expanded": "false", "aria-controls": "erase-menu", onclick: askErase}, t("erase")),
+      h("div", {id: "erase-menu", class: "menu", hidden: true})));
+  }
 }
 
 function sysLine(text) { return h("div", {class: "sys"}, text); }
@@ -525,6 +536,43 @@ function confirmTransfer(target, question) {
     }}, t("confirmTransfer")),
     h("button", {type: "button", class: "btn", onclick: closeTransferMenu}, t("cancel"))));
   $("transfer-confirm").focus();
+}
+
+// Erasure (admins; the shopper asked for their data to be deleted): nothing is deleted until the admin confirms
+// the question that names the conversation.
+function askErase() {
+  const menu = $("erase-menu");
+  if (!menu.hidden) { closeEraseMenu(); return; }
+  const id = state.current.conversation_id;
+  clear(menu).append(h("p", {class: "confirm", role: "alert"}, t("eraseQuestion", {c: id})),
+    h("div", {class: "confirm-actions"},
+      h("button", {type: "button", class: "btn danger", id: "erase-confirm", onclick: () => eraseConversation(id)},
+        t("confirmErase")),
+      h("button", {type: "button", class: "btn", id: "erase-cancel", onclick: closeEraseMenu}, t("cancel"))));
+  menu.hidden = false;
+  $("erase").setAttribute("aria-expanded", "true");
+  $("erase-cancel").focus();
+}
+
+function closeEraseMenu() {
+  const menu = $("erase-menu");
+  if (!menu) return;
+  menu.hidden = true;
+  $("erase").setAttribute("aria-expanded", "false");
+}
+
+async function eraseConversation(id) {
+  closeEraseMenu();
+  try { await api("DELETE", `/api/agent/conversations/${encodeURIComponent(id)}`); }
+  catch (error) { toast(`${t("errorPrefix")}: ${error.message}`, true); return; }
+  toast(t("erased"));
+  if (state.current && state.current.conversation_id === id) {
+    state.current = null;
+    $("conv").hidden = true;
+    $("context").hidden = true;
+    $("placeholder").hidden = false;
+  }
+  await refreshLists().catch(() => {});
 }
 
 async function send() {
