@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 from typing import Any
 
 from bot.dialogue import events as ev
+from bot.dialogue.history import History
 from bot.formats.domain import Domain
 
 ACTION_LISTEN = "action_listen"
@@ -23,15 +25,27 @@ class Tracker:
     paused: bool = False
     handoff_state: str | None = None  # None (bot) | "requested" | "queued" | "assigned"
     _domain_slots: dict[str, Any] = field(default_factory=dict, repr=False)
+    _history: History = field(default_factory=lambda: History({}), repr=False)
 
     @classmethod
     def from_events(cls, sender_id: str, events: list[ev.Event], domain: Domain | None = None) -> Tracker:
         tracker = cls(sender_id)
         tracker._domain_slots = {n: s.initial_value for n, s in (domain.slots.items() if domain else [])}
         tracker.slots = dict(tracker._domain_slots)
+        tracker._history = History(tracker._domain_slots)
         for event in events:
             tracker.apply(event)
         return tracker
+
+    def copy(self) -> Tracker:
+        """An independent tracker in the same state, without replaying its events (the events themselves are
+        shared: stored events are never changed)."""
+        other = copy.copy(self)
+        other.events = list(self.events)
+        other.slots = dict(self.slots)
+        other.latest_message = dict(self.latest_message)
+        other._history = self._history.copy()
+        return other
 
     @property
     def last_seq(self) -> int:
@@ -44,6 +58,7 @@ class Tracker:
 
     def apply(self, event: ev.Event) -> None:
         """Update derived state with one event and keep it."""
+        self._history.observe(len(self.events), event)
         self.events.append(event)
         kind = event.get("event")
         if kind == "user":
@@ -90,11 +105,9 @@ class Tracker:
         return list(self.events)
 
     def applied_events(self) -> list[ev.Event]:
-        """Events since the last restart / session start (what policies look at)."""
-        for i in range(len(self.events) - 1, -1, -1):
-            if self.events[i].get("event") in ("restart", "session_started"):
-                return self.events[i:]
-        return list(self.events)
+        """Events since the last restart / session start (what policies look at); in a long session only the
+        recent past, after the state where it starts (history.py)."""
+        return self._history.window(self.events)
 
     def get_slot(self, name: str) -> Any:
         return self.slots.get(name)
