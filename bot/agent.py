@@ -93,6 +93,12 @@ class Agent:
             return None
         return await asyncio.to_thread(Tracker.from_events, conversation_id, events, self.domain)
 
+    def forget_conversation(self, conversation_id: str) -> None:
+        """Drop whatever this worker holds in memory about the conversation. Erasure (bot/erasure.py) calls it,
+        under the conversation's lock, once the stored data is gone; anything that caches a conversation (a
+        tracker cache) forgets it here."""
+        self.tracker_cache.forget(conversation_id)
+
     async def handle(self, message: UserMessage, resend: bool = False) -> list[ev.Event]:
         """Process one shopper message; returns the events stored for it (with `seq`), [] for a duplicate — or,
         with `resend`, the duplicate's stored turn (a channel finishing what a stopped worker began)."""
