@@ -17,6 +17,7 @@ from bot.action_runner import ActionRunner
 from bot.dialogue import events as ev
 from bot.dialogue.engine import DialogueEngine, HandoffPort, TurnFailed
 from bot.dialogue.tracker import Tracker
+from bot.dialogue.tracker_cache import TrackerCache
 from bot.formats.faq_data import FAQEntry
 from bot.identity import IdentityCheck
 from bot.language import conversation_language, detect_language, normalise
@@ -55,6 +56,7 @@ class Agent:
                                      model.config.effective_thresholds(), actions, handoff, model.faq.entries,
                                      learned=model.learned)
         self.faq_listeners: list[Callable[[], None]] = []  # told when `use_faq` swaps the index (help centre)
+        self.tracker_cache = TrackerCache(stores.trackers, model.domain)
 
     @property
     def domain(self):
@@ -95,15 +97,17 @@ class Agent:
         return [{"id": hit.id, "score": hit.score} for hit in hits]
 
     async def tracker(self, conversation_id: str) -> Tracker | None:
+        """The conversation as stored, read outside any turn (built off the event loop: it may be long)."""
         events = await self.stores.trackers.events(conversation_id)
         if not events:
             return None
-        return Tracker.from_events(conversation_id, events, self.domain)
+        return await asyncio.to_thread(Tracker.from_events, conversation_id, events, self.domain)
 
     def forget_conversation(self, conversation_id: str) -> None:
         """Drop whatever this worker holds in memory about the conversation. Erasure (bot/erasure.py) calls it,
         under the conversation's lock, once the stored data is gone; anything that caches a conversation (a
         tracker cache) forgets it here."""
+        self.tracker_cache.forget(conversation_id)
 
     async def handle(self, message: UserMessage, resend: bool = False) -> list[ev.Event]:
         """Process one shopper message; returns the events stored for it (with `seq`), [] for a duplicate — or,
@@ -112,18 +116,18 @@ class Agent:
         started = time.perf_counter()
         parse = await self.parse(message.text)  # needs no tracker: done before taking the lock
         async with trackers.lock(message.conversation_id):
-            events = await trackers.events(message.conversation_id)
-            done = next((i for i, e in enumerate(events) if message.message_id and e.get("event") == "user"
-                         and e.get("message_id") == message.message_id), None)
+            loaded = await self.tracker_cache.load(message.conversation_id)
+            done = loaded.message_ids.get(message.message_id) if message.message_id else None
             if done is not None:
                 # a redelivery: checked under the lock against what is stored, so a turn that failed
                 # (nothing stored) is processed again when the channel retries
                 log.info("duplicate message %s on %s ignored", message.message_id, message.channel)
-                return _turn_at(events, done) if resend else []
-            tracker = Tracker.from_events(message.conversation_id, events, self.domain)
+                return _turn_at(loaded.events, done) if resend else []
+            tracker = loaded.tracker
+            first_turn = not tracker.events
             spoke = tracker.slots.get("language")
             new: list[ev.Event] = []
-            if self._session_expired(events):
+            if self._session_expired(tracker.events):
                 new += self._session_start(tracker)
                 for event in new:
                     tracker.apply(event)
@@ -138,12 +142,13 @@ class Agent:
             else:
                 new += await self.engine.respond(tracker, user_event)
             spoken = conversation_language(new, spoke or self.default_language)
-            if not events:
+            if first_turn:
                 await trackers.set_meta(message.conversation_id, channel=message.channel,
                                         sender=message.sender or message.conversation_id, language=spoken)
             elif spoken != spoke:
                 await trackers.set_meta(message.conversation_id, language=spoken)
             stored = await trackers.append(message.conversation_id, new)
+            self.tracker_cache.stored(message.conversation_id, stored)
         self._record(message, stored, time.perf_counter() - started)
         return stored
 

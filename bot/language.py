@@ -76,8 +76,14 @@ def conversation_language(events: Iterable[Mapping[str, Any]], default: str) -> 
     language a handoff event carries; `default` before either."""
     language = default
     for event in events:
-        if event.get("event") == "slot" and event.get("name") == "language" and event.get("value"):
-            language = event["value"]
-        elif event.get("event") in HANDOFF_EVENTS and event.get("language") in LANGUAGES:
-            language = event["language"]
+        language = language_after(event, language)
+    return language
+
+
+def language_after(event: Mapping[str, Any], language: str | None) -> str | None:
+    """`conversation_language` one event at a time (a tracker keeps it up to date as events arrive)."""
+    if event.get("event") == "slot" and event.get("name") == "language" and event.get("value"):
+        return event["value"]
+    if event.get("event") in HANDOFF_EVENTS and event.get("language") in LANGUAGES:
+        return event["language"]
     return language

@@ -180,4 +180,7 @@ async def conversation_tracker(request: web.Request) -> web.Response:
     tracker = await request.app[AGENT].tracker(request.match_info["conversation_id"])
     if tracker is None:
         raise HTTPError(404, "unknown conversation")
-    return web.json_response(tracker.as_rasa_dict(), dumps=json_dumps)
+    body = tracker.as_rasa_dict()
+    if len(tracker.events) > 500:  # a long conversation's JSON takes a while to write: not on the event loop
+        return web.Response(text=await asyncio.to_thread(json_dumps, body), content_type="application/json")
+    return web.json_response(body, dumps=json_dumps)

@@ -10,6 +10,7 @@ can't be misread elsewhere. Buttons send Rasa payloads (`/cancel_handoff`, `/csa
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from typing import Any
 
 from bot import strict_json
@@ -95,16 +96,17 @@ def _payload_field(message: str, payload: str, name: str) -> Any:
 # -- where the conversation stands (from its events) -----------------------------------------------------------
 
 
-def _current_session(tracker: Tracker) -> list[ev.Event]:
+def _back_through_session(tracker: Tracker) -> Iterator[ev.Event]:
+    """The current session's events, latest first (callers stop early: a long conversation is not read through)."""
     for i in range(len(tracker.events) - 1, -1, -1):
         if tracker.events[i].get("event") in ("session_started", "restart"):
-            return tracker.events[i + 1 :]
-    return tracker.events
+            return
+        yield tracker.events[i]
 
 
 def _asked(tracker: Tracker, flag: str) -> Any:
     """The data `flag` of the bot's question if the shopper has not written since it was asked, else None."""
-    for event in reversed(_current_session(tracker)):
+    for event in _back_through_session(tracker):
         kind = event.get("event")
         if kind in ("user", ev.CSAT, ev.TICKET_CREATED):
             return None
@@ -125,7 +127,7 @@ def message_pending(tracker: Tracker) -> str | None:
 
 def unavailable_pending(tracker: Tracker) -> ev.Event | None:
     """The `handoff_unavailable` just said, if the shopper has not written since (a "cancel" answers it)."""
-    for event in reversed(_current_session(tracker)):
+    for event in _back_through_session(tracker):
         kind = event.get("event")
         if kind in ("user", ev.TICKET_CREATED, ev.HANDOFF_CANCELLED, ev.HANDOFF_REQUESTED):
             return None
@@ -137,18 +139,14 @@ def unavailable_pending(tracker: Tracker) -> ev.Event | None:
 def message_offer(tracker: Tracker) -> ev.Event | None:
     """The `handoff_unavailable` whose offer to leave a message still stands: none was left since, nor was the
     offer declined or a new handoff asked for. Questions for the bot in between don't withdraw it."""
-    for event in reversed(_current_session(tracker)):
-        kind = event.get("event")
-        if kind in (ev.TICKET_CREATED, ev.HANDOFF_CANCELLED, ev.HANDOFF_REQUESTED, ev.HANDOFF_ENDED):
-            return None
-        if kind == ev.HANDOFF_UNAVAILABLE:
-            return event
-    return None
+    latest = tracker.latest(ev.HANDOFF_UNAVAILABLE, ev.TICKET_CREATED, ev.HANDOFF_CANCELLED, ev.HANDOFF_REQUESTED,
+                            ev.HANDOFF_ENDED, "session_started", "restart")
+    return latest if latest is not None and latest.get("event") == ev.HANDOFF_UNAVAILABLE else None
 
 
 def nobody_online(tracker: Tracker) -> bool:
     """The shopper's last place in line came with "nobody is online right now"."""
-    queued = next((e for e in reversed(tracker.events) if e.get("event") == ev.QUEUED), None)
+    queued = tracker.latest(ev.QUEUED)
     return bool(queued and queued.get("nobody_online"))
 
 

@@ -23,7 +23,6 @@ from bot.dialogue import events as ev
 from bot.dialogue.engine import TurnFailed
 from bot.dialogue.escalation import is_explicit_human_request
 from bot.dialogue.tracker import Tracker
-from bot.language import conversation_language
 from bot.notices import text
 from bot.stores import TrackerStore
 from handoff import events, routing, shopper
@@ -161,7 +160,7 @@ class ShopperTurn:
 
 
 def _language(tracker: Tracker) -> str:
-    return conversation_language(tracker.events, "en")
+    return tracker.spoken_language or "en"
 
 
 def _ticket_status(tickets: list[Ticket], language: str) -> str:

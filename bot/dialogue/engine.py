@@ -382,8 +382,9 @@ class DialogueEngine:
         validator = f"validate_{form.name}"
         if validator not in self.domain.actions:
             return None
-        view = Tracker.from_events(turn.tracker.sender_id,
-                                   turn.tracker.events + [ev.slot(k, v) for k, v in candidates.items()], self.domain)
+        view = turn.tracker.copy()
+        for name, value in candidates.items():
+            view.apply(ev.slot(name, value))
         return await self._call(turn, validator, view) or ActionResult()
 
     async def _continue_form(self, turn: _Turn) -> None:

@@ -21,6 +21,10 @@ State = dict[str, Any]
 LISTEN = "action_listen"
 SKIPPED_ACTIONS = {"action_session_start", "action_extract_slots"}
 REJECTED = "action_execution_rejected"
+# Not stored: starts a long conversation's recent past (history.py), which is not the conversation's start.
+HISTORY_CUT = "history_cut"
+CUT_STATE: State = {"intent": None, "entities": frozenset(), "prev_action": HISTORY_CUT, "active_loop": None,
+                    "slots": {}}
 # After these the bot takes the conversation back from the human side: it starts over, keeping the slots, so what
 # was said before the handoff ("yes" to an offer of a person) does not decide what a "yes" now means.
 BOT_RESUMES = {ev.HANDOFF_ENDED, ev.HANDOFF_CANCELLED, ev.TICKET_CREATED}
@@ -97,6 +101,13 @@ class StateBuilder:
     def loop(self, name: str | None) -> None:
         self.active_loop = name
 
+    def cut(self) -> None:
+        """What came before is left out: one placeholder state stands for it, so rules for a conversation's
+        start and stories' beginnings (memoisation's START) do not match a recent past."""
+        self.states.append(dict(CUT_STATE))
+        self.actions.append(HISTORY_CUT)
+        self.prev_action = HISTORY_CUT
+
     def reset(self) -> None:
         self.__init__(self.domain)  # type: ignore[misc]
 
@@ -157,6 +168,8 @@ def tracker_states(events: list[dict[str, Any]], domain: Domain) -> StateBuilder
         kind = event.get("event")
         if kind in ("session_started", "restart"):
             builder.reset()
+        elif kind == HISTORY_CUT:
+            builder.cut()
         elif kind in BOT_RESUMES:
             builder.start_over()
         elif kind == "user":

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 from typing import Any
 
 from bot.dialogue import events as ev
+from bot.dialogue.history import History
 from bot.formats.domain import Domain
+from bot.language import language_after
 
 ACTION_LISTEN = "action_listen"
 
@@ -22,16 +25,36 @@ class Tracker:
     latest_input_channel: str | None = None
     paused: bool = False
     handoff_state: str | None = None  # None (bot) | "requested" | "queued" | "assigned"
+    spoken_language: str | None = None  # as `conversation_language` reads it from the events (None before any)
     _domain_slots: dict[str, Any] = field(default_factory=dict, repr=False)
+    _history: History = field(default_factory=lambda: History({}), repr=False)
+    _latest: dict[str, int] = field(default_factory=dict, repr=False)  # event name -> its latest position
+
+    def __post_init__(self) -> None:
+        for i, event in enumerate(self.events):  # events given to the constructor (not applied): index them
+            self._latest[event.get("event")] = i
+            self.spoken_language = language_after(event, self.spoken_language)
 
     @classmethod
     def from_events(cls, sender_id: str, events: list[ev.Event], domain: Domain | None = None) -> Tracker:
         tracker = cls(sender_id)
         tracker._domain_slots = {n: s.initial_value for n, s in (domain.slots.items() if domain else [])}
         tracker.slots = dict(tracker._domain_slots)
+        tracker._history = History(tracker._domain_slots)
         for event in events:
             tracker.apply(event)
         return tracker
+
+    def copy(self) -> Tracker:
+        """An independent tracker in the same state, without replaying its events (the events themselves are
+        shared: stored events are never changed)."""
+        other = copy.copy(self)
+        other.events = list(self.events)
+        other.slots = dict(self.slots)
+        other.latest_message = dict(self.latest_message)
+        other._history = self._history.copy()
+        other._latest = dict(self._latest)
+        return other
 
     @property
     def last_seq(self) -> int:
@@ -44,8 +67,11 @@ class Tracker:
 
     def apply(self, event: ev.Event) -> None:
         """Update derived state with one event and keep it."""
-        self.events.append(event)
         kind = event.get("event")
+        self._history.observe(len(self.events), event)
+        self._latest[kind] = len(self.events)
+        self.spoken_language = language_after(event, self.spoken_language)
+        self.events.append(event)
         if kind == "user":
             self.latest_message = {
                 "text": event.get("text"),
@@ -90,11 +116,14 @@ class Tracker:
         return list(self.events)
 
     def applied_events(self) -> list[ev.Event]:
-        """Events since the last restart / session start (what policies look at)."""
-        for i in range(len(self.events) - 1, -1, -1):
-            if self.events[i].get("event") in ("restart", "session_started"):
-                return self.events[i:]
-        return list(self.events)
+        """Events since the last restart / session start (what policies look at); in a long session only the
+        recent past, after the state where it starts (history.py)."""
+        return self._history.window(self.events)
+
+    def latest(self, *kinds: str) -> ev.Event | None:
+        """The most recent event of any of these kinds, found without reading back through the conversation."""
+        found = [self._latest[kind] for kind in kinds if kind in self._latest]
+        return self.events[max(found)] if found else None
 
     def get_slot(self, name: str) -> Any:
         return self.slots.get(name)
