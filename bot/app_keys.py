@@ -9,6 +9,7 @@ from aiohttp import web
 if TYPE_CHECKING:
     from bot.agent import Agent
     from bot.metrics import Metrics
+    from bot.ratelimit import RateLimits
     from bot.server import ServerSettings
     from bot.stores import Stores
 
@@ -16,3 +17,4 @@ AGENT: web.AppKey[Agent] = web.AppKey("agent")
 STORES: web.AppKey[Stores] = web.AppKey("stores")
 SETTINGS: web.AppKey[ServerSettings] = web.AppKey("settings")
 METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
+RATE_LIMITS: web.AppKey[RateLimits] = web.AppKey("rate_limits")

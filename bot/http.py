@@ -23,15 +23,19 @@ def json_dumps(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
-def json_error(status: int, message: str, **extra: Any) -> web.Response:
-    return web.json_response({"error": message, **extra}, status=status)
+def json_error(status: int, message: str, headers: dict[str, str] | None = None, **extra: Any) -> web.Response:
+    return web.json_response({"error": message, **extra}, status=status, headers=headers)
 
 
 class HTTPError(Exception):
-    def __init__(self, status: int, message: str) -> None:
+    """An answer with this status and `{"error": message, **extra}`, and any headers (Retry-After…)."""
+
+    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None, **extra: Any) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
+        self.headers = headers or {}
+        self.extra = extra
 
 
 @web.middleware
@@ -41,7 +45,7 @@ async def error_middleware(request: web.Request, handler: Callable[[web.Request]
         check_headers(request)
         return await handler(request)
     except HTTPError as exc:
-        return json_error(exc.status, exc.message)
+        return json_error(exc.status, exc.message, exc.headers, **exc.extra)
     except web.HTTPException as exc:
         if exc.status < 400 or exc.content_type == "application/json":
             raise

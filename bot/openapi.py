@@ -104,7 +104,9 @@ LOCKED_OUT = error("too many wrong passwords from this client: wait")
 BUSY = error("the store is busy or down; try again")
 WIDGET_SESSION = error("unknown or expired widget session: POST /api/widget/session for a new one")
 WIDGET_ORIGIN = error("a page on a site that is not in channels.widget.allowed_origins")
-RATE_LIMITED = error("too many requests from this client; wait a moment")
+RATE_LIMITED = {**error("over a rate limit (bot/ratelimit.py): nothing was stored; send it again after "
+                         "Retry-After seconds"),
+                "headers": {"Retry-After": {"description": "whole seconds to wait", "schema": INT}}}
 HTML = content("text/html", "an HTML page")
 
 API_TOKEN = [{"apiToken": []}, {"apiTokenQuery": []}]
@@ -126,7 +128,8 @@ CID = path_param("cid", "conversation id")
 EVENTS = array(ref("Event"))
 
 SCHEMAS: dict[str, Schema] = {
-    "Error": {**obj({"error": STR}), "description": "every error answer"},
+    "Error": {**obj({"error": STR}, {"retry_after_s": NUM}),
+              "description": "every error answer (`retry_after_s`: over a rate limit, the seconds to wait)"},
     "Event": {**obj({"event": STR}, {"seq": INT, "timestamp": NUM, "text": NULLABLE_STR}),
               "description": "one event of a conversation (docs/design.md: one conversation = one list of events)"},
     "Health": obj({"status": {"enum": ["ok", "down"]}, "store": STR},
@@ -184,7 +187,7 @@ def _rest() -> dict[str, dict[str, Any]]:
         "/webhooks/rest/webhook": {"post": operation("channels", "Rasa's REST channel: the bot's replies", {
             200: json_body(array(ref("RestMessage")), "the bot's (or agent's) messages for this turn"),
             400: BAD_JSON, 403: error("sender names another channel's conversation (web:, wechat:, messenger:)"),
-            413: TOO_LARGE, 503: error("the turn could not be stored; send it again")},
+            413: TOO_LARGE, 429: RATE_LIMITED, 503: error("the turn could not be stored; send it again")},
             parameters=[header("X-Message-Id", STR, "makes a retried request count once")],
             body=request_json(message), security=PUBLIC)},
         "/webhooks/rest/": {"get": operation("channels", "the REST channel is up", {
@@ -249,7 +252,8 @@ def _widget() -> dict[str, dict[str, Any]]:
                 400: error("not multipart with one part named file, empty, or a bad file name"),
                 401: WIDGET_SESSION, 403: WIDGET_ORIGIN, 413: TOO_LARGE,
                 415: error("a type that is not allowed, or content that is not what its type says"),
-                429: error("too many files or bytes; wait")},
+                429: {**RATE_LIMITED, "description": "too many files kept (quota), or uploading too fast "
+                                                     "(rate limit: with Retry-After)"}},
                 body={"required": True, "content": {"multipart/form-data": {"schema": obj(
                     {"file": {"type": "string", "format": "binary"}})}}}, security=WIDGET),
             "options": operation("widget", "CORS preflight", cors, parameters=origin, security=PUBLIC)},

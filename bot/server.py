@@ -13,13 +13,14 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
-from bot import knowledge, pages
+from bot import client_ip, knowledge, pages
 from bot.action_runner import ActionRunner, InProcessActionRunner, RemoteActionRunner
 from bot.agent import Agent
-from bot.app_keys import AGENT, METRICS, SETTINGS, STORES
+from bot.app_keys import AGENT, METRICS, RATE_LIMITS, SETTINGS, STORES
 from bot.channels.erasure import upload_dir
 from bot.channels.registry import mount_channels
 from bot.channels.settings import ConfigError
+from bot.client_ip import LOOPBACK, TRUSTED_PROXIES_ENV, AddressListError, Network, networks
 from bot.endpoints import Endpoints, load_endpoints
 from bot.erasure import ConversationEraser
 from bot.http import HTTPError, check_token, error_middleware, json_dumps, read_json
@@ -27,6 +28,7 @@ from bot.identity import SECRET_ENV, IdentityCheck
 from bot.metrics import Metrics
 from bot.model import ModelError, TrainedModel, latest_archive, load_model, load_newest
 from bot.openapi import document as openapi_document
+from bot.ratelimit import EXEMPT_ENV, RateLimits
 from bot.stores import create_stores
 from handoff.app import create_handoff, setup_handoff
 from handoff.app_keys import ERASE_CONVERSATION, HANDOFF
@@ -44,6 +46,8 @@ class ServerSettings:
     identity_secret: str | None = field(default=None, repr=False)  # KEFU_IDENTITY_SECRET: signed customer ids
     metrics_token: str | None = field(default=None, repr=False)  # KEFU_METRICS_TOKEN: opens /metrics only
     public_url: str | None = None  # KEFU_PUBLIC_URL: where browsers reach us (pages' script src and CSP)
+    trusted_proxies: tuple[Network, ...] = LOOPBACK  # KEFU_TRUSTED_PROXIES: whose X-Forwarded-For is believed
+    rate_limit_exempt: tuple[Network, ...] = ()  # KEFU_RATE_LIMIT_EXEMPT: clients that skip rate limits
     redis_url: str | None = None
     db_path: Path | None = None  # default: project_dir/kefu.db
     endpoints: Endpoints = field(default_factory=Endpoints)
@@ -56,6 +60,8 @@ class ServerSettings:
         settings.identity_secret = settings.identity_secret or os.environ.get(SECRET_ENV) or None
         settings.metrics_token = settings.metrics_token or os.environ.get("KEFU_METRICS_TOKEN") or None
         settings.public_url = check_public_url(settings.public_url or os.environ.get("KEFU_PUBLIC_URL") or None)
+        settings.trusted_proxies = networks_from_env(TRUSTED_PROXIES_ENV, settings.trusted_proxies)
+        settings.rate_limit_exempt = networks_from_env(EXEMPT_ENV, settings.rate_limit_exempt)
         return settings
 
     def load_model(self) -> TrainedModel:
@@ -82,6 +88,19 @@ def check_public_url(url: str | None) -> str | None:
     return f"{parts.scheme}://{parts.netloc}{parts.path.rstrip('/')}"
 
 
+def networks_from_env(variable: str, default: tuple[Network, ...]) -> tuple[Network, ...]:
+    """A comma-separated CIDR list from the environment; unset or empty: `default`; `none`: no address."""
+    text = os.environ.get(variable, "").strip()
+    if not text:
+        return default
+    if text.lower() == "none":
+        return ()
+    try:
+        return networks(text, variable)
+    except AddressListError as exc:
+        raise ConfigError(str(exc)) from None
+
+
 def action_runner(settings: ServerSettings) -> ActionRunner:
     endpoint = settings.endpoints.action_endpoint
     if endpoint and endpoint.url:
@@ -99,6 +118,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         await stores.startup_check()
     actions = action_runner(settings)
     app[STORES] = stores
+    app[RATE_LIMITS] = RateLimits(stores.kv, settings.rate_limit_exempt)
     app[AGENT] = Agent(model, stores, actions, create_handoff(app, stores), metrics=app[METRICS],
                        identity=IdentityCheck(settings.identity_secret))
     app[ERASE_CONVERSATION] = ConversationEraser(
@@ -113,7 +133,8 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
 
 
 def create_app(settings: ServerSettings) -> web.Application:
-    app = web.Application(middlewares=[error_middleware], client_max_size=12 * 1024 * 1024)
+    middlewares = [error_middleware, client_ip.middleware(settings.trusted_proxies)]
+    app = web.Application(middlewares=middlewares, client_max_size=12 * 1024 * 1024)
     app[SETTINGS] = settings
     app[METRICS] = Metrics()
     app.cleanup_ctx.append(_lifecycle)

@@ -41,8 +41,10 @@ def aiohttp_client_cls() -> type[TestClient]:
     return BoundedClient
 
 
-async def chat(client: TestClient, sender: str, text: str) -> list[dict[str, Any]]:
-    resp = await client.post("/webhooks/rest/webhook", json={"sender": sender, "message": text})
+async def chat(client: TestClient, sender: str, text: str, address: str | None = None) -> list[dict[str, Any]]:
+    """A shopper's message; `address`: the shopper's own address behind the (trusted, local) test client."""
+    headers = {"X-Forwarded-For": address} if address else {}
+    resp = await client.post("/webhooks/rest/webhook", json={"sender": sender, "message": text}, headers=headers)
     assert resp.status == 200, await resp.text()
     return await resp.json()
 
@@ -317,9 +319,11 @@ async def test_nobody_online_shopper_leaves_a_message_instead_and_asks_about_it(
 
 async def test_shoppers_leaving_messages_at_once_each_get_their_own_ticket_number(kefu_app):
     client = await kefu_app()
-    shoppers = [f"busy-{i}" for i in range(30)]
-    await asyncio.gather(*(chat(client, s, "talk to a human") for s in shoppers))  # nobody online: a message?
-    replies = await asyncio.gather(*(chat(client, s, f"leave a message: please call {s} back") for s in shoppers))
+    shoppers = [f"busy-{i}" for i in range(30)]  # each at its own address (one client's limit is 20 at once)
+    address = {s: f"198.51.100.{i}" for i, s in enumerate(shoppers)}
+    await asyncio.gather(*(chat(client, s, "talk to a human", address[s]) for s in shoppers))  # nobody online
+    replies = await asyncio.gather(*(chat(client, s, f"leave a message: please call {s} back", address[s])
+                                     for s in shoppers))
 
     numbers = [re.findall(r"T\d{4,}", texts(r)) for r in replies]
     assert sorted(n for found in numbers for n in found) == [f"T{n}" for n in range(1001, 1031)]

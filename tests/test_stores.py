@@ -612,3 +612,22 @@ async def test_sqlite_file_of_an_older_kefu_gets_counter_windows_and_keeps_its_c
         assert await stores.kv.incr("failures:li", ttl_s=60) == 1
     finally:
         await stores.close()
+
+
+async def test_token_bucket_is_shared_by_workers_and_never_overdrawn(backend: Backend) -> None:
+    """Rate limits: 40 takes at once from two workers on a burst of 10 give exactly 10 tokens (the embedded
+    store keeps buckets in its worker's memory: one worker), then it refills at its rate."""
+    worker_a = backend.open()
+    worker_b = backend.peer(worker_a)
+    waits = await asyncio.gather(*(worker.kv.take_token("rest:client:x", 0.01, 10)
+                                   for _ in range(20) for worker in (worker_a, worker_b)))
+    assert waits.count(0.0) == 10
+    assert all(90 < wait <= 100 for wait in waits if wait)  # one token every 100 s, none spent on a refusal
+    assert await worker_b.kv.take_token("rest:client:y", 0.01, 10) == 0.0  # buckets are independent
+    assert await worker_a.kv.take_token("fast", 20, 1) == 0.0
+    assert await worker_b.kv.take_token("fast", 20, 1) > 0
+    await asyncio.sleep(0.1)  # 20 a second: one token again
+    assert await worker_b.kv.take_token("fast", 20, 1) == 0.0
+    assert await worker_a.kv.scan("") == []  # apart from the documents
+    with pytest.raises(ValueError):
+        await worker_a.kv.take_token("bad", 0, 1)

@@ -11,12 +11,12 @@ import pytest
 from bot.channels.settings import ConfigError, load_settings
 from bot.channels.widget import WidgetChannel, WidgetSettings, protocol
 from bot.channels.widget.protocol import FrameError, Hello, Outgoing, Ping, Read, Typing, parse_client_frame
-from bot.channels.widget.ratelimit import KeyedLimiter, TokenBucket
 from bot.channels.widget.sessions import KEY_PREFIX, Sessions, bearer, token_key
 from bot.channels.widget.uploads import safe_name, sniff
 from bot.dialogue import events as ev
 from bot.endpoints import load_endpoints
 from bot.language import detect_language
+from bot.stores.buckets import LocalBuckets, TokenBucket
 from bot.stores.sqlite import open_sqlite_stores
 from handoff.shopper import rating_request
 
@@ -213,14 +213,16 @@ def test_bearer_header():
 def test_token_bucket_allows_a_burst_then_the_rate():
     now = [0.0]
     bucket = TokenBucket(per_second=1.0, burst=2, clock=lambda: now[0])
-    assert bucket.take() and bucket.take() and not bucket.take()
-    assert bucket.retry_after() == pytest.approx(1.0)
+    assert bucket.take() == 0 and bucket.take() == 0
+    assert bucket.take() == pytest.approx(1.0)  # refused: a second until the next token
+    now[0] = 0.75
+    assert bucket.take() == pytest.approx(0.25)  # a refusal took nothing
     now[0] = 1.0
-    assert bucket.take() and not bucket.take()
-    limiter = KeyedLimiter(per_second=1.0, burst=1, max_keys=2, clock=lambda: now[0])
-    assert limiter.take("a") and not limiter.take("a") and limiter.take("b")
-    limiter.take("c")  # "a" is forgotten (least recently used)
-    assert limiter.take("a")
+    assert bucket.take() == 0 and bucket.take() > 0
+    buckets = LocalBuckets(max_buckets=2, clock=lambda: now[0])
+    assert buckets.take("a", 1.0, 1) == 0 and buckets.take("a", 1.0, 1) > 0 and buckets.take("b", 1.0, 1) == 0
+    buckets.take("c", 1.0, 1)  # "a" is forgotten (least recently used)
+    assert buckets.take("a", 1.0, 1) == 0
 
 
 def test_uploads_are_typed_by_their_bytes_and_named_safely():

@@ -2,7 +2,8 @@
 messages, in the request. The conversation id is the sender as given, except an id of another channel's
 conversations (`web:…`, `wechat:…`, `messenger:…`: 403), which only that channel may address. `X-Message-Id` (or
 `metadata.message_id`) makes a retried request count once, and the retry gets that turn's stored answer.
-`metadata.customer_id` counts only when signed (`identifier_hash`, bot/identity.py)."""
+`metadata.customer_id` counts only when signed (`identifier_hash`, bot/identity.py). Rate limits per client address
+and per conversation (bot/ratelimit.py): over either, 429 with `Retry-After`, and nothing of the request is stored."""
 
 from __future__ import annotations
 
@@ -12,10 +13,12 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
 from bot.agent import MAX_TEXT_CHARS, TurnFailed, UserMessage
+from bot.app_keys import RATE_LIMITS
 from bot.channels.base import Channel
 from bot.dialogue import events as ev
 from bot.http import HTTPError, json_dumps, read_json
 from bot.notices import describe
+from bot.ratelimit import Rate
 
 PATH = "/webhooks/rest/webhook"
 Body = tuple[dict[str, Any], str | None]  # the request's JSON, and its X-Message-Id
@@ -28,6 +31,19 @@ class RestSettings(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
     max_sender_chars: int = Field(128, ge=1, le=1024)
+    # Messages per minute after a burst, per client address and per conversation (sender); more: 429.
+    client_per_minute: float = Field(60, gt=0)
+    client_burst: int = Field(20, ge=1)
+    conversation_per_minute: float = Field(30, gt=0)
+    conversation_burst: int = Field(10, ge=1)
+
+    @property
+    def client_rate(self) -> Rate:
+        return Rate(self.client_per_minute, self.client_burst)
+
+    @property
+    def conversation_rate(self) -> Rate:
+        return Rate(self.conversation_per_minute, self.conversation_burst)
 
 
 class RestChannel(Channel[RestSettings, Body, Reply]):
@@ -41,7 +57,13 @@ class RestChannel(Channel[RestSettings, Body, Reply]):
 
     async def webhook(self, request: web.Request) -> web.Response:
         assert self.agent
+        limits, client = request.app[RATE_LIMITS], request.remote
+        # the address first: a flood is turned away before its body is even read
+        await limits.check(client, f"rest:client:{client}", self.settings.client_rate,
+                           "too many messages from this address; wait and send again")
         message = await self.user_message((await read_json(request), request.headers.get("X-Message-Id")))
+        await limits.check(client, f"rest:conversation:{message.conversation_id}", self.settings.conversation_rate,
+                           "too many messages in this conversation; wait and send again")
         try:
             events = await self.agent.handle(message, resend=True)  # a retry gets the answer it missed
         except TurnFailed as exc:

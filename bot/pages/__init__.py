@@ -17,11 +17,10 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from bot.app_keys import AGENT, STORES
-from bot.channels.widget.ratelimit import KeyedLimiter
 from bot.pages import helpcentre, shop, suggestions
 from bot.pages.catalog import FaqCatalog
 from bot.pages.popularity import FaqPopularity
-from bot.pages.state import PAGES, SEARCHES_PER_MINUTE_PER_IP, Pages
+from bot.pages.state import PAGES, Pages
 
 __all__ = ["PAGES", "Pages", "mount"]
 
@@ -36,8 +35,7 @@ def mount(app: web.Application) -> None:
 
 async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     popularity = FaqPopularity(app[STORES])
-    state = app[PAGES] = Pages(FaqCatalog(app[AGENT].faq_entries()), popularity,
-                               KeyedLimiter(SEARCHES_PER_MINUTE_PER_IP / 60, 20))
+    state = app[PAGES] = Pages(FaqCatalog(app[AGENT].faq_entries()), popularity)
 
     def knowledge_changed() -> None:  # a published knowledge version: the help centre shows it at once
         state.catalog = FaqCatalog(app[AGENT].faq_entries())

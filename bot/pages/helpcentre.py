@@ -9,14 +9,13 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from bot.app_keys import AGENT
-from bot.channels.widget.history import client_ip
+from bot.app_keys import AGENT, RATE_LIMITS
 from bot.http import HTTPError, json_dumps
 from bot.language import LANGUAGES
 from bot.pages import help_html
 from bot.pages.catalog import Article
 from bot.pages.site import base_url, html_response
-from bot.pages.state import PAGES
+from bot.pages.state import PAGES, SEARCHES
 from bot.pages.texts import category_label, text
 
 routes = web.RouteTableDef()
@@ -35,8 +34,8 @@ def page_language(request: web.Request) -> str:
 
 async def _search(request: web.Request, query: str, language: str) -> list[Article]:
     pages = request.app[PAGES]
-    if not pages.searches.take(client_ip(request)):
-        raise HTTPError(429, "too many searches; wait a moment")
+    await request.app[RATE_LIMITS].check(request.remote, f"pages:searches:{request.remote}", SEARCHES,
+                                         "too many searches; wait a moment")
     counts = await pages.popularity.counts()
     found = await pages.catalog.search(request.app[AGENT], query, MAX_RESULTS)
     return [a for a in (pages.catalog.article(i, language, counts) for i in found) if a]

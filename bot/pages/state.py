@@ -1,5 +1,5 @@
 """What the pages keep for one app (one worker): the FAQ as shoppers browse it, how often each entry is asked,
-and a per-address limit on searches (help centre and suggestions share it)."""
+and the per-address limit on searches (help centre and suggestions share it; kept in the store, bot/ratelimit.py)."""
 
 from __future__ import annotations
 
@@ -7,18 +7,17 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from bot.channels.widget.ratelimit import KeyedLimiter
 from bot.pages.catalog import FaqCatalog
 from bot.pages.popularity import FaqPopularity
+from bot.ratelimit import Rate
 
-SEARCHES_PER_MINUTE_PER_IP = 120
+SEARCHES = Rate(per_minute=120, burst=20)  # per client address
 
 
 @dataclass
 class Pages:
     catalog: FaqCatalog
     popularity: FaqPopularity
-    searches: KeyedLimiter
 
 
 PAGES: web.AppKey[Pages] = web.AppKey("pages")

@@ -15,13 +15,13 @@ import json
 
 from aiohttp import web
 
-from bot.app_keys import AGENT
-from bot.channels.widget.history import client_ip, settings_of
+from bot.app_keys import AGENT, RATE_LIMITS
+from bot.channels.widget.history import settings_of
 from bot.channels.widget.origins import with_cors
 from bot.dialogue.clarify import FAQ_ID
 from bot.http import HTTPError, json_dumps
 from bot.language import LANGUAGES, detect_language
-from bot.pages.state import PAGES
+from bot.pages.state import PAGES, SEARCHES
 
 routes = web.RouteTableDef()
 MAX_QUERY_CHARS = 200
@@ -32,8 +32,8 @@ MAX_SUGGESTIONS = 5
 @with_cors(settings_of)
 async def suggest(request: web.Request) -> web.Response:
     pages = request.app[PAGES]
-    if not pages.searches.take(client_ip(request)):
-        raise HTTPError(429, "too many requests")
+    await request.app[RATE_LIMITS].check(request.remote, f"pages:searches:{request.remote}", SEARCHES,
+                                         "too many requests")
     text = request.query.get("q", "")[:MAX_QUERY_CHARS]
     ui_language = request.query.get("lang") if request.query.get("lang") in LANGUAGES else "en"
     language = detect_language(text, ui_language)

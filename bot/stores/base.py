@@ -115,6 +115,12 @@ class KeyValue(Protocol):
     async def delete_counter(self, counter: str) -> None:
         """Back to 0 (and no expiry)."""
 
+    async def take_token(self, bucket: str, per_second: float, burst: float) -> float:
+        """Take one token from the named token bucket (full, `burst` tokens, when first used; refilled at
+        `per_second`): 0.0 if there was one; else nothing is taken and the answer is the seconds until there is
+        one. Atomic, so parallel requests cannot overdraw it. Redis: shared by every worker; SQLite: kept in
+        this worker's memory (rate limits, bot/ratelimit.py)."""
+
     async def zadd(self, name: str, member: str, score: float) -> None: ...
 
     async def zrem(self, name: str, member: str) -> None: ...

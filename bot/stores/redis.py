@@ -12,6 +12,7 @@ colons included, can make two keys collide):
     {p}kv:{key}           JSON document;  {p}kv-index: sorted set of document keys (prefix scans)
     {p}zset:{name}        sorted sets for queues
     {p}counter:{name}     integer counter (INCR; PEXPIRE for a counter with a window)
+    {p}bucket:{name}      token bucket hash: tokens, at (Redis TIME); expires when it would be full
     {p}events             pub/sub channel: {"conversation_id": ..., "event": {...}}
 
 The multi-key scripts assume one Redis (or a primary with replicas), not Redis Cluster.
@@ -91,6 +92,23 @@ _INCR = """
 local value = redis.call('INCR', KEYS[1])
 if ARGV[1] ~= '' and redis.call('PTTL', KEYS[1]) == -1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
 return value
+"""
+
+# A token bucket (bot/stores/buckets.py's arithmetic) on Redis's clock, so every worker shares it and their clocks
+# do not matter. A refusal writes nothing; a bucket expires once it would be full again anyway. Returns the
+# seconds to wait as text ('0': taken), since a Lua number would reach the caller as a truncated integer.
+_TAKE_TOKEN = """
+local rate, burst = tonumber(ARGV[1]), tonumber(ARGV[2])
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) + tonumber(clock[2]) / 1000000
+local bucket = redis.call('HMGET', KEYS[1], 'tokens', 'at')
+local tokens = burst
+if bucket[1] then tokens = math.min(burst, tonumber(bucket[1]) + math.max(0, now - tonumber(bucket[2])) * rate) end
+if tokens < 1 then return tostring((1 - tokens) / rate) end
+tokens = tokens - 1
+redis.call('HSET', KEYS[1], 'tokens', string.format('%.6f', tokens), 'at', string.format('%.6f', now))
+redis.call('PEXPIRE', KEYS[1], math.ceil((burst - tokens) / rate * 1000) + 1000)
+return '0'
 """
 
 # Compare-and-set on a JSON document (canonical text, see base.dumps), keeping the prefix index in step.
@@ -365,6 +383,7 @@ class RedisKeyValue:
         self._index = f"{prefix}kv-index"
         self._cas_script = self._r.register_script(_CAS)
         self._incr_script = self._r.register_script(_INCR)
+        self._take_token_script = self._r.register_script(_TAKE_TOKEN)
 
     def _key(self, key: str) -> str:
         return f"{self._p}kv:{key}"
@@ -421,6 +440,12 @@ class RedisKeyValue:
 
     async def delete_counter(self, counter: str) -> None:
         await self._r.delete(f"{self._p}counter:{counter}")
+
+    async def take_token(self, bucket: str, per_second: float, burst: float) -> float:
+        if per_second <= 0 or burst < 1:
+            raise ValueError("a bucket needs per_second > 0 and burst >= 1")
+        wait = await self._take_token_script(keys=[f"{self._p}bucket:{bucket}"], args=[repr(per_second), repr(burst)])
+        return float(wait)
 
     async def zadd(self, name: str, member: str, score: float) -> None:
         await self._r.zadd(f"{self._p}zset:{name}", {member: float(score)})

@@ -31,6 +31,7 @@ from bot.stores.base import (
     prefix_upper_bound,
     prepare_events,
 )
+from bot.stores.buckets import LocalBuckets
 
 T = TypeVar("T")
 
@@ -297,11 +298,12 @@ class SqliteTrackerStore:
 
 
 class SqliteKeyValue:
-    """JSON documents in `kv`, sorted sets in `zsets`, counters in `counters`."""
+    """JSON documents in `kv`, sorted sets in `zsets`, counters in `counters`; token buckets in memory."""
 
     def __init__(self, db: SqliteDB) -> None:
         self._db = db
         self._next_purge = 0.0  # expired counters are removed at most once a minute
+        self._buckets = LocalBuckets()
 
     async def get(self, key: str) -> dict[str, Any] | None:
         return await self._db.run(self._get, key)
@@ -387,6 +389,11 @@ class SqliteKeyValue:
 
     def _delete_counter(self, counter: str) -> None:
         self._db.conn.execute("DELETE FROM counters WHERE name = ?", (counter,))
+
+    async def take_token(self, bucket: str, per_second: float, burst: float) -> float:
+        if per_second <= 0 or burst < 1:
+            raise ValueError("a bucket needs per_second > 0 and burst >= 1")
+        return self._buckets.take(bucket, per_second, burst)  # in memory: no thread hop, no disk write
 
     async def zadd(self, name: str, member: str, score: float) -> None:
         await self._db.run(self._zadd, name, member, float(score))

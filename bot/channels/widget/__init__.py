@@ -4,7 +4,7 @@
 |---|---|
 | `GET /widget.js`, `GET /widget.css` | assets (the panel itself: bot/static/widget/) |
 | `POST /api/widget/session`, `GET /api/widget/history` | history (tokens: sessions) |
-| `GET /api/widget/ws` | websocket (frames: protocol; fan-out: rooms; limits: ratelimit; origins) |
+| `GET /api/widget/ws` | websocket (frames: protocol; fan-out: rooms; limits: bot/ratelimit.py; origins) |
 | `POST /api/widget/upload`, `GET /api/widget/files/{id}` | upload_routes (storage: uploads) |
 
 `WidgetChannel` (channel.py) is the channel; its settings are `channels.widget` (settings.py). The demo shop,

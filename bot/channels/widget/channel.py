@@ -20,22 +20,18 @@ from aiohttp import WSCloseCode, web
 
 from bot import tasks
 from bot.agent import UserMessage
-from bot.app_keys import SETTINGS
+from bot.app_keys import RATE_LIMITS, SETTINGS
 from bot.channels.base import Channel
 from bot.channels.widget import assets, history, protocol, upload_retention, upload_routes, websocket
 from bot.channels.widget.keys import WIDGET
 from bot.channels.widget.protocol import FrameError, Said
-from bot.channels.widget.ratelimit import KeyedLimiter
 from bot.channels.widget.rooms import Rooms
 from bot.channels.widget.sessions import CONVERSATION_PREFIX, Sessions
 from bot.channels.widget.settings import WidgetSettings
 from bot.channels.widget.upload_quota import UploadQuota
 from bot.channels.widget.uploads import UploadStore
 from bot.dialogue import events as ev
-
-SESSIONS_PER_MINUTE_PER_IP = 30
-UPLOADS_PER_MINUTE = 6
-UPLOAD_BURST = 5
+from bot.ratelimit import Rate, RateLimits
 
 
 @dataclass
@@ -45,6 +41,7 @@ class Open:
     sessions: Sessions
     rooms: Rooms
     uploads: UploadStore
+    limits: RateLimits
     sockets: set[web.WebSocketResponse] = field(default_factory=set)
     tasks: set[asyncio.Task[Any]] = field(default_factory=set)
 
@@ -57,9 +54,9 @@ class WidgetChannel(Channel[WidgetSettings, Said, list[protocol.Frame]]):
 
     def __init__(self, settings: WidgetSettings, clock: Callable[[], float] = time.time) -> None:
         super().__init__(settings, clock)
-        self.messages = KeyedLimiter(settings.messages_per_minute / 60, settings.message_burst)  # per conversation
-        self.uploads_limit = KeyedLimiter(UPLOADS_PER_MINUTE / 60, UPLOAD_BURST)  # per conversation
-        self.new_sessions = KeyedLimiter(SESSIONS_PER_MINUTE_PER_IP / 60, 10)  # per address
+        # the store's rate limits (bot/ratelimit.py), so workers on Redis share them
+        self.conversation_messages = Rate(settings.messages_per_minute, settings.message_burst)
+        self.client_messages = Rate(settings.client_messages_per_minute, settings.client_message_burst)
         self._open: Open | None = None
 
     @property
@@ -82,7 +79,7 @@ class WidgetChannel(Channel[WidgetSettings, Said, list[protocol.Frame]]):
         uploads = UploadStore(settings.upload_path(app[SETTINGS].project_dir), self.stores.kv,
                               settings.max_upload_bytes, settings.upload_types, quota)
         self._open = Open(Sessions(self.stores.kv, self.settings.session_ttl_days * 86400), Rooms(self.stores.bus),
-                          uploads)
+                          uploads, app[RATE_LIMITS])
         await self.open.rooms.start()
         retention = asyncio.get_running_loop().create_task(
             upload_retention.sweep_forever(uploads, settings.upload_retention_days * 86400), name="kefu-uploads")

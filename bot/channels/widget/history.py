@@ -10,23 +10,21 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from bot.app_keys import STORES
+from bot.app_keys import RATE_LIMITS, STORES
 from bot.channels.widget import protocol
 from bot.channels.widget.keys import WIDGET
 from bot.channels.widget.origins import preflight, with_cors
 from bot.channels.widget.sessions import Session, bearer
 from bot.channels.widget.settings import WidgetSettings
 from bot.http import HTTPError, json_dumps, read_json
+from bot.ratelimit import Rate
 
 routes = web.RouteTableDef()
+NEW_SESSIONS = Rate(per_minute=30, burst=10)  # per client address
 
 
 def settings_of(request: web.Request) -> WidgetSettings:
     return request.app[WIDGET].settings
-
-
-def client_ip(request: web.Request) -> str:
-    return request.remote or "unknown"
 
 
 async def session_of(request: web.Request) -> Session:
@@ -45,8 +43,8 @@ async def open_session(request: web.Request) -> web.Response:
     token = body.get("token") if isinstance(body, dict) else None
     session = await widget.open.sessions.resolve(token)
     if session is None:
-        if not widget.new_sessions.take(client_ip(request)):
-            raise HTTPError(429, "too many new conversations from this address; try again in a minute")
+        await request.app[RATE_LIMITS].check(request.remote, f"widget:sessions:{request.remote}", NEW_SESSIONS,
+                                             "too many new conversations from this address; try again in a minute")
         session = await widget.open.sessions.issue()
         await request.app[STORES].trackers.set_meta(session.conversation_id, channel="widget",
                                                     sender=session.conversation_id)

@@ -63,7 +63,7 @@ def with_cors(settings_of: Callable[[web.Request], WidgetSettings]) -> Callable[
                 check_browser_origin(request, settings)
                 response = await handler(request)
             except HTTPError as exc:
-                response = json_error(exc.status, exc.message)
+                response = json_error(exc.status, exc.message, exc.headers, **exc.extra)
             response.headers.update(headers)
             return response
 

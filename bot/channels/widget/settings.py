@@ -34,6 +34,9 @@ class WidgetSettings(BaseModel):
     max_text_chars: int = Field(2000, ge=1, le=5000)
     messages_per_minute: float = Field(20, gt=0)  # per conversation, after a burst of `message_burst`
     message_burst: int = Field(5, ge=1)
+    # per client address, all its conversations together (generous: shoppers behind one NAT share an address)
+    client_messages_per_minute: float = Field(120, gt=0)
+    client_message_burst: int = Field(30, ge=1)
     max_bad_frames: int = Field(5, ge=1)  # garbled/unknown/oversize frames before the socket is closed
     heartbeat_s: float = Field(25, gt=0)
     history_limit: int = Field(100, ge=1, le=1000)

@@ -9,13 +9,16 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from bot.app_keys import RATE_LIMITS
 from bot.channels.widget.history import session_of, settings_of
 from bot.channels.widget.keys import WIDGET
 from bot.channels.widget.origins import preflight, with_cors
 from bot.channels.widget.uploads import download_response
 from bot.http import HTTPError
+from bot.ratelimit import Rate
 
 routes = web.RouteTableDef()
+UPLOADS = Rate(per_minute=6, burst=5)  # per conversation
 
 
 @routes.post("/api/widget/upload")
@@ -23,8 +26,8 @@ routes = web.RouteTableDef()
 async def upload(request: web.Request) -> web.Response:
     widget = request.app[WIDGET]
     session = await session_of(request)
-    if not widget.uploads_limit.take(session.conversation_id):
-        raise HTTPError(429, "too many files; wait a moment")
+    await request.app[RATE_LIMITS].check(request.remote, f"widget:uploads:{session.conversation_id}", UPLOADS,
+                                         "too many files; wait a moment")
     attachment = await widget.open.uploads.receive(request, session.conversation_id)
     return web.json_response({"attachment_id": attachment.id, **attachment.public()}, status=201)
 

@@ -24,10 +24,10 @@ from bot.channels.widget import protocol
 from bot.channels.widget.keys import WIDGET
 from bot.channels.widget.origins import origin_allowed
 from bot.channels.widget.protocol import FrameError, Hello, Outgoing, Ping, Read, Typing
-from bot.channels.widget.ratelimit import TokenBucket
 from bot.channels.widget.sessions import Session
 from bot.dialogue import events as ev
 from bot.http import HTTPError, json_dumps
+from bot.stores.buckets import TokenBucket
 
 if TYPE_CHECKING:
     from bot.channels.widget.channel import WidgetChannel
@@ -58,17 +58,20 @@ async def widget_socket(request: web.Request) -> web.StreamResponse:
     await ws.prepare(request)
     widget.open.sockets.add(ws)
     try:
-        await Connection(ws, widget).run()
+        await Connection(ws, widget, request.remote).run()
     finally:
         widget.open.sockets.discard(ws)
     return ws
 
 
 class Connection:
-    def __init__(self, ws: web.WebSocketResponse, widget: WidgetChannel) -> None:
+    def __init__(self, ws: web.WebSocketResponse, widget: WidgetChannel, client: str | None) -> None:
         assert widget.agent and widget.stores
         self.ws = ws
         self.widget = widget
+        self.client = client  # the shopper's address (bot/client_ip.py): its messages are limited together
+        self.limits = widget.open.limits
+        self.exempt = self.limits.is_exempt(client)
         self.agent = widget.agent
         self.stores = widget.stores
         self.session: Session | None = None
@@ -154,7 +157,7 @@ class Connection:
     # -- reading ------------------------------------------------------------------------------------------------
 
     async def _on_text(self, data: str) -> None:
-        if not self.frames.take():
+        if not self.exempt and self.frames.take():
             await self._refuse(FrameError("rate_limited", "too many frames"), strike=True)
             return
         try:
@@ -165,7 +168,7 @@ class Connection:
         if isinstance(frame, Outgoing):
             await self._on_outgoing(frame)
         elif isinstance(frame, Typing):
-            if (frame.on and self.typing.take()) or (not frame.on and self.typing_on):
+            if (frame.on and self.typing.take() == 0) or (not frame.on and self.typing_on):
                 self.typing_on = frame.on
                 await self._publish_typing("user", frame.on)
         elif isinstance(frame, Read):
@@ -178,15 +181,16 @@ class Connection:
             await self._refuse(FrameError("bad_frame", "already said hello"))
 
     async def _on_outgoing(self, frame: Outgoing) -> None:
-        limiter = self.widget.messages
-        if not limiter.take(self.conversation_id):
+        wait = await self.limits.wait_s(self.client, f"widget:client:{self.client}", self.widget.client_messages) \
+            or await self.limits.wait_s(self.client, f"widget:messages:{self.conversation_id}",
+                                        self.widget.conversation_messages)
+        if wait:
             seq = await self._stored_seq(frame.client_msg_id)
             if seq is not None:  # a resend of something already processed costs nothing: re-ack it
                 self._send({"type": "ack", "client_msg_id": frame.client_msg_id, "seq": seq})
                 return
-            retry = round(limiter.retry_after(self.conversation_id), 1)
             self._send(protocol.error("rate_limited", "too many messages; wait a moment",
-                                      client_msg_id=frame.client_msg_id, retry_after_s=retry))
+                                      client_msg_id=frame.client_msg_id, retry_after_s=round(wait, 1)))
             return
         self.inbox.put_nowait(frame)
 

@@ -1,0 +1,64 @@
+"""Rate limits: token buckets (a burst, then a steady rate), so one client cannot crowd out the others.
+
+Named buckets live in the store (`KeyValue.take_token`): on Redis one Lua step per request, so several workers
+share one budget; on SQLite in the worker's memory (bot/stores/buckets.py). A refused request takes nothing from
+its bucket and is answered at once (HTTP 429 with `Retry-After`, or the widget's `rate_limited` frame); nothing
+of it is stored, so the client can send it again. Addresses in `KEFU_RATE_LIMIT_EXEMPT` (load tests, trusted
+internal callers) skip every limit here; login throttling and upload quotas are not rate limits and always apply.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from bot.client_ip import Network, within
+from bot.http import HTTPError
+
+if TYPE_CHECKING:
+    from bot.stores import KeyValue
+
+EXEMPT_ENV = "KEFU_RATE_LIMIT_EXEMPT"
+
+
+@dataclass(frozen=True)
+class Rate:
+    per_minute: float
+    burst: int
+
+    @property
+    def per_second(self) -> float:
+        return self.per_minute / 60
+
+
+class RateLimited(HTTPError):
+    """429 with `Retry-After` (whole seconds, as HTTP wants) and `retry_after_s` in the JSON body."""
+
+    def __init__(self, message: str, retry_after_s: float) -> None:
+        seconds = max(1, math.ceil(retry_after_s))
+        super().__init__(429, message, headers={"Retry-After": str(seconds)}, retry_after_s=round(retry_after_s, 1))
+
+
+class RateLimits:
+    """The app's limits: buckets in its store, and the addresses that skip them."""
+
+    def __init__(self, kv: KeyValue, exempt: Sequence[Network] = ()) -> None:
+        self.kv = kv
+        self.exempt = tuple(exempt)
+
+    def is_exempt(self, address: str | None) -> bool:
+        return bool(self.exempt) and within(address, self.exempt)
+
+    async def wait_s(self, address: str | None, bucket: str, rate: Rate) -> float:
+        """Take a token from `bucket` for a request from `address`: 0.0, or the seconds to wait (none taken)."""
+        if self.is_exempt(address):
+            return 0.0
+        return await self.kv.take_token(f"rate:{bucket}", rate.per_second, rate.burst)
+
+    async def check(self, address: str | None, bucket: str, rate: Rate, message: str) -> None:
+        """As `wait_s`, for an HTTP route: over the limit raises `RateLimited` (429)."""
+        wait = await self.wait_s(address, bucket, rate)
+        if wait > 0:
+            raise RateLimited(message, wait)
