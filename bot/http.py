@@ -12,10 +12,12 @@ from typing import Any
 from aiohttp import web
 
 from bot import strict_json
+from bot.stores.errors import store_unavailable
 
 log = logging.getLogger(__name__)
 
 MAX_JSON_BYTES = 64 * 1024
+RETRY_AFTER_S = 2  # a Redis restart or failover, a busy SQLite: over in seconds
 
 
 def json_dumps(value: Any) -> str:
@@ -28,25 +30,36 @@ def json_error(status: int, message: str, **extra: Any) -> web.Response:
 
 
 class HTTPError(Exception):
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, retry_after_s: int | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
+        self.retry_after_s = retry_after_s
+
+
+def with_retry_after(response: web.Response, seconds: int | None) -> web.Response:
+    if seconds is not None:
+        response.headers["Retry-After"] = str(seconds)
+    return response
 
 
 @web.middleware
 async def error_middleware(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]):
-    """Every error is JSON with a status that says what happened; nothing internal leaks."""
+    """Every error is JSON with a status that says what happened; nothing internal leaks. A store that does not
+    answer (Redis restarting or paused) is 503 with Retry-After: the client's retry will work, nothing is broken."""
     try:
         check_headers(request)
         return await handler(request)
     except HTTPError as exc:
-        return json_error(exc.status, exc.message)
+        return with_retry_after(json_error(exc.status, exc.message), exc.retry_after_s)
     except web.HTTPException as exc:
         if exc.status < 400 or exc.content_type == "application/json":
             raise
         return json_error(exc.status, exc.reason)
-    except Exception:
+    except Exception as exc:
+        if store_unavailable(exc):
+            log.warning("store unavailable on %s %s: %s", request.method, request.path, type(exc).__name__)
+            return with_retry_after(json_error(503, "storage is unavailable; try again shortly"), RETRY_AFTER_S)
         log.exception("unhandled error on %s %s", request.method, request.path)
         return json_error(500, "internal error")
 
