@@ -23,6 +23,7 @@ from bot.app_keys import AGENT, STORES
 from bot.channels.messenger import MESSENGER
 from bot.channels.messenger.inbound import Incoming
 from bot.channels.push.inbox import RECOVER_AFTER_S
+from bot.channels.wechat import WECHAT
 from bot.stores.redis import open_redis_stores
 from tests.channels import conftest as shop
 from tests.channels.conftest import OPENID
@@ -142,6 +143,36 @@ async def test_wechats_retry_runs_the_turn_a_dead_worker_never_stored(make_clien
         assert users == ["运费多少钱"] and answer == "\n\n".join(bots) and answer
     finally:
         await dead.close()
+
+
+
+async def test_a_late_wechat_answer_a_sweep_took_for_left_behind_is_sent_once(make_client, fake_wechat, redis_url):
+    """Overload: a turn and its answer take longer than RECOVER_AFTER_S, so another worker's sweep takes the kept
+    message for left behind while the worker that acknowledged it is still sending. The shopper gets it once."""
+    prefix = f"test-{uuid4().hex[:12]}"
+    env = shop.wechat_env(fake_wechat.url, WECHAT_REPLY_BUDGET_S="0.3")
+    a, b = [await make_client(env, redis_url, prefix, name=name) for name in "ab"]
+    busy = open_redis_stores(redis_url, prefix=f"{prefix}:")
+    try:
+        async with busy.trackers.lock(CID):  # the conversation is slow: a's turn waits past its reply budget
+            first = await wechat_says(a, "运费多少钱", "24000000000014301")
+            assert await first.text() == "success"  # kept; the answer is to follow by custom-send
+        [(key, entry)] = await a.app[STORES].kv.scan(a.app[WECHAT].inbox.prefix)
+    finally:
+        await busy.close()
+    await a.app[STORES].kv.set(key, {**entry, "at": entry["at"] - RECOVER_AFTER_S - 1})  # a minute on
+    fake_wechat.fail("send", status=200, body={"errcode": 0, "errmsg": "ok"}, delay_s=1.5)  # a slow upstream
+    await fake_wechat.wait_for(lambda: fake_wechat.sends(OPENID, delivered_only=False))  # a is sending
+    await b.app[WECHAT].recover()  # b's sweep takes the message for left behind
+    for _ in range(300):  # until both workers are idle
+        if not any(len(w.app[WECHAT].serial) or len(w.app[WECHAT].tasks) for w in (a, b)):
+            break
+        await asyncio.sleep(0.02)
+    await asyncio.sleep(0.3)  # time for a second answer, if there were one
+    users, bots = await shopper_turns(a)
+    assert users == ["运费多少钱"] and bots
+    assert fake_wechat.texts(OPENID) == ["\n\n".join(bots)]  # sent once
+    assert await a.app[STORES].kv.scan(a.app[WECHAT].inbox.prefix) == []
 
 
 # -- Messenger: messages a crashed worker acknowledged, swept by two workers at once ---------------------------

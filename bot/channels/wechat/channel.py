@@ -21,6 +21,7 @@ from aiohttp import web
 from bot.agent import MAX_TEXT_CHARS, UserMessage
 from bot.channels.push.channel import PushChannel
 from bot.channels.push.claims import turn_output
+from bot.channels.push.inbox import OWN_WAIT_S
 from bot.channels.wechat import webhook
 from bot.channels.wechat.allowance import AllowanceBook
 from bot.channels.wechat.api import WeChatAPI
@@ -177,11 +178,12 @@ class WeChatChannel(PushChannel[WeChatSettings, Inbound, tuple[str, list[str]]])
             log.error("WeChat bot turn failed after the reply budget", exc_info=failed)
             self.tasks.spawn(self.inbox.done(cid, key))
             return
-        stored = turn.result()
-        if stored is None:  # another delivery showed it
+        if turn.result() is None:  # another delivery showed it
             self.tasks.spawn(self.inbox.done(cid, key))
             return
-        self.serial.submit(cid, lambda: self._send_late(message, stored))
+        # as the conversation's one owner, like the sweep: a sweep that took this message for left behind (a turn
+        # slower than RECOVER_AFTER_S under overload) and this worker never both send its answer
+        self.serial.submit(cid, lambda: self._answer_kept(cid, OWN_WAIT_S))
 
     async def _send_late(self, message: UserMessage, stored: list[ev.Event]) -> None:
         assert self.outbox and message.sender
@@ -200,11 +202,12 @@ class WeChatChannel(PushChannel[WeChatSettings, Inbound, tuple[str, list[str]]])
             log.warning("WeChat: answering messages of %s left by a stopped worker", cid)
             self.serial.submit(cid, lambda cid=cid: self._answer_kept(cid))
 
-    async def _answer_kept(self, conversation_id: str) -> None:
-        """Answer by custom-send the conversation's kept messages, in order, as their one owner across workers."""
+    async def _answer_kept(self, conversation_id: str, wait_s: float = RECOVER_WAIT_S) -> None:
+        """Answer by custom-send the conversation's kept messages, in order, as their one owner across workers;
+        an entry another worker answered meanwhile is gone."""
         assert self.agent
         try:
-            async with self.inbox.owning(conversation_id, RECOVER_WAIT_S):
+            async with self.inbox.owning(conversation_id, wait_s):
                 for key, item in await self.inbox.pending(conversation_id):
                     message = UserMessage(**item)
                     stored = await self.agent.handle(message, resend=True)  # a stored turn is not run again
