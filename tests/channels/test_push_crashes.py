@@ -17,6 +17,7 @@ from pathlib import Path
 from uuid import uuid4
 
 import pytest
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from bot.agent import UserMessage
 from bot.app_keys import AGENT, STORES
@@ -173,6 +174,40 @@ async def test_a_late_wechat_answer_a_sweep_took_for_left_behind_is_sent_once(ma
     assert users == ["运费多少钱"] and bots
     assert fake_wechat.texts(OPENID) == ["\n\n".join(bots)]  # sent once
     assert await a.app[STORES].kv.scan(a.app[WECHAT].inbox.prefix) == []
+
+
+
+async def test_a_wechat_delivery_that_could_not_keep_its_message_leaves_the_answer_to_the_retry(
+        make_client, fake_wechat, redis_url, monkeypatch):
+    """The turn started but the message could not be kept (the store failed right then): 503, and WeChat's retry,
+    not `success` with nothing, gets the answer of the turn that went on and was stored."""
+    prefix = f"test-{uuid4().hex[:12]}"
+    worker = await make_client(shop.wechat_env(fake_wechat.url, WECHAT_REPLY_BUDGET_S="0.3"), redis_url, prefix)
+    inbox, msg_id = worker.app[WECHAT].inbox, "24000000000014401"
+
+    async def store_fails(*args, **kwargs):
+        raise RedisConnectionError("Redis went away")
+
+    busy = open_redis_stores(redis_url, prefix=f"{prefix}:")
+    try:
+        async with busy.trackers.lock(CID):  # the turn waits past the reply budget
+            monkeypatch.setattr(inbox, "keep", store_fails)
+            first = await wechat_says(worker, "运费多少钱", msg_id)
+            assert first.status == 503  # not kept: WeChat must send it again
+            monkeypatch.undo()
+    finally:
+        await busy.close()
+    for _ in range(300):  # the turn that had started goes on and is stored
+        if (await shopper_turns(worker))[1]:
+            break
+        await asyncio.sleep(0.02)
+    retry = await wechat_says(worker, "运费多少钱", msg_id)
+    answer = open_reply(await retry.text()).get("Content")
+    users, bots = await shopper_turns(worker)
+    assert users == ["运费多少钱"] and answer == "\n\n".join(bots) and answer  # stored once, answered
+    assert await (await wechat_says(worker, "运费多少钱", msg_id)).text() == "success"
+    await asyncio.sleep(0.3)
+    assert fake_wechat.sends() == []  # once: by the passive reply
 
 
 # -- Messenger: messages a crashed worker acknowledged, swept by two workers at once ---------------------------
