@@ -313,6 +313,7 @@ class WidgetShopper:
 
     def __init__(self, ctx: Context, number: int) -> None:
         self.ctx, self.number = ctx, number
+        self.http = ctx.widget_http[number % len(ctx.widget_http)]  # shoppers come from many addresses
         self.token: str | None = None
         self.conversation_id = ""
         self.last_seq = 0
@@ -326,7 +327,7 @@ class WidgetShopper:
         for attempt in range(10):
             url = self.ctx.cluster.url()
             try:
-                async with self.ctx.session.post(url + "/api/widget/session", json={"token": self.token}
+                async with self.http.post(url + "/api/widget/session", json={"token": self.token}
                                                  if self.token else {}, headers={"Origin": ORIGIN}) as resp:
                     if resp.status == 200:
                         data = await resp.json()
@@ -344,7 +345,7 @@ class WidgetShopper:
         attempt = 0
         while not self.done:
             try:
-                async with self.ctx.session.ws_connect(self.ctx.cluster.url() + "/api/widget/ws",
+                async with self.http.ws_connect(self.ctx.cluster.url() + "/api/widget/ws",
                                                        headers={"Origin": ORIGIN}, heartbeat=20) as ws:
                     await ws.send_json({"type": "hello", "token": self.token, "last_seq": self.last_seq})
                     self.ws = ws
@@ -381,11 +382,20 @@ class WidgetShopper:
                 self.acked[sent.message_id].set()
         elif kind == "error":
             self.ctx.ledger.error(f"widget frame error {frame.get('code')}")
+            cmid = frame.get("client_msg_id")
+            if cmid in self.pending:  # not kept: the panel sends it again, with the same id
+                delay = float(frame.get("retry_after_s") or 1.0)
+                self.ctx.background.append(asyncio.create_task(self.resend_later(cmid, delay)))
         if isinstance(frame.get("seq"), int):
             self.ctx.ledger.widget_seen[self.conversation_id][frame["seq"]] += 1
             self.last_seq = max(self.last_seq, frame["seq"])
         if kind == "welcome" and frame.get("conversation_id") != self.conversation_id:
             self.ctx.ledger.error("widget welcome for another conversation")
+
+    async def resend_later(self, cmid: str, delay: float) -> None:
+        await asyncio.sleep(delay)
+        if cmid in self.pending:
+            await self.send_frame(cmid, self.pending[cmid][1])
 
     async def send_frame(self, cmid: str, text: str) -> None:
         if self.ws is None:
@@ -530,6 +540,7 @@ class Context:
     rng: random.Random
     wechat: FakeWeChat
     graph: FakeGraph
+    widget_http: list[aiohttp.ClientSession] = field(default_factory=list)
     widgets: list[WidgetShopper] = field(default_factory=list)
     background: list[asyncio.Task] = field(default_factory=list)
     agents_done: bool = False
@@ -712,6 +723,11 @@ async def check(ctx: Context, token: str) -> tuple[dict[str, Row], dict[str, Any
         row.replies_doubled += doubled
         if missing or doubled:
             problems["replies"].append((cid, missing, doubled))
+            if channel == "wechat":
+                problems["reply details"].append((cid, expected, ctx.wechat.texts(cid.split(":", 1)[1]),
+                                                  ctx.ledger.wechat_passive[cid.split(":", 1)[1]]))
+            elif channel == "messenger":
+                problems["reply details"].append((cid, expected, ctx.graph.texts(cid.split(":", 1)[1])))
     agent_row = Row(sent=len(ctx.ledger.agent_replies), acknowledged=len(ctx.ledger.agent_replies))
     for reply in ctx.ledger.agent_replies:
         agent_row.stored += stored_agent[reply] > 0
@@ -813,6 +829,10 @@ async def main() -> int:
         connector = aiohttp.TCPConnector(limit=0)
         async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=60)) as session:
             ctx = Context(cluster, session, ledger, random.Random(args.seed), *fakes)
+            # the bubble's shoppers from 64 loopback addresses, as from many homes (new chats are limited per address)
+            ctx.widget_http = [aiohttp.ClientSession(connector=aiohttp.TCPConnector(
+                limit=0, local_addr=(f"127.0.1.{n + 1}", 0)), timeout=aiohttp.ClientTimeout(total=60))
+                for n in range(64)]
             agents = [asyncio.create_task(agent(ctx, name)) for name in names[:-1]]
             agents.append(asyncio.create_task(watch_queue(ctx, names[-1])))
             started = time.perf_counter()
@@ -829,6 +849,8 @@ async def main() -> int:
                     await shopper.ws.close()
             ctx.agents_done = True
             await asyncio.gather(*agents, *ctx.background, return_exceptions=True)
+            for http in ctx.widget_http:
+                await http.close()
             print(f"settled in {settled:.0f} s; comparing {len(ledger.conversations)} trackers", flush=True)
             rows, problems = await check(ctx, token)
         print_table(rows, ledger)
@@ -841,6 +863,10 @@ async def main() -> int:
         for kind in ("lost", "doubled", "replies"):
             if problems[kind]:
                 print(f"{kind}: {problems[kind][:10]}")
+        if problems["reply details"]:
+            (workdir / "reply-problems.json").write_text(json.dumps(problems["reply details"], ensure_ascii=False,
+                                                                    indent=1), encoding="utf-8")
+            print(f"expected and delivered texts of those: {workdir / 'reply-problems.json'} (with --keep)")
         worker_errors = log_problems(workdir)
         print(f"worker log ERROR/Traceback lines: {sum(worker_errors.values())}"
               + "".join(f"\n  {n} × {line}" for line, n in worker_errors.most_common(8)))

@@ -12,10 +12,12 @@ from typing import Any
 from aiohttp import web
 
 from bot import strict_json
+from bot.stores.errors import store_unavailable
 
 log = logging.getLogger(__name__)
 
 MAX_JSON_BYTES = 64 * 1024
+RETRY_AFTER_S = 2  # a Redis restart or failover, a busy SQLite: over in seconds
 
 
 def json_dumps(value: Any) -> str:
@@ -40,7 +42,8 @@ class HTTPError(Exception):
 
 @web.middleware
 async def error_middleware(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]):
-    """Every error is JSON with a status that says what happened; nothing internal leaks."""
+    """Every error is JSON with a status that says what happened; nothing internal leaks. A store that does not
+    answer (Redis restarting or paused) is 503 with Retry-After: the client's retry will work, nothing is broken."""
     try:
         check_headers(request)
         return await handler(request)
@@ -50,7 +53,10 @@ async def error_middleware(request: web.Request, handler: Callable[[web.Request]
         if exc.status < 400 or exc.content_type == "application/json":
             raise
         return json_error(exc.status, exc.reason)
-    except Exception:
+    except Exception as exc:
+        if store_unavailable(exc):
+            log.warning("store unavailable on %s %s: %s", request.method, request.path, type(exc).__name__)
+            return json_error(503, "storage is unavailable; try again shortly", {"Retry-After": str(RETRY_AFTER_S)})
         log.exception("unhandled error on %s %s", request.method, request.path)
         return json_error(500, "internal error")
 

@@ -93,3 +93,26 @@ async def test_no_warning_when_redis_keeps_an_append_only_file(aiohttp_client, s
     assert not [w for w in captured.warnings() if "persistence" in w]
     assert any("AOF on" in r.getMessage() for r in captured.records)
     assert (await client.get("/health")).status == 200
+
+
+async def test_while_redis_is_down_every_route_answers_503_with_retry_after_and_works_again_after(
+        aiohttp_client, starter_model, tmp_path, own_redis):
+    from handoff.app_keys import HANDOFF
+
+    server = own_redis("--appendonly", "yes", "--appendfsync", "always")  # the session survives the restart
+    client = await aiohttp_client(redis_app(starter_model, tmp_path, server.url))
+    await client.app[HANDOFF].agents.add("li", "agent-password-1", name="Li")
+    login = await client.post("/api/agent/login", json={"username": "li", "password": "agent-password-1"})
+    agent = {"Authorization": f"Bearer {(await login.json())['token']}"}
+    server.stop()
+    rest = {"json": {"sender": "s1", "message": "运费多少？"}, "headers": {"X-Message-Id": "m1"}}
+    calls = (("GET", "/api/agent/conversations", {"headers": agent}), ("POST", "/webhooks/rest/webhook", rest),
+             ("POST", "/api/widget/session", {"json": {}}))
+    for method, path, kwargs in calls:
+        resp = await client.request(method, path, **kwargs)
+        assert resp.status == 503, (path, resp.status, await resp.text())
+        assert resp.headers["Retry-After"] == "2" and "error" in await resp.json(), path
+    server.start()  # the client's retry, once Redis is back, gets its answer
+    assert (await client.get("/api/agent/conversations", headers=agent)).status == 200
+    resp = await client.post("/webhooks/rest/webhook", **rest)
+    assert resp.status == 200 and (await resp.json())[0]["text"]

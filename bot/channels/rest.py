@@ -16,7 +16,7 @@ from bot.agent import MAX_TEXT_CHARS, TurnFailed, UserMessage
 from bot.app_keys import RATE_LIMITS
 from bot.channels.base import Channel
 from bot.dialogue import events as ev
-from bot.http import HTTPError, json_dumps, read_json
+from bot.http import RETRY_AFTER_S, HTTPError, json_dumps, read_json
 from bot.notices import describe
 from bot.ratelimit import Rate
 
@@ -67,7 +67,7 @@ class RestChannel(Channel[RestSettings, Body, Reply]):
         try:
             events = await self.agent.handle(message, resend=True)  # a retry gets the answer it missed
         except TurnFailed as exc:
-            raise HTTPError(503, str(exc)) from exc
+            raise HTTPError(503, str(exc), headers={"Retry-After": str(RETRY_AFTER_S)}) from exc
         reply = self.render(events, await self.agent.language(message.conversation_id))
         return web.json_response([{"recipient_id": message.conversation_id, **m} for m in reply], dumps=json_dumps)
 

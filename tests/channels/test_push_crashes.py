@@ -17,12 +17,14 @@ from pathlib import Path
 from uuid import uuid4
 
 import pytest
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from bot.agent import UserMessage
 from bot.app_keys import AGENT, STORES
 from bot.channels.messenger import MESSENGER
 from bot.channels.messenger.inbound import Incoming
 from bot.channels.push.inbox import RECOVER_AFTER_S
+from bot.channels.wechat import WECHAT
 from bot.stores.redis import open_redis_stores
 from tests.channels import conftest as shop
 from tests.channels.conftest import OPENID
@@ -142,6 +144,70 @@ async def test_wechats_retry_runs_the_turn_a_dead_worker_never_stored(make_clien
         assert users == ["运费多少钱"] and answer == "\n\n".join(bots) and answer
     finally:
         await dead.close()
+
+
+
+async def test_a_late_wechat_answer_a_sweep_took_for_left_behind_is_sent_once(make_client, fake_wechat, redis_url):
+    """Overload: a turn and its answer take longer than RECOVER_AFTER_S, so another worker's sweep takes the kept
+    message for left behind while the worker that acknowledged it is still sending. The shopper gets it once."""
+    prefix = f"test-{uuid4().hex[:12]}"
+    env = shop.wechat_env(fake_wechat.url, WECHAT_REPLY_BUDGET_S="0.3")
+    a, b = [await make_client(env, redis_url, prefix, name=name) for name in "ab"]
+    busy = open_redis_stores(redis_url, prefix=f"{prefix}:")
+    try:
+        async with busy.trackers.lock(CID):  # the conversation is slow: a's turn waits past its reply budget
+            first = await wechat_says(a, "运费多少钱", "24000000000014301")
+            assert await first.text() == "success"  # kept; the answer is to follow by custom-send
+        [(key, entry)] = await a.app[STORES].kv.scan(a.app[WECHAT].inbox.prefix)
+    finally:
+        await busy.close()
+    await a.app[STORES].kv.set(key, {**entry, "at": entry["at"] - RECOVER_AFTER_S - 1})  # a minute on
+    fake_wechat.fail("send", status=200, body={"errcode": 0, "errmsg": "ok"}, delay_s=1.5)  # a slow upstream
+    await fake_wechat.wait_for(lambda: fake_wechat.sends(OPENID, delivered_only=False))  # a is sending
+    await b.app[WECHAT].recover()  # b's sweep takes the message for left behind
+    for _ in range(300):  # until both workers are idle
+        if not any(len(w.app[WECHAT].serial) or len(w.app[WECHAT].tasks) for w in (a, b)):
+            break
+        await asyncio.sleep(0.02)
+    await asyncio.sleep(0.3)  # time for a second answer, if there were one
+    users, bots = await shopper_turns(a)
+    assert users == ["运费多少钱"] and bots
+    assert fake_wechat.texts(OPENID) == ["\n\n".join(bots)]  # sent once
+    assert await a.app[STORES].kv.scan(a.app[WECHAT].inbox.prefix) == []
+
+
+
+async def test_a_wechat_delivery_that_could_not_keep_its_message_leaves_the_answer_to_the_retry(
+        make_client, fake_wechat, redis_url, monkeypatch):
+    """The turn started but the message could not be kept (the store failed right then): 503, and WeChat's retry,
+    not `success` with nothing, gets the answer of the turn that went on and was stored."""
+    prefix = f"test-{uuid4().hex[:12]}"
+    worker = await make_client(shop.wechat_env(fake_wechat.url, WECHAT_REPLY_BUDGET_S="0.3"), redis_url, prefix)
+    inbox, msg_id = worker.app[WECHAT].inbox, "24000000000014401"
+
+    async def store_fails(*args, **kwargs):
+        raise RedisConnectionError("Redis went away")
+
+    busy = open_redis_stores(redis_url, prefix=f"{prefix}:")
+    try:
+        async with busy.trackers.lock(CID):  # the turn waits past the reply budget
+            monkeypatch.setattr(inbox, "keep", store_fails)
+            first = await wechat_says(worker, "运费多少钱", msg_id)
+            assert first.status == 503  # not kept: WeChat must send it again
+            monkeypatch.undo()
+    finally:
+        await busy.close()
+    for _ in range(300):  # the turn that had started goes on and is stored
+        if (await shopper_turns(worker))[1]:
+            break
+        await asyncio.sleep(0.02)
+    retry = await wechat_says(worker, "运费多少钱", msg_id)
+    answer = open_reply(await retry.text()).get("Content")
+    users, bots = await shopper_turns(worker)
+    assert users == ["运费多少钱"] and answer == "\n\n".join(bots) and answer  # stored once, answered
+    assert await (await wechat_says(worker, "运费多少钱", msg_id)).text() == "success"
+    await asyncio.sleep(0.3)
+    assert fake_wechat.sends() == []  # once: by the passive reply
 
 
 # -- Messenger: messages a crashed worker acknowledged, swept by two workers at once ---------------------------

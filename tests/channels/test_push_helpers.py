@@ -154,3 +154,24 @@ async def test_the_inbox_keeps_once_in_order_with_one_owner_per_conversation(bac
         assert await inbox.holds("x:1", "m_a") and not await inbox.holds("x:1", "m_c")
     finally:
         await shared.close()
+
+
+@pytest.mark.redis
+async def test_an_answered_entry_is_cleared_across_a_redis_restart_so_no_sweep_answers_it_again(own_redis, tmp_path):
+    from bot.channels.push.inbox import Inbox
+
+    server = own_redis("--appendonly", "yes", "--appendfsync", "always", "--save", "")
+    shared = create_stores(server.url, tmp_path / "unused.db", redis_prefix="inbox-restart:")
+    inbox = Inbox("x:inbox:", lambda: 1000.0)
+    inbox.stores = shared
+    try:
+        assert await inbox.keep("x:1", "m_1", {"n": 1})
+        server.stop()  # the answer has just gone out; Redis restarts right then
+        clearing = asyncio.create_task(inbox.done("x:1", "m_1"))
+        await asyncio.sleep(1.0)
+        assert not clearing.done()  # waiting for the store, not failing
+        server.start()
+        await asyncio.wait_for(clearing, 10)
+        assert not await inbox.holds("x:1", "m_1") and await inbox.pending("x:1") == []
+    finally:
+        await shared.close()

@@ -14,15 +14,19 @@ twice.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import itertools
+import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from bot.stores import Stores
+from bot.stores.errors import UNAVAILABLE
 
 RECOVER_AFTER_S = 60.0  # an inbox entry this old was left by a worker that stopped (turns take seconds)
 OWN_WAIT_S = 30.0  # a worker waits this long for another to finish a conversation's entries
+DONE_WAIT_S = 30.0  # clearing an answered entry rides out a store outage this long (a Redis restart)
 
 
 class Inbox:
@@ -46,8 +50,19 @@ class Inbox:
         return await self.stores.kv.get(self._key(conversation_id, key)) is not None
 
     async def done(self, conversation_id: str, key: str) -> None:
+        """Clear an answered entry. Its answer has gone, and an entry left would be answered again by a sweep, so
+        a short store outage (Redis restarting or loading its data) is waited out rather than given up."""
         assert self.stores
-        await self.stores.kv.delete(self._key(conversation_id, key))
+        deadline, delay = time.monotonic() + DONE_WAIT_S, 0.05
+        while True:
+            try:
+                await self.stores.kv.delete(self._key(conversation_id, key))
+                return
+            except UNAVAILABLE:
+                if time.monotonic() + delay > deadline:
+                    raise
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
 
     async def pending(self, conversation_id: str) -> list[tuple[str, dict[str, Any]]]:
         """(message id, item) of the conversation's entries, in the order they were acknowledged."""

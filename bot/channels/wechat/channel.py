@@ -21,6 +21,7 @@ from aiohttp import web
 from bot.agent import MAX_TEXT_CHARS, UserMessage
 from bot.channels.push.channel import PushChannel
 from bot.channels.push.claims import turn_output
+from bot.channels.push.inbox import OWN_WAIT_S
 from bot.channels.wechat import webhook
 from bot.channels.wechat.allowance import AllowanceBook
 from bot.channels.wechat.api import WeChatAPI
@@ -85,7 +86,9 @@ class WeChatChannel(PushChannel[WeChatSettings, Inbound, tuple[str, list[str]]])
         """The passive reply's text, or None for `success` (duplicate, no bot turn, or answer comes later).
 
         Raises a store error (LockTimeout too) when the message is not durably kept: the webhook then answers
-        with an error status and WeChat sends the push again (it never does after `success`)."""
+        with an error status and WeChat sends the push again (it never does after `success`). The MsgId is
+        marked answered (`_answering`) only once this delivery has the answer in hand or kept in the inbox, so a
+        delivery that fails or dies before that leaves the retry to answer it."""
         assert self.agent and self.api
         openid = fields.get("FromUserName")
         cid = self.prefix + openid
@@ -97,25 +100,38 @@ class WeChatChannel(PushChannel[WeChatSettings, Inbound, tuple[str, list[str]]])
         if message is None:
             return None
         key, started = inbound.dedupe_key, asyncio.Event()
-        turn = self.tasks.spawn(self._turn(inbound, message, started), name=f"wechat-turn:{openid}")
+        turn = self.tasks.spawn(self._turn(message, started), name=f"wechat-turn:{openid}")
         done, _ = await asyncio.wait({turn}, timeout=max(deadline - asyncio.get_running_loop().time(), 0))
         if done:
             stored = turn.result()
-            if stored is None:
+            if not await self._answering(inbound):
+                log.info("WeChat redelivery %s answered success", key)
                 return None
             text = await self._passive(message, stored)
             await self._clear(cid, key)  # a delivery before this one may have kept it, then died
             return text
         if not started.is_set():  # another delivery of this message is on it (or was, on a worker that died)
-            turn.cancel()
+            turn.cancel()  # given up: this delivery never runs the turn later
             if await self.inbox.holds(cid, key):
                 return None  # acknowledged and kept: that delivery, or the sweep, answers it
             raise LockTimeout(f"{self.prefix}turn:{key}", self.settings.reply_budget_s)
         log.info("WeChat bot answer not ready within %.1f s: custom-send later", self.settings.reply_budget_s)
-        await self.inbox.keep(cid, key, asdict(message))  # before `success`: WeChat will not resend
+        if not await self.inbox.keep(cid, key, asdict(message)):  # before `success`: WeChat will not resend
+            return None  # another delivery kept it: that one, or the sweep, answers it
+        if not await self._answering(inbound):  # answered by a passive reply meanwhile
+            await self.inbox.done(cid, key)
+            return None
         self.tasks.spawn(self.api.typing(openid))
         turn.add_done_callback(lambda task: self._late(message, task))
         return None
+
+    async def _answering(self, inbound: Inbound) -> bool:
+        """Mark the MsgId answered by this delivery (False: another delivery did), and open the allowance."""
+        if not await self.first_delivery(inbound.dedupe_key):
+            return False
+        if inbound.opens:
+            await self._opened(inbound.openid, inbound.opens)
+        return True
 
     async def _clear(self, conversation_id: str, key: str) -> None:
         """Best effort: the answer is ready, so a store failure here must not turn it into an error status."""
@@ -124,23 +140,15 @@ class WeChatChannel(PushChannel[WeChatSettings, Inbound, tuple[str, list[str]]])
         except UNAVAILABLE as exc:
             log.warning("WeChat: could not clear inbox entry %s (%r); the sweep may answer it again", key, exc)
 
-    async def _turn(self, inbound: Inbound, message: UserMessage, started: asyncio.Event) -> list[ev.Event] | None:
-        """The turn this delivery shows, or None when another delivery of the message showed it.
+    async def _turn(self, message: UserMessage, started: asyncio.Event) -> list[ev.Event]:
+        """The message's turn: run, or the one stored before (`resend`).
 
         One delivery of a message at a time, across workers, under a store lock that expires with a worker that
-        dies; the message is marked answered (`first_delivery`) only once its turn is stored. So a worker that
-        stops mid-turn leaves nothing that turns WeChat's retry away: the retry runs the turn, or sends the one
-        the stopped worker stored (`resend`)."""
+        dies; so a delivery that waits too long for it knows another one is on the message."""
         assert self.agent and self.stores
-        async with self.stores.trackers.lock(f"{self.prefix}turn:{inbound.dedupe_key}", TURN_LOCK_WAIT_S):
+        async with self.stores.trackers.lock(f"{self.prefix}turn:{message.message_id}", TURN_LOCK_WAIT_S):
             started.set()
-            stored = await self.agent.handle(message, resend=True)
-            if not await self.first_delivery(inbound.dedupe_key):
-                log.info("WeChat redelivery %s answered success", inbound.dedupe_key)
-                return None
-            if inbound.opens:
-                await self._opened(inbound.openid, inbound.opens)
-            return stored
+            return await self.agent.handle(message, resend=True)
 
     async def _opened(self, openid: str, by: Literal["message", "event"]) -> None:
         """The shopper wrote: a new custom-send allowance, and what waited for it goes out."""
@@ -165,7 +173,7 @@ class WeChatChannel(PushChannel[WeChatSettings, Inbound, tuple[str, list[str]]])
             self.serial.submit(message.conversation_id, lambda: self.outbox.send(openid, rest, "bot"))
         return parts[0] if parts else None
 
-    def _late(self, message: UserMessage, turn: asyncio.Task[list[ev.Event] | None]) -> None:
+    def _late(self, message: UserMessage, turn: asyncio.Task[list[ev.Event]]) -> None:
         cid, key = message.conversation_id, message.message_id or ""
         if turn.cancelled():  # shutting down: the inbox keeps the message for the next sweep
             return
@@ -177,11 +185,19 @@ class WeChatChannel(PushChannel[WeChatSettings, Inbound, tuple[str, list[str]]])
             log.error("WeChat bot turn failed after the reply budget", exc_info=failed)
             self.tasks.spawn(self.inbox.done(cid, key))
             return
-        stored = turn.result()
-        if stored is None:  # another delivery showed it
-            self.tasks.spawn(self.inbox.done(cid, key))
-            return
-        self.serial.submit(cid, lambda: self._send_late(message, stored))
+        self.serial.submit(cid, lambda: self._send_owned(message, turn.result()))
+
+    async def _send_owned(self, message: UserMessage, stored: list[ev.Event]) -> None:
+        """Send a late answer as the conversation's one owner, like the sweep, and only while its entry is kept:
+        a sweep that took it for left behind (a turn slower than RECOVER_AFTER_S under overload) and this
+        worker never both send it."""
+        cid, key = message.conversation_id, message.message_id or ""
+        try:
+            async with self.inbox.owning(cid, OWN_WAIT_S):
+                if await self.inbox.holds(cid, key):
+                    await self._send_late(message, stored)
+        except LockTimeout:
+            log.info("WeChat: another worker holds a conversation's kept messages; the sweep sends this answer")
 
     async def _send_late(self, message: UserMessage, stored: list[ev.Event]) -> None:
         assert self.outbox and message.sender
@@ -200,11 +216,12 @@ class WeChatChannel(PushChannel[WeChatSettings, Inbound, tuple[str, list[str]]])
             log.warning("WeChat: answering messages of %s left by a stopped worker", cid)
             self.serial.submit(cid, lambda cid=cid: self._answer_kept(cid))
 
-    async def _answer_kept(self, conversation_id: str) -> None:
-        """Answer by custom-send the conversation's kept messages, in order, as their one owner across workers."""
+    async def _answer_kept(self, conversation_id: str, wait_s: float = RECOVER_WAIT_S) -> None:
+        """Answer by custom-send the conversation's kept messages, in order, as their one owner across workers;
+        an entry another worker answered meanwhile is gone."""
         assert self.agent
         try:
-            async with self.inbox.owning(conversation_id, RECOVER_WAIT_S):
+            async with self.inbox.owning(conversation_id, wait_s):
                 for key, item in await self.inbox.pending(conversation_id):
                     message = UserMessage(**item)
                     stored = await self.agent.handle(message, resend=True)  # a stored turn is not run again
