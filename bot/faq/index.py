@@ -209,6 +209,7 @@ class FAQIndex:
         self._embedder = embedder
         self._selector = selector
         self.embedded = len(rows)  # texts this index had to embed (`updated` reuses the others)
+        self._analyzed: dict[str, list[str]] = {}  # text -> BM25 terms, for `updated` (see `prepare_updates`)
         n = vectors.ntotal
         # per entry: its question rows (for naming the phrasing that matched best)
         by_entry = np.argsort(rows.entry, kind="stable")
@@ -308,11 +309,18 @@ class FAQIndex:
         index = faiss.IndexFlatIP(self._index.d)
         if len(rows):
             index.add(vectors)
-        lexical = BM25.build([analyze(t) for t in rows.text])
+        analyzed = {text: self._analyzed.get(text) or analyze(text) for text in set(rows.text)}
+        lexical = BM25.build([analyzed[t] for t in rows.text])
         selector = self._selector.for_entries(ids) if self._selector is not None else None
         updated = FAQIndex(entry_list, rows, index, lexical, dict(self.calibrations), self._embedder, selector)
         updated.embedded = len(missing)
+        updated._analyzed = analyzed
         return updated
+
+    def prepare_updates(self) -> None:
+        """Analyse every row for BM25 now (seconds for the demo shop, most of an update's cost), so the first
+        `updated` is as fast as the next ones. Blocking: run it off the event loop."""
+        self._analyzed = {text: self._analyzed.get(text) or analyze(text) for text in set(self._rows.text)}
 
     def _fit_calibration(
         self,

@@ -50,7 +50,10 @@ class LiveKnowledge:
 
     async def start(self) -> None:
         await self.refresh()
-        self._task = asyncio.get_running_loop().create_task(self._poll(), name="kefu-knowledge-poll")
+        loop = asyncio.get_running_loop()
+        if self.version is None:  # the first publication then costs what the next ones do (FAQIndex.updated)
+            loop.run_in_executor(self._builder, self.agent.model.faq.prepare_updates)
+        self._task = loop.create_task(self._poll(), name="kefu-knowledge-poll")
 
     async def stop(self) -> None:
         await tasks.stop(self._task)

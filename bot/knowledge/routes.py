@@ -99,12 +99,14 @@ async def _publish(request: web.Request, account: AgentAccount, body: dict[str, 
                    change: Callable[[list[LiveEntry]], list[LiveEntry]], touched: LiveEntry | None = None,
                    status: int = 200) -> web.Response:
     live = _live(request)
-    entries = change(live.entries())
+    before = live.entries()
+    entries = change(before)
     warnings: list[str] = []
     if touched is not None and not touched.disabled:
         loop = asyncio.get_running_loop()
+        was = next((e for e in before if e.id == touched.id), None)
         warnings = await loop.run_in_executor(request.app[AGENT].executor, checks.look_alikes, touched,
-                                              request.app[AGENT].model.faq)
+                                              request.app[AGENT].model.faq, was)
     try:
         version = await live.publish(entries, account.username, body.get("summary") or summary, body.get("based_on"))
     except PublishConflict as exc:
