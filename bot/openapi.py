@@ -391,6 +391,11 @@ def _knowledge_api() -> dict[str, Any]:
             200: json_body(obj({"version": INT, "head": INT, "may_publish": BOOL, "categories": array(STR),
                                 "entries": array(ref("FAQEntry"))}), "entries")},
             parameters=[query("q", STR, "words to look for"), query("category", STR, "only this category")])},
+        "/api/agent/knowledge/gaps": {"get": agent_op("unanswered questions grouped by meaning, largest first", {
+            200: json_body(obj({"days": NUM, "unanswered": INT, "groups": array(obj(
+                {"count": INT, "language": STR, "questions": array(STR), "replies": array(STR),
+                 "suggested": {"type": ["object", "null"]}, "draft": ref("FAQEntry")}))}), "groups")},
+            parameters=[query("days", NUM, "0.01 to 365 (default 30)")])},
         "/api/agent/knowledge/versions": {"get": agent_op("the published versions, newest first", {
             200: json_body(obj({"version": INT, "head": INT, "versions": array(ANY_OBJECT)}), "history")})},
         "/api/agent/knowledge/entries": {"post": agent_op("add an entry (publishes a version)", {

@@ -302,3 +302,44 @@ async def test_an_edit_based_on_an_old_version_is_refused(kefu_app):
                              headers=editor)
     assert stale.status == 409 and "reload" in (await stale.json())["error"]
     assert NEW_ZH not in await say(worker, "s", SHIP_ZH)
+
+
+# -- from unanswered questions to entries -------------------------------------------------------------------------
+
+DOG_QUESTIONS = ["can I bring my dog into your shop", "are dogs allowed in your store",
+                 "is my puppy welcome in the shop"]
+DOG_REPLY = "Dogs on a lead are welcome in our Hangzhou shop."
+
+
+async def unanswered_then_answered_by_a_person(worker: TestClient, agent: dict[str, str]) -> None:
+    """Three shoppers ask about dogs in the shop (the FAQ has no such entry); one asks for a person, who answers."""
+    for n, question in enumerate(DOG_QUESTIONS):
+        answer = await say(worker, f"dog-{n}", question)
+        assert DOG_REPLY not in answer
+    await say(worker, "dog-0", "human please")
+    assert (await worker.post("/api/agent/conversations/dog-0/claim", headers=agent)).status == 200
+    resp = await worker.post("/api/agent/conversations/dog-0/messages", json={"text": DOG_REPLY}, headers=agent)
+    assert resp.status == 201, await resp.text()
+    await worker.post("/api/agent/conversations/dog-0/close", json={"resolution": "resolved"}, headers=agent)
+    await say(worker, "shipping-fine", "how long until my order ships")  # answered: not a gap
+
+
+async def test_unanswered_questions_are_grouped_with_a_draft_from_the_agents_reply(kefu_app):
+    worker = await kefu_app()
+    editor = await logged_in(worker, "li", "editor")
+    await unanswered_then_answered_by_a_person(worker, editor)
+    resp = await worker.get("/api/agent/knowledge/gaps", headers=editor)
+    assert resp.status == 200, await resp.text()
+    data = await resp.json()
+    dogs = data["groups"][0]
+    assert dogs["count"] == 3 and sorted(dogs["questions"]) == sorted(DOG_QUESTIONS)
+    assert not any("ships" in q for g in data["groups"] for q in g["questions"])
+    assert dogs["replies"] == [DOG_REPLY] and dogs["draft"]["answer"]["en"] == DOG_REPLY
+    assert dogs["suggested"] is not None and dogs["suggested"]["id"] in worker.app[AGENT].model.faq.entries
+
+    draft = dogs["draft"]
+    draft["questions"]["zh"] = ["可以带狗进店吗", "店里让带宠物吗"]
+    draft["answer"]["zh"] = "杭州门店欢迎牵绳的狗狗进店。"
+    resp = await worker.post("/api/agent/knowledge/entries", json={"entry": draft}, headers=editor)
+    assert resp.status == 201, await resp.text()
+    assert DOG_REPLY in await say(worker, "dog-next", "may I bring my dog to the store?")

@@ -88,9 +88,10 @@ class FAQHit:
     dense: float
     lexical: float
     selector: float = 0.0
+    untrained: bool = False  # published since `kefu train` (bot/knowledge/): the intent classifier never saw it
 
     def as_dict(self) -> dict[str, Any]:
-        return {
+        found = {
             "id": self.id,
             "score": self.score,
             "answer": self.answer,
@@ -100,6 +101,9 @@ class FAQHit:
             "lexical": self.lexical,
             "selector": self.selector,
         }
+        if self.untrained:
+            found["untrained"] = True
+        return found
 
 
 def _row_language(key: str, text: str) -> str:
@@ -210,6 +214,7 @@ class FAQIndex:
         self._selector = selector
         self.embedded = len(rows)  # texts this index had to embed (`updated` reuses the others)
         self._analyzed: dict[str, list[str]] = {}  # text -> BM25 terms, for `updated` (see `prepare_updates`)
+        self.trained_ids = frozenset(self.entries)  # the entries `kefu train` saw (`updated` keeps the original's)
         n = vectors.ntotal
         # per entry: its question rows (for naming the phrasing that matched best)
         by_entry = np.argsort(rows.entry, kind="stable")
@@ -315,6 +320,7 @@ class FAQIndex:
         updated = FAQIndex(entry_list, rows, index, lexical, dict(self.calibrations), self._embedder, selector)
         updated.embedded = len(missing)
         updated._analyzed = analyzed
+        updated.trained_ids = self.trained_ids
         return updated
 
     def prepare_updates(self) -> None:
@@ -529,6 +535,7 @@ class FAQIndex:
                     dense=round(float(dense[e]), 4),
                     lexical=round(float(lexical[e]), 4),
                     selector=round(float(selector[e]), 4),
+                    untrained=entry.id not in self.trained_ids,
                 )
             )
         return hits

@@ -14,14 +14,16 @@ from typing import Any
 
 from aiohttp import web
 
-from bot.app_keys import AGENT
+from bot.app_keys import AGENT, STORES
 from bot.formats.yaml_io import DataError
 from bot.http import HTTPError, read_json
 from bot.knowledge import entries as checks
+from bot.knowledge import gaps
 from bot.knowledge.keys import KNOWLEDGE, USAGE
 from bot.knowledge.live import LiveKnowledge
 from bot.knowledge.usage import Usage, empty
 from bot.knowledge.versions import LiveEntry, PublishConflict
+from bot.nlu.embedder import embedder_for
 from handoff.agents import AgentAccount
 from handoff.console.web import agent_api, json_response
 
@@ -74,6 +76,21 @@ async def api_versions(request: web.Request, account: AgentAccount) -> web.Respo
     live = _live(request)
     return json_response({"version": live.number, "head": live.head,
                           "versions": await live.versions.history()})
+
+
+@routes.get("/api/agent/knowledge/gaps")
+@agent_api
+async def api_gaps(request: web.Request, account: AgentAccount) -> web.Response:
+    """What the bot could not answer in the last `days` days, grouped by meaning (bot/knowledge/gaps.py)."""
+    try:
+        days = min(max(float(request.query.get("days", "30")), 0.01), 365)
+    except ValueError:
+        raise HTTPError(400, "days must be a number") from None
+    agent = request.app[AGENT]
+    found = await gaps.collect(request.app[STORES].trackers, days)
+    groups = await asyncio.get_running_loop().run_in_executor(
+        agent.executor, gaps.group, found, embedder_for(agent.model.config.kefu.embedding), agent.model.faq)
+    return json_response({"days": days, "unanswered": len(found), "groups": groups})
 
 
 async def _body(request: web.Request) -> dict[str, Any]:
