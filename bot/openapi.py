@@ -396,6 +396,11 @@ def _knowledge_api() -> dict[str, Any]:
                 {"count": INT, "language": STR, "questions": array(STR), "replies": array(STR),
                  "suggested": {"type": ["object", "null"]}, "draft": ref("FAQEntry")}))}), "groups")},
             parameters=[query("days", NUM, "0.01 to 365 (default 30)")])},
+        "/api/agent/knowledge/preview": {"post": agent_op("what a change would do to the last real questions", {
+            200: json_body(obj({"replayed": INT, "changed": array(ANY_OBJECT), "newly_answered": INT,
+                                "no_longer_answered": INT, "person_wanted_now_bot": array(STR)}), "the effect"),
+            400: invalid, 403: refused},
+            body=request_json(obj(optional={"entry": ref("FAQEntry"), "delete": STR})))},
         "/api/agent/knowledge/versions": {"get": agent_op("the published versions, newest first", {
             200: json_body(obj({"version": INT, "head": INT, "versions": array(ANY_OBJECT)}), "history")})},
         "/api/agent/knowledge/entries": {"post": agent_op("add an entry (publishes a version)", {

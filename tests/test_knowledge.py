@@ -343,3 +343,28 @@ async def test_unanswered_questions_are_grouped_with_a_draft_from_the_agents_rep
     resp = await worker.post("/api/agent/knowledge/entries", json={"entry": draft}, headers=editor)
     assert resp.status == 201, await resp.text()
     assert DOG_REPLY in await say(worker, "dog-next", "may I bring my dog to the store?")
+
+
+async def test_the_preview_shows_changed_answers_and_flags_people_who_wanted_a_person(kefu_app):
+    worker = await kefu_app()
+    editor = await logged_in(worker, "li", "editor")
+    await unanswered_then_answered_by_a_person(worker, editor)
+    await say(worker, "shipper", SHIP_ZH)
+    dogs = {"id": "dogs_in_shop", "category": "store",
+            "questions": {"en": DOG_QUESTIONS, "zh": ["可以带狗进店吗"]},
+            "answer": {"en": DOG_REPLY, "zh": "杭州门店欢迎牵绳的狗狗进店。"}}
+    resp = await worker.post("/api/agent/knowledge/preview", json={"entry": dogs}, headers=editor)
+    assert resp.status == 200, await resp.text()
+    effect = await resp.json()
+    assert {c["question"] for c in effect["changed"]} == set(DOG_QUESTIONS)
+    assert effect["newly_answered"] == 3 and effect["no_longer_answered"] == 0
+    assert effect["person_wanted_now_bot"] == ["can I bring my dog into your shop"]  # dog-0 then asked for one
+    assert worker.app[KNOWLEDGE].head == 0  # nothing published
+
+    ship = shipping_item(await knowledge(worker, editor))
+    ship["answer"]["zh"] = NEW_ZH
+    effect = await (await worker.post("/api/agent/knowledge/preview", json={"entry": ship}, headers=editor)).json()
+    assert [(c["question"], c["before"], c["after"], c["answer"]) for c in effect["changed"]] == [
+        (SHIP_ZH, "shipping_time", "shipping_time", NEW_ZH)]
+    agent = await logged_in(worker, "zhang", "agent")
+    assert (await worker.post("/api/agent/knowledge/preview", json={"entry": ship}, headers=agent)).status == 403

@@ -100,6 +100,11 @@ class LiveKnowledge:
                      len(index), index.embedded, self.build_seconds)
             return True
 
+    async def candidate(self, entries: list[LiveEntry]) -> Any:
+        """The index these entries would give (for a preview), built like a publication's but not served."""
+        serving = [e.entry for e in entries if not e.disabled]
+        return await asyncio.get_running_loop().run_in_executor(self._builder, self.agent.model.faq.updated, serving)
+
     async def publish(self, entries: list[LiveEntry], author: str, summary: str,
                       based_on: int | None = None) -> Version:
         """Store a new version and serve it on this worker before returning (the others follow by polling).

@@ -18,7 +18,7 @@ from bot.app_keys import AGENT, STORES
 from bot.formats.yaml_io import DataError
 from bot.http import HTTPError, read_json
 from bot.knowledge import entries as checks
-from bot.knowledge import gaps
+from bot.knowledge import gaps, preview
 from bot.knowledge.keys import KNOWLEDGE, USAGE
 from bot.knowledge.live import LiveKnowledge
 from bot.knowledge.usage import Usage, empty
@@ -91,6 +91,30 @@ async def api_gaps(request: web.Request, account: AgentAccount) -> web.Response:
     groups = await asyncio.get_running_loop().run_in_executor(
         agent.executor, gaps.group, found, embedder_for(agent.model.config.kefu.embedding), agent.model.faq)
     return json_response({"days": days, "unanswered": len(found), "groups": groups})
+
+
+@routes.post("/api/agent/knowledge/preview")
+@agent_api
+async def api_preview(request: web.Request, account: AgentAccount) -> web.Response:
+    """What `{"entry": …}` (added or edited) or `{"delete": id}` would change in the answers to the last real
+    questions (bot/knowledge/preview.py); publishes nothing."""
+    _may_publish(account)
+    body = await _body(request)
+    live, agent = _live(request), request.app[AGENT]
+    entries = live.entries()
+    if isinstance(body.get("delete"), str):
+        _position(entries, body["delete"])
+        entries = [e for e in entries if e.id != body["delete"]]
+    else:
+        entry = _checked(body.get("entry"))
+        entries = [entry if e.id == entry.id else e for e in entries] + (
+            [] if any(e.id == entry.id for e in entries) else [entry])
+    candidate = await live.candidate(entries)
+    asked = await preview.recent_questions(request.app[STORES].trackers)
+    threshold = agent.model.config.effective_thresholds().faq
+    result = await asyncio.get_running_loop().run_in_executor(agent.executor, preview.compare, agent.model.faq,
+                                                              candidate, asked, threshold)
+    return json_response(result)
 
 
 async def _body(request: web.Request) -> dict[str, Any]:
