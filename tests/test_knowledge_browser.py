@@ -19,7 +19,14 @@ from playwright.async_api import Expect, Page, async_playwright
 
 from bot.knowledge import KNOWLEDGE
 from handoff.app_keys import HANDOFF
-from tests.test_knowledge import SHIP_ZH, answered_within, say
+from tests.test_knowledge import (
+    DOG_REPLY,
+    SHIP_ZH,
+    answered_within,
+    logged_in,
+    say,
+    unanswered_then_answered_by_a_person,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -104,3 +111,28 @@ async def test_an_editor_changes_an_answer_live_and_rolls_it_back(handoff_backen
         await expect(page.locator("#kn-publish")).to_be_hidden()
         await expect(page.locator("#kn-add")).to_be_hidden()
         await expect(page.locator("#kn-versions button")).to_have_count(0)
+
+
+async def test_a_group_of_unanswered_questions_becomes_an_entry_from_the_agents_reply(kefu_app):
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: apt-get install -y chromium", pytrace=False)
+    worker = await kefu_app()
+    base = str(worker.make_url("")).rstrip("/")
+    editor = await logged_in(worker, "li", "editor")
+    await unanswered_then_answered_by_a_person(worker, editor)
+
+    async with console_as(base, "li") as page:
+        group = page.locator('#kn-gaps li[data-group="0"]')
+        await expect(group).to_contain_text("被问 3 次")
+        await expect(group).to_contain_text(DOG_REPLY)
+        await group.locator("button.kn-draft").click()
+        await expect(page.locator('textarea[name="answer_en"]')).to_have_value(DOG_REPLY)
+        await expect(page.locator('textarea[name="questions_en"]')).to_have_value(re.compile("dog"))
+        await page.fill('textarea[name="questions_zh"]', "可以带狗进店吗\n店里让带宠物吗")
+        await page.fill('textarea[name="answer_zh"]', "杭州门店欢迎牵绳的狗狗进店。")
+        await page.click("#kn-preview-btn")
+        loud = page.locator("#kn-preview .loud")
+        await expect(loud).to_contain_text("can I bring my dog into your shop")
+        await page.click("#kn-publish")
+        await expect(page.locator("#toast")).to_contain_text("已发布版本 1")
+    assert DOG_REPLY in await say(worker, "dog-next", "may I bring my dog to the store?")

@@ -16,6 +16,11 @@ Object.assign(I18N.en, {
   knNew: "New entry", knEdit: "Edit {id}", knConfirmDelete: "Delete {id}? The bot stops answering from it (a roll-back restores it).",
   knConfirmRollback: "Publish version {n}'s entries again as a new version?", knBy: "{a}, {t}", knEmpty: "No entry matches.",
   knOff: "disabled", knTrained: "the trained model's FAQ (data/faq.yml)",
+  knGaps: "Questions the bot could not answer (last 30 days)", knGapsHelp: "Grouped by meaning, largest groups first.",
+  knNoGaps: "Nothing unanswered.", knAsked: "asked {n}×", knAgentsReplied: "Agents replied:",
+  knAddTo: "Add as phrasings of “{t}” (suggested)", knDraft: "Draft a new entry from the agents' replies",
+  knPreview: "Preview the effect", knReplayed: "Replayed the last {n} real questions: {c} answers change, {a} newly answered, {l} no longer answered.",
+  knLoud: "Shoppers who wanted a person would now get the bot:", knNothing: "nothing answered",
 });
 Object.assign(I18N.zh, {
   knowledge: "知识库", knSearch: "搜索问题、答案、标签…", knAdd: "新建条目", knAll: "全部分类",
@@ -29,6 +34,11 @@ Object.assign(I18N.zh, {
   knNew: "新建条目", knEdit: "编辑 {id}", knConfirmDelete: "删除 {id}？机器人将不再用它回答（可通过回滚恢复）。",
   knConfirmRollback: "把版本 {n} 的内容重新发布为新版本？", knBy: "{a}，{t}", knEmpty: "没有匹配的条目。",
   knOff: "已停用", knTrained: "训练模型中的 FAQ（data/faq.yml）",
+  knGaps: "机器人没能回答的问题（近 30 天）", knGapsHelp: "按意思分组，数量多的在前。", knNoGaps: "没有未解答的问题。",
+  knAsked: "被问 {n} 次", knAgentsReplied: "客服的回复：", knAddTo: "作为“{t}”的新问法加入（建议）",
+  knDraft: "用客服的回复起草新条目", knPreview: "预览效果",
+  knReplayed: "重放了最近 {n} 个真实问题：{c} 个回答会变，{a} 个新能回答，{l} 个不再回答。",
+  knLoud: "原本想找人工的顾客，现在会由机器人回答：", knNothing: "不回答",
 });
 
 const kn = {data: null, editing: null, searchTimer: null, wired: false};
@@ -41,6 +51,7 @@ async function loadKnowledge() {
   const [data, history] = await Promise.all([api("GET", `/api/agent/knowledge?${query}`),
     api("GET", "/api/agent/knowledge/versions")]);
   kn.data = data;
+  loadGaps().catch((e) => toast(e.message, true));
   $("kn-state").textContent = (data.version ? t("knServing", {n: data.version}) : t("knServingTrained"))
     + (data.may_publish ? "" : ` ${t("knReadOnly")}`);
   $("kn-add").hidden = !data.may_publish;
@@ -61,6 +72,60 @@ function wireKnowledge() {
   $("kn-cancel").addEventListener("click", () => { $("kn-editor").hidden = true; kn.editing = null; });
   $("kn-editor").addEventListener("submit", (e) => { e.preventDefault(); publishEntry(); });
   $("kn-delete").addEventListener("click", deleteEntry);
+  $("kn-preview-btn").addEventListener("click", previewEntry);
+}
+
+async function loadGaps() {
+  const data = await api("GET", "/api/agent/knowledge/gaps?days=30");
+  const list = clear($("kn-gaps"));
+  if (!data.groups.length) list.append(h("li", {class: "empty"}, t("knNoGaps")));
+  for (const [i, group] of data.groups.entries()) {
+    const s = group.suggested;
+    list.append(h("li", {"data-group": i},
+      h("div", null, h("b", null, t("knAsked", {n: group.count})), " ", badge(group.language.toUpperCase())),
+      h("ul", null, group.questions.slice(0, 5).map((q) => h("li", {class: "q"}, q))),
+      group.replies.length ? h("div", {class: "reply"}, t("knAgentsReplied"), " ", group.replies[0]) : null,
+      kn.data.may_publish && s ? h("button", {class: "btn kn-add-to", type: "button",
+        onclick: () => addPhrasings(s.id, group)}, t("knAddTo", {t: s.title})) : null,
+      kn.data.may_publish ? h("button", {class: "btn kn-draft", type: "button",
+        onclick: () => openDraft(group.draft)}, t("knDraft")) : null));
+  }
+}
+
+function addPhrasings(entryId, group) {
+  const entry = kn.data.entries.find((e) => e.id === entryId);
+  if (!entry) return;
+  openEntry(entry);
+  const box = field(`questions_${group.language}`);
+  const known = new Set(lines(box.value));
+  box.value = [...lines(box.value), ...group.questions.filter((q) => !known.has(q))].join("\n");
+}
+
+function openDraft(draft) {
+  openEntry(null);
+  field("id").value = draft.id;
+  field("category").value = draft.category;
+  field("questions_zh").value = (draft.questions.zh || []).join("\n");
+  field("questions_en").value = (draft.questions.en || []).join("\n");
+  field("answer_zh").value = draft.answer.zh || "";
+  field("answer_en").value = draft.answer.en || "";
+}
+
+async function previewEntry() {
+  const box = clear($("kn-preview"));
+  box.hidden = false;
+  try {
+    const effect = await api("POST", "/api/agent/knowledge/preview", {entry: formEntry()});
+    if (effect.person_wanted_now_bot.length) {
+      box.append(h("div", {class: "loud", role: "alert"}, t("knLoud"),
+        h("ul", null, effect.person_wanted_now_bot.map((q) => h("li", null, q)))));
+    }
+    box.append(h("p", null, t("knReplayed", {n: effect.replayed, c: effect.changed.length,
+      a: effect.newly_answered, l: effect.no_longer_answered})));
+    box.append(h("ul", null, effect.changed.map((c) => h("li", null, `${c.question}: ${c.before || t("knNothing")} → ${c.after || t("knNothing")}`))));
+  } catch (e) {
+    box.append(h("p", {class: "kn-error"}, `${t("errorPrefix")}: ${e.message}`));
+  }
 }
 
 function renderCategories(categories) {
@@ -115,6 +180,7 @@ function openEntry(entry) {
   form.hidden = false;
   form.reset();
   $("kn-error").hidden = true;
+  $("kn-preview").hidden = true;
   clear($("kn-warnings"));
   $("kn-editor-title").textContent = entry ? t("knEdit", {id: entry.id}) : t("knNew");
   if (entry) {
@@ -131,6 +197,7 @@ function openEntry(entry) {
   }
   for (const el of form.elements) if (el.name) el.disabled = !editable || (el.name === "id" && !!entry);
   $("kn-publish").hidden = !editable;
+  $("kn-preview-btn").hidden = !editable;
   $("kn-delete").hidden = !editable || !entry;
   document.querySelectorAll("#kn-rows tr").forEach((row) => row.classList.toggle("active", row.dataset.id === kn.editing));
 }
