@@ -274,7 +274,7 @@ def cmd_agents(args: argparse.Namespace) -> int:
                     return 0
                 account = await directory.add(args.name, password, name=args.display_name,
                                               languages=_names(args.languages), groups=_names(args.groups),
-                                              capacity=args.capacity, role="admin" if args.admin else "agent")
+                                              capacity=args.capacity, role="admin" if args.admin else args.role)
                 print(f"Agent {account.username} added ({account.role}; languages {','.join(account.languages)}; "
                       f"groups {','.join(account.groups) or 'any'}; up to {account.capacity} chats at once).")
             elif args.agents_command == "list":
@@ -530,6 +530,8 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--capacity", type=int, default=None, help="chats at once (default from handoff.yml)")
     a.add_argument("--display-name", default=None, help="the name shoppers see (default: NAME)")
     a.add_argument("--admin", action="store_true", help="may read and act on every conversation")
+    a.add_argument("--role", choices=("agent", "editor", "admin"), default="agent",
+                   help="editor: also publishes FAQ changes in the console's Knowledge page (admins do too)")
     a.set_defaults(func=cmd_agents)
     a = agents_sub.add_parser("passwd", help="set an agent's password")
     a.add_argument("name")

@@ -143,6 +143,13 @@ SCHEMAS: dict[str, Schema] = {
                                                                     "latest_message": ANY_OBJECT}),
     "AgentPublic": obj({"username": STR}, {"name": STR}),
     "Ticket": obj({"id": STR, "status": STR, "conversation_id": STR}),
+    "FAQEntry": {**obj({"id": STR, "category": STR, "questions": obj({"zh": array(STR), "en": array(STR)}),
+                        "answer": obj({"zh": STR, "en": STR})},
+                       {"title": obj(optional={"zh": STR, "en": STR}), "tags": array(STR), "disabled": BOOL}),
+                 "description": "an entry in data/faq.yml's item format; both languages are required"},
+    "KnowledgeChange": obj({"version": obj({"number": INT, "author": STR, "at": NUM, "summary": STR,
+                                            "based_on": INT, "changed": array(STR)}),
+                            "warnings": array(STR)}),
     "WidgetSession": obj({"token": STR, "conversation_id": STR, "new": BOOL, "last_seq": INT,
                           "state": ANY_OBJECT, "limits": ANY_OBJECT}),
     "WidgetHistory": obj({"conversation_id": STR, "last_seq": INT, "state": ANY_OBJECT,
@@ -375,9 +382,56 @@ def _agent_api() -> dict[str, dict[str, Any]]:
                                             "reply": STR})))},
         "/api/agent/stats": {"get": agent_op("statistics over the last days", {
             200: json_body(ANY_OBJECT, "figures")}, parameters=[query("days", NUM, "0.01 to 365")])},
+        **_knowledge_api(),
         "/api/agent/ws": {"get": operation("agent", "live console events (WebSocket upgrade)", {
             101: empty("switching to WebSocket"), 400: empty("not a WebSocket upgrade"), 401: NO_AGENT,
             403: OTHER_SITE}, security=AGENT)},
+    }
+
+
+def _knowledge_api() -> dict[str, Any]:
+    """The console's Knowledge page (bot/knowledge/routes.py): every agent reads, editors and admins publish."""
+    refused = error("publishing needs the editor or admin role")
+    invalid = error("the entry is malformed (the message says what to fix); nothing was published")
+    stale = error("another version was published since `based_on`, or the id exists already; nothing changed")
+    change = obj(optional={"summary": STR, "based_on": INT})
+    published = json_body(ref("KnowledgeChange"), "the new version (served by this worker already)")
+    entry_id = path_param("entry_id", "the entry's id")
+    return {
+        "/api/agent/knowledge": {"get": agent_op("the FAQ entries with their last 7/30 days", {
+            200: json_body(obj({"version": INT, "head": INT, "may_publish": BOOL, "categories": array(STR),
+                                "entries": array(ref("FAQEntry"))}), "entries")},
+            parameters=[query("q", STR, "words to look for"), query("category", STR, "only this category")])},
+        "/api/agent/knowledge/gaps": {"get": agent_op("unanswered questions grouped by meaning, largest first", {
+            200: json_body(obj({"days": NUM, "unanswered": INT, "groups": array(obj(
+                {"count": INT, "language": STR, "questions": array(STR), "replies": array(STR),
+                 "suggested": {"type": ["object", "null"]}, "draft": ref("FAQEntry")}))}), "groups")},
+            parameters=[query("days", NUM, "0.01 to 365 (default 30)")])},
+        "/api/agent/knowledge/preview": {"post": agent_op("what a change would do to the last real questions", {
+            200: json_body(obj({"replayed": INT, "changed": array(ANY_OBJECT), "newly_answered": INT,
+                                "no_longer_answered": INT, "person_wanted_now_bot": array(STR)}), "the effect"),
+            400: invalid, 403: refused},
+            body=request_json(obj(optional={"entry": ref("FAQEntry"), "delete": STR})))},
+        "/api/agent/knowledge/versions": {"get": agent_op("the published versions, newest first", {
+            200: json_body(obj({"version": INT, "head": INT, "versions": array(ANY_OBJECT)}), "history")})},
+        "/api/agent/knowledge/entries": {"post": agent_op("add an entry (publishes a version)", {
+            201: published, 400: invalid, 403: refused, 409: stale},
+            body=request_json({**change, "properties": {**change["properties"], "entry": ref("FAQEntry")}}))},
+        "/api/agent/knowledge/entries/{entry_id}": {
+            "put": agent_op("replace an entry (publishes a version)", {
+                200: published, 400: invalid, 403: refused, 404: error("no such entry"), 409: stale},
+                parameters=[entry_id],
+                body=request_json({**change, "properties": {**change["properties"], "entry": ref("FAQEntry")}})),
+            "patch": agent_op("disable or enable an entry (publishes a version)", {
+                200: published, 400: invalid, 403: refused, 404: error("no such entry"), 409: stale},
+                parameters=[entry_id],
+                body=request_json({**change, "properties": {**change["properties"], "disabled": BOOL}})),
+            "delete": agent_op("delete an entry (publishes a version)", {
+                200: published, 403: refused, 404: error("no such entry"), 409: stale},
+                parameters=[entry_id], body=request_json(change, required=False))},
+        "/api/agent/knowledge/rollback": {"post": agent_op("publish an older version's entries again", {
+            200: published, 400: invalid, 403: refused, 404: error("no such version"), 409: stale},
+            body=request_json(obj({"version": INT}, {"summary": STR})))},
     }
 
 

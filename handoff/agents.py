@@ -30,7 +30,7 @@ from bot.stores import KeyValue
 from handoff.errors import Invalid, LockedOut
 
 STATUSES = ("online", "away", "offline")
-ROLES = ("agent", "admin")
+ROLES = ("agent", "editor", "admin")  # editor: an agent who also publishes the FAQ (bot/knowledge/)
 _NAME = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
 _SCRYPT = {"n": 2**14, "r": 8, "p": 1}
 MIN_PASSWORD = 8
@@ -80,6 +80,11 @@ class AgentAccount:
     @property
     def is_admin(self) -> bool:
         return self.role == "admin"
+
+    @property
+    def edits_knowledge(self) -> bool:
+        """May publish FAQ changes (the console's Knowledge page); everyone else reads them."""
+        return self.role in ("admin", "editor")
 
     def public(self) -> dict[str, Any]:
         data = asdict(self)

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
 from pathlib import Path
 
 import pytest
 
 from bot.app_keys import AGENT
+from bot.pages import PAGES
 from bot.server import ServerSettings, create_app
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -183,3 +185,17 @@ async def test_the_demo_shop_sells_what_its_demo_orders_hold(client):
     assert {s["id"] for s in shelves} == {"homeware", "clothing", "tea", "electronics"}
     page = await (await client.get("/")).text()
     assert "Wool scarf, charcoal" in page and "Wireless earbuds" in page and "Tea Shop" not in page
+
+
+async def test_most_asked_is_this_weeks(client):
+    """The help centre's "most asked" follows what shoppers asked in the last 7 days, not all time."""
+    popularity = client.app[PAGES].popularity
+    now = time.time()
+    await popularity.add("gift_cards", 50, now=now - 8 * 86400)  # popular once, not this week
+    await popularity.add("gift_cards", 1, now=now - 2 * 86400)
+    await popularity.add("invoice", 3, now=now)
+    assert await popularity.counts(now=now) == {"gift_cards": 1, "invoice": 3}
+    assert await popularity.counts(now=now - 8 * 86400) == {}  # the old day was deleted when today began
+    page = await (await client.get("/help", params={"lang": "en"})).text()
+    section = page.split('id="popular-h"')[1].split("</ol>")[0]
+    assert re.findall(r'href="/help/([\w/-]+)\?', section)[:2] == ["invoice", "gift_cards"]

@@ -177,6 +177,10 @@ class EscalationPolicy:
         # Like Rasa's FallbackClassifier, but an explicit request for a person or a confident FAQ match wins.
         if decision.explicit_request and self.human_intent:
             decision.intent, decision.confidence = self.human_intent, 1.0
+        elif decision.faq_hit is not None and decision.faq_hit.get("untrained") and not decision.complaint:
+            # an entry published since training (bot/knowledge/): the intent classifier, never having seen its
+            # questions, may call them anything (out_of_scope…); the FAQ's confident answer decides
+            decision.intent, decision.confidence = faq_base(decision.faq_hit), float(decision.faq_hit["score"])
         elif not decision.nlu_confident and decision.faq_hit is not None:
             decision.intent, decision.confidence = faq_base(decision.faq_hit), float(decision.faq_hit["score"])
         elif not decision.nlu_confident:

@@ -88,9 +88,10 @@ class FAQHit:
     dense: float
     lexical: float
     selector: float = 0.0
+    untrained: bool = False  # published since `kefu train` (bot/knowledge/): the intent classifier never saw it
 
     def as_dict(self) -> dict[str, Any]:
-        return {
+        found = {
             "id": self.id,
             "score": self.score,
             "answer": self.answer,
@@ -100,6 +101,9 @@ class FAQHit:
             "lexical": self.lexical,
             "selector": self.selector,
         }
+        if self.untrained:
+            found["untrained"] = True
+        return found
 
 
 def _row_language(key: str, text: str) -> str:
@@ -209,6 +213,8 @@ class FAQIndex:
         self._embedder = embedder
         self._selector = selector
         self.embedded = len(rows)  # texts this index had to embed (`updated` reuses the others)
+        self._analyzed: dict[str, list[str]] = {}  # text -> BM25 terms, for `updated` (see `prepare_updates`)
+        self.trained_ids = frozenset(self.entries)  # the entries `kefu train` saw (`updated` keeps the original's)
         n = vectors.ntotal
         # per entry: its question rows (for naming the phrasing that matched best)
         by_entry = np.argsort(rows.entry, kind="stable")
@@ -308,11 +314,19 @@ class FAQIndex:
         index = faiss.IndexFlatIP(self._index.d)
         if len(rows):
             index.add(vectors)
-        lexical = BM25.build([analyze(t) for t in rows.text])
+        analyzed = {text: self._analyzed.get(text) or analyze(text) for text in set(rows.text)}
+        lexical = BM25.build([analyzed[t] for t in rows.text])
         selector = self._selector.for_entries(ids) if self._selector is not None else None
         updated = FAQIndex(entry_list, rows, index, lexical, dict(self.calibrations), self._embedder, selector)
         updated.embedded = len(missing)
+        updated._analyzed = analyzed
+        updated.trained_ids = self.trained_ids
         return updated
+
+    def prepare_updates(self) -> None:
+        """Analyse every row for BM25 now (seconds for the demo shop, most of an update's cost), so the first
+        `updated` is as fast as the next ones. Blocking: run it off the event loop."""
+        self._analyzed = {text: self._analyzed.get(text) or analyze(text) for text in set(self._rows.text)}
 
     def _fit_calibration(
         self,
@@ -521,6 +535,7 @@ class FAQIndex:
                     dense=round(float(dense[e]), 4),
                     lexical=round(float(lexical[e]), 4),
                     selector=round(float(selector[e]), 4),
+                    untrained=entry.id not in self.trained_ids,
                 )
             )
         return hits

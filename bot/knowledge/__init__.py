@@ -6,6 +6,7 @@
     faq_yaml.py  `kefu faq export` / `kefu faq import`: data/faq.yml's format
     usage.py     how often each entry answered, and how often a person was asked for after it
     routes.py    /api/agent/knowledge/* (the console's Knowledge page)
+    keys.py      what the app keeps (the live knowledge, the usage figures)
 """
 
 from __future__ import annotations
@@ -15,16 +16,17 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from bot.app_keys import AGENT, STORES
+from bot.knowledge import routes
+from bot.knowledge.keys import KNOWLEDGE, USAGE
 from bot.knowledge.live import LiveKnowledge
+from bot.knowledge.usage import Usage
 from bot.knowledge.versions import KnowledgeVersions
 
-KNOWLEDGE: web.AppKey[LiveKnowledge] = web.AppKey("knowledge")
+__all__ = ["KNOWLEDGE", "mount"]
 
 
 def mount(app: web.Application) -> None:
     """The knowledge routes, and the worker's live index after the core's lifecycle (it needs the agent)."""
-    from bot.knowledge import routes
-
     app.add_routes(routes.routes)
     app.cleanup_ctx.append(_lifecycle)
 
@@ -32,6 +34,7 @@ def mount(app: web.Application) -> None:
 async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     live = LiveKnowledge(app[AGENT], KnowledgeVersions(app[STORES].kv))
     app[KNOWLEDGE] = live
+    app[USAGE] = Usage(app[STORES].trackers)
     await live.start()
     yield
     await live.stop()

@@ -64,10 +64,12 @@ def _language_order(lang: str) -> tuple[int, str]:
     return (("en", "zh").index(lang) if lang in ("en", "zh") else 2, lang)
 
 
-def look_alikes(live: LiveEntry, index: Any) -> list[str]:
-    """Warnings for the entry's questions that the live index (bot.faq.index.FAQIndex) would answer with
-    another entry: two entries whose questions read alike confuse the search. Blocking: run it off the loop."""
-    asked = [(lang, q) for lang, qs in live.entry.questions.items() for q in qs]
+def look_alikes(live: LiveEntry, index: Any, before: LiveEntry | None = None) -> list[str]:
+    """Warnings for the entry's new questions (not in `before`, the entry as it was) that the live index
+    (bot.faq.index.FAQIndex) would answer with another entry: two entries whose questions read alike confuse
+    the search. Blocking: run it off the loop."""
+    known = {q for qs in before.entry.questions.values() for q in qs} if before else set()
+    asked = [(lang, q) for lang, qs in live.entry.questions.items() for q in qs if q not in known]
     if not asked or not len(index):
         return []
     found = index.search_batch([q for _, q in asked], [lang for lang, _ in asked], k=1)

@@ -14,7 +14,10 @@ console afterwards starts from what the bot serves).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -23,6 +26,7 @@ from bot.knowledge.versions import KnowledgeVersions, LiveEntry, Version, live_w
 
 log = logging.getLogger(__name__)
 POLL_S = 1.0
+BUILD_NICENESS = 10
 
 
 class LiveKnowledge:
@@ -36,7 +40,8 @@ class LiveKnowledge:
         self.head = 0  # the newest published version this worker has seen (edits are based on it)
         self.build_seconds: float | None = None
         self._lock = asyncio.Lock()
-        self._builder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kefu-knowledge")
+        self._builder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kefu-knowledge",
+                                           initializer=_yield_to_messages)
         self._task: asyncio.Task[None] | None = None
 
     @property
@@ -50,7 +55,10 @@ class LiveKnowledge:
 
     async def start(self) -> None:
         await self.refresh()
-        self._task = asyncio.get_running_loop().create_task(self._poll(), name="kefu-knowledge-poll")
+        loop = asyncio.get_running_loop()
+        if self.version is None:  # the first publication then costs what the next ones do (FAQIndex.updated)
+            loop.run_in_executor(self._builder, self.agent.model.faq.prepare_updates)
+        self._task = loop.create_task(self._poll(), name="kefu-knowledge-poll")
 
     async def stop(self) -> None:
         await tasks.stop(self._task)
@@ -92,6 +100,11 @@ class LiveKnowledge:
                      len(index), index.embedded, self.build_seconds)
             return True
 
+    async def candidate(self, entries: list[LiveEntry]) -> Any:
+        """The index these entries would give (for a preview), built like a publication's but not served."""
+        serving = [e.entry for e in entries if not e.disabled]
+        return await asyncio.get_running_loop().run_in_executor(self._builder, self.agent.model.faq.updated, serving)
+
     async def publish(self, entries: list[LiveEntry], author: str, summary: str,
                       based_on: int | None = None) -> Version:
         """Store a new version and serve it on this worker before returning (the others follow by polling).
@@ -110,3 +123,9 @@ class LiveKnowledge:
         if old is None:
             raise LookupError(f"there is no knowledge version {number}")
         return await self.publish(old.entries, author, f"roll back to version {number}")
+
+
+def _yield_to_messages() -> None:
+    """The builder thread runs at a lower CPU priority than the message path (Linux: per thread)."""
+    with contextlib.suppress(AttributeError, OSError):  # not Linux, or not allowed: the build just competes
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), BUILD_NICENESS)

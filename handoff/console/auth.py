@@ -27,7 +27,7 @@ from handoff.console.web import (
 routes = web.RouteTableDef()
 
 STATIC = Path(__file__).resolve().parent.parent / "static" / "console"
-ASSETS = {"app.js": "application/javascript", "console.css": "text/css"}
+ASSETS = {"app.js": "application/javascript", "knowledge.js": "application/javascript", "console.css": "text/css"}
 
 _LOGIN_TEXT = {
     "en": {"title": "kefu — agent console", "heading": "Agent console", "username": "Username",

@@ -220,6 +220,7 @@ function translatePage() {
   document.title = `kefu — ${t("console")}`;
   document.querySelectorAll("[data-i18n]").forEach((el) => { el.textContent = t(el.dataset.i18n); });
   document.querySelectorAll("[data-i18n-title]").forEach((el) => { el.title = t(el.dataset.i18nTitle); });
+  document.querySelectorAll("[data-i18n-placeholder]").forEach((el) => { el.placeholder = t(el.dataset.i18nPlaceholder); });
   $("lang").textContent = state.lang === "zh" ? "English" : "中文";
   $("reply").placeholder = state.noteMode ? t("addNote") : t("write");
 }
@@ -828,8 +829,10 @@ function switchView(view) {
   $("work").hidden = !["queue", "mine", "open"].includes(view);
   $("tickets-page").hidden = view !== "tickets";
   $("stats-page").hidden = view !== "stats";
+  $("knowledge-page").hidden = view !== "knowledge";
   if (view === "tickets") loadTickets().catch((e) => toast(e.message, true));
   else if (view === "stats") loadStats().catch((e) => toast(e.message, true));
+  else if (view === "knowledge") loadKnowledge().catch((e) => toast(e.message, true));  // knowledge.js
   else renderList();
 }
 
@@ -855,6 +858,7 @@ async function start() {
     if (state.current) openConversation(state.current.conversation_id);
     if (state.view === "stats") loadStats();
     if (state.view === "tickets") loadTickets();
+    if (state.view === "knowledge") loadKnowledge();
   });
   $("logout").addEventListener("click", async () => {
     await api("POST", "/api/agent/logout").catch(() => {});
