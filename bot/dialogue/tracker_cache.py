@@ -13,6 +13,7 @@ conversation's lock around `load` ... `stored`, as the message path does.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import OrderedDict
 from collections.abc import Callable
@@ -23,7 +24,8 @@ from bot.dialogue.tracker import Tracker
 from bot.formats.domain import Domain
 from bot.stores import TrackerStore
 
-MAX_EVENTS = 50_000  # roughly 50-150 MB of parsed events, depending on how much each turn's parse carries
+MAX_EVENTS = 50_000  # about 100 MB: a parsed event of the starter bot takes about 2 KB
+OFF_LOOP_EVENTS = 500  # a longer conversation read whole is replayed on a worker thread
 IDLE_S = 15 * 60.0
 
 
@@ -80,13 +82,22 @@ class TrackerCache:
             entry = None
         if entry is None:
             self.misses += 1
-            entry = _Entry(Tracker.from_events(conversation_id, [], self.domain))
-            entry.add(await self.store.events(conversation_id))
+            entry = await self._read(conversation_id)
             self._keep(conversation_id, entry)
         else:
             self.hits += 1
         entry.used = self._clock()
         return Loaded(entry.tracker.copy(), entry.message_ids)
+
+    async def _read(self, conversation_id: str) -> _Entry:
+        """The whole conversation from the store; a long one is replayed on a worker thread, off the event loop."""
+        events = await self.store.events(conversation_id)
+        entry = _Entry(Tracker.from_events(conversation_id, [], self.domain))
+        if len(events) > OFF_LOOP_EVENTS:
+            await asyncio.to_thread(entry.add, events)
+        else:
+            entry.add(events)
+        return entry
 
     def stored(self, conversation_id: str, events: list[ev.Event]) -> None:
         """The caller appended `events` (as the store returned them, with seq) after what `load` gave it."""
@@ -119,14 +130,16 @@ class TrackerCache:
         if last is None:
             return False
         tail = await self.store.events(conversation_id, after_seq=int(last["seq"]) - 1)
-        if not tail or tail[0] != last:
-            return False
+        if self._entries.get(conversation_id) is not entry:
+            return False  # evicted while the store answered (other conversations' turns went on meanwhile)
+        if not tail or tail[0] != last or len(tail) > OFF_LOOP_EVENTS:
+            return False  # changed, or much was written elsewhere: read whole, off the event loop
         if len(tail) > 1:
             entry.add(tail[1:])
             self._events += len(tail) - 1
-            self._shrink(keep=conversation_id)
         self._entries.move_to_end(conversation_id)
-        return conversation_id in self._entries
+        self._shrink()
+        return self._entries.get(conversation_id) is entry
 
     def _keep(self, conversation_id: str, entry: _Entry) -> None:
         if not entry.tracker.events or len(entry.tracker.events) > self.max_events:
@@ -135,16 +148,11 @@ class TrackerCache:
         self._events += len(entry.tracker.events)
         self._shrink()
 
-    def _shrink(self, keep: str | None = None) -> None:
+    def _shrink(self) -> None:
+        """Least recently used out first (the conversation just used is last, so it goes only if it alone is
+        over the bound)."""
         while self._events > self.max_events and self._entries:
-            oldest = next(iter(self._entries))
-            if oldest == keep and len(self._entries) == 1:
-                self.forget(oldest)
-                return
-            if oldest == keep:
-                self._entries.move_to_end(oldest)
-                continue
-            self.forget(oldest)
+            self.forget(next(iter(self._entries)))
 
     def _drop_idle(self) -> None:
         cutoff = self._clock() - self.idle_s

@@ -130,6 +130,13 @@ return 1
 """
 
 
+OFF_LOOP_EVENTS = 500  # reads of more events than this are parsed on a worker thread
+
+
+def _parse_events(texts: list[str]) -> list[Event]:
+    return [json.loads(t) for t in texts]
+
+
 # Per worker. A busy moment waits up to POOL_TIMEOUT_S for a free connection instead of failing the message
 # (redis-py's default pool raises MaxConnectionsError at its cap); the URL's query overrides either:
 # redis://host:6379/0?max_connections=200&timeout=5
@@ -266,7 +273,9 @@ class RedisTrackerStore:
         start = max(after_seq, 0)
         end = -1 if limit is None else start + limit - 1
         texts = await self._r.lrange(self._conv(conversation_id, "events"), start, end)
-        return [json.loads(t) for t in texts]
+        if len(texts) > OFF_LOOP_EVENTS:  # a long conversation read whole: parsing it would hold the event loop
+            return await asyncio.to_thread(_parse_events, texts)
+        return _parse_events(texts)
 
     async def exists(self, conversation_id: str) -> bool:
         return bool(await self._r.exists(self._conv(conversation_id, "info")))
