@@ -6,6 +6,7 @@ fallback / escalation. Everything the bot does is returned as events; nothing el
 
 from __future__ import annotations
 
+import itertools
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -298,8 +299,9 @@ class DialogueEngine:
         guesses = turn.decision.candidates
         if reason == EXPLICIT_REQUEST:
             # "转人工" itself says nothing: show the agent what the bot made of the shopper's last question
-            earlier = [e for e in turn.tracker.events[:-1] if e.get("event") == "user"]
-            for event in reversed(earlier[-3:]):
+            events = turn.tracker.events
+            earlier = (events[i] for i in range(len(events) - 2, -1, -1) if events[i].get("event") == "user")
+            for event in itertools.islice(earlier, 3):  # back from the latest, not through the whole conversation
                 parse = event.get("parse_data") or {}
                 if (parse.get("intent") or {}).get("name") not in self.settings.human_request_intents:
                     guesses = candidates(parse, parse.get("faq") or [])
