@@ -663,3 +663,25 @@ async def test_a_lost_handoff_is_told_not_kept_waiting(kefu_app):
         {"event": "handoff_requested", "reason": "explicit_request", "candidates": [], "language": "zh"}])
     assert "再说一次" in texts(await chat(client, "lost", "还在吗"))
     assert texts(await chat(client, "lost", "运费多少钱"))  # the bot answers again
+
+
+async def test_a_handoff_the_queue_could_not_take_is_ended_and_said_at_once(kefu_app):
+    client = await kefu_app(auto_assign=False)
+    await agent(client, "li")
+    await chat(client, "down", "运费多少钱")
+    queue = client.app[HANDOFF].queue
+    working = queue.enqueue
+
+    async def queue_down(record):
+        raise ConnectionError("the queue's store went away")
+
+    queue.enqueue = queue_down
+    told = texts(await chat(client, "down", "转人工"))
+    assert "再说一次" in told  # not left waiting for nobody
+    events = await client.app[STORES].trackers.events("down")
+    assert [e["event"] for e in events if e["event"].startswith("handoff")][-2:] == [
+        "handoff_requested", "handoff_cancelled"]
+    queue.enqueue = working
+    await chat(client, "down", "转人工")  # asking again, with the queue back, puts the shopper in line
+    [waiting] = await client.app[HANDOFF].records.waiting()
+    assert waiting.conversation_id == "down"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -317,6 +318,11 @@ class DialogueEngine:
                 follow = await self.handoff.request(turn.tracker, requested)
             except Exception:  # the queue being down must not lose the shopper's message
                 log.exception("handoff queue failed for %s", turn.tracker.sender_id)
+                # nobody will come for a request the queue never took: end it now and say so, rather than leave
+                # the shopper waiting in "requested" for good
+                turn.add({"event": ev.HANDOFF_CANCELLED, "timestamp": time.time(), "by": "system"})
+                self._utter(turn, "handoff_lost")
+                return
         # "connecting you…" only when someone will come; closed / nobody on duty is said by the event itself
         if not any(e.get("event") == ev.HANDOFF_UNAVAILABLE or e.get("nobody_online") for e in follow):
             self._utter(turn, "utter_handoff")
