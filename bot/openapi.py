@@ -408,7 +408,8 @@ def _knowledge_api() -> dict[str, Any]:
                  "suggested": {"type": ["object", "null"]}, "draft": ref("FAQEntry")}))}), "groups")},
             parameters=[query("days", NUM, "0.01 to 365 (default 30)")])},
         "/api/agent/knowledge/preview": {"post": agent_op("what a change would do to the last real questions", {
-            200: json_body(obj({"replayed": INT, "changed": array(ANY_OBJECT), "newly_answered": INT,
+            200: json_body(obj({"replayed": INT, "searched": INT, "test_questions": INT, "test_regressions": array(STR),
+                                "changed": array(ANY_OBJECT), "newly_answered": INT,
                                 "no_longer_answered": INT, "person_wanted_now_bot": array(STR)}), "the effect"),
             400: invalid, 403: refused},
             body=request_json(obj(optional={"entry": ref("FAQEntry"), "delete": STR})))},

@@ -356,15 +356,22 @@ async def test_the_preview_shows_changed_answers_and_flags_people_who_wanted_a_p
     resp = await worker.post("/api/agent/knowledge/preview", json={"entry": dogs}, headers=editor)
     assert resp.status == 200, await resp.text()
     effect = await resp.json()
-    assert {c["question"] for c in effect["changed"]} == set(DOG_QUESTIONS)
-    assert effect["newly_answered"] == 3 and effect["no_longer_answered"] == 0
+    assert effect["test_questions"] > 500  # tests/heldout/: the project's labelled questions
+    real = [c for c in effect["changed"] if not c["test"]]
+    assert {c["question"] for c in real} == set(DOG_QUESTIONS)
     assert effect["person_wanted_now_bot"] == ["can I bring my dog into your shop"]  # dog-0 then asked for one
+    assert effect["test_regressions"] == []  # no test question loses its right answer to the dogs
     assert worker.app[KNOWLEDGE].head == 0  # nothing published
 
     ship = shipping_item(await knowledge(worker, editor))
     ship["answer"]["zh"] = NEW_ZH
     effect = await (await worker.post("/api/agent/knowledge/preview", json={"entry": ship}, headers=editor)).json()
-    assert [(c["question"], c["before"], c["after"], c["answer"]) for c in effect["changed"]] == [
+    assert [(c["question"], c["before"], c["after"], c["answer"]) for c in effect["changed"] if not c["test"]] == [
         (SHIP_ZH, "shipping_time", "shipping_time", NEW_ZH)]
+    assert {c["after"] for c in effect["changed"] if c["test"]} == {"shipping_time"}  # its Chinese test questions
+    assert effect["test_regressions"] == []
+    effect = await (await worker.post("/api/agent/knowledge/preview", json={"delete": "shipping_time"},
+                                      headers=editor)).json()
+    assert len(effect["test_regressions"]) >= 4  # deleting it: its test questions lose their answer
     agent = await logged_in(worker, "zhang", "agent")
     assert (await worker.post("/api/agent/knowledge/preview", json={"entry": ship}, headers=agent)).status == 403

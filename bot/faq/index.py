@@ -323,6 +323,13 @@ class FAQIndex:
         updated.trained_ids = self.trained_ids
         return updated
 
+    def vectors_of(self, entry_ids: set[str]) -> np.ndarray:
+        """The dense vectors of these entries' rows (questions, answers, tags): (n, dim)."""
+        wanted = np.array([e.id in entry_ids for e in self._entry_list], dtype=bool)
+        if not len(self._rows) or not wanted.any():
+            return np.zeros((0, self._index.d), dtype=np.float32)
+        return self._vectors[wanted[self._rows.entry]]
+
     def prepare_updates(self) -> None:
         """Analyse every row for BM25 now (seconds for the demo shop, most of an update's cost), so the first
         `updated` is as fast as the next ones. Blocking: run it off the event loop."""

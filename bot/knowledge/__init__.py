@@ -5,6 +5,8 @@
     entries.py   an entry as the API and YAML give it, checked as `kefu data validate` checks it
     faq_yaml.py  `kefu faq export` / `kefu faq import`: data/faq.yml's format
     usage.py     how often each entry answered, and how often a person was asked for after it
+    gaps.py      what the bot could not answer, grouped by meaning, with a suggested entry and a draft
+    preview.py   what a change would do to the test questions and the last real ones
     routes.py    /api/agent/knowledge/* (the console's Knowledge page)
     keys.py      what the app keeps (the live knowledge, the usage figures)
 """

@@ -14,10 +14,7 @@ console afterwards starts from what the bot serves).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import os
-import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -26,7 +23,6 @@ from bot.knowledge.versions import KnowledgeVersions, LiveEntry, Version, live_w
 
 log = logging.getLogger(__name__)
 POLL_S = 1.0
-BUILD_NICENESS = 10
 
 
 class LiveKnowledge:
@@ -40,8 +36,7 @@ class LiveKnowledge:
         self.head = 0  # the newest published version this worker has seen (edits are based on it)
         self.build_seconds: float | None = None
         self._lock = asyncio.Lock()
-        self._builder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kefu-knowledge",
-                                           initializer=_yield_to_messages)
+        self._builder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kefu-knowledge")
         self._task: asyncio.Task[None] | None = None
 
     @property
@@ -124,8 +119,3 @@ class LiveKnowledge:
             raise LookupError(f"there is no knowledge version {number}")
         return await self.publish(old.entries, author, f"roll back to version {number}")
 
-
-def _yield_to_messages() -> None:
-    """The builder thread runs at a lower CPU priority than the message path (Linux: per thread)."""
-    with contextlib.suppress(AttributeError, OSError):  # not Linux, or not allowed: the build just competes
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), BUILD_NICENESS)

@@ -14,7 +14,7 @@ from typing import Any
 
 from aiohttp import web
 
-from bot.app_keys import AGENT, STORES
+from bot.app_keys import AGENT, SETTINGS, STORES
 from bot.formats.yaml_io import DataError
 from bot.http import HTTPError, read_json
 from bot.knowledge import entries as checks
@@ -22,7 +22,7 @@ from bot.knowledge import gaps, preview
 from bot.knowledge.keys import KNOWLEDGE, USAGE
 from bot.knowledge.live import LiveKnowledge
 from bot.knowledge.usage import Usage, empty
-from bot.knowledge.versions import LiveEntry, PublishConflict
+from bot.knowledge.versions import LiveEntry, PublishConflict, changed_ids
 from bot.nlu.embedder import embedder_for
 from handoff.agents import AgentAccount
 from handoff.console.web import agent_api, json_response
@@ -101,19 +101,21 @@ async def api_preview(request: web.Request, account: AgentAccount) -> web.Respon
     _may_publish(account)
     body = await _body(request)
     live, agent = _live(request), request.app[AGENT]
-    entries = live.entries()
+    current = live.entries()
     if isinstance(body.get("delete"), str):
-        _position(entries, body["delete"])
-        entries = [e for e in entries if e.id != body["delete"]]
+        _position(current, body["delete"])
+        entries = [e for e in current if e.id != body["delete"]]
     else:
         entry = _checked(body.get("entry"))
-        entries = [entry if e.id == entry.id else e for e in entries] + (
-            [] if any(e.id == entry.id for e in entries) else [entry])
+        entries = [entry if e.id == entry.id else e for e in current] + (
+            [] if any(e.id == entry.id for e in current) else [entry])
     candidate = await live.candidate(entries)
-    asked = await preview.recent_questions(request.app[STORES].trackers)
+    asked = preview.project_questions(request.app[SETTINGS].project_dir)
+    asked += await preview.recent_questions(request.app[STORES].trackers)
     threshold = agent.model.config.effective_thresholds().faq
-    result = await asyncio.get_running_loop().run_in_executor(agent.executor, preview.compare, agent.model.faq,
-                                                              candidate, asked, threshold)
+    result = await asyncio.get_running_loop().run_in_executor(
+        agent.executor, preview.compare, agent.model.faq, candidate, asked, threshold,
+        set(changed_ids(current, entries)), embedder_for(agent.model.config.kefu.embedding))
     return json_response(result)
 
 

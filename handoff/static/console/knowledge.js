@@ -21,6 +21,7 @@ Object.assign(I18N.en, {
   knAddTo: "Add as phrasings of “{t}” (suggested)", knDraft: "Draft a new entry from the agents' replies",
   knPreview: "Preview the effect", knReplayed: "Replayed the last {n} real questions: {c} answers change, {a} newly answered, {l} no longer answered.",
   knLoud: "Shoppers who wanted a person would now get the bot:", knNothing: "nothing answered",
+  knRegressions: "Test questions that would lose their right answer:",
 });
 Object.assign(I18N.zh, {
   knowledge: "知识库", knSearch: "搜索问题、答案、标签…", knAdd: "新建条目", knAll: "全部分类",
@@ -37,8 +38,9 @@ Object.assign(I18N.zh, {
   knGaps: "机器人没能回答的问题（近 30 天）", knGapsHelp: "按意思分组，数量多的在前。", knNoGaps: "没有未解答的问题。",
   knAsked: "被问 {n} 次", knAgentsReplied: "客服的回复：", knAddTo: "作为“{t}”的新问法加入（建议）",
   knDraft: "用客服的回复起草新条目", knPreview: "预览效果",
-  knReplayed: "重放了最近 {n} 个真实问题：{c} 个回答会变，{a} 个新能回答，{l} 个不再回答。",
+  knReplayed: "重放了 {n} 个问题（项目的测试问题和最近的真实问题）：{c} 个回答会变，{a} 个新能回答，{l} 个不再回答。",
   knLoud: "原本想找人工的顾客，现在会由机器人回答：", knNothing: "不回答",
+  knRegressions: "会失去正确答案的测试问题：",
 });
 
 const kn = {data: null, editing: null, searchTimer: null, wired: false};
@@ -119,6 +121,10 @@ async function previewEntry() {
     if (effect.person_wanted_now_bot.length) {
       box.append(h("div", {class: "loud", role: "alert"}, t("knLoud"),
         h("ul", null, effect.person_wanted_now_bot.map((q) => h("li", null, q)))));
+    }
+    if (effect.test_regressions.length) {
+      box.append(h("div", {class: "loud", role: "alert"}, t("knRegressions"),
+        h("ul", null, effect.test_regressions.map((q) => h("li", null, q)))));
     }
     box.append(h("p", null, t("knReplayed", {n: effect.replayed, c: effect.changed.length,
       a: effect.newly_answered, l: effect.no_longer_answered})));
