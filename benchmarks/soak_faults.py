@@ -625,6 +625,8 @@ async def tracker(ctx: Context, cid: str) -> list[dict[str, Any]]:
                                        headers={"Authorization": f"Bearer {API_TOKEN}"}) as resp:
                 if resp.status == 200:
                     return (await resp.json())["events"]
+                if resp.status == 404:  # nothing stored under this id (a session whose messages never got through)
+                    return []
         except (aiohttp.ClientError, TimeoutError):
             pass
         await asyncio.sleep(1)
