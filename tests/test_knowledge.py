@@ -273,6 +273,8 @@ async def test_a_new_entry_is_answered_and_look_alike_questions_are_warned_about
     warnings = (await resp.json())["warnings"]
     assert len(warnings) == 1 and "how long does shipping take" in warnings[0] and "shipping_time" in warnings[0]
     assert "Dogs on a lead" in await say(worker, "dog-owner", "are pets allowed in the store")
+    help_page = await worker.get("/help/pets", params={"lang": "en"})  # the help centre shows it too
+    assert help_page.status == 200 and "Dogs on a lead" in await help_page.text()
     resp = await worker.post("/api/agent/knowledge/entries", json={"entry": pets}, headers=editor)
     assert resp.status == 409 and "exists already" in (await resp.json())["error"]
     resp = await worker.delete("/api/agent/knowledge/entries/pets", headers=editor)
