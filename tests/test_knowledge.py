@@ -247,6 +247,7 @@ async def test_plain_agents_read_editors_publish_and_every_change_is_attributed(
     (lambda item: item["questions"].pop("en"), "questions.en is empty"),
     (lambda item: item.update(questions="多久发货"), "questions"),
     (lambda item: item.update(id="bad id!"), "'id' must be"),
+    (lambda item: item.update(tags=["x" * 65]), "at most 64 characters"),
 ])
 async def test_a_malformed_entry_is_refused_with_the_reason_and_nothing_changes(kefu_app, breakage, message):
     worker = await kefu_app()
