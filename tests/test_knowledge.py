@@ -378,3 +378,24 @@ async def test_the_preview_shows_changed_answers_and_flags_people_who_wanted_a_p
     assert len(effect["test_regressions"]) >= 4  # deleting it: its test questions lose their answer
     agent = await logged_in(worker, "zhang", "agent")
     assert (await worker.post("/api/agent/knowledge/preview", json={"entry": ship}, headers=agent)).status == 403
+
+
+async def test_a_batch_being_parsed_keeps_the_index_it_started_with(kefu_app, monkeypatch):
+    """A version swapped in while a batch is parsed (the NLU step) does not reach that batch: its FAQ answers all
+    come from one index, never half from each."""
+    worker = await kefu_app()
+    agent, live = worker.app[AGENT], worker.app[KNOWLEDGE]
+    newer = await live.candidate(_with_answer(live.entries(), "shipping_time", "zh", NEW_ZH))
+    parse_batch = agent.model.nlu.parse_batch
+
+    def parse_then_publish(texts):
+        parsed = parse_batch(texts)
+        agent.use_faq(newer)  # a publication lands meanwhile
+        return parsed
+
+    monkeypatch.setattr(agent.model.nlu, "parse_batch", parse_then_publish)
+    [during] = agent.parser.parse_now([SHIP_ZH])
+    monkeypatch.setattr(agent.model.nlu, "parse_batch", parse_batch)
+    [after] = agent.parser.parse_now([SHIP_ZH])
+    assert during["faq"][0]["id"] == "shipping_time" and NEW_ZH not in during["faq"][0]["answer"]
+    assert after["faq"][0]["answer"] == NEW_ZH
