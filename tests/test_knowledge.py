@@ -247,6 +247,7 @@ async def test_plain_agents_read_editors_publish_and_every_change_is_attributed(
     (lambda item: item["questions"].pop("en"), "questions.en is empty"),
     (lambda item: item.update(questions="多久发货"), "questions"),
     (lambda item: item.update(id="bad id!"), "'id' must be"),
+    (lambda item: item.update(tags=["x" * 65]), "at most 64 characters"),
 ])
 async def test_a_malformed_entry_is_refused_with_the_reason_and_nothing_changes(kefu_app, breakage, message):
     worker = await kefu_app()
@@ -273,6 +274,8 @@ async def test_a_new_entry_is_answered_and_look_alike_questions_are_warned_about
     warnings = (await resp.json())["warnings"]
     assert len(warnings) == 1 and "how long does shipping take" in warnings[0] and "shipping_time" in warnings[0]
     assert "Dogs on a lead" in await say(worker, "dog-owner", "are pets allowed in the store")
+    help_page = await worker.get("/help/pets", params={"lang": "en"})  # the help centre shows it too
+    assert help_page.status == 200 and "Dogs on a lead" in await help_page.text()
     resp = await worker.post("/api/agent/knowledge/entries", json={"entry": pets}, headers=editor)
     assert resp.status == 409 and "exists already" in (await resp.json())["error"]
     resp = await worker.delete("/api/agent/knowledge/entries/pets", headers=editor)
@@ -375,3 +378,24 @@ async def test_the_preview_shows_changed_answers_and_flags_people_who_wanted_a_p
     assert len(effect["test_regressions"]) >= 4  # deleting it: its test questions lose their answer
     agent = await logged_in(worker, "zhang", "agent")
     assert (await worker.post("/api/agent/knowledge/preview", json={"entry": ship}, headers=agent)).status == 403
+
+
+async def test_a_batch_being_parsed_keeps_the_index_it_started_with(kefu_app, monkeypatch):
+    """A version swapped in while a batch is parsed (the NLU step) does not reach that batch: its FAQ answers all
+    come from one index, never half from each."""
+    worker = await kefu_app()
+    agent, live = worker.app[AGENT], worker.app[KNOWLEDGE]
+    newer = await live.candidate(_with_answer(live.entries(), "shipping_time", "zh", NEW_ZH))
+    parse_batch = agent.model.nlu.parse_batch
+
+    def parse_then_publish(texts):
+        parsed = parse_batch(texts)
+        agent.use_faq(newer)  # a publication lands meanwhile
+        return parsed
+
+    monkeypatch.setattr(agent.model.nlu, "parse_batch", parse_then_publish)
+    [during] = agent.parser.parse_now([SHIP_ZH])
+    monkeypatch.setattr(agent.model.nlu, "parse_batch", parse_batch)
+    [after] = agent.parser.parse_now([SHIP_ZH])
+    assert during["faq"][0]["id"] == "shipping_time" and NEW_ZH not in during["faq"][0]["answer"]
+    assert after["faq"][0]["answer"] == NEW_ZH

@@ -16,6 +16,8 @@ ID = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_./-]{0,63}$")
 LOOK_ALIKE = 0.9  # a question the live index gives another entry with this calibrated score reads like that entry
 MAX_QUESTIONS = 300
 MAX_TEXT = 2000
+MAX_NAME = 64
+MAX_TAGS = 50
 
 
 def parse_entry(item: Any, where: str = "entry") -> LiveEntry:
@@ -38,7 +40,10 @@ def parse_entry(item: Any, where: str = "entry") -> LiveEntry:
     texts = [q for qs in entry.questions.values() for q in qs]
     if len(texts) > MAX_QUESTIONS:
         raise DataError(f"FAQ {entry_id!r} has {len(texts)} questions; at most {MAX_QUESTIONS}", where)
-    if any(len(t) > MAX_TEXT for t in [*texts, *entry.answers.values()]):
+    if len(entry.category) > MAX_NAME or len(entry.tags) > MAX_TAGS or any(len(t) > MAX_NAME for t in entry.tags):
+        raise DataError(f"FAQ {entry_id!r}: a category or tag is at most {MAX_NAME} characters, and an entry has "
+                        f"at most {MAX_TAGS} tags", where)
+    if any(len(t) > MAX_TEXT for t in [*texts, *entry.answers.values(), *entry.titles.values()]):
         raise DataError(f"FAQ {entry_id!r}: a question or answer is longer than {MAX_TEXT} characters", where)
     if unknown := set(entry.questions) - set(LANGUAGES):
         raise DataError(f"FAQ {entry_id!r}: questions are given per language (zh, en), not {sorted(unknown)}", where)
