@@ -359,7 +359,10 @@ async def test_the_preview_shows_changed_answers_and_flags_people_who_wanted_a_p
     resp = await worker.post("/api/agent/knowledge/preview", json={"entry": dogs}, headers=editor)
     assert resp.status == 200, await resp.text()
     effect = await resp.json()
-    assert effect["test_questions"] > 500  # tests/heldout/: the project's labelled questions
+    from bot.knowledge.preview import project_questions
+
+    # the project's test stories' labelled turns; never the blind held-out set (tests/heldout/)
+    assert effect["test_questions"] == len(project_questions(Path(__file__).resolve().parent.parent)) > 0
     real = [c for c in effect["changed"] if not c["test"]]
     assert {c["question"] for c in real} == set(DOG_QUESTIONS)
     assert effect["person_wanted_now_bot"] == ["can I bring my dog into your shop"]  # dog-0 then asked for one

@@ -1,6 +1,8 @@
-"""What a change would do, before it is published: the project's test questions (tests/heldout/*.csv: faq, human
-and oos, with the entry each should get) and the last real questions, replayed against the FAQ as it is and as it
-would be.
+"""What a change would do, before it is published: the project's test questions (NLU test data and test stories in
+tests/, Rasa's formats: `faq/<id>` or a following `utter_faq/<id>` names the entry a question should get, a request
+for a person or an out-of-scope question should get none) and the last real questions, replayed against the
+FAQ as it is and as it would be. A blind held-out set (kefu's own tests/heldout/) is never read here: a set an
+editor tunes against stops being held out.
 
 For each question: which entry answers it now and after the change (an entry "answers" when its calibrated
 score reaches `thresholds.faq`, as in the bot), so the editor sees the answers that change, the questions newly
@@ -11,7 +13,6 @@ This replays the FAQ search, not whole conversations (forms, rules and the inten
 
 from __future__ import annotations
 
-import csv
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,15 +21,15 @@ import numpy as np
 
 from bot.dialogue import events as ev
 from bot.dialogue.escalation import is_explicit_human_request
+from bot.formats.nlu_data import parse_nlu
+from bot.formats.yaml_io import load_yaml
 from bot.language import detect_language
 from bot.stores import TrackerStore
+from bot.story_tests import load_test_stories
 
 RECENT = 200  # real questions replayed
 NEAR = 0.4  # cosine to a changed entry's text from which a question is searched again
 MAX_CONVERSATIONS = 400
-
-
-HELDOUT = ("faq", "human", "oos")  # tests/heldout/<kind>_<language>.csv: text,label[,style]
 
 
 @dataclass
@@ -40,20 +41,29 @@ class Asked:
     test: bool = False
 
 
+NO_ENTRY = ("human_handoff", "out_of_scope")  # labelled questions no FAQ entry should answer
+
+
 def project_questions(project_dir: Path) -> list[Asked]:
-    """The project's labelled test questions, if it keeps them where kefu's own are (tests/heldout/)."""
-    found = []
-    for kind in HELDOUT:
-        for language in ("zh", "en"):
-            path = project_dir / "tests" / "heldout" / f"{kind}_{language}.csv"
-            if not path.is_file():
-                continue
-            with path.open(encoding="utf-8", newline="") as f:
-                for row in csv.DictReader(f):
-                    if row.get("text"):
-                        found.append(Asked(row["text"], language, kind == "human",
-                                           row.get("label") if kind == "faq" else None, test=True))
-    return found
+    """The project's labelled questions in its tests/ folder, in Rasa's formats: NLU test data (`faq/<id>` names
+    the entry, as Rasa writes a retrieval intent) and the user turns of test stories followed by `utter_faq/<id>`;
+    a request for a person or an out-of-scope question should get no entry."""
+    tests = project_dir / "tests"
+    if not tests.is_dir():
+        return []
+    labelled: list[tuple[str, str | None, str]] = []  # (text, entry or None, intent)
+    for file in sorted(tests.glob("nlu*.y*ml")):  # tests/nlu*.yml (bots kept below tests/ have their own)
+        content = load_yaml(file)
+        for example in parse_nlu(content.get("nlu") if isinstance(content, dict) else None, str(file)).examples:
+            labelled.append((example.text, example.intent.partition("/")[2] or None, example.intent))
+    for story in load_test_stories(tests):
+        for step, following in zip(story.steps, [*story.steps[1:], None], strict=True):
+            if step.kind == "user" and step.text:
+                answer = (following.action or "") if following is not None and following.kind == "action" else ""
+                entry = answer.split("/", 1)[1] if answer.startswith("utter_faq/") else None
+                labelled.append((step.text.strip(), entry, step.intent or ""))
+    return [Asked(text, detect_language(text), intent == "human_handoff", entry, test=True)
+            for text, entry, intent in labelled if entry or intent in NO_ENTRY]
 
 
 async def recent_questions(trackers: TrackerStore, limit: int = RECENT) -> list[Asked]:
