@@ -21,6 +21,20 @@ if TYPE_CHECKING:
     from bot.stores import KeyValue
 
 EXEMPT_ENV = "KEFU_RATE_LIMIT_EXEMPT"
+# buckets named after a conversation, by what they count (erasure drops them with the conversation)
+CONVERSATION_BUCKETS = {"rest": "rest:conversation:{}", "widget": "widget:messages:{}",
+                        "widget uploads": "widget:uploads:{}"}
+
+
+def conversation_bucket(kind: str, conversation_id: str) -> str:
+    """The bucket of one conversation's messages ("rest", "widget") or uploads ("widget uploads")."""
+    return CONVERSATION_BUCKETS[kind].format(conversation_id)
+
+
+async def forget_conversation(kv: KeyValue, conversation_id: str) -> int:
+    """Drop the conversation's buckets (erasure: no key keeps naming it); how many there were."""
+    names = [f"rate:{name.format(conversation_id)}" for name in CONVERSATION_BUCKETS.values()]
+    return sum([await kv.drop_token_bucket(name) for name in names])
 
 
 @dataclass(frozen=True)

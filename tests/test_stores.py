@@ -631,3 +631,8 @@ async def test_token_bucket_is_shared_by_workers_and_never_overdrawn(backend: Ba
     assert await worker_a.kv.scan("") == []  # apart from the documents
     with pytest.raises(ValueError):
         await worker_a.kv.take_token("bad", 0, 1)
+    # dropped (a conversation's data erased): full again, and gone from the store
+    assert await worker_a.kv.take_token("rest:client:x", 0.01, 10) > 0
+    assert await worker_a.kv.drop_token_bucket("rest:client:x") is True
+    assert await worker_a.kv.drop_token_bucket("rest:client:x") is False
+    assert await worker_a.kv.take_token("rest:client:x", 0.01, 10) == 0.0

@@ -6,7 +6,8 @@ keeps about it beside the tracker, found from the stores alone so `kefu forget` 
     WeChat     the shopper's allowance book and numbered options (`wechat:allowance|options:<openid>`)
     Messenger  the shopper's thread state (`messenger:thread:<user>`)
     push       messages acknowledged but not yet answered (`<channel>:inbox:<id>/…`)
-    all        claimed outgoing ids (`out:<id>:<seq>`), so a new conversation under the same id is answered
+    all        claimed outgoing ids (`out:<id>:<seq>`), so a new conversation under the same id is answered;
+               its rate-limit buckets (bot/ratelimit.py)
 
 The caller holds the conversation's lock and erases the tracker itself (bot/erasure.py).
 """
@@ -19,6 +20,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from bot import ratelimit
 from bot.channels.email import outbox as email_outbox
 from bot.channels.messenger import MessengerChannel
 from bot.channels.messenger.threads import ThreadBook
@@ -69,6 +71,7 @@ async def forget_conversation(stores: Stores, conversation_id: str, upload_dir: 
             removed["shopper_documents"] += 1
     removed["outgoing_claims"] = sum([await stores.trackers.forget_message_ids(claim.format(conversation_id))
                                       for claim in OUTGOING_CLAIMS])
+    removed["rate_buckets"] = await ratelimit.forget_conversation(kv, conversation_id)
     return removed
 
 

@@ -18,7 +18,7 @@ from bot.channels.base import Channel
 from bot.dialogue import events as ev
 from bot.http import RETRY_AFTER_S, HTTPError, json_dumps, read_json
 from bot.notices import describe
-from bot.ratelimit import Rate
+from bot.ratelimit import Rate, conversation_bucket
 
 PATH = "/webhooks/rest/webhook"
 Body = tuple[dict[str, Any], str | None]  # the request's JSON, and its X-Message-Id
@@ -62,7 +62,8 @@ class RestChannel(Channel[RestSettings, Body, Reply]):
         await limits.check(client, f"rest:client:{client}", self.settings.client_rate,
                            "too many messages from this address; wait and send again")
         message = await self.user_message((await read_json(request), request.headers.get("X-Message-Id")))
-        await limits.check(client, f"rest:conversation:{message.conversation_id}", self.settings.conversation_rate,
+        await limits.check(client, conversation_bucket("rest", message.conversation_id),
+                           self.settings.conversation_rate,
                            "too many messages in this conversation; wait and send again")
         try:
             events = await self.agent.handle(message, resend=True)  # a retry gets the answer it missed

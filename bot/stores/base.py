@@ -121,6 +121,9 @@ class KeyValue(Protocol):
         one. Atomic, so parallel requests cannot overdraw it. Redis: shared by every worker; SQLite: kept in
         this worker's memory (rate limits, bot/ratelimit.py)."""
 
+    async def drop_token_bucket(self, bucket: str) -> bool:
+        """Forget the named bucket (full again on next use): whether there was one."""
+
     async def zadd(self, name: str, member: str, score: float) -> None: ...
 
     async def zrem(self, name: str, member: str) -> None: ...

@@ -48,3 +48,6 @@ class LocalBuckets:
                 self._buckets.popitem(last=False)
         self._buckets.move_to_end(name)
         return bucket.take()
+
+    def drop(self, name: str) -> bool:
+        return self._buckets.pop(name, None) is not None

@@ -456,6 +456,9 @@ class RedisKeyValue:
         wait = await self._take_token_script(keys=[f"{self._p}bucket:{bucket}"], args=[repr(per_second), repr(burst)])
         return float(wait)
 
+    async def drop_token_bucket(self, bucket: str) -> bool:
+        return bool(await self._r.delete(f"{self._p}bucket:{bucket}"))
+
     async def zadd(self, name: str, member: str, score: float) -> None:
         await self._r.zadd(f"{self._p}zset:{name}", {member: float(score)})
 

@@ -395,6 +395,9 @@ class SqliteKeyValue:
             raise ValueError("a bucket needs per_second > 0 and burst >= 1")
         return self._buckets.take(bucket, per_second, burst)  # in memory: no thread hop, no disk write
 
+    async def drop_token_bucket(self, bucket: str) -> bool:
+        return self._buckets.drop(bucket)
+
     async def zadd(self, name: str, member: str, score: float) -> None:
         await self._db.run(self._zadd, name, member, float(score))
 

@@ -15,7 +15,7 @@ from bot.channels.widget.keys import WIDGET
 from bot.channels.widget.origins import preflight, with_cors
 from bot.channels.widget.uploads import download_response
 from bot.http import HTTPError
-from bot.ratelimit import Rate
+from bot.ratelimit import Rate, conversation_bucket
 
 routes = web.RouteTableDef()
 UPLOADS = Rate(per_minute=6, burst=5)  # per conversation
@@ -26,8 +26,8 @@ UPLOADS = Rate(per_minute=6, burst=5)  # per conversation
 async def upload(request: web.Request) -> web.Response:
     widget = request.app[WIDGET]
     session = await session_of(request)
-    await request.app[RATE_LIMITS].check(request.remote, f"widget:uploads:{session.conversation_id}", UPLOADS,
-                                         "too many files; wait a moment")
+    await request.app[RATE_LIMITS].check(request.remote, conversation_bucket("widget uploads", session.conversation_id),
+                                         UPLOADS, "too many files; wait a moment")
     attachment = await widget.open.uploads.receive(request, session.conversation_id)
     return web.json_response({"attachment_id": attachment.id, **attachment.public()}, status=201)
 

@@ -27,6 +27,7 @@ from bot.channels.widget.protocol import FrameError, Hello, Outgoing, Ping, Read
 from bot.channels.widget.sessions import Session
 from bot.dialogue import events as ev
 from bot.http import HTTPError, json_dumps
+from bot.ratelimit import conversation_bucket
 from bot.stores.buckets import TokenBucket
 
 if TYPE_CHECKING:
@@ -182,7 +183,7 @@ class Connection:
 
     async def _on_outgoing(self, frame: Outgoing) -> None:
         wait = await self.limits.wait_s(self.client, f"widget:client:{self.client}", self.widget.client_messages) \
-            or await self.limits.wait_s(self.client, f"widget:messages:{self.conversation_id}",
+            or await self.limits.wait_s(self.client, conversation_bucket("widget", self.conversation_id),
                                         self.widget.conversation_messages)
         if wait:
             seq = await self._stored_seq(frame.client_msg_id)
