@@ -79,8 +79,14 @@ def test_kefu_run_says_serving_only_when_the_port_answers(project: Path):
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5) as resp:  # at once, no retry
             assert resp.status == 200
 
-        # the same port again: one line saying what to do
-        again = kefu(project, "run", "--port", str(port))
+        # the same project again (its SQLite store is served): one line saying what to do
+        again = kefu(project, "run", "--port", str(free_port()))
+        one_error_line(again, "already serving", "REDIS_URL")
+        # another project on the same port: one line saying what to do
+        other = project.parent / "other"
+        if not other.exists():
+            shutil.copytree(project, other, ignore=shutil.ignore_patterns("kefu.db*", "results", "uploads"))
+        again = kefu(other, "run", "--port", str(port))
         one_error_line(again, f"127.0.0.1:{port}", "--port")
         assert "kefu serving on" not in again.stdout
     finally:

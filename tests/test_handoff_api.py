@@ -423,7 +423,8 @@ async def test_nothing_works_without_login(kefu_app):
         path = resource.canonical
         if not path.startswith(("/api/agent", "/console")) or path in ("/api/agent/login", "/console/login"):
             continue
-        url = path.replace("{cid}", "s1").replace("{ticket_id}", "T1001").replace("{asset}", "app.js")
+        url = path.replace("{cid}", "s1").replace("{ticket_id}", "T1001").replace("{asset}", "app.js").replace(
+            "{entry_id}", "shipping_time")
         for route in resource:
             if route.method == "HEAD":
                 continue
