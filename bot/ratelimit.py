@@ -9,6 +9,7 @@ internal callers) skip every limit here; login throttling and upload quotas are 
 
 from __future__ import annotations
 
+import asyncio
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
     from bot.stores import KeyValue
 
 EXEMPT_ENV = "KEFU_RATE_LIMIT_EXEMPT"
+REFUSAL_DELAY_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -58,7 +60,10 @@ class RateLimits:
         return await self.kv.take_token(f"rate:{bucket}", rate.per_second, rate.burst)
 
     async def check(self, address: str | None, bucket: str, rate: Rate, message: str) -> None:
-        """As `wait_s`, for an HTTP route: over the limit raises `RateLimited` (429)."""
+        """As `wait_s`, for an HTTP route: over the limit raises `RateLimited` (429), after a pause (the client
+        must wait anyway): a client flooding over keep-alive connections gets at most one answer per connection
+        per REFUSAL_DELAY_S, instead of as many refusals as it can ask for, which other shoppers would pay for."""
         wait = await self.wait_s(address, bucket, rate)
         if wait > 0:
+            await asyncio.sleep(min(wait, REFUSAL_DELAY_S))
             raise RateLimited(message, wait)
