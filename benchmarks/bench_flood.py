@@ -29,7 +29,6 @@ import aiohttp
 from bench_server import QUESTIONS, free_port, percentile, wait_ready
 
 ROOT = Path(__file__).resolve().parent.parent
-KEFU = str(Path(sys.executable).parent / "kefu")
 TARGET_RATIO = 2.0
 NORMAL_NET, FLOOD_ADDRESS = "127.0.1.0/24", "127.0.2.1"
 
@@ -150,14 +149,15 @@ async def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="kefu-flood-"))
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    env = {**os.environ, "REDIS_URL": "", "KEFU_RATE_LIMIT_EXEMPT": NORMAL_NET}
+    # this checkout's code (the venv's `kefu` may be installed from another one)
+    env = {**os.environ, "REDIS_URL": "", "KEFU_RATE_LIMIT_EXEMPT": NORMAL_NET, "PYTHONPATH": str(ROOT)}
     for name in ("REST_CLIENT_PER_MINUTE", "REST_CLIENT_BURST", "REST_CONVERSATION_PER_MINUTE",
                  "REST_CONVERSATION_BURST", "KEFU_TRUSTED_PROXIES"):
         env.pop(name, None)  # the defaults are what is measured
     shutil.copytree(ROOT / "actions", tmp / "actions", dirs_exist_ok=True)
     shutil.copytree(ROOT / "data", tmp / "data", dirs_exist_ok=True)
-    proc = subprocess.Popen([KEFU, "run", "--port", str(port), "--model", str(model)], cwd=tmp, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen([sys.executable, "-m", "bot.cli", "run", "--port", str(port), "--model", str(model)],
+                            cwd=tmp, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         await wait_ready(url, proc)
         await phase(url, args.conversations, 5.0, None)  # warm-up

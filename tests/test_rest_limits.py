@@ -132,6 +132,25 @@ async def test_two_workers_on_redis_share_one_budget(redis_url, starter_model, a
     assert (await send(b, "w-other", address="198.51.100.78")).status == 200
 
 
+@pytest.mark.redis
+async def test_with_redis_down_a_message_gets_503_not_500(own_redis, starter_model, aiohttp_client, tmp_path):
+    """The limit cannot be checked, so it refuses nobody; the message itself cannot be stored: 503, send again."""
+    from bot.endpoints import Endpoints, StoreEndpoint
+    from bot.server import ServerSettings, create_app
+
+    server = own_redis()
+    settings = ServerSettings.for_project(ROOT, model_path=starter_model, db_path=tmp_path / "kefu.db")
+    settings.redis_url = server.url
+    settings.endpoints = Endpoints(tracker_store=StoreEndpoint(type="redis", key_prefix="down-test:"))
+    client = await aiohttp_client(create_app(settings))
+    assert (await send(client, "before", address="198.51.100.90")).status == 200
+    server.stop()
+    resp = await send(client, "during", address="198.51.100.90")
+    assert resp.status == 503, await resp.text()
+    server.start()
+    assert (await send(client, "after", address="198.51.100.90")).status == 200
+
+
 def test_invalid_address_lists_are_refused_at_start_naming_the_variable(monkeypatch):
     from bot.channels.settings import ConfigError
     from bot.server import ServerSettings

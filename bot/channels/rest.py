@@ -19,6 +19,7 @@ from bot.dialogue import events as ev
 from bot.http import RETRY_AFTER_S, HTTPError, json_dumps, read_json
 from bot.notices import describe
 from bot.ratelimit import Rate, conversation_bucket
+from bot.stores.errors import UNAVAILABLE
 
 PATH = "/webhooks/rest/webhook"
 Body = tuple[dict[str, Any], str | None]  # the request's JSON, and its X-Message-Id
@@ -69,6 +70,9 @@ class RestChannel(Channel[RestSettings, Body, Reply]):
             events = await self.agent.handle(message, resend=True)  # a retry gets the answer it missed
         except TurnFailed as exc:
             raise HTTPError(503, str(exc), headers={"Retry-After": str(RETRY_AFTER_S)}) from exc
+        except UNAVAILABLE as exc:  # nothing was acknowledged: the client sends it again
+            raise HTTPError(503, "the message could not be stored; send it again",
+                            headers={"Retry-After": str(RETRY_AFTER_S)}) from exc
         reply = self.render(events, await self.agent.language(message.conversation_id))
         return web.json_response([{"recipient_id": message.conversation_id, **m} for m in reply], dumps=json_dumps)
 
