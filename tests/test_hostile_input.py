@@ -90,6 +90,15 @@ async def raw_request(client, head: bytes, body: bytes = b"") -> tuple[int, dict
     return status, json.loads(answer.split(b"\r\n\r\n", 1)[1] or b"null")
 
 
+async def test_a_message_id_that_is_not_a_short_string_is_400(client):
+    for message_id in ([1, 2], {"a": 1}, 7, "", "x" * 201):
+        body = {"sender": "s1", "message": "hi", "metadata": {"message_id": message_id}}
+        assert "message id" in await refused(await client.post("/webhooks/rest/webhook", json=body))
+    assert "message id" in await refused(await client.post(
+        "/webhooks/rest/webhook", json={"sender": "s1", "message": "hi"}, headers={"X-Message-Id": "x" * 201}))
+    await nothing_stored(client)
+
+
 async def test_non_utf8_bytes_in_auth_headers_are_400(client):
     host = f"Host: {client.host}:{client.port}".encode()
     requests = [

@@ -22,6 +22,7 @@ from bot.ratelimit import Rate, conversation_bucket
 from bot.stores.errors import UNAVAILABLE
 
 PATH = "/webhooks/rest/webhook"
+MAX_ID_CHARS = 200  # a client's message id, kept with the message for de-duplication
 Body = tuple[dict[str, Any], str | None]  # the request's JSON, and its X-Message-Id
 Reply = list[dict[str, Any]]
 REST: web.AppKey[RestChannel] = web.AppKey("rest_channel")
@@ -100,6 +101,10 @@ class RestChannel(Channel[RestSettings, Body, Reply]):
         metadata = body.get("metadata") or {}
         if not isinstance(metadata, dict):
             raise HTTPError(400, "metadata must be an object")
+        message_id = message_id or metadata.get("message_id")
+        if message_id is not None and (not isinstance(message_id, str) or not 0 < len(message_id) <= MAX_ID_CHARS):
+            raise HTTPError(400, f"a message id (X-Message-Id or metadata.message_id) must be a string of 1 to "
+                                 f"{MAX_ID_CHARS} characters")
         sender = sender.strip()
         # Imported here: the registry lists every channel, this one included.
         from bot.channels.registry import owner_of
@@ -107,7 +112,7 @@ class RestChannel(Channel[RestSettings, Body, Reply]):
         if owner := owner_of(sender):
             raise HTTPError(403, f"sender {sender!r} names a {owner} conversation: the REST channel may only "
                                  "address its own conversations")
-        return UserMessage(sender, text, self.name, sender, message_id or metadata.get("message_id"), metadata)
+        return UserMessage(sender, text, self.name, sender, message_id, metadata)
 
     def render(self, events: list[ev.Event], language: str) -> Reply:
         """Rasa REST output for the bot and agent messages among `events`, and the shopper-facing text of
