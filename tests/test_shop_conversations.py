@@ -63,6 +63,19 @@ async def test_a_question_inside_the_return_form_is_answered_and_the_form_asks_a
     assert not any(order_prompt in text for text in follow), "the order number was taken"
 
 
+@pytest.mark.parametrize(("start", "again"), [("I want to return something", "can I return this"),
+                                                  ("我要退货", "这个能退吗")])
+async def test_asking_to_return_again_inside_the_return_form_gets_an_answer_not_silence(shop, start, again):
+    await say(shop, "r4", start)
+    replies = await say(shop, "r4", again)
+    evs = await events(shop, "r4")
+    assert any(text.strip() for text in replies), "the shopper gets an answer"
+    last_turn = evs[max(i for i, e in enumerate(evs) if e.get("event") == "user"):]
+    assert sum(e.get("event") == "action_execution_rejected" for e in last_turn) <= 1, "the form is not re-run"
+    follow = await say(shop, "r4", "KF20240003")
+    assert follow, "the conversation goes on"
+
+
 @pytest.mark.parametrize(("start", "cancel"), [("I want to return something", "cancel"), ("我要退货", "取消")])
 async def test_cancel_inside_the_return_form_leaves_it(shop, start, cancel):
     await say(shop, "r2", start)

@@ -17,7 +17,7 @@ from typing import Any
 
 from bot.dialogue.learned import LearnedPolicy
 from bot.dialogue.policies import MemoizationPolicy, Prediction, RulePolicy
-from bot.dialogue.states import LISTEN, loop_status, tracker_states
+from bot.dialogue.states import LISTEN, REJECTED, SKIPPED_ACTIONS, loop_status, tracker_states
 from bot.formats.domain import Domain
 
 DEFAULT_ACTIONS = {"restart": "action_restart", "back": "action_back", "session_start": "action_session_start"}
@@ -43,18 +43,27 @@ class PolicyEnsemble:
             return Prediction(LISTEN if latest == loop else loop, "RulePolicy", 1.0)
         builder = tracker_states(events, self.domain)
         sequence = [*builder.states, builder.current()]
-        prediction = self.rules.predict(sequence, self.domain)
+
+        just_rejected = rejected and _latest_step(events) == REJECTED
+
+        def allowed(prediction: Prediction | None) -> Prediction | None:
+            """A form that has just refused the message is not run again on it (it would refuse again, up to
+            the turn's action limit, and the shopper would get no answer): the other policies, or the engine's
+            FAQ / fallback, answer instead. After another action (an interruption's answer) it may run again."""
+            return None if prediction is not None and just_rejected and prediction.action == loop else prediction
+
+        prediction = allowed(self.rules.predict(sequence, self.domain))
         if prediction is not None:
             if loop and prediction.action == LISTEN and prediction.general:
                 return Prediction(loop, "RulePolicy", 1.0)  # back to the form after the interruption
             return prediction
         if not use_stories:
             return None
-        prediction = self.memo.predict(sequence)
+        prediction = allowed(self.memo.predict(sequence))
         if prediction is None and self.memo.augmented:
-            prediction = self._recall_recent_past(events)
+            prediction = allowed(self._recall_recent_past(events))
         if prediction is None and self.learned is not None:
-            prediction = self.learned.predict(sequence)
+            prediction = allowed(self.learned.predict(sequence))
         return prediction
 
     def _recall_recent_past(self, events: list[dict[str, Any]]) -> Prediction | None:
@@ -67,6 +76,16 @@ class PolicyEnsemble:
             if prediction is not None:
                 return prediction
         return None
+
+
+def _latest_step(events: list[dict[str, Any]]) -> str | None:
+    """The kind of the latest action-like event: an action's name, or a rejection."""
+    for event in reversed(events):
+        if event.get("event") == REJECTED:
+            return REJECTED
+        if event.get("event") == "action" and event.get("name") not in SKIPPED_ACTIONS:
+            return event.get("name")
+    return None
 
 
 def _latest_intent(events: list[dict[str, Any]]) -> str | None:
