@@ -24,6 +24,7 @@ from bot import __version__
 from bot.config import Config
 from bot.dialogue.learned import LearnedPolicy
 from bot.dialogue.policies import MemoizationPolicy, RulePolicy
+from bot.durable import fsync_path
 from bot.formats.domain import Domain, Slot
 from bot.formats.faq_data import FAQEntry, entries_from_retrieval_intents
 from bot.formats.nlu_data import Example, NLUData
@@ -176,20 +177,13 @@ def train(project: Project, out_dir: Path, progress: Callable[[str], None] = pri
                 os.fsync(raw.fileno())  # on disk before it gets its name: a crash never leaves a named half
             final = out_dir / name
             os.replace(partial, final)
-            _fsync_directory(out_dir)  # the new name itself survives a crash
+            fsync_path(out_dir)  # the new name itself survives a crash
         except BaseException:
             Path(partial).unlink(missing_ok=True)
             raise
     progress(f"model saved to {final} ({time.perf_counter() - started:.1f} s)")
     return final
 
-
-def _fsync_directory(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def load_newest(models_dir: Path) -> TrainedModel:

@@ -164,6 +164,13 @@ class _Rows:
         )
 
 
+def _check_unique_ids(entries: Sequence[FAQEntry]) -> None:
+    ids = [e.id for e in entries]
+    if len(set(ids)) != len(ids):
+        dupes = sorted({i for i in ids if ids.count(i) > 1})
+        raise ValueError(f"FAQ ids must be unique; repeated: {', '.join(dupes)}")
+
+
 def _layout(entries: list[FAQEntry]) -> _Rows:
     """Rows language-major, grouped by entry inside each language (blocks and segments rely on it)."""
     per_lang: dict[str, list[tuple[int, int, str]]] = {lang: [] for lang in LANGUAGES}
@@ -242,10 +249,7 @@ class FAQIndex:
         `progress(message)` is told how the embedding goes (nearly all of the cost) and what the calibration
         came to.
         """
-        ids = [e.id for e in entries]
-        if len(set(ids)) != len(ids):
-            dupes = sorted({i for i in ids if ids.count(i) > 1})
-            raise ValueError(f"FAQ ids must be unique; repeated: {', '.join(dupes)}")
+        _check_unique_ids(entries)
         entry_list = list(entries)
         rows = _layout(entry_list)
         vectors = np.zeros((len(rows), embedder.dim), dtype=np.float32)
@@ -294,10 +298,7 @@ class FAQIndex:
         calibration are kept — fitting them is most of a `kefu train`'s FAQ time (a minute for the demo shop),
         and a few changed entries hardly move them. New entries get no selector evidence until the next
         `kefu train`. This index is not changed: searches running on it finish on it."""
-        ids = [e.id for e in entries]
-        if len(set(ids)) != len(ids):
-            dupes = sorted({i for i in ids if ids.count(i) > 1})
-            raise ValueError(f"FAQ ids must be unique; repeated: {', '.join(dupes)}")
+        _check_unique_ids(entries)
         entry_list = list(entries)
         rows = _layout(entry_list)
         known = {text: i for i, text in enumerate(self._rows.text)}
@@ -316,7 +317,7 @@ class FAQIndex:
             index.add(vectors)
         analyzed = {text: self._analyzed.get(text) or analyze(text) for text in set(rows.text)}
         lexical = BM25.build([analyzed[t] for t in rows.text])
-        selector = self._selector.for_entries(ids) if self._selector is not None else None
+        selector = self._selector.for_entries([e.id for e in entry_list]) if self._selector is not None else None
         updated = FAQIndex(entry_list, rows, index, lexical, dict(self.calibrations), self._embedder, selector)
         updated.embedded = len(missing)
         updated._analyzed = analyzed

@@ -15,6 +15,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from bot.durable import fsync_path
 from bot.stores.serving_lock import serving
 
 KEFU_TABLES = {"events", "conversations", "conversation_meta", "kv"}
@@ -68,9 +69,9 @@ def backup(db_path: Path, target: Path) -> Contents:
             source.backup(copy)  # all pages in one step: one read snapshot, however busy the writer
             copy.execute("PRAGMA journal_mode=DELETE")  # one self-contained file, no -wal beside it
         saved = contents(Path(partial))
-        _fsync(Path(partial))
+        fsync_path(Path(partial))
         os.replace(partial, target)
-        _fsync(target.parent)
+        fsync_path(target.parent)
     except BaseException:
         Path(partial).unlink(missing_ok=True)
         raise
@@ -86,10 +87,3 @@ def restore(backup_file: Path, db_path: Path) -> Contents:
         store.execute("PRAGMA journal_mode=WAL")
     return saved
 
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
