@@ -197,6 +197,8 @@ async def test_a_wechat_delivery_that_could_not_keep_its_message_leaves_the_answ
             monkeypatch.undo()
     finally:
         await busy.close()
+    channel = worker.app[WECHAT]  # the retry is not slow: on a busy machine 0.3 s may pass
+    channel.settings = channel.settings.model_copy(update={"reply_budget_s": 4.0})
     for _ in range(300):  # the turn that had started goes on and is stored
         if (await shopper_turns(worker))[1]:
             break
@@ -208,6 +210,27 @@ async def test_a_wechat_delivery_that_could_not_keep_its_message_leaves_the_answ
     assert await (await wechat_says(worker, "运费多少钱", msg_id)).text() == "success"
     await asyncio.sleep(0.3)
     assert fake_wechat.sends() == []  # once: by the passive reply
+
+
+async def test_a_wechat_answer_the_store_failed_to_read_is_given_to_the_retry(
+        make_client, fake_wechat, redis_url, monkeypatch):
+    """The turn ran and was stored, then the store failed while the passive reply was read (the soak's Redis
+    restart): 503 before the MsgId is marked answered, so WeChat's retry gets the answer, not `success`."""
+    worker = await make_client(shop.wechat_env(fake_wechat.url), redis_url, f"test-{uuid4().hex[:12]}")
+    channel, msg_id = worker.app[WECHAT], "24000000000014402"
+    shown = channel._shown
+
+    async def store_fails(*args, **kwargs):
+        raise RedisConnectionError("Redis went away")
+
+    monkeypatch.setattr(channel, "_shown", store_fails)
+    assert (await wechat_says(worker, "运费多少钱", msg_id)).status == 503
+    monkeypatch.setattr(channel, "_shown", shown)
+    retry = await wechat_says(worker, "运费多少钱", msg_id)
+    answer = open_reply(await retry.text()).get("Content")
+    users, bots = await shopper_turns(worker)
+    assert users == ["运费多少钱"] and answer == "\n\n".join(bots) and answer  # stored once, answered
+    assert await (await wechat_says(worker, "运费多少钱", msg_id)).text() == "success"
 
 
 # -- Messenger: messages a crashed worker acknowledged, swept by two workers at once ---------------------------

@@ -103,11 +103,13 @@ class WeChatChannel(PushChannel[WeChatSettings, Inbound, tuple[str, list[str]]])
         turn = self.tasks.spawn(self._turn(message, started), name=f"wechat-turn:{openid}")
         done, _ = await asyncio.wait({turn}, timeout=max(deadline - asyncio.get_running_loop().time(), 0))
         if done:
-            stored = turn.result()
+            # the answer in hand before the MsgId is marked: a store failure while reading it leaves the mark
+            # to WeChat's retry, which then answers (once marked, nothing after can fail the delivery)
+            shown = await self._shown(message, turn.result())
             if not await self._answering(inbound):
                 log.info("WeChat redelivery %s answered success", key)
                 return None
-            text = await self._passive(message, stored)
+            text = self._passive(message, shown)
             await self._clear(cid, key)  # a delivery before this one may have kept it, then died
             return text
         if not started.is_set():  # another delivery of this message is on it (or was, on a worker that died)
@@ -130,7 +132,10 @@ class WeChatChannel(PushChannel[WeChatSettings, Inbound, tuple[str, list[str]]])
         if not await self.first_delivery(inbound.dedupe_key):
             return False
         if inbound.opens:
-            await self._opened(inbound.openid, inbound.opens)
+            try:
+                await self._opened(inbound.openid, inbound.opens)
+            except UNAVAILABLE as exc:  # marked answered: the reply must still go out; custom-send waits
+                log.warning("WeChat: could not open the allowance of %s (%r)", inbound.openid, exc)
         return True
 
     async def _clear(self, conversation_id: str, key: str) -> None:
@@ -165,9 +170,10 @@ class WeChatChannel(PushChannel[WeChatSettings, Inbound, tuple[str, list[str]]])
         await remember_options(self.stores.kv, message.sender, payloads, self.now())
         return text
 
-    async def _passive(self, message: UserMessage, stored: list[ev.Event]) -> str | None:
+    def _passive(self, message: UserMessage, shown: str) -> str | None:
+        """The passive reply from what the shopper is shown; what does not fit goes by custom-send."""
         assert self.outbox and message.sender
-        parts = self.outbox.split(await self._shown(message, stored))
+        parts = self.outbox.split(shown)
         if len(parts) > 1:  # one passive message only: the rest through custom-send
             rest, openid = "\n\n".join(parts[1:]), message.sender
             self.serial.submit(message.conversation_id, lambda: self.outbox.send(openid, rest, "bot"))
