@@ -106,7 +106,10 @@ class MailboxReader:
     async def _watch(self, client: aioimaplib.IMAP4) -> None:
         self.connected.set()
         while not self._lost.is_set():
-            await self.read_unseen(client)
+            # until a search finds nothing: a mail that arrived while others were handled was announced in the
+            # replies to those commands, not to IDLE, which would then wait for the next mail (or the renewal)
+            while await self.read_unseen(client):
+                self.rounds += 1
             self.rounds += 1
             if self._idles(client):
                 await self._idle(client)
