@@ -44,7 +44,7 @@ run: install
 	$(BIN)/kefu run --host $(HOST) --port $(PORT)
 
 test: install
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=25
 
 # Longer fuzzing than `make test` does (README "Fuzzing"): schemathesis with many examples per operation against a
 # live server, the parser properties with many examples, then atheris (coverage-guided) over the WeChat XML and
