@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/shop_eval.py             # held-out set (tests/heldout/), newest matching model
     .venv/bin/python benchmarks/shop_eval.py --train     # train the project first (into a temporary directory)
     .venv/bin/python benchmarks/shop_eval.py --dev       # dev split of the training data (for content work)
+    .venv/bin/python benchmarks/shop_eval.py --blind-dev --misses  # a second blind set, for looking at misses
 
 Every message goes to a fresh conversation through the app that `kefu run` serves (`bot.server.create_app`,
 REST webhook, aiohttp test client); the outcome is read from the events the bot stored for that turn, and the
@@ -24,7 +25,9 @@ human_*.csv) was written by someone who saw only the FAQ's answers and the shop'
 questions. It is never trained or tuned on, and never read entry by entry while tuning: thresholds and
 calibration come from cross-validation over the training phrasings (at `kefu train`). `--dev` instead leaves
 the last phrasing per language of every FAQ entry and every 4th out_of_scope / human_handoff / chitchat
-example out of training and asks them.
+example out of training and asks them. `--blind-dev` asks tests/blind_dev/, a second set written blind the
+same way (by another writer, later): unlike the held-out set it may be read miss by miss, to find what kind of
+question the bot gets wrong; the held-out set stays the figure that counts.
 """
 
 from __future__ import annotations
@@ -48,6 +51,7 @@ if str(ROOT) not in sys.path:
 from bot.formats.project import Project, load_project  # noqa: E402
 
 HELDOUT = ROOT / "tests" / "heldout"
+BLIND_DEV = ROOT / "tests" / "blind_dev"
 LANGUAGES = ("en", "zh")
 # The issue's targets (answer-quality issue): share of the language's questions.
 GOALS = {"top1_en": 0.92, "top1_zh": 0.90, "right_en": 0.85, "right_zh": 0.85, "wrong_en": 0.02, "wrong_zh": 0.02,
@@ -124,11 +128,11 @@ def read_csv(path: Path, kind: str, language: str) -> list[Case]:
                 for row in csv.DictReader(handle) if row.get("text", "").strip()]
 
 
-def heldout_cases() -> list[Case]:
+def blind_cases(folder: Path = HELDOUT) -> list[Case]:
     cases = []
     for language in LANGUAGES:
         for kind in ("faq", "multi", "oos", "human"):
-            cases += read_csv(HELDOUT / f"{kind}_{language}.csv", kind, language)
+            cases += read_csv(folder / f"{kind}_{language}.csv", kind, language)
     return cases
 
 
@@ -341,16 +345,20 @@ def meets_goals(figures: dict[str, float]) -> bool:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--dev", action="store_true", help="evaluate on the dev split (trains a dev model)")
+    parser.add_argument("--blind-dev", action="store_true",
+                        help="ask tests/blind_dev/ (a second blind set that may be read miss by miss)")
     parser.add_argument("--train", action="store_true", help="train the project even if models/ has a match")
     parser.add_argument("--model", type=Path, help="use this model archive")
     parser.add_argument("--misses", action="store_true",
-                        help="list every miss (dev split only: the held-out set is never read entry by entry)")
+                        help="list every miss (dev split or blind dev set: the held-out set is never read entry by "
+                             "entry)")
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     parser.add_argument("--sweep", action="store_true",
                         help="dev split only: the figures for each FAQ threshold pair in SWEEP (faq, faq_clarify)")
     args = parser.parse_args(argv)
-    if args.misses and not args.dev:
-        parser.error("--misses lists entries: only with --dev (looking at held-out misses would tune on them)")
+    if args.misses and not (args.dev or args.blind_dev):
+        parser.error("--misses lists entries: only with --dev or --blind-dev (looking at held-out misses would tune "
+                     "on them)")
     if args.sweep and not args.dev:
         parser.error("--sweep tunes thresholds: only on the dev split, never on the held-out set")
 
@@ -361,11 +369,12 @@ def main(argv: list[str] | None = None) -> int:
             model = args.model or newest_model(project, DEV_MODELS) or train_model(project, DEV_MODELS)
             title = "dev split (held out of training, for content work)"
         else:
-            cases = heldout_cases()
+            cases = blind_cases(BLIND_DEV if args.blind_dev else HELDOUT)
             model = args.model or (None if args.train else newest_model(project))
             if model is None:
                 model = train_model(project, Path(tmp) / "models")
-            title = "held-out set (tests/heldout: written blind, never trained or tuned on)"
+            title = ("blind dev set (tests/blind_dev: written blind, read miss by miss)" if args.blind_dev
+                     else "held-out set (tests/heldout: written blind, never trained or tuned on)")
         print(f"model {model}; {len(cases)} messages")
         if args.sweep:
             sweep(model, cases, Path(tmp))

@@ -18,6 +18,7 @@ from bot.language import detect_language
 
 ROOT = Path(__file__).resolve().parent.parent
 HELDOUT = ROOT / "tests" / "heldout"
+BLIND_DEV = ROOT / "tests" / "blind_dev"
 CATEGORIES = {"pre_sale", "orders", "shipping", "payment", "returns", "warranty", "promotions", "membership",
               "account", "contact"}
 MIN_PHRASINGS = 6
@@ -214,9 +215,14 @@ def test_test_stories_cover_every_path_in_both_languages_with_new_phrasings(proj
 # -- the held-out evaluation set -----------------------------------------------------------------------------------
 
 
-def read(name: str) -> list[dict[str, str]]:
-    with (HELDOUT / name).open(encoding="utf-8", newline="") as handle:
+def read(name: str, folder: Path = HELDOUT) -> list[dict[str, str]]:
+    with (folder / name).open(encoding="utf-8", newline="") as handle:
         return list(csv.DictReader(handle))
+
+
+def trained_texts(project) -> set[str]:
+    return {norm(e.text) for e in project.nlu.examples} | {
+        norm(q) for e in project.faq for qs in e.questions.values() for q in qs}
 
 
 def test_heldout_set_is_complete_and_never_trained_on(project):
@@ -225,8 +231,7 @@ def test_heldout_set_is_complete_and_never_trained_on(project):
     blind questions that happened to equal a training phrasing were dropped). This checks the set's shape only:
     its questions are never read entry by entry."""
     ids = {e.id for e in project.faq}
-    trained = {norm(e.text) for e in project.nlu.examples} | {
-        norm(q) for e in project.faq for qs in e.questions.values() for q in qs}
+    trained = trained_texts(project)
     for language in ("en", "zh"):
         faq = read(f"faq_{language}.csv")
         assert len(faq) >= 200 and set(Counter(r["label"] for r in faq)) == ids
@@ -242,6 +247,24 @@ def test_heldout_set_is_complete_and_never_trained_on(project):
             assert sum(detect_language(r["text"]) == language for r in rows) >= 0.95 * len(rows), name
             assert len(texts) == len(set(texts)), f"{name} repeats itself"
             assert not [t for t in texts if t in trained], f"{name} has questions of the training data"
+
+
+def test_blind_dev_set_is_neither_trained_on_nor_the_heldout_set(project):
+    """tests/blind_dev/ may be read miss by miss; that is only honest while none of it becomes training data and
+    it shares nothing with the held-out set."""
+    ids = {e.id for e in project.faq}
+    trained = trained_texts(project)
+    heldout = {norm(r["text"]) for path in HELDOUT.glob("*.csv") for r in read(path.name)}
+    names = sorted(path.name for path in BLIND_DEV.glob("*.csv"))
+    assert names == sorted(f"{kind}_{language}.csv" for kind in ("faq", "multi", "oos", "human")
+                           for language in ("en", "zh"))
+    for name in names:
+        rows = read(name, BLIND_DEV)
+        texts = {norm(r["text"]) for r in rows}
+        assert not texts & trained, f"{name} has questions of the training data"
+        assert not texts & heldout, f"{name} has held-out questions"
+        labels = {label for r in rows for label in (r.get("labels") or r["label"]).split("|")}
+        assert labels <= ids | {"oos", "human_handoff"}, name
 
 
 # -- the demo shop's data ------------------------------------------------------------------------------------------
