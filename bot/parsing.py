@@ -14,7 +14,7 @@ from typing import Any
 from bot import strict_json
 from bot.language import LANGUAGES
 from bot.model import TrainedModel
-from bot.nlu.clauses import split_questions
+from bot.nlu.clauses import clauses
 from bot.nlu.embedder import CACHED_BATCH, embedder_for
 
 # Rasa's payload syntax for buttons: /intent or /intent{"entity": "value"}
@@ -102,11 +102,12 @@ class BatchedParser:
         """A message that asks several things gets `parse["parts"]`: each question with its own FAQ hits."""
         if not len(faq):
             return
-        split = [split_questions(text) for text in texts]
+        split = [clauses(text) for text in texts]
         asked = [(i, part) for i, parts in enumerate(split) if len(parts) > 1 for part in parts]
         if not asked:
             return
-        found = faq.search_batch([part for _, part in asked], [languages[i] for i, _ in asked],
-                                            k=self.model.config.kefu.faq_top_k)
+        found = faq.search_batch([part.text for _, part in asked], [languages[i] for i, _ in asked],
+                                 k=self.model.config.kefu.faq_top_k)
         for (i, part), hits in zip(asked, found, strict=True):
-            parses[i].setdefault("parts", []).append({"text": part, "faq": [h.as_dict() for h in hits]})
+            parses[i].setdefault("parts", []).append(
+                {"text": part.text, "asks": part.asks, "faq": [h.as_dict() for h in hits]})

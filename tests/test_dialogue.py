@@ -558,6 +558,18 @@ async def test_a_message_with_two_questions_gets_both_answers(faq_engine):
     assert texts == ["answer shipping_time", "answer shipping_fee"]
 
 
+async def test_a_clause_that_only_tells_the_situation_gets_no_answer_of_its_own(faq_engine):
+    """"买的杯子想丢洗碗机里，会不会出问题": the FAQ, asked the fragment "会不会出问题" alone, can be sure of anything;
+    the message asks one question, answered from the whole."""
+    tracker = Tracker.from_events("one", [], faq_engine.domain)
+    whole = [faq_hit("shipping_time", 0.95), faq_hit("shipping_fee", 0.01)]
+    parts = [{"text": "寄到北京", "asks": False, "faq": [faq_hit("shipping_fee", 0.9)]},
+             {"text": "要几天啊", "asks": True, "faq": [faq_hit("shipping_time", 0.9)]}]
+    texts, _ = await say(faq_engine, tracker, "寄到北京，要几天啊",
+                         {**parse("faq", confidence=0.9, language="zh", faq=whole), "parts": parts})
+    assert texts == ["answer shipping_time"]
+
+
 async def test_an_answer_the_shopper_rejects_is_a_miss_and_the_other_candidates_are_offered(faq_engine):
     tracker = Tracker.from_events("reject", [], faq_engine.domain)
     hits = [faq_hit("refund_time", 0.8), faq_hit("shipping_time", 0.15), faq_hit("shipping_fee", 0.01)]

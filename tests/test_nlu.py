@@ -457,3 +457,20 @@ def test_a_message_is_split_into_the_questions_it_asks(text: str, questions: lis
     from bot.nlu.clauses import split_questions
 
     assert split_questions(text) == questions
+
+
+@pytest.mark.parametrize(("text", "asks"), [
+    # each clause asks something: each gets its answer
+    ("几天到，运费多少", [True, True]),
+    ("两张券能一起用吗 积分又怎么抵扣", [True, True]),  # a space between Chinese clauses splits too
+    ("forgot my password, also how do i stop all the promo texts", [True, True]),  # "also": another matter
+    ("一直登录不上去，还有怎么退订你们的短信", [True, True]),
+    # a clause that tells the situation is not a question of its own
+    ("买的马克杯想直接丢洗碗机里，会不会出问题啊", [False, True]),
+    ("My cart is ¥85 right now, will I have to pay extra for delivery?", [False, True]),
+    ("can u wrap it up nice? its a bday present", [True, False]),
+])
+def test_only_clauses_that_ask_something_are_answered_on_their_own(text: str, asks: list[bool]) -> None:
+    from bot.nlu.clauses import clauses
+
+    assert [clause.asks for clause in clauses(text)] == asks

@@ -216,10 +216,13 @@ class EscalationPolicy:
         return None
 
     def answers_per_question(self, parts: list[dict[str, Any]], intent_says_faq: bool) -> list[dict[str, Any]]:
-        """For a message split into its questions (`parse["parts"]`, each with its own FAQ hits): the entry the
-        bot is sure of for each question, when that gives two or more different entries; else []."""
-        sure = [part["faq"][0] for part in parts
-                if part.get("faq") and self.faq_rejection(part["faq"], intent_says_faq) is None]
+        """For a message split into its clauses (`parse["parts"]`, each with its own FAQ hits): the entry the
+        bot is sure of for each clause that asks something, when that gives two or more different entries; else [].
+
+        A clause that only tells the situation ("my cart is ¥85 right now, will I pay for delivery?", "它是生日
+        礼物") is not answered on its own: alone, the FAQ can be sure of the wrong thing about it."""
+        sure = [part["faq"][0] for part in parts if part.get("faq") and part.get("asks", True)
+                and self.faq_rejection(part["faq"], intent_says_faq) is None]
         distinct = list({hit["id"]: hit for hit in sure}.values())
         return distinct if len(distinct) >= 2 else []
 

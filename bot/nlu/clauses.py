@@ -10,6 +10,7 @@ searched one by one; the bot answers each piece it is sure of, so one message ge
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 from bot.language import HAN_CHARS
 
@@ -17,20 +18,33 @@ from bot.language import HAN_CHARS
 _HARD = re.compile(r"(?<=[?？!！;；。\n])\s*|\s*\n\s*")
 # A boundary when both sides are long enough: words that start another question.
 _JOINERS = re.compile(
-    r"\s*[,，、]?\s*(?:还有(?:就是)?|另外|顺便问(?:一?下)?|再问(?:一?下)?|以及|然后)\s*[,，:：]?\s*"
+    r"\s*[,，、]?\s*(?:(?:还有|另外)(?:就是|想?问(?:一?下)?)?|顺便问(?:一?下)?|再问(?:一?下)?|以及|然后)\s*[,，:：]?\s*"
     r"|\s*[,;]?\s+(?:and also|also|and what about|what about|and how about|plus|btw|by the way|another question)"
     r"\b\s*[,:]?\s*"
     r"|\s+and\s+(?=(?:how|what|when|where|which|why|who|can|could|do|does|is|are|will|would|should)\b)",
     re.IGNORECASE,
 )
-# A comma: in Chinese between two clauses; in English only before a new question ("…, how much is it").
+# A comma: in Chinese between two clauses (a space between Chinese words is one too, "新人有优惠吗 拉朋友有奖励吗");
+# in English only before a new question ("…, how much is it").
 _COMMA = re.compile(
-    r"\s*，\s*|\s*,\s*(?=(?:and\s+)?(?:how|what|when|where|which|why|who|can|could|do|does|did|is|are|will|would"
+    rf"\s*，\s*|(?<=[{HAN_CHARS}])\s+(?=[{HAN_CHARS}])"
+    r"|\s*,\s*(?=(?:and\s+)?(?:how|what|when|where|which|why|who|can|could|do|does|did|is|are|will|would"
     r"|should|any)\b)",
     re.IGNORECASE,
 )
+# A clause that asks something of its own: a question, or a request. "买的杯子想丢洗碗机里，会不会出问题" is one
+# question (the first clause tells the situation); "几天到，运费多少" is two.
+_ASKS = re.compile(
+    r"[?？]|吗|[不没]\W*$|嘛\W*$|呢\W*$|么\W*$|什么|怎么|怎样|咋|啥|多少|多久|多长时间|为何|哪|谁|能否|可否|是否|请问"
+    r"|几(?:天|点|号|时|日|周|个月|月|块|元|次)|([\u4e00-\u9fff])[不没]\1|有没有|我(?:要|想)|想要|需要|麻烦|帮我|请"
+    r"|^\W*(?:how|what|when|where|which|why|who|whom|whose|can|could|do|does|did|is|are|was|were|will|would|should"
+    r"|shall|may|might|any|have|has|am|r u)\b"
+    r"|\b(?:i need|i want|i'?d like|i would like|please|pls|plz|tell me|let me know|help me)\b",
+    re.IGNORECASE,
+)
 _LEADING_JOINER = re.compile(
-    r"^(?:还有(?:就是)?|另外|顺便问(?:一?下)?|以及|然后|(?:and also|also|and|plus|btw)\b)\s*[,，:：]?\s*",
+    r"^(?:(?:还有|另外)(?:就是|想?问(?:一?下)?)?|顺便问(?:一?下)?|以及|然后|(?:and also|also|and|plus|btw)\b)"
+    r"\s*[,，:：]?\s*",
     re.IGNORECASE,
 )
 _CONTENT = re.compile(f"[{HAN_CHARS}]|[A-Za-z0-9]+")
@@ -42,25 +56,48 @@ def _units(text: str) -> int:
     return len(_CONTENT.findall(text))
 
 
-def _split_keep(pieces: list[str], pattern: re.Pattern[str]) -> list[str]:
+@dataclass(frozen=True)
+class Clause:
+    text: str
+    set_apart: bool = False  # by "also", "另外", "还有"…: the shopper says it is another matter
+
+    @property
+    def asks(self) -> bool:
+        """A question or request of its own, rather than the situation a question next to it is about."""
+        return self.set_apart or asks_something(self.text)
+
+
+def _split_keep(pieces: list[Clause], pattern: re.Pattern[str], set_apart: bool) -> list[Clause]:
     """Split each piece on `pattern` where both sides keep at least MIN_UNITS; otherwise leave it whole."""
-    out: list[str] = []
+    out: list[Clause] = []
     for piece in pieces:
-        parts = [p for p in pattern.split(piece) if p and p.strip()]
+        parts = [p for p in pattern.split(piece.text) if p and p.strip()]
         if len(parts) > 1 and all(_units(p) >= MIN_UNITS for p in parts):
-            out += parts
+            out += [Clause(p, set_apart) for p in parts]
         else:
             out.append(piece)
     return out
 
 
-def split_questions(text: str) -> list[str]:
-    """The questions a message asks, in order; `[text]` when it asks one (or the split would be guesswork)."""
-    pieces = [p.strip() for p in _HARD.split(text) if p and p.strip()]
-    pieces = [p for p in pieces if _units(p) > 0]
-    pieces = _split_keep(pieces, _JOINERS)
-    pieces = _split_keep(pieces, _COMMA)
-    questions = [_LEADING_JOINER.sub("", p.strip(" ,，、.。")) for p in pieces if _units(p) >= MIN_UNITS]
+def clauses(text: str) -> list[Clause]:
+    """The questions a message asks, in order; one clause (the text) when it asks one, or the split would be
+    guesswork."""
+    texts = [p.strip() for p in _HARD.split(text) if p and p.strip() and _units(p) > 0]
+    opens = [bool(_LEADING_JOINER.match(t)) for t in texts]  # "…吗？还有…": both sides are matters of their own
+    pieces = [Clause(t, opens[i] or (i + 1 < len(texts) and opens[i + 1])) for i, t in enumerate(texts)]
+    pieces = _split_keep(pieces, _JOINERS, set_apart=True)
+    pieces = _split_keep(pieces, _COMMA, set_apart=False)
+    questions = [Clause(_LEADING_JOINER.sub("", p.text.strip(" ,，、.。")), p.set_apart)
+                 for p in pieces if _units(p.text) >= MIN_UNITS]
     if len(questions) < 2 or len(questions) > MAX_PARTS:
-        return [text]
+        return [Clause(text)]
     return questions
+
+
+def split_questions(text: str) -> list[str]:
+    return [clause.text for clause in clauses(text)]
+
+
+def asks_something(clause: str) -> bool:
+    """Whether a clause asks a question or makes a request, rather than telling the situation."""
+    return bool(_ASKS.search(clause))
