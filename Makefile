@@ -43,8 +43,12 @@ train: install
 run: install
 	$(BIN)/kefu run --host $(HOST) --port $(PORT)
 
+# Two pytest-xdist workers (whole files each): most tests wait on servers and browsers, so two share two cores
+# well; TEST_WORKERS=0 runs the suite in one process.
+TEST_WORKERS ?= 2
+
 test: install
-	$(BIN)/python -m pytest -q --durations=25
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile --durations=25
 
 # Longer fuzzing than `make test` does (README "Fuzzing"): schemathesis with many examples per operation against a
 # live server, the parser properties with many examples, then atheris (coverage-guided) over the WeChat XML and

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import fcntl
+import os
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -95,12 +98,23 @@ def starter_model(tmp_path_factory):
     from bot.formats.project import load_project
     from bot.model import train
 
-    reuse = __import__("os").environ.get("KEFU_TEST_MODEL")  # iterating on one test: a model trained before
+    reuse = os.environ.get("KEFU_TEST_MODEL")  # iterating on one test: a model trained before
     if reuse:
         return Path(reuse)
-    root = Path(__file__).resolve().parent.parent
-    project = load_project(root / "config.yml", root / "domain.yml", [root / "data"])
-    return train(project, tmp_path_factory.mktemp("models"), progress=lambda _: None)
+    # pytest-xdist's workers share one model: the first to get here trains it, the others wait and read it
+    run = tmp_path_factory.getbasetemp()  # this run's; a worker's lies inside it
+    shared = (run.parent if os.environ.get("PYTEST_XDIST_WORKER") else run) / "starter-model"
+    shared.mkdir(exist_ok=True)
+    with (shared / "lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        done = shared / "model.path"
+        if done.exists():
+            return Path(done.read_text())
+        root = Path(__file__).resolve().parent.parent
+        project = load_project(root / "config.yml", root / "domain.yml", [root / "data"])
+        model = train(project, shared, progress=lambda _: None)
+        done.write_text(str(model))
+        return model
 
 
 # -- the human handoff: the app on either backend, with handoff settings for the test ---------------------------
@@ -208,18 +222,22 @@ def own_redis(tmp_path: Path) -> Iterator[object]:
 
 
 @pytest.fixture
-def dovecot(tmp_path: Path):
+def dovecot():
     from tests.mailservers import Dovecot
 
     binary = shutil.which("dovecot") or ("/usr/sbin/dovecot" if Path("/usr/sbin/dovecot").exists() else None)
     if binary is None:
         pytest.fail("dovecot is not installed (Debian package `dovecot-imapd`): run `make install`", pytrace=False)
-    server = Dovecot(binary, tmp_path / "dovecot")
+    # a short directory: dovecot's sockets live in it, and a socket's path is at most 107 bytes (a test's
+    # tmp_path under a pytest-xdist worker is longer)
+    workdir = Path(tempfile.mkdtemp(prefix="kefu-dovecot-"))
+    server = Dovecot(binary, workdir)
     server.start()
     try:
         yield server
     finally:
         server.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 @pytest.fixture
