@@ -538,6 +538,18 @@ async def test_unsure_between_entries_asks_which_one_and_a_button_answers_it(faq
     assert texts == ["答案 refund_time"]  # the chosen entry, in the conversation's language
 
 
+async def test_a_question_the_classifier_calls_a_faq_gets_do_you_mean_rather_than_rephrase(faq_engine):
+    """The entries are not likely enough together to ask back on their own, but the intent classifier is sure the
+    shopper asks the FAQ something: the likely entry is offered; without that second opinion, "rephrase"."""
+    hits = [faq_hit("shipping_time", 0.3), faq_hit("refund_time", 0.05)]
+    tracker = Tracker.from_events("sure-faq", [], faq_engine.domain)
+    _, new = await say(faq_engine, tracker, "still waiting", parse("faq", confidence=0.95, faq=hits))
+    assert next(e for e in new if e["event"] == "bot")["data"]["clarify"] == ["shipping_time"]
+    tracker = Tracker.from_events("unsure", [], faq_engine.domain)
+    _, new = await say(faq_engine, tracker, "still waiting", parse("faq", confidence=0.3, faq=hits))
+    assert "clarify" not in next(e for e in new if e["event"] == "bot")["data"]
+
+
 async def test_a_second_miss_after_asking_back_goes_to_a_person_with_the_candidates(faq_engine):
     tracker = Tracker.from_events("miss", [], faq_engine.domain)
     hits = [faq_hit("shipping_time", 0.45), faq_hit("refund_time", 0.35)]

@@ -173,7 +173,9 @@ class EscalationPolicy:
         if decision.faq_answers and decision.faq_hit is None:
             decision.faq_hit, decision.faq_reason = decision.faq_answers[0], None
         elif decision.faq_hit is None:
-            decision.clarify = self.to_offer(hits)
+            # the intent classifier sure it is a question for the FAQ is a second opinion: then any likely entry
+            # is worth a "do you mean …?" (one click) rather than "could you rephrase?" (typing it again)
+            decision.clarify = self.to_offer(hits, self.thresholds.faq_offer if decision.says_faq else None)
         # Like Rasa's FallbackClassifier, but an explicit request for a person or a confident FAQ match wins.
         if decision.explicit_request and self.human_intent:
             decision.intent, decision.confidence = self.human_intent, 1.0
