@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bot.config import KefuSettings, Thresholds
+from bot.nlu.clauses import split_questions
 
 FAQ_INTENT = "faq"  # the intent data/faq.yml's phrasings train
 NLU_FALLBACK = "nlu_fallback"  # the intent policies see when the classifier is unsure (as Rasa's FallbackClassifier)
@@ -79,7 +80,12 @@ _ENGLISH_IDENTITY = re.compile(r"^\W*(am i|are you|r u|is this|is it|is that)\b(
 
 
 def is_explicit_human_request(text: str) -> bool:
+    """A request for a person in the message, or in one of its sentences ("are you a bot? I need a human")."""
     text = text or ""
+    return any(_requests_a_person(part) for part in {text, *split_questions(text)})
+
+
+def _requests_a_person(text: str) -> bool:
     if _HOURS_QUESTION.search(text) and not _ASKS_NOW.search(text):
         return False
     if _STRONG_REQUEST.search(text) and not _ENGLISH_IDENTITY.search(text):
