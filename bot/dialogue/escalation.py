@@ -80,14 +80,15 @@ _ENGLISH_IDENTITY = re.compile(r"^\W*(am i|are you|r u|is this|is it|is that)\b(
 
 
 def is_explicit_human_request(text: str) -> bool:
-    """A request for a person in the message, or in one of its sentences ("are you a bot? I need a human")."""
+    """A request for a person in the message or in one of its sentences ("are you a bot? I need a human"); not a
+    question about when people are there."""
     text = text or ""
+    if _HOURS_QUESTION.search(text) and not _ASKS_NOW.search(text):
+        return False
     return any(_requests_a_person(part) for part in {text, *split_questions(text)})
 
 
 def _requests_a_person(text: str) -> bool:
-    if _HOURS_QUESTION.search(text) and not _ASKS_NOW.search(text):
-        return False
     if _STRONG_REQUEST.search(text) and not _ENGLISH_IDENTITY.search(text):
         return True
     return bool(_WEAK_REQUEST.search(text)) and not _IDENTITY_QUESTION.search(text)
