@@ -3,8 +3,9 @@
 Shoppers separate their questions with question marks, semicolons, line breaks, and words such as "还有",
 "另外", "also", "and what about", or "and" before a question word. A comma alone separates two questions in
 Chinese more often than in English, so it splits only when both sides look like questions of their own (long
-enough to be one). The pieces are
-searched one by one; the bot answers each piece it is sure of, so one message gets every answer it asked for.
+enough to be one). The pieces are searched one by one; the bot answers each piece it is sure of that asks
+something (`Clause.asks`), so one message gets every answer it asked for, and a clause that only tells the
+situation ("买的马克杯想丢洗碗机里，会不会出问题") gets none of its own.
 """
 
 from __future__ import annotations
