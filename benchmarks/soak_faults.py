@@ -789,11 +789,19 @@ async def serve(fake) -> web.AppRunner:
 
 
 def log_problems(workdir: Path) -> collections.Counter[str]:
+    """Error lines of the workers' logs, numbers blurred so alike lines count together; a traceback is named by
+    its last line (the exception), which is what says whether it was a fault's own."""
     found: collections.Counter[str] = collections.Counter()
     for log in sorted(workdir.glob("worker-*.log")):
-        for line in log.read_text(errors="replace").splitlines():
-            if "Traceback" in line or " ERROR " in line or line.startswith("ERROR"):
-                found[re.sub(r"\d+", "N", line)[:140]] += 1
+        lines = log.read_text(errors="replace").splitlines()
+        for i, line in enumerate(lines):
+            if "Traceback" in line:
+                end = next((j for j in range(i + 1, len(lines)) if not lines[j].startswith((" ", "Traceback"))),
+                           len(lines) - 1)
+                line = "Traceback … " + lines[end]
+            elif not (" ERROR " in line or line.startswith("ERROR")):
+                continue
+            found[re.sub(r"\d+", "N", line)[:160]] += 1
     return found
 
 
