@@ -249,7 +249,10 @@ def test_action_without_response_is_reported(tmp_path):
                                   "让你们负责人跟我说", "我想和工作人员沟通一下", "有没有人", "不想跟AI聊",
                                   "get me a real person", "is anybody available?", "I need a supervisor",
                                   "please escalate this", "no bots please", "有真人吗", "给我换人工",
-                                  "能不能打电话给我", "are you a robot? i need a human being"])
+                                  "能不能打电话给我", "are you a robot? i need a human being",
+                                  "能喊个同事进来吗", "麻烦售后的同事认真看一下", "喂？屏幕那头有人在看吗",
+                                  "could someone from the shop message me back about this",
+                                  "u dont get it, anyone else?"])
 def test_requests_for_a_person_are_always_recognised(text):
     from bot.dialogue.escalation import is_explicit_human_request
 
@@ -261,7 +264,9 @@ def test_requests_for_a_person_are_always_recognised(text):
                                   "I want a refund", "客服几点上班", "人工客服周末什么时候营业", "老板，这个有货吗",
                                   "我想知道客服电话", "can someone else sign for my parcel",
                                   "my washing machine is not working", "anyone there at like 8am?",
-                                  "凌晨两点了，有事想问人工，怎么办", "are you a bot? just curious"])
+                                  "凌晨两点了，有事想问人工，怎么办", "are you a bot? just curious",
+                                  "同事推荐我来买的", "让同事帮我带一下快递", "有人买过这个吗",
+                                  "someone from the shop called me about a code, is it real?"])
 def test_questions_about_the_bot_are_not_requests_for_a_person(text):
     from bot.dialogue.escalation import is_explicit_human_request
 

@@ -42,6 +42,8 @@ _PEOPLE_ZH = (r"(真人|活人|客服|工作人员|客服人员|售后人员|负
 _STRONG_REQUEST = re.compile(
     r"转人工|找人工|要人工|接人工|转接|人工客服|人工服务|人工坐席|找客服|叫.{0,4}经理|(换|叫|喊|来|给我|帮我转)(个)?人工"
     r"|(打|回)(个)?电话给我|给我(回|打)(个)?电话|电话联系我"
+    # someone of the shop's, asked to come or to read: "能喊个同事进来吗", "麻烦售后的同事看一下", "让店里的人联系我"
+    r"|(让|喊|叫|请|麻烦)(个|你们店里|你们|店里|售后|客服|后台)的?(同事|工作人员|人)|(那头|那边|后台)有人(在)?(看|吗)"
     rf"|(我要|我想|想要|要求|换|让|叫|喊|找).{{0,3}}{_PEOPLE_ZH}"
     rf"|(和|跟|与|同){_PEOPLE_ZH}.{{0,3}}(沟通|聊|说|谈|对话|联系)"
     r"|不(想|要|愿意)(再)?(和|跟|同)?(机器|自动回复|AI|ai)|别(再)?(让)?机器人|不要(再)?自动回复"
@@ -55,6 +57,8 @@ _STRONG_REQUEST = re.compile(
     r"|\b(transfer|hand|pass|put)\s+(me|this|it|this conversation)\s+(over|on|to|through)\b"
     r"|\b(a|your|one of your)\s+(staff member|member of staff|colleague|employee)\b"
     r"|\b(any(one|body)|some(one|body)|humans?|people)\s+(around|alive|available)\b"
+    r"|\b(can|could|would|will|may|please|pls|i want|i need|get|let)\b[^.?!]{0,20}\b(a member of|some(one|body) from"
+    r"|any(one|body) from|a person from)\s+(your|the)\s+(team|staff|shop|store|company)\b|\bany(one|body) else\W*$"
     r"|\b(no|not|don'?t want|stop)\b.{0,15}\b(bots?|robots?|automated|ai)\b",
     re.IGNORECASE,
 )
