@@ -37,7 +37,7 @@ _COMMA = re.compile(
 # question (the first clause tells the situation); "几天到，运费多少" is two.
 _ASKS = re.compile(
     r"[?？]|吗|[不没]\W*$|嘛\W*$|呢\W*$|么\W*$|什么|怎么|怎样|咋|啥|多少|多久|多长时间|为何|哪|谁|能否|可否|是否|请问"
-    r"|几(?:天|点|号|时|日|周|个月|月|块|元|次)|([\u4e00-\u9fff])[不没]\1|有没有|我(?:要|想)|想要|需要|麻烦|帮我|请"
+    rf"|几(?:天|点|号|时|日|周|个月|月|块|元|次)|([{HAN_CHARS}])[不没]\1|有没有|我(?:要|想)|想要|需要|麻烦|帮我|请"
     r"|^\W*(?:how|what|when|where|which|why|who|whom|whose|can|could|do|does|did|is|are|was|were|will|would|should"
     r"|shall|may|might|any|have|has|am|r u)\b"
     r"|\b(?:i need|i want|i'?d like|i would like|please|pls|plz|tell me|let me know|help me)\b",
@@ -65,7 +65,7 @@ class Clause:
     @property
     def asks(self) -> bool:
         """A question or request of its own, rather than the situation a question next to it is about."""
-        return self.set_apart or asks_something(self.text)
+        return self.set_apart or bool(_ASKS.search(self.text))
 
 
 def _split_keep(pieces: list[Clause], pattern: re.Pattern[str], set_apart: bool) -> list[Clause]:
@@ -96,9 +96,5 @@ def clauses(text: str) -> list[Clause]:
 
 
 def split_questions(text: str) -> list[str]:
+    """The texts of `clauses(text)`."""
     return [clause.text for clause in clauses(text)]
-
-
-def asks_something(clause: str) -> bool:
-    """Whether a clause asks a question or makes a request, rather than telling the situation."""
-    return bool(_ASKS.search(clause))
