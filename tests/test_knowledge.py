@@ -199,8 +199,8 @@ async def knowledge(worker: TestClient, headers: dict[str, str], **query: str) -
     return await resp.json()
 
 
-def shipping_item(data: dict) -> dict:
-    item = next(e for e in data["entries"] if e["id"] == "shipping_time")
+def shipping_item(data: dict, entry_id: str = "shipping_time") -> dict:
+    item = next(e for e in data["entries"] if e["id"] == entry_id)
     return {k: v for k, v in item.items() if k != "usage"}
 
 
@@ -281,6 +281,27 @@ async def test_a_new_entry_is_answered_and_look_alike_questions_are_warned_about
     resp = await worker.delete("/api/agent/knowledge/entries/pets", headers=editor)
     assert resp.status == 200
     assert "Dogs on a lead" not in await say(worker, "dog-owner-2", "are pets allowed in the store")
+
+
+CAT_EN, CAT_ZH = "can my cat eat your snacks", "我家猫能吃吗"
+
+
+async def test_a_phrasing_added_live_is_answered_where_the_intent_classifier_says_otherwise(kefu_app):
+    """The intent classifier never saw a phrasing added in the console and is sure these are out of scope; the
+    FAQ's match with the new phrasing decides until the next `kefu train`."""
+    worker = await kefu_app()
+    editor = await logged_in(worker, "li", "editor")
+    data = await knowledge(worker, editor)
+    item = shipping_item(data, "product_specs")
+    before = {lang: await say(worker, f"cat-owner-before-{lang}", q) for lang, q in (("en", CAT_EN), ("zh", CAT_ZH))}
+    assert not any(item["answer"][lang] in answer for lang, answer in before.items())
+    item["questions"]["en"].append(CAT_EN)
+    item["questions"]["zh"].append(CAT_ZH)
+    resp = await worker.put("/api/agent/knowledge/entries/product_specs",
+                            json={"entry": item, "based_on": data["head"]}, headers=editor)
+    assert resp.status == 200, await resp.text()
+    for lang, question in (("en", CAT_EN), ("zh", CAT_ZH)):
+        assert item["answer"][lang] in await say(worker, f"cat-owner-after-{lang}", question)
 
 
 async def test_the_list_counts_answers_and_the_people_asked_for_after_them(kefu_app):
@@ -402,3 +423,37 @@ async def test_a_batch_being_parsed_keeps_the_index_it_started_with(kefu_app, mo
     [after] = agent.parser.parse_now([SHIP_ZH])
     assert during["faq"][0]["id"] == "shipping_time" and NEW_ZH not in during["faq"][0]["answer"]
     assert after["faq"][0]["answer"] == NEW_ZH
+
+
+# -- building a large version off the message path ------------------------------------------------------------------
+
+def _many_new_entries(n: int) -> list[FAQEntry]:
+    return [FAQEntry(id=f"lamp_{i}", category="products", questions={"en": [f"warranty of lamp model {i}"],
+                                                                     "zh": [f"{i} 号台灯保修多久"]},
+                     answers={"en": f"Lamp {i}: two years.", "zh": f"{i} 号台灯保修两年。"}) for i in range(n)]
+
+
+def test_a_large_version_is_embedded_in_a_process_of_its_own_with_the_workers_vectors(starter_model: Path):
+    from bot.knowledge.builder import Builder
+    from bot.model import load_model
+
+    model = load_model(starter_model)
+    entries = [*model.faq.entries.values(), *_many_new_entries(3)]
+    builder = Builder(model.config.kefu.embedding, model.faq.prepare_texts, in_process_below=1)
+    elsewhere = model.faq.updated(entries, builder)
+    assert builder.last_in_process is False and elsewhere.embedded == 3 * 2 * 2  # questions + answers, 2 languages
+    here = model.faq.updated(entries)
+    question = "2 号台灯保修多久"
+    assert elsewhere.search(question, "zh")[0].as_dict() == here.search(question, "zh")[0].as_dict()
+    assert elsewhere.search(question, "zh")[0].id == "lamp_2"
+
+
+def test_a_build_process_that_cannot_start_leaves_the_work_to_the_worker(starter_model: Path):
+    from bot.config import EmbeddingSettings
+    from bot.knowledge.builder import Builder
+    from bot.model import load_model
+
+    model = load_model(starter_model)
+    broken = Builder(EmbeddingSettings(model="/nonexistent/encoder"), model.faq.prepare_texts, in_process_below=1)
+    index = model.faq.updated([*model.faq.entries.values(), *_many_new_entries(1)], broken)
+    assert broken.last_in_process is True and index.search("0 号台灯保修多久", "zh")[0].id == "lamp_0"

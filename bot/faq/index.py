@@ -72,6 +72,8 @@ SELECTOR_FILE = "faq_selector.npz"
 MANIFEST_FILE = "faq_index.json"  # written last: its presence and checksums mean the index is complete
 
 Progress = Callable[[str], None]  # the project's progress callback: one line of text at a time
+# texts new to an index -> their vectors (n, dim) and BM25 terms (see FAQIndex.updated, bot/knowledge/builder.py)
+Prepare = Callable[[list[str]], tuple[np.ndarray, list[list[str]]]]
 
 
 class FAQIndexError(RuntimeError):
@@ -88,7 +90,9 @@ class FAQHit:
     dense: float
     lexical: float
     selector: float = 0.0
-    untrained: bool = False  # published since `kefu train` (bot/knowledge/): the intent classifier never saw it
+    # published since `kefu train` (bot/knowledge/), the entry or the phrasing that matched best: the intent
+    # classifier never saw it, so its opinion of the message is no evidence against this answer
+    untrained: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         found = {
@@ -222,6 +226,8 @@ class FAQIndex:
         self.embedded = len(rows)  # texts this index had to embed (`updated` reuses the others)
         self._analyzed: dict[str, list[str]] = {}  # text -> BM25 terms, for `updated` (see `prepare_updates`)
         self.trained_ids = frozenset(self.entries)  # the entries `kefu train` saw (`updated` keeps the original's)
+        # the phrasings it saw: the intent classifier knows these, not those added live (see FAQHit.untrained)
+        self.trained_questions = frozenset(np.asarray(rows.text, dtype=object)[rows.kind == QUESTION])
         n = vectors.ntotal
         # per entry: its question rows (for naming the phrasing that matched best)
         by_entry = np.argsort(rows.entry, kind="stable")
@@ -292,37 +298,41 @@ class FAQIndex:
             progress("FAQ: " + "; ".join(f"{lang} {c.describe()}" for lang, c in self.calibrations.items()))
         return self
 
-    def updated(self, entries: list[FAQEntry]) -> FAQIndex:
-        """A new index over `entries` for a live edit (bot/knowledge/): only texts this index has not embedded
-        are embedded, the dense and lexical indexes are rebuilt (fast), and the entry selector and the score
-        calibration are kept — fitting them is most of a `kefu train`'s FAQ time (a minute for the demo shop),
-        and a few changed entries hardly move them. New entries get no selector evidence until the next
-        `kefu train`. This index is not changed: searches running on it finish on it."""
+    def updated(self, entries: list[FAQEntry], prepare: Prepare | None = None) -> FAQIndex:
+        """A new index over `entries` for a live edit (bot/knowledge/): only texts this index has not seen are
+        embedded and analysed for BM25 (by `prepare`, default `prepare_texts`, in this thread), the dense and
+        lexical indexes are rebuilt (fast), and the entry selector and the score calibration are kept — fitting
+        them is most of a `kefu train`'s FAQ time (a minute for the demo shop), and a few changed entries
+        hardly move them. New entries get no selector evidence until the next `kefu train`. This index is not
+        changed: searches running on it finish on it."""
         _check_unique_ids(entries)
         entry_list = list(entries)
         rows = _layout(entry_list)
         known = {text: i for i, text in enumerate(self._rows.text)}
+        new_texts = [text for text in dict.fromkeys(rows.text) if text not in known]
+        new_vectors, new_terms = (prepare or self.prepare_texts)(new_texts)
+        fresh = {text: i for i, text in enumerate(new_texts)}
         vectors = np.zeros((len(rows), self._index.d), dtype=np.float32)
-        missing = []
         for i, text in enumerate(rows.text):
-            if text in known:
-                vectors[i] = self._vectors[known[text]]
-            else:
-                missing.append(i)
-        for start in range(0, len(missing), EMBED_BATCH):
-            batch = missing[start : start + EMBED_BATCH]
-            vectors[batch] = self._embedder.encode([rows.text[i] for i in batch])
+            vectors[i] = self._vectors[known[text]] if text in known else new_vectors[fresh[text]]
         index = faiss.IndexFlatIP(self._index.d)
         if len(rows):
             index.add(vectors)
-        analyzed = {text: self._analyzed.get(text) or analyze(text) for text in set(rows.text)}
+        analyzed = dict(zip(new_texts, new_terms, strict=True))
+        for text in set(rows.text) - analyzed.keys():
+            analyzed[text] = self._analyzed.get(text) or analyze(text)
         lexical = BM25.build([analyzed[t] for t in rows.text])
         selector = self._selector.for_entries([e.id for e in entry_list]) if self._selector is not None else None
         updated = FAQIndex(entry_list, rows, index, lexical, dict(self.calibrations), self._embedder, selector)
-        updated.embedded = len(missing)
+        updated.embedded = len(new_texts)
         updated._analyzed = analyzed
         updated.trained_ids = self.trained_ids
+        updated.trained_questions = self.trained_questions
         return updated
+
+    def prepare_texts(self, texts: list[str]) -> tuple[np.ndarray, list[list[str]]]:
+        """Texts new to the index, embedded and analysed for BM25, in this thread."""
+        return prepare_texts(self._embedder, texts)
 
     def vectors_of(self, entry_ids: set[str]) -> np.ndarray:
         """The dense vectors of these entries' rows (questions, answers, tags): (n, dim)."""
@@ -533,6 +543,7 @@ class FAQIndex:
                 if len(questions)
                 else ""
             )
+            untrained = entry.id not in self.trained_ids or (bool(best) and best not in self.trained_questions)
             hits.append(
                 FAQHit(
                     id=entry.id,
@@ -543,7 +554,7 @@ class FAQIndex:
                     dense=round(float(dense[e]), 4),
                     lexical=round(float(lexical[e]), 4),
                     selector=round(float(selector[e]), 4),
-                    untrained=entry.id not in self.trained_ids,
+                    untrained=untrained,
                 )
             )
         return hits
@@ -640,6 +651,14 @@ class FAQIndex:
         ):
             raise FAQIndexError(f"FAQ index in {directory} is inconsistent (row counts differ); run `kefu train`")
         return cls(entries, rows, vectors, lexical, calibrations, embedder, selector)
+
+
+def prepare_texts(embedder: Embedder, texts: list[str]) -> tuple[np.ndarray, list[list[str]]]:
+    """What an index needs of texts new to it: their vectors (n, dim) and their BM25 terms."""
+    vectors = np.zeros((len(texts), embedder.dim), dtype=np.float32)
+    for start in range(0, len(texts), EMBED_BATCH):
+        vectors[start : start + EMBED_BATCH] = embedder.encode(texts[start : start + EMBED_BATCH])
+    return vectors, [analyze(t) for t in texts]
 
 
 def _gather(columns: np.ndarray, *features: np.ndarray) -> np.ndarray:

@@ -2,7 +2,8 @@
 
 Every worker polls `knowledge:head` (one small read a second, the same on SQLite and Redis); a new version is
 loaded, its index built off the event loop in a thread of its own (only the texts the current index has not
-embedded are embedded, see FAQIndex.updated) and swapped in with one reference assignment (Agent.use_faq):
+embedded are embedded, see FAQIndex.updated; many of them in an idle-priority process, see builder.py) and
+swapped in with one reference assignment (Agent.use_faq):
 a turn that began on the old index finishes on it, the next one starts on the new.
 
 Which wins, the trained model's FAQ (data/faq.yml at `kefu train`) or the store's live version: the newer.
@@ -19,6 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from bot import tasks
+from bot.knowledge.builder import Builder
 from bot.knowledge.versions import KnowledgeVersions, LiveEntry, Version, live_wins
 
 log = logging.getLogger(__name__)
@@ -37,6 +39,7 @@ class LiveKnowledge:
         self.build_seconds: float | None = None
         self._lock = asyncio.Lock()
         self._builder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kefu-knowledge")
+        self.prepare = Builder(agent.model.config.kefu.embedding, agent.model.faq.prepare_texts)
         self._task: asyncio.Task[None] | None = None
 
     @property
@@ -87,7 +90,8 @@ class LiveKnowledge:
                 return False
             loop = asyncio.get_running_loop()
             started = loop.time()
-            index = await loop.run_in_executor(self._builder, self.agent.model.faq.updated, version.serving())
+            index = await loop.run_in_executor(self._builder, self.agent.model.faq.updated, version.serving(),
+                                               self.prepare)
             self.build_seconds = loop.time() - started
             self.agent.use_faq(index)
             self.version, self.head = version, head
@@ -98,7 +102,8 @@ class LiveKnowledge:
     async def candidate(self, entries: list[LiveEntry]) -> Any:
         """The index these entries would give (for a preview), built like a publication's but not served."""
         serving = [e.entry for e in entries if not e.disabled]
-        return await asyncio.get_running_loop().run_in_executor(self._builder, self.agent.model.faq.updated, serving)
+        return await asyncio.get_running_loop().run_in_executor(self._builder, self.agent.model.faq.updated, serving,
+                                                                self.prepare)
 
     async def publish(self, entries: list[LiveEntry], author: str, summary: str,
                       based_on: int | None = None) -> Version:
