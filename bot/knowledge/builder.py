@@ -4,8 +4,9 @@ A change of a few entries embeds a few dozen texts: about a second in the worker
 A large one (an import of hundreds of entries) embeds thousands, minutes of CPU; in the worker it would compete
 with the message path for the cores and, through the tokenisers and jieba (pure Python), for the GIL — answers
 were 2–3× slower while a 1,000-entry version was built. So from `IN_PROCESS_BELOW` new texts on, they are
-embedded and analysed in a process of its own, started for that build and ended after it, scheduled
-SCHED_IDLE (it gets only the CPU time nobody else wants; nice 19 where that is refused). It loads the same
+embedded and analysed in a process of its own, started for that build and ended after it, at nice 10: it gets
+the CPU time the serving processes leave, and about a tenth of a core they keep busy (so a busy shop's
+publication still finishes; SCHED_IDLE starved it under load). It loads the same
 encoders the worker uses, so its vectors are the worker's. If it cannot start or dies (memory), the texts are
 embedded in the worker after all: a version is never lost to its builder.
 """
@@ -25,17 +26,15 @@ from bot.faq.index import Prepare, prepare_texts
 from bot.nlu.embedder import Embedder
 
 log = logging.getLogger(__name__)
+NICENESS = 10  # CFS weight 110 against a serving process's 1024
 IN_PROCESS_BELOW = 256  # fewer new texts embed in ~1 s: less than starting a process and loading the encoders
 
 _embedder: Embedder | None = None  # the build process's own
 
 
 def _start(settings_json: str) -> None:
-    """In the build process: yield the CPU to everything else, then load the encoders."""
-    try:
-        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
-    except (AttributeError, OSError):
-        os.nice(19)
+    """In the build process: yield the CPU to the serving processes, then load the encoders."""
+    os.nice(NICENESS)
     global _embedder
     _embedder = Embedder(EmbeddingSettings.model_validate_json(settings_json), cache_size=0)
 
