@@ -2,7 +2,7 @@
 
     versions.py  versions in the store (SQLite or Redis): publish, history, roll-back
     live.py      this worker's FAQ index on the newest version (poll, build off the loop, swap)
-    builder.py   a large version's new texts embedded in an idle-priority process, off the message path
+    builder.py   a large version's new texts embedded in a low-priority process, off the message path
     entries.py   an entry as the API and YAML give it, checked as `kefu data validate` checks it
     faq_yaml.py  `kefu faq export` / `kefu faq import`: data/faq.yml's format
     usage.py     how often each entry answered, and how often a person was asked for after it

@@ -6,9 +6,9 @@ with the message path for the cores and, through the tokenisers and jieba (pure 
 were 2–3× slower while a 1,000-entry version was built. So from `IN_PROCESS_BELOW` new texts on, they are
 embedded and analysed in a process of its own, started for that build and ended after it, at nice 10: it gets
 the CPU time the serving processes leave, and about a tenth of a core they keep busy (so a busy shop's
-publication still finishes; SCHED_IDLE starved it under load). It loads the same
-encoders the worker uses, so its vectors are the worker's. If it cannot start or dies (memory), the texts are
-embedded in the worker after all: a version is never lost to its builder.
+publication still finishes; SCHED_IDLE starved it under load). It loads the same encoders the worker uses, so
+its vectors are the worker's. If it cannot start or dies (memory), the texts are embedded in the worker after
+all: a version is never lost to its builder.
 """
 
 from __future__ import annotations
@@ -45,14 +45,14 @@ def _prepare(texts: list[str]) -> tuple[np.ndarray, list[list[str]]]:
 
 
 class Builder:
-    """A version's new texts, embedded and analysed: here when they are few, else in an idle-priority process.
+    """A version's new texts, embedded and analysed: here when they are few, else in a low-priority process.
     Blocking: call it from the worker's builder thread (FAQIndex.updated's `prepare`)."""
 
     def __init__(self, settings: EmbeddingSettings, here: Prepare, in_process_below: int = IN_PROCESS_BELOW) -> None:
         self.settings = settings
         self.here = here
         self.in_process_below = in_process_below
-        self.last_in_process: bool | None = None  # where the last build embedded (for tests and the log)
+        self.last_in_process: bool | None = None  # where the last build embedded (for tests)
 
     def __call__(self, texts: list[str]) -> tuple[np.ndarray, list[list[str]]]:
         self.last_in_process = len(texts) < self.in_process_below
