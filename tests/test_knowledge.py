@@ -199,7 +199,7 @@ async def knowledge(worker: TestClient, headers: dict[str, str], **query: str) -
     return await resp.json()
 
 
-def shipping_item(data: dict, entry_id: str = "shipping_time") -> dict:
+def entry_item(data: dict, entry_id: str = "shipping_time") -> dict:
     item = next(e for e in data["entries"] if e["id"] == entry_id)
     return {k: v for k, v in item.items() if k != "usage"}
 
@@ -213,7 +213,7 @@ async def test_plain_agents_read_editors_publish_and_every_change_is_attributed(
     seen = await knowledge(worker, agent, q="发货")
     assert seen["may_publish"] is False and "shipping_time" in [e["id"] for e in seen["entries"]]
     assert all(e["id"] != "gift_cards" for e in seen["entries"])  # the search narrows the list
-    item = shipping_item(seen)
+    item = entry_item(seen)
     item["answer"]["zh"] = NEW_ZH
     resp = await worker.put("/api/agent/knowledge/entries/shipping_time", json={"entry": item}, headers=agent)
     assert resp.status == 403 and "editor" in (await resp.json())["error"]
@@ -252,7 +252,7 @@ async def test_plain_agents_read_editors_publish_and_every_change_is_attributed(
 async def test_a_malformed_entry_is_refused_with_the_reason_and_nothing_changes(kefu_app, breakage, message):
     worker = await kefu_app()
     editor = await logged_in(worker, "li", "editor")
-    item = shipping_item(await knowledge(worker, editor))
+    item = entry_item(await knowledge(worker, editor))
     item["id"] = "shipping_again"
     breakage(item)
     resp = await worker.post("/api/agent/knowledge/entries", json={"entry": item}, headers=editor)
@@ -292,7 +292,7 @@ async def test_a_phrasing_added_live_is_answered_where_the_intent_classifier_say
     worker = await kefu_app()
     editor = await logged_in(worker, "li", "editor")
     data = await knowledge(worker, editor)
-    item = shipping_item(data, "product_specs")
+    item = entry_item(data, "product_specs")
     before = {lang: await say(worker, f"cat-owner-before-{lang}", q) for lang, q in (("en", CAT_EN), ("zh", CAT_ZH))}
     assert not any(item["answer"][lang] in answer for lang, answer in before.items())
     item["questions"]["en"].append(CAT_EN)
@@ -317,7 +317,7 @@ async def test_the_list_counts_answers_and_the_people_asked_for_after_them(kefu_
 async def test_an_edit_based_on_an_old_version_is_refused(kefu_app):
     worker = await kefu_app()
     editor = await logged_in(worker, "li", "editor")
-    item = shipping_item(await knowledge(worker, editor))
+    item = entry_item(await knowledge(worker, editor))
     first = await worker.put("/api/agent/knowledge/entries/shipping_time", json={"entry": item, "based_on": 0},
                              headers=editor)
     assert first.status == 200
@@ -390,7 +390,7 @@ async def test_the_preview_shows_changed_answers_and_flags_people_who_wanted_a_p
     assert effect["test_regressions"] == []  # no test question loses its right answer to the dogs
     assert worker.app[KNOWLEDGE].head == 0  # nothing published
 
-    ship = shipping_item(await knowledge(worker, editor))
+    ship = entry_item(await knowledge(worker, editor))
     ship["answer"]["zh"] = NEW_ZH
     effect = await (await worker.post("/api/agent/knowledge/preview", json={"entry": ship}, headers=editor)).json()
     assert [(c["question"], c["before"], c["after"], c["answer"]) for c in effect["changed"] if not c["test"]] == [

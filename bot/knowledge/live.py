@@ -2,7 +2,7 @@
 
 Every worker polls `knowledge:head` (one small read a second, the same on SQLite and Redis); a new version is
 loaded, its index built off the event loop in a thread of its own (only the texts the current index has not
-embedded are embedded, see FAQIndex.updated; many of them in an idle-priority process, see builder.py) and
+embedded are embedded, see FAQIndex.updated; many of them in a low-priority process, see builder.py) and
 swapped in with one reference assignment (Agent.use_faq):
 a turn that began on the old index finishes on it, the next one starts on the new.
 
