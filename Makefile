@@ -7,6 +7,7 @@ STAMP := $(VENV)/.installed
 APT_STAMP := $(VENV)/.system-packages
 HOST ?= 127.0.0.1
 PORT ?= 5005
+WORKERS ?= 1
 
 .PHONY: install system-packages run train test lint bench fuzz soak clean
 
@@ -41,7 +42,7 @@ train: install
 	$(BIN)/kefu train
 
 run: install
-	$(BIN)/kefu run --host $(HOST) --port $(PORT)
+	$(BIN)/kefu run --host $(HOST) --port $(PORT) --workers $(WORKERS)
 
 # Two pytest-xdist workers (whole files each): most tests wait on servers and browsers, so two share two cores
 # well; TEST_WORKERS=0 runs the suite in one process.

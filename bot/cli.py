@@ -25,6 +25,13 @@ class CommandError(Exception):
     """An ordinary mistake: printed as one line ("Error: …"), exit status 1, no traceback."""
 
 
+def _positive_int(value: str) -> int:
+    number = int(value)
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, not {number}")
+    return number
+
+
 def _project_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", default="config.yml", type=Path, help="NLU pipeline and policies")
     parser.add_argument("--domain", default="domain.yml", type=Path, help="domain file or folder")
@@ -112,6 +119,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     token = args.auth_token or os.environ.get("KEFU_AUTH_TOKEN")
     settings = ServerSettings.for_project(Path("."), model_path=args.model, auth_token=token,
                                           public_url=args.public_url)
+    if args.workers > 1:
+        return _run_workers(args, settings)
     app = create_app(settings)  # a channel's bad settings fail here, before we claim to be serving
     print(f"Loading the model ({args.model or 'the newest in models/'}), the embedding model and the stores…",
           flush=True)
@@ -128,6 +137,27 @@ def cmd_run(args: argparse.Namespace) -> int:
                                "with --port N (or KEFU_PORT, or make run PORT=N)") from None
         raise
     return 0
+
+
+def _run_workers(args: argparse.Namespace, settings: ServerSettings) -> int:
+    """`kefu run --workers N`: every worker serves the same model archive (bot/workers.py)."""
+    from bot.model import latest_archive
+    from bot.workers import WorkersError, serve
+
+    model = args.model or latest_archive(Path("models"))
+    if model is None:
+        raise CommandError("no model to serve: run `kefu train` first")
+    worker_args = ["-m", str(model)]
+    if args.public_url:
+        worker_args += ["--public-url", args.public_url]
+    if args.auth_token:  # to the workers through their environment, never on a command line `ps` shows
+        os.environ["KEFU_AUTH_TOKEN"] = args.auth_token
+    print(f"kefu: {args.workers} workers on http://{args.host}:{args.port}, model {model}", flush=True)
+    try:
+        return serve(args.workers, args.host, args.port, worker_args, settings.redis_url,
+                     _store_path(settings).parent)
+    except WorkersError as exc:
+        raise CommandError(str(exc)) from None
 
 
 def _store_path(settings: ServerSettings) -> Path:
@@ -485,6 +515,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--auth-token", default=None, help="protects the HTTP API with ?token=T")
     p.add_argument("--enable-api", action="store_true", help="accepted for Rasa compatibility (always on)")
     p.add_argument("--reuse-port", action="store_true", help="let several workers share the port")
+    p.add_argument("--workers", type=_positive_int, default=int(os.environ.get("KEFU_WORKERS", "1")),
+                   help="serving processes on the port (or KEFU_WORKERS); more than one share Redis")
     p.add_argument("--public-url", default=None,
                    help="where browsers reach this server, e.g. https://shop.example (or KEFU_PUBLIC_URL)")
     p.set_defaults(func=cmd_run)
