@@ -1,13 +1,19 @@
 """NLU + FAQ search off the event loop, batching messages that arrive while a batch is running.
 
 One message alone runs at once (no added wait); under load, everything that queued up during the previous
-batch is embedded in one forward pass, which costs far less per message.
+batch is embedded in one forward pass, which costs far less per message. Texts asked lately ("hi", "运费多少",
+a button's text) are answered from a cache of their parses: keyed by the exact text (a trimmed or re-spaced text
+would move the entities' offsets), for the model and FAQ version that made them — a live knowledge update or a
+new model starts it empty.
 """
 
 from __future__ import annotations
 
 import asyncio
+import copy
 import re
+import threading
+from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -21,6 +27,7 @@ from bot.nlu.embedder import CACHED_BATCH, embedder_for
 _PAYLOAD = re.compile(r"^/(?P<intent>[\w./-]+)(?P<entities>\{.*\})?$", re.DOTALL)
 MAX_BATCH = CACHED_BATCH
 RETRIEVAL_POOL = 20  # FAQ hits searched, so a retrieval intent still finds its own answers
+CACHED_PARSES = 2048  # ~5 KB each
 
 
 def parse_payload(text: str, language: str) -> dict[str, Any] | None:
@@ -44,10 +51,43 @@ def parse_payload(text: str, language: str) -> dict[str, Any] | None:
             "language": spoken, "faq": []}
 
 
+class ParseCache:
+    """The latest parses by exact text, for one FAQ index (another one empties it). Thread-safe; callers get
+    copies, so what the dialogue engine adds to a parse never reaches the next shopper."""
+
+    def __init__(self, size: int = CACHED_PARSES) -> None:
+        self.size = size
+        self.hits = self.misses = 0
+        self._parses: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        self._faq: object = None
+        self._lock = threading.Lock()
+
+    def get(self, faq: object, text: str) -> dict[str, Any] | None:
+        with self._lock:
+            parse = self._parses.get(text) if faq is self._faq else None
+            if parse is None:
+                self.misses += 1
+                return None
+            self.hits += 1
+            self._parses.move_to_end(text)
+        return copy.deepcopy(parse)
+
+    def put(self, faq: object, text: str, parse: dict[str, Any]) -> None:
+        kept = copy.deepcopy(parse)
+        with self._lock:
+            if faq is not self._faq:
+                self._parses.clear()
+                self._faq = faq
+            self._parses[text] = kept
+            if len(self._parses) > self.size:
+                self._parses.popitem(last=False)
+
+
 class BatchedParser:
     def __init__(self, model: TrainedModel, executor: ThreadPoolExecutor) -> None:
         self.model = model
         self.executor = executor
+        self.cache = ParseCache()
         self._pending: list[tuple[str, asyncio.Future[dict[str, Any]]]] = []
         self._running = False
         self.retrieval_bases = {i.split("/")[0] for i in model.faq.entries if "/" in i}
@@ -83,8 +123,19 @@ class BatchedParser:
             self._running = False
 
     def parse_now(self, texts: list[str]) -> list[dict[str, Any]]:
-        """Blocking: NLU and FAQ top-k for a batch (runs in the worker thread)."""
+        """Blocking: NLU and FAQ top-k for a batch (runs in the worker thread), from the cache when asked lately."""
         faq = self.model.faq  # read once: a live knowledge update swaps it (Agent.use_faq), this batch keeps it
+        parses: list[dict[str, Any] | None] = [self.cache.get(faq, text) for text in texts]
+        new = list(dict.fromkeys(text for text, parse in zip(texts, parses, strict=True) if parse is None))
+        if new:
+            made = dict(zip(new, self._parse_new(faq, new), strict=True))
+            for text, parse in made.items():
+                self.cache.put(faq, text, parse)
+            parses = [parse if parse is not None else copy.deepcopy(made[text])
+                      for text, parse in zip(texts, parses, strict=True)]
+        return parses  # type: ignore[return-value]
+
+    def _parse_new(self, faq: Any, texts: list[str]) -> list[dict[str, Any]]:
         parses = self.model.nlu.parse_batch(texts)
         languages = [p.get("language") or self.model.config.kefu.default_language for p in parses]
         vectors = embedder_for(self.model.config.kefu.embedding).encode(texts) if len(faq) else None

@@ -425,6 +425,21 @@ async def test_a_batch_being_parsed_keeps_the_index_it_started_with(kefu_app, mo
     assert after["faq"][0]["answer"] == NEW_ZH
 
 
+
+async def test_a_repeated_question_is_parsed_once_per_knowledge_version(kefu_app) -> None:
+    worker = await kefu_app()
+    agent, live = worker.app[AGENT], worker.app[KNOWLEDGE]
+    [first] = agent.parser.parse_now([SHIP_ZH])
+    misses = agent.parser.cache.misses
+    first["faq"].clear()  # what one conversation does with its parse never reaches the next
+    [again] = agent.parser.parse_now([SHIP_ZH])
+    assert agent.parser.cache.misses == misses and agent.parser.cache.hits >= 1
+    assert again["faq"][0]["id"] == "shipping_time"
+    assert again["text"] == SHIP_ZH
+    agent.use_faq(await live.candidate(_with_answer(live.entries(), "shipping_time", "zh", NEW_ZH)))
+    [published] = agent.parser.parse_now([SHIP_ZH])  # a new version: parsed again, with the new answer
+    assert published["faq"][0]["answer"] == NEW_ZH
+
 # -- building a large version off the message path ------------------------------------------------------------------
 
 def _many_new_entries(n: int) -> list[FAQEntry]:
