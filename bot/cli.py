@@ -12,6 +12,7 @@ import re
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -109,53 +110,65 @@ def _ensure_model(args: argparse.Namespace) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from aiohttp import web
+    import faiss
 
-    from bot.server import ServerSettings, create_app
+    from bot.server import ServerSettings
 
     _ensure_model(args)
-    from bot.access_log import AccessLog
-
+    # One OpenMP thread: a shopper's query gains nothing from more, idle OpenMP threads spin on cores other requests
+    # need, and workers forked from this process must not inherit a thread pool.
+    faiss.omp_set_num_threads(1)
     token = args.auth_token or os.environ.get("KEFU_AUTH_TOKEN")
     settings = ServerSettings.for_project(Path("."), model_path=args.model, auth_token=token,
                                           public_url=args.public_url)
     if args.workers > 1:
         return _run_workers(args, settings)
-    app = create_app(settings)  # a channel's bad settings fail here, before we claim to be serving
     print(f"Loading the model ({args.model or 'the newest in models/'}), the embedding model and the stores…",
           flush=True)
-    url = f"http://{args.host}:{args.port}"
-    try:  # run_app prints once the port answers, after everything above has loaded
-        with _serving_store(settings):
-            web.run_app(app, host=args.host, port=args.port, reuse_port=args.reuse_port or None,
-                        access_log_class=AccessLog,
-                        print=lambda _started: print(f"kefu serving on {url}  (shop {url}/, agent console "
-                                                     f"{url}/console; Ctrl-C stops)", flush=True))
-    except OSError as exc:
-        if exc.errno in (errno.EADDRINUSE, errno.EACCES, errno.EADDRNOTAVAIL):
-            raise CommandError(f"cannot listen on {args.host}:{args.port}: {exc.strerror} — choose another port "
-                               "with --port N (or KEFU_PORT, or make run PORT=N)") from None
-        raise
+    with _serving_store(settings):
+        _serve(settings, args.host, args.port, reuse_port=args.reuse_port)
     return 0
 
 
+def _serve(settings: ServerSettings, host: str, port: int, reuse_port: bool) -> None:
+    """Serve until stopped; "kefu serving on …" is printed once the port answers, after everything has loaded."""
+    from aiohttp import web
+
+    from bot.access_log import AccessLog
+    from bot.server import create_app
+
+    app = create_app(settings)  # a channel's bad settings fail here, before we claim to be serving
+    url = f"http://{host}:{port}"
+    try:
+        web.run_app(app, host=host, port=port, reuse_port=reuse_port or None, access_log_class=AccessLog,
+                    print=lambda _started: print(f"kefu serving on {url}  (shop {url}/, agent console "
+                                                 f"{url}/console; Ctrl-C stops)", flush=True))
+    except OSError as exc:
+        if exc.errno in (errno.EADDRINUSE, errno.EACCES, errno.EADDRNOTAVAIL):
+            raise CommandError(f"cannot listen on {host}:{port}: {exc.strerror} — choose another port "
+                               "with --port N (or KEFU_PORT, or make run PORT=N)") from None
+        raise
+
+
 def _run_workers(args: argparse.Namespace, settings: ServerSettings) -> int:
-    """`kefu run --workers N`: every worker serves the same model archive (bot/workers.py)."""
-    from bot.model import latest_archive
+    """`kefu run --workers N`: the model is loaded once, then N workers are forked from it (bot/workers.py)."""
+    import dataclasses
+
+    from bot.model import ModelError
     from bot.workers import WorkersError, serve
 
-    model = args.model or latest_archive(Path("models"))
-    if model is None:
-        raise CommandError("no model to serve: run `kefu train` first")
-    worker_args = ["-m", str(model)]
-    if args.public_url:
-        worker_args += ["--public-url", args.public_url]
-    if args.auth_token:  # to the workers through their environment, never on a command line `ps` shows
-        os.environ["KEFU_AUTH_TOKEN"] = args.auth_token
-    print(f"kefu: {args.workers} workers on http://{args.host}:{args.port}, model {model}", flush=True)
+    def load() -> Callable[[str], None]:
+        try:
+            model_path = settings.resolve_model()
+            print(f"Loading the model ({model_path}) once for {args.workers} workers…", flush=True)
+            loaded = dataclasses.replace(settings, model_path=model_path, preloaded_model=settings.load_model())
+        except ModelError as exc:
+            raise CommandError(str(exc)) from None
+        return lambda redis_url: _serve(dataclasses.replace(loaded, redis_url=redis_url), args.host, args.port,
+                                        reuse_port=True)
+
     try:
-        return serve(args.workers, args.host, args.port, worker_args, settings.redis_url,
-                     _store_path(settings).parent)
+        return serve(args.workers, args.host, args.port, load, settings.redis_url, _store_path(settings).parent)
     except WorkersError as exc:
         raise CommandError(str(exc)) from None
 

@@ -51,6 +51,7 @@ class ServerSettings:
     redis_url: str | None = None
     db_path: Path | None = None  # default: project_dir/kefu.db
     endpoints: Endpoints = field(default_factory=Endpoints)
+    preloaded_model: TrainedModel | None = field(default=None, repr=False)  # workers forked from a loaded model
 
     @classmethod
     def for_project(cls, project_dir: Path, **overrides) -> ServerSettings:
@@ -66,6 +67,8 @@ class ServerSettings:
 
     def load_model(self) -> TrainedModel:
         """The model to serve: --model as given, else the newest archive in models/ that loads."""
+        if self.preloaded_model is not None:
+            return self.preloaded_model
         if self.model_path is not None:
             return load_model(self.model_path)
         return load_newest(self.project_dir / "models")

@@ -1,7 +1,10 @@
 """`kefu run --workers N`: N serving processes on one port, kept running by a small supervisor.
 
-Each worker is an ordinary `kefu run --reuse-port` (the kernel spreads connections over them: SO_REUSEPORT),
-so a worker is never more than one process can be, and one that dies takes only its own connections with it.
+The supervisor loads the model once, then forks the workers from it: the encoders' weights, the FAQ index and
+the classifier are shared copy-on-write (only read after loading, and moved out of the garbage collector's way
+by `gc.freeze()`, whose passes would otherwise write to every object), so N workers don't cost N times the model,
+and a worker that dies is replaced in about a second. Each worker listens with SO_REUSEPORT (the kernel spreads
+connections over them) and runs its own event loop, threads and store connections, all made after the fork.
 Workers share conversations, locks, the handoff queue and console events through Redis: REDIS_URL or
 endpoints.yml's when given; otherwise, on one machine, a private `redis-server` the supervisor starts and stops
 (loopback only, a random password, its append-only file in `kefu-redis/` beside kefu.db). Without either, N > 1
@@ -13,6 +16,7 @@ broken model): then it stops them all and says so. SIGTERM or Ctrl-C stops the w
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import secrets
@@ -20,8 +24,9 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import time
+import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -39,8 +44,35 @@ class WorkersError(RuntimeError):
 @dataclass
 class Worker:
     number: int
-    process: subprocess.Popen
+    pid: int
     started: float = field(default_factory=time.monotonic)
+    status: int | None = None  # the exit status, once reaped
+
+    def exited(self) -> bool:
+        if self.status is None:
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+            if pid:
+                self.status = os.waitstatus_to_exitcode(status)
+        return self.status is not None
+
+
+def fork_worker(serve_one: Callable[[], object]) -> int:
+    """A child process that runs `serve_one` and exits, never returning into the supervisor's code."""
+    pid = os.fork()
+    if pid:
+        return pid
+    code = 1
+    try:
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # aiohttp's graceful stop on Ctrl-C / SIGINT
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        serve_one()
+        code = 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 1
+    except BaseException as exc:  # reported here: the child must not unwind into the supervisor's code
+        print(f"Error: {exc}" if exc.__class__.__name__ == "CommandError" else traceback.format_exc(), flush=True)
+    finally:
+        os._exit(code)
 
 
 def _free_port() -> int:
@@ -102,16 +134,15 @@ class PrivateRedis:
 
 
 class Supervisor:
-    def __init__(self, count: int, command: list[str], env: dict[str, str], redis: PrivateRedis | None) -> None:
+    def __init__(self, count: int, serve_one: Callable[[], object], redis: PrivateRedis | None) -> None:
         self.count = count
-        self.command = command
-        self.env = env
+        self.serve_one = serve_one
         self.redis = redis
         self.workers: list[Worker] = []
         self._stopping = False
 
     def start_worker(self, number: int) -> Worker:
-        return Worker(number, subprocess.Popen(self.command, env=self.env))
+        return Worker(number, fork_worker(self.serve_one))
 
     def run(self) -> int:
         previous = {sig: signal.signal(sig, self._stop) for sig in (signal.SIGTERM, signal.SIGINT)}
@@ -123,17 +154,16 @@ class Supervisor:
                 if self.redis is not None:
                     self.redis.keep_alive()
                 for i, worker in enumerate(self.workers):
-                    status = worker.process.poll()
-                    if status is None or self._stopping:
+                    if self._stopping or not worker.exited():
                         continue
                     quick = time.monotonic() - worker.started < CRASH_WINDOW_S
                     quick_exits = quick_exits + 1 if quick else 0
                     if quick_exits >= CRASH_LIMIT:
                         raise WorkersError(f"workers keep exiting right after starting (worker {worker.number}: "
-                                           f"status {status}); stopping — see their messages above")
+                                           f"status {worker.status}); stopping — see their messages above")
                     log.warning("worker %d (pid %d) exited with status %s; starting it again",
-                                worker.number, worker.process.pid, status)
-                    print(f"worker {worker.number} exited (status {status}); starting it again", flush=True)
+                                worker.number, worker.pid, worker.status)
+                    print(f"worker {worker.number} exited (status {worker.status}); starting it again", flush=True)
                     self.workers[i] = self.start_worker(worker.number)
             return 0
         finally:
@@ -145,16 +175,16 @@ class Supervisor:
         self._stopping = True
 
     def _stop_workers(self) -> None:
-        for worker in self.workers:
-            if worker.process.poll() is None:
-                worker.process.send_signal(signal.SIGINT)  # aiohttp's graceful shutdown
+        running = [w for w in self.workers if not w.exited()]
+        for worker in running:
+            os.kill(worker.pid, signal.SIGINT)  # aiohttp's graceful shutdown
         deadline = time.monotonic() + STOP_TIMEOUT_S
-        for worker in self.workers:
-            try:
-                worker.process.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                worker.process.kill()
-                worker.process.wait()
+        while running and time.monotonic() < deadline:
+            time.sleep(0.05)
+            running = [w for w in running if not w.exited()]
+        for worker in running:
+            os.kill(worker.pid, signal.SIGKILL)
+            os.waitpid(worker.pid, 0)
 
 
 def _check_port(host: str, port: int) -> None:
@@ -168,19 +198,27 @@ def _check_port(host: str, port: int) -> None:
                            "(or KEFU_PORT)") from None
 
 
-def serve(count: int, host: str, port: int, worker_args: list[str], redis_url: str | None, store_dir: Path) -> int:
-    """Run `count` workers (`kefu run --host H --port P` with `worker_args`) until stopped."""
+def serve(count: int, host: str, port: int, load: Callable[[], Callable[[str], object]], redis_url: str | None,
+          store_dir: Path) -> int:
+    """Check the port and the store, `load()` the model here, then fork `count` workers that each run the
+    function it returned with the Redis URL (a `kefu run` on host:port with SO_REUSEPORT), and keep them running
+    until stopped."""
     _check_port(host, port)
-    env = dict(os.environ)
     private = None
     if redis_url is None:
         private = PrivateRedis(store_dir / "kefu-redis")
-        env["REDIS_URL"] = private.url
+        redis_url = private.url
         print(f"workers share a private redis-server (data in {store_dir / 'kefu-redis'})", flush=True)
-    command = [sys.executable, "-m", "bot.cli", "run", "--reuse-port", "--host", host, "--port", str(port),
-               *worker_args]
     try:
-        return Supervisor(count, command, env, private).run()
+        serve_one = load()
+    except BaseException:
+        if private is not None:
+            private.stop()
+        raise
+    gc.collect()
+    gc.freeze()  # what is loaded now stays shared with the workers: the collector never touches it again
+    try:
+        return Supervisor(count, lambda: serve_one(redis_url), private).run()
     finally:
         if private is not None:
             private.stop()

@@ -1,6 +1,7 @@
-"""`kefu run --workers N` as a shop runs it, on a copy of the pizza bot: N processes answer on one port and share
-the conversations (a private redis-server when no Redis is given), a worker that dies is replaced, the private
-Redis too, and stopping the supervisor stops everything; mistakes end in one line."""
+"""`kefu run --workers N` as a shop runs it, on a copy of the pizza bot: N processes forked from one loaded model
+answer on one port and share the conversations (a private redis-server when no Redis is given), a worker that
+dies is replaced, the private Redis too, and stopping the supervisor stops everything; mistakes end in one
+line."""
 
 from __future__ import annotations
 
@@ -38,7 +39,7 @@ def command_of(pid: int) -> str:
 
 
 def workers_of(pid: int) -> list[int]:
-    return [child for child in children(pid) if "bot.cli run" in command_of(child)]
+    return [child for child in children(pid) if "redis-server" not in command_of(child)]
 
 
 def redis_of(pid: int) -> list[int]:
