@@ -109,15 +109,22 @@ def _ensure_model(args: argparse.Namespace) -> None:
         cmd_train(ns)
 
 
-def cmd_run(args: argparse.Namespace) -> int:
-    import faiss
+def _one_thread_per_call() -> None:
+    """Serving: one BLAS and one OpenMP thread per call. A shopper's message gains nothing from more; under load a
+    thread team waits for cores other requests hold (a 1×896 by 896×8,000 product took 11 ms with OpenBLAS's
+    two threads on a busy machine, 0.7 ms with one), and workers forked from this process must not inherit a
+    thread pool."""
+    import faiss  # noqa: F401 — loaded first, so that the limit reaches its own OpenBLAS and OpenMP
+    from threadpoolctl import threadpool_limits
 
+    threadpool_limits(1)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
     from bot.server import ServerSettings
 
     _ensure_model(args)
-    # One OpenMP thread: a shopper's query gains nothing from more, idle OpenMP threads spin on cores other requests
-    # need, and workers forked from this process must not inherit a thread pool.
-    faiss.omp_set_num_threads(1)
+    _one_thread_per_call()
     token = args.auth_token or os.environ.get("KEFU_AUTH_TOKEN")
     settings = ServerSettings.for_project(Path("."), model_path=args.model, auth_token=token,
                                           public_url=args.public_url)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from bot.config import Config, KefuSettings, Thresholds
@@ -19,7 +20,7 @@ from bot.formats.yaml_io import DataError, load_yaml_text
 from bot.language import detect_language
 from bot.nlu import background
 from bot.nlu.pipeline import ARRAYS_FILE, META_FILE, ModelError, NLUPipeline
-from bot.nlu.tokenizer import tokenize
+from bot.nlu.tokenizer import make_doc, tokenize
 
 NLU_YML = r"""
 version: "3.1"
@@ -474,3 +475,18 @@ def test_only_clauses_that_ask_something_are_answered_on_their_own(text: str, as
     from bot.nlu.clauses import clauses
 
     assert [clause.asks for clause in clauses(text)] == asks
+
+
+def test_a_message_is_compared_with_its_languages_rows_only_and_the_scores_do_not_change(
+        pipeline: NLUPipeline) -> None:
+    """Novelty compares a message with every training example; reading only its encoder's block of columns
+    (zeros elsewhere) must give the same similarities, and so the same confidences, as the whole product."""
+    train = pipeline._train_features
+    texts = ["where is my parcel", "我的包裹到哪了", "KF20240001", "refund 退款"]
+    tokens = [[t.text for t in make_doc(text, detect_language(text)) if not t.is_space] for text in texts]
+    queries = pipeline._featurizer.transform(texts, tokens, pipeline.embedder.encode(texts))
+    for i in range(len(texts)):
+        query = queries.rows(np.array([i]))
+        whole = query.dense @ train.dense.T + (query.sparse @ train.sparse_t).toarray()
+        assert np.allclose(query.similarity(train), whole, atol=1e-5)
+    assert train._blocks  # the English and Chinese messages took the short path

@@ -71,6 +71,8 @@ class Features:
 
     dense: np.ndarray
     sparse: sp.csr_matrix
+    _blocks: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = field(default_factory=dict, repr=False,
+                                                                          compare=False)
 
     def stacked(self) -> sp.csr_matrix:
         """One matrix for the linear classifier."""
@@ -83,9 +85,30 @@ class Features:
 
     def similarity(self, other: Features) -> np.ndarray:
         """Dot products (cosine similarities for full-length rows), shape (len(self), len(other))."""
-        dense = self.dense @ other.dense.T
-        sparse = (self.sparse @ other.sparse_t).toarray()
-        return dense + sparse
+        return self._dense_similarity(other) + (self.sparse @ other.sparse_t).toarray()
+
+    def _dense_similarity(self, other: Features) -> np.ndarray:
+        used = np.flatnonzero(self.dense.any(axis=0))
+        if not len(used):
+            return np.zeros((len(self), len(other)), dtype=np.float32)
+        start, end = int(used[0]), int(used[-1]) + 1
+        if end - start == self.dense.shape[1]:
+            return self.dense @ other.dense.T
+        rows, block = other.column_block(start, end)
+        out = np.zeros((len(self), len(other)), dtype=np.float32)
+        out[:, rows] = self.dense[:, start:end] @ block.T
+        return out
+
+    def column_block(self, start: int, end: int) -> tuple[np.ndarray, np.ndarray]:
+        """The rows with anything in columns [start, end), and those columns of them, contiguous. A message is
+        embedded by its language's encoder only (one block of columns, zeros elsewhere), so it meets only the
+        rows of that block: a quarter of the training matrix to read per message instead of all of it."""
+        cached = self._blocks.get((start, end))
+        if cached is None:
+            part = self.dense[:, start:end]
+            rows = np.flatnonzero(part.any(axis=1))
+            cached = self._blocks[(start, end)] = (rows, np.ascontiguousarray(part[rows]))
+        return cached
 
     def rows(self, index: np.ndarray) -> Features:
         return Features(self.dense[index], self.sparse[index])
