@@ -21,7 +21,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from sklearn.cluster import AgglomerativeClustering
 
 from bot.dialogue import events as ev
 from bot.language import detect_language
@@ -99,6 +98,8 @@ def group(gaps: list[Gap], embedder: Any, index: Any) -> list[dict[str, Any]]:
     if len(texts) == 1:
         labels = np.zeros(1, dtype=int)
     else:
+        from sklearn.cluster import AgglomerativeClustering  # here: serving processes that never group load less
+
         labels = AgglomerativeClustering(n_clusters=None, distance_threshold=GROUP_DISTANCE, metric="cosine",
                                          linkage="average").fit_predict(vectors)
     clusters: dict[int, list[str]] = {}

@@ -15,16 +15,19 @@ from __future__ import annotations
 import os
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import scipy.sparse as sp
-from scipy.optimize import minimize_scalar
 from scipy.special import log_softmax, softmax
-from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import StratifiedKFold
 
 from bot.nlu.featurizers import Features
+
+if TYPE_CHECKING:
+    from sklearn.linear_model import LogisticRegression
+
+# scikit-learn and scipy.optimize are imported where a model is fitted: a serving process only multiplies by
+# the saved weights, and importing them costs it ~1 s of start-up and tens of MB.
 
 C = 10.0  # inverse regularisation strength, chosen on Bitext train/dev and a small bilingual dev set
 MAX_ITER = 300
@@ -48,6 +51,8 @@ class IntentClassifier:
     _split_cache: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False, compare=False)
 
     def _fit_lr(self, x: sp.csr_matrix, y: np.ndarray, weight: np.ndarray) -> LogisticRegression:
+        from sklearn.linear_model import LogisticRegression
+
         model = LogisticRegression(C=C, max_iter=MAX_ITER, tol=1e-4, solver=SOLVER)
         model.fit(x, y, sample_weight=weight)
         return model
@@ -101,6 +106,8 @@ class IntentClassifier:
             return 1.0, None
         # Classes with fewer examples than folds are fine: they are absent from some training folds, and
         # held-out examples whose class the fold model never saw are left out of the fit below.
+        from sklearn.model_selection import StratifiedKFold
+
         splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=0)
         splits = list(splitter.split(np.zeros(len(y)), y)) if counts.min() >= folds else _loose_splits(y, folds)
 
@@ -127,6 +134,8 @@ class IntentClassifier:
             return float(-(scaled[np.arange(len(target)), target] * w).sum() / w.sum())
 
         low, high = TEMPERATURE_RANGE
+        from scipy.optimize import minimize_scalar
+
         result = minimize_scalar(nll, bounds=(np.log(low), np.log(high)), method="bounded")
         return float(np.exp(result.x)), accuracy
 
