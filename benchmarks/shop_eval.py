@@ -4,6 +4,7 @@
     .venv/bin/python benchmarks/shop_eval.py --train     # train the project first (into models/)
     .venv/bin/python benchmarks/shop_eval.py --dev       # dev split of the training data (for content work)
     .venv/bin/python benchmarks/shop_eval.py --blind-dev --misses  # a second blind set, for looking at misses
+    .venv/bin/python benchmarks/shop_eval.py --blind-dev tests/blind_dev2 --misses  # a third (another writer)
 
 Every message goes to a fresh conversation through the app that `kefu run` serves (`bot.server.create_app`,
 REST webhook, aiohttp test client); the outcome is read from the events the bot stored for that turn, and the
@@ -18,6 +19,8 @@ FAQ ranking from `/model/parse`. Per language:
 - handed over — the turn ended in `handoff_requested`; fallback — "could you rephrase?".
 - unanswerable declined — no FAQ answer, no form or lookup started: declined, fell back or handed over.
 - requests for a person — the turn ended in `handoff_requested`.
+- mentions of people that ask for none ("what are your agents' hours?", "don't transfer me") — not handed over
+  (blind dev sets only: not_human_*.csv).
 - two questions in one message — both labelled entries answered.
 
 The held-out set (tests/heldout/: faq_*.csv `text,label,style`, multi_*.csv `text,labels`, oos_*.csv,
@@ -67,7 +70,7 @@ DEV_MODELS = ROOT / "models" / "dev"
 class Case:
     text: str
     labels: tuple[str, ...]  # FAQ entry ids (two for a two-question message), or ("oos",) / ("human_handoff",)
-    kind: str  # faq | multi | oos | human | intent (dev only)
+    kind: str  # faq | multi | oos | human | not_human (blind dev sets) | intent (dev only)
     language: str
     style: str = ""
 
@@ -109,6 +112,8 @@ class Outcome:
             return set(self.case.labels) <= set(self.answered) and not self.wrong
         if self.case.kind == "human":
             return self.handoff is not None
+        if self.case.kind == "not_human":
+            return self.handoff is None
         if self.case.kind == "intent":
             return self.intent == self.case.labels[0]
         return not self.answered and not self.started_something and (
@@ -131,8 +136,9 @@ def read_csv(path: Path, kind: str, language: str) -> list[Case]:
 def blind_cases(folder: Path = HELDOUT) -> list[Case]:
     cases = []
     for language in LANGUAGES:
-        for kind in ("faq", "multi", "oos", "human"):
-            cases += read_csv(folder / f"{kind}_{language}.csv", kind, language)
+        for kind in ("faq", "multi", "oos", "human", "not_human"):
+            if kind != "not_human" or (folder / f"{kind}_{language}.csv").exists():
+                cases += read_csv(folder / f"{kind}_{language}.csv", kind, language)
     return cases
 
 
@@ -266,7 +272,7 @@ def figures_of(outcomes: list[Outcome]) -> dict[str, float]:
         if multi:
             figures[f"multi_both_{language}"] = share(multi, lambda o: o.passed)
             figures[f"multi_wrong_{language}"] = share(multi, lambda o: o.wrong)
-    for kind, name in (("oos", "declined"), ("human", "human"), ("intent", "intent")):
+    for kind, name in (("oos", "declined"), ("human", "human"), ("not_human", "not_human"), ("intent", "intent")):
         mine = [o for o in outcomes if o.case.kind == kind]
         if mine:
             figures[name] = share(mine, lambda o: o.passed)
@@ -292,6 +298,7 @@ def report(outcomes: list[Outcome], title: str, show_failures: bool) -> dict[str
             ("handed_over", "handed over to a person"), ("fallback", "asked to rephrase / other"),
             ("multi_both", "two questions in one: both answered"), ("multi_wrong", "two questions: a wrong answer"),
             ("declined", "unanswerable declined"), ("human", "requests for a person handed over"),
+            ("not_human", "people mentioned, none asked: kept"),
             ("intent", "other intents settled right (dev)")]
     counts = {language: Counter(o.case.kind for o in outcomes if o.case.language == language)
               for language in LANGUAGES}
@@ -347,8 +354,9 @@ def meets_goals(figures: dict[str, float]) -> bool:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--dev", action="store_true", help="evaluate on the dev split (trains a dev model)")
-    parser.add_argument("--blind-dev", action="store_true",
-                        help="ask tests/blind_dev/ (a second blind set that may be read miss by miss)")
+    parser.add_argument("--blind-dev", type=Path, nargs="?", const=BLIND_DEV, default=None, metavar="DIR",
+                        help="ask a blind dev set, tests/blind_dev/ unless DIR is given (tests/blind_dev2/: a third "
+                             "writer's): sets that may be read miss by miss")
     parser.add_argument("--train", action="store_true", help="train the project even if models/ has a match")
     parser.add_argument("--model", type=Path, help="use this model archive")
     parser.add_argument("--misses", action="store_true",
@@ -371,11 +379,11 @@ def main(argv: list[str] | None = None) -> int:
             model = args.model or newest_model(project, DEV_MODELS) or train_model(project, DEV_MODELS)
             title = "dev split (held out of training, for content work)"
         else:
-            cases = blind_cases(BLIND_DEV if args.blind_dev else HELDOUT)
+            cases = blind_cases(args.blind_dev or HELDOUT)
             model = args.model or (None if args.train else newest_model(project))
             if model is None:  # kept in models/ (like `kefu train`) for the next run
                 model = train_model(project, ROOT / "models")
-            title = ("blind dev set (tests/blind_dev: written blind, read miss by miss)" if args.blind_dev
+            title = (f"blind dev set ({args.blind_dev}: written blind, read miss by miss)" if args.blind_dev
                      else "held-out set (tests/heldout: written blind, never trained or tuned on)")
         print(f"model {model}; {len(cases)} messages")
         if args.sweep:

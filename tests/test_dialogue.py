@@ -252,7 +252,8 @@ def test_action_without_response_is_reported(tmp_path):
                                   "能不能打电话给我", "are you a robot? i need a human being",
                                   "能喊个同事进来吗", "麻烦售后的同事认真看一下", "喂？屏幕那头有人在看吗",
                                   "could someone from the shop message me back about this",
-                                  "u dont get it, anyone else?"])
+                                  "u dont get it, anyone else?", "rg", "zhuan ren gong", "叫你们管事的出来",
+                                  "之前找过客服了没用，现在再给我转人工", "不要机器人，我要人工"])
 def test_requests_for_a_person_are_always_recognised(text):
     from bot.dialogue.escalation import is_explicit_human_request
 
@@ -266,8 +267,12 @@ def test_requests_for_a_person_are_always_recognised(text):
                                   "my washing machine is not working", "anyone there at like 8am?",
                                   "凌晨两点了，有事想问人工，怎么办", "are you a bot? just curious",
                                   "同事推荐我来买的", "让同事帮我带一下快递", "有人买过这个吗",
-                                  "someone from the shop called me about a code, is it real?"])
-def test_questions_about_the_bot_are_not_requests_for_a_person(text):
+                                  "someone from the shop called me about a code, is it real?",
+                                  "别转人工，我就问个运费", "不需要真人，谢谢", "no need to transfer me, all good",
+                                  "I don't need an agent anymore", "昨天已经联系过客服了，搞定了",
+                                  "i already talked to someone, it's fixed", "你们客服小哥真的很专业",
+                                  "your support team is amazing", "人工客服多久回复一般", "how fast do agents reply?"])
+def test_questions_about_the_bot_and_people_declined_reached_or_praised_are_not_requests_for_a_person(text):
     from bot.dialogue.escalation import is_explicit_human_request
 
     assert not is_explicit_human_request(text)
@@ -597,3 +602,20 @@ async def test_an_answer_the_shopper_rejects_is_a_miss_and_the_other_candidates_
     assert reply["data"]["rejected_faq_id"] == "refund_time"
     assert reply["data"]["clarify"] == ["shipping_time"]
     assert reply["data"]["buttons"][-1]["payload"] == "/human_handoff"
+
+
+def test_the_classifiers_request_for_a_person_counts_only_when_the_text_asks_for_one():
+    """The classifier learned the words ("人工", "agent"); a shopper declining, praising or asking hours says them
+    too. Then the bot goes on with its next intent instead of handing over."""
+    from bot.dialogue.escalation import EscalationPolicy
+
+    config = Config()
+    policy = EscalationPolicy(config.kefu, config.effective_thresholds(), ["human_handoff", "thanks"])
+    ranking = [{"name": "human_handoff", "confidence": 0.9}, {"name": "thanks", "confidence": 0.6}]
+    parsed = {"intent": ranking[0], "intent_ranking": ranking}
+    for text in ("不用转人工了，谢谢", "your team was so helpful last time"):
+        decision = policy.decide(text, parsed, [])
+        assert not decision.hand_over and decision.intent == "thanks", text
+    assert policy.decide("人工客服周末上班吗", parsed, []).intent != "human_handoff"
+    assert policy.decide("帮我转人工", parsed, []).hand_over
+    assert policy.decide("I'd like to speak to someone", parsed, []).hand_over

@@ -19,6 +19,7 @@ from bot.language import detect_language
 ROOT = Path(__file__).resolve().parent.parent
 HELDOUT = ROOT / "tests" / "heldout"
 BLIND_DEV = ROOT / "tests" / "blind_dev"
+BLIND_DEV2 = ROOT / "tests" / "blind_dev2"
 CATEGORIES = {"pre_sale", "orders", "shipping", "payment", "returns", "warranty", "promotions", "membership",
               "account", "contact"}
 MIN_PHRASINGS = 6
@@ -249,22 +250,23 @@ def test_heldout_set_is_complete_and_never_trained_on(project):
             assert not [t for t in texts if t in trained], f"{name} has questions of the training data"
 
 
-def test_blind_dev_set_is_neither_trained_on_nor_the_heldout_set(project):
-    """tests/blind_dev/ may be read miss by miss; that is only honest while none of it becomes training data and
-    it shares nothing with the held-out set."""
+@pytest.mark.parametrize("folder, kinds", [(BLIND_DEV, ("faq", "multi", "oos", "human")),
+                                           (BLIND_DEV2, ("faq", "multi", "oos", "human", "not_human"))])
+def test_blind_dev_sets_are_neither_trained_on_nor_the_heldout_set(project, folder: Path, kinds: tuple[str, ...]):
+    """tests/blind_dev*/ may be read miss by miss; that is only honest while none of it becomes training data and
+    they share nothing with the held-out set."""
     ids = {e.id for e in project.faq}
     trained = trained_texts(project)
     heldout = {norm(r["text"]) for path in HELDOUT.glob("*.csv") for r in read(path.name)}
-    names = sorted(path.name for path in BLIND_DEV.glob("*.csv"))
-    assert names == sorted(f"{kind}_{language}.csv" for kind in ("faq", "multi", "oos", "human")
-                           for language in ("en", "zh"))
+    names = sorted(path.name for path in folder.glob("*.csv"))
+    assert names == sorted(f"{kind}_{language}.csv" for kind in kinds for language in ("en", "zh"))
     for name in names:
-        rows = read(name, BLIND_DEV)
+        rows = read(name, folder)
         texts = {norm(r["text"]) for r in rows}
         assert not texts & trained, f"{name} has questions of the training data"
         assert not texts & heldout, f"{name} has held-out questions"
         labels = {label for r in rows for label in (r.get("labels") or r["label"]).split("|")}
-        assert labels <= ids | {"oos", "human_handoff"}, name
+        assert labels <= ids | {"oos", "human_handoff", "not_human"}, name
 
 
 # -- the demo shop's data ------------------------------------------------------------------------------------------

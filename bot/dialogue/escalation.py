@@ -37,7 +37,7 @@ MAX_OFFERED = 3  # entries a "do you mean …?" offers at most
 # even inside a question; weak ones ("真人", "human") not when the shopper asks what the bot is.
 # People a shopper asks for ("老板"/"掌柜" are how shoppers address the shop, not requests); not their phone
 # or hours.
-_PEOPLE_ZH = (r"(真人|活人|客服|工作人员|客服人员|售后人员|负责人|店长|主管|领导|经理)"
+_PEOPLE_ZH = (r"(真人|活人|客服|工作人员|客服人员|售后人员|负责人|管事的?|店长|主管|领导|经理)"
               r"(?!电话|热线|邮箱|微信|的?(工作)?时间|几点)")
 _STRONG_REQUEST = re.compile(
     r"转人工|找人工|要人工|接人工|转接|人工客服|人工服务|人工坐席|找客服|叫.{0,4}经理|(换|叫|喊|来|给我|帮我转)(个)?人工"
@@ -59,7 +59,31 @@ _STRONG_REQUEST = re.compile(
     r"|\b(any(one|body)|some(one|body)|humans?|people)\s+(around|alive|available)\b"
     r"|\b(can|could|would|will|may|please|pls|i want|i need|get|let)\b[^.?!]{0,20}\b(a member of|some(one|body) from"
     r"|any(one|body) from|a person from)\s+(your|the)\s+(team|staff|shop|store|company)\b|\bany(one|body) else\W*$"
-    r"|\b(no|not|don'?t want|stop)\b.{0,15}\b(bots?|robots?|automated|ai)\b",
+    r"|\b(no|not|don'?t want|stop)\b.{0,15}\b(bots?|robots?|automated|ai)\b"
+    # typed in pinyin or its initials, as on Chinese platforms: "rg", "zhuan rengong", "rengong kefu"
+    r"|\b(zhuan\s*)?ren\s*gong(\s*ke\s*fu)?\b|^\W*z?rg\W*$",
+    re.IGNORECASE,
+)
+# Mentions of a person that ask for none: declining one ("不用转人工了", "no need for a human, you answered it"),
+# one already reached ("刚才已经转过人工了，处理好了"), praise ("上回那个客服小姐姐很耐心", "great service"). These
+# spans are taken out before a request is looked for, so "刚才找过人工了，没解决，再给我转人工" still is one.
+_PERSON_ZH = r"(人工客服|人工|真人|客服|工作人员|同事|小姐姐|小哥哥?|团队|售后)"
+_NOT_A_REQUEST = re.compile(
+    r"(不用|不需要|不必|无需|没必要|用不着|别|不要|不找|不想找|不转)(再)?(帮我|给我)?(转|找|叫|接|喊|换)?(个)?(人工|真人|客服)"
+    r"|(已经|刚才|刚刚|上次|上回|之前|昨天|前几天)[^，。！？,.!?]{0,6}(转过|找过|联系过|问过|聊过|转了|找了)(了)?(人工|真人|客服)?"
+    r"|(上次|上回|之前|刚才|刚刚|昨天|前几天)[^，。！？,.!?]{0,6}" + _PERSON_ZH + r"[^，。！？,.!?]{0,4}帮(我|忙)"
+    + r"|" + _PERSON_ZH
+    + r"[^，。！？,.!?]{0,6}(很|特别|挺|超|太|非常|真)(好|耐心|专业|棒|赞|给力|热情|负责|细心|贴心|快)"
+    r"|(当|做)(过)?客服"
+    r"|\bno need (for|of|to)\b[^.?!]{0,20}\b(humans?|person|agents?|people|transfer\w*|escalat\w*)\b"
+    r"|\b(don'?t|do not|no need to|won'?t)\s+(need\s+(to\s+)?)?(transfer|connect|escalate|put)\s+me\b"
+    r"|\b(don'?t|do not)\s+need\s+(a|an|the|any)?\s*(human|person|agent|real person|rep)\b"
+    r"|\b(already|just)\s+(spoke|talked|chatted|been)\s+(to|with)\s+(a|an|the|your)?\s*(human|person|agent|someone"
+    r"|staff|team|rep)\b"
+    r"|\b(person|agent|lady|guy|staff member|rep)\s+who\s+helped\b"
+    r"|\b(your|the)\s+(staff|team|agents?|people|reps?|support|customer service)\b[^.?!]{0,20}\b(nice|helpful|great"
+    r"|friendly|kind|amazing|awesome|lovely|brilliant|excellent|fantastic|patient)\b"
+    r"|\b(great|good|excellent|amazing|awesome|lovely|fantastic)\s+(service|support|job|work)\b",
     re.IGNORECASE,
 )
 _WEAK_REQUEST = re.compile(
@@ -75,6 +99,8 @@ _IDENTITY_QUESTION = re.compile(
 # "人工客服几点上班" / "anyone there at 8am?" ask when people are there (a FAQ), not for one now.
 _HOURS_QUESTION = re.compile(
     r"几点|什么时候|何时|上班|下班|营业|节假日|周末|周[一二三四五六日天]|早上|晚上|凌晨|中午|午休"
+    r"|(多久|多长时间)[^，。？?]{0,3}(回复|回|答复)"
+    r"|\bhow (long|fast|quickly|soon)\b[^.?!]{0,25}\b(reply|respond|answer|get back)"
     r"|\b(what time|when|hours?|weekends?|holidays?|mornings?|evenings?|nights?|lunch)\b"
     r"|\b(mon|tues|wednes|thurs|fri|satur|sun)days?\b|\b\d{1,2}\s*(am|pm|:\d\d)\b",
     re.IGNORECASE,
@@ -85,11 +111,19 @@ _ENGLISH_IDENTITY = re.compile(r"^\W*(am i|are you|r u|is this|is it|is that)\b(
 
 def is_explicit_human_request(text: str) -> bool:
     """A request for a person in the message or in one of its sentences ("are you a bot? I need a human"); not a
-    question about when people are there."""
-    text = text or ""
+    question about when people are there, nor a person declined, already reached or praised."""
+    text = _NOT_A_REQUEST.sub(" ", text or "")
     if _HOURS_QUESTION.search(text) and not _ASKS_NOW.search(text):
         return False
     return any(_requests_a_person(part) for part in {text, *split_questions(text)})
+
+
+def mentions_a_person_without_asking(text: str) -> bool:
+    """People are mentioned, none is asked for ("不用转人工了", "人工客服周末上班吗", "your team was great"): the
+    classifier's request-for-a-person intent, which learned the words rather than the ask, does not count."""
+    text = text or ""
+    asks_when = bool(_HOURS_QUESTION.search(text)) and not _ASKS_NOW.search(text)
+    return (asks_when or bool(_NOT_A_REQUEST.search(text))) and not is_explicit_human_request(text)
 
 
 def _requests_a_person(text: str) -> bool:
@@ -173,7 +207,8 @@ class EscalationPolicy:
             classifier_intent=top.get("name"),
             nlu_reason=nlu_reason,
             explicit_request=is_explicit_human_request(text)
-            or confident_intent in self.settings.human_request_intents,
+            or (confident_intent in self.settings.human_request_intents
+                and not mentions_a_person_without_asking(text)),
             complaint=confident_intent in self.settings.complaint_intents,
             candidates=candidates(parse, hits),
         )
@@ -198,7 +233,18 @@ class EscalationPolicy:
             decision.intent, decision.confidence = faq_base(decision.faq_hit), float(decision.faq_hit["score"])
         elif not decision.nlu_confident:
             decision.intent = NLU_FALLBACK
+        elif decision.intent in self.settings.human_request_intents and not decision.explicit_request:
+            # the classifier's request for a person, which the text does not make: its next intent, if sure
+            decision.intent, decision.confidence = self.next_intent(parse)
         return decision
+
+    def next_intent(self, parse: dict[str, Any]) -> tuple[str, float]:
+        """The best intent that is not a request for a person, or the fallback when it is not sure enough."""
+        ranking = [r for r in parse.get("intent_ranking") or []
+                   if r.get("name") not in self.settings.human_request_intents]
+        if ranking and float(ranking[0].get("confidence") or 0.0) >= self.thresholds.intent:
+            return ranking[0]["name"], float(ranking[0]["confidence"])
+        return NLU_FALLBACK, 0.0
 
     def nlu_rejection(self, parse: dict[str, Any]) -> str | None:
         """low_intent_confidence below `thresholds.intent` (or no intent at all), small_margin when the best other
