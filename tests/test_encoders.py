@@ -55,7 +55,7 @@ def test_a_damaged_export_is_made_again(tmp_path: Path, monkeypatch: pytest.Monk
 
 def test_an_export_that_cannot_be_made_says_why(tmp_path: Path) -> None:
     (tmp_path / "config.json").write_text("{}")
-    with pytest.raises(onnx_encoder.ExportError, match="exporting .* to ONNX failed"):
+    with pytest.raises(onnx_encoder.ExportError, match=r"exporting .* to ONNX failed"):
         onnx_encoder.export(tmp_path, "mean", tmp_path / "out" / "model.onnx")
     assert not (tmp_path / "out" / "model.onnx").exists()
 

@@ -75,6 +75,7 @@ class IntentClassifier:
         calibrate_on: np.ndarray | None = None,
     ) -> None:
         """`calibrate_on` (bool per example, default all): whose held-out predictions the temperature fits."""
+        _import_fitting_libraries()
         self.classes = sorted(set(labels))
         index = {name: i for i, name in enumerate(self.classes)}
         y = np.array([index[name] for name in labels])
@@ -174,6 +175,14 @@ class IntentClassifier:
         if coef.ndim != 2 or coef.shape[0] != len(classes) or intercept.shape != (len(classes),):
             raise ValueError("classifier weights do not match its classes")
         return cls(classes, coef, intercept, float(meta["temperature"]), meta.get("cv_accuracy"))
+
+
+def _import_fitting_libraries() -> None:
+    """Imported here, by the thread that fits, before the fold threads start: first imports of one package from
+    several threads at once can meet it half-initialised."""
+    import scipy.optimize  # noqa: F401
+    import sklearn.linear_model
+    import sklearn.model_selection  # noqa: F401
 
 
 def _loose_splits(y: np.ndarray, folds: int) -> list[tuple[np.ndarray, np.ndarray]]:
