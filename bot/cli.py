@@ -110,10 +110,11 @@ def _ensure_model(args: argparse.Namespace) -> None:
 
 
 def _one_thread_per_call() -> None:
-    """Serving: one BLAS and one OpenMP thread per call. A shopper's message gains nothing from more; under load a
-    thread team waits for cores other requests hold (a 1×896 by 896×8,000 product took 11 ms with OpenBLAS's
-    two threads on a busy machine, 0.7 ms with one), and workers forked from this process must not inherit a
-    thread pool."""
+    """Serving: one BLAS thread per call (OpenBLAS's count is the process's). A shopper's message gains nothing
+    from more; under load a thread team waits for cores other requests hold (a 1×896 by 896×8,000 product took
+    11 ms with OpenBLAS's two threads on a busy machine, 0.7 ms with one), and workers forked from this process
+    must not inherit a thread pool. OpenMP's count is per thread: this sets the main thread's, the FAQ search
+    sets its own (bot/faq/index.py)."""
     import faiss  # noqa: F401 — loaded first, so that the limit reaches its own OpenBLAS and OpenMP
     from threadpoolctl import threadpool_limits
 

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from bot.config import Config
-from bot.faq.index import MANIFEST_FILE, SELECTOR_FILE, VECTORS_FILE, FAQIndex, FAQIndexError
+from bot.faq.index import GRAPH_FILE, MANIFEST_FILE, SELECTOR_FILE, VECTORS_FILE, FAQIndex, FAQIndexError
 from bot.formats.faq_data import FAQEntry
 from bot.nlu.embedder import get_embedder
 
@@ -429,6 +429,69 @@ def test_empty_index_returns_nothing(embedder, tmp_path: Path):
 def test_blank_query_returns_nothing(index):
     assert index.search("   ", "en") == []
     assert index.search("？", "zh") == []
+
+
+def _synthetic_faq(embedder, n: int, flat_max: int) -> tuple[FAQIndex, np.ndarray]:
+    """n English entries with random vectors in the English encoder's columns (embedding thousands of texts would
+    take a minute), indexed the way a live edit indexes given vectors; returns the index and the vectors."""
+    rng = np.random.default_rng(7)
+    columns = np.flatnonzero(embedder.encode(["where is my parcel"])[0])
+    vectors = np.zeros((n, embedder.dim), dtype=np.float32)
+    vectors[:, columns] = rng.standard_normal((n, len(columns)))
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    entries = [FAQEntry(id=f"item{i}", questions={"en": [f"question about item {i}"]}) for i in range(n)]
+    by_text = {f"question about item {i}": vectors[i] for i in range(n)}
+
+    def prepare(texts: list[str]) -> tuple[np.ndarray, list[list[str]]]:
+        return np.stack([by_text[t] for t in texts]), [t.split() for t in texts]
+
+    return FAQIndex.build([], embedder, flat_max=flat_max).updated(entries, prepare), vectors
+
+
+def _near(vectors: np.ndarray, count: int) -> np.ndarray:
+    """Queries near the first `count` entries: each entry's vector plus noise (cosine ~0.9 to it)."""
+    rng = np.random.default_rng(8)
+    used = vectors[:count] != 0
+    noisy = vectors[:count] + 0.5 * rng.standard_normal(vectors[:count].shape) / np.sqrt(used.sum(1, keepdims=True))
+    noisy = np.where(used, noisy, 0.0).astype(np.float32)
+    return noisy / np.linalg.norm(noisy, axis=1, keepdims=True)
+
+
+def test_a_large_faq_is_searched_approximately_and_still_finds_the_entry(embedder, tmp_path: Path):
+    large, vectors = _synthetic_faq(embedder, 3_000, flat_max=1_000)
+    assert large.approximate == {"en"}  # 3,000 English rows > 1,000; no Chinese rows at all
+    queries = _near(vectors, 200)
+    # a message whose words the FAQ does not have: only the dense search can find the entry
+    found = [large.search("xyzzy plugh", "en", k=1, query_vector=q)[0].id for q in queries]
+    assert np.mean([f == f"item{i}" for i, f in enumerate(found)]) >= 0.98
+    exact = [large.exact().search("xyzzy plugh", "en", k=1, query_vector=q)[0].id for q in queries]
+    assert np.mean(np.array(found) == np.array(exact)) >= 0.98
+    large.persist(tmp_path)  # the graph is stored, not rebuilt on load
+    loaded = FAQIndex.load(tmp_path, embedder)
+    assert loaded.approximate == {"en"}
+    assert [loaded.search("xyzzy plugh", "en", k=1, query_vector=q)[0].id for q in queries] == found
+    graph = tmp_path / GRAPH_FILE.format("en")
+    graph.write_bytes(graph.read_bytes()[: graph.stat().st_size // 2])
+    with pytest.raises(FAQIndexError, match="corrupt or half-written"):
+        FAQIndex.load(tmp_path, embedder)
+
+
+def test_a_faq_below_the_threshold_is_searched_exactly(embedder, index):
+    small, vectors = _synthetic_faq(embedder, 3_000, flat_max=3_000)
+    assert small.approximate == frozenset()
+    for query in _near(vectors, 20):
+        assert small.nearest_rows(query, "en", 10).tolist() == np.argsort(-(vectors @ query))[:10].tolist()
+    assert index.approximate == frozenset()  # a shop's FAQ (the demo shop: ~3,500 rows a language) is exact
+
+
+def test_approximate_search_of_a_real_faq_answers_as_exact_search(embedder):
+    approximate = FAQIndex.build(sample_entries(), embedder, flat_max=10)
+    assert approximate.approximate == {"zh", "en"}
+    for lang, cases in (("zh", HELD_OUT_ZH), ("en", HELD_OUT_EN)):
+        texts = [t for t, _ in cases]
+        found = approximate.search_batch(texts, [lang] * len(texts), k=3)
+        exact = approximate.exact().search_batch(texts, [lang] * len(texts), k=3)
+        assert [[h.id for h in hits] for hits in found] == [[h.id for h in hits] for hits in exact]
 
 
 def main() -> None:

@@ -28,18 +28,27 @@ Search for one query:
 Cost per query beyond the embedding: one FAISS search, one BM25 posting sum, the selector's n-grams and one
 small matrix product, a few numpy gathers. Searching is read-only and thread-safe.
 
+Scale: the dense search is exact (the `faiss.IndexFlatIP` of all rows, an `IDSelectorRange` per language) while
+a language has at most `FLAT_MAX` (10,000) rows; a language with more also gets an approximate HNSW graph of its
+own rows (`vector_index`), because an exact scan grows with the rows: a whole search takes ~3.4 ms of CPU at
+10,000 rows a language, 6 ms at 20,000, 18 ms at 50,000 — with HNSW 1.7 ms at 50,000, the same answer 99.85% of
+the time. The candidates' dense and lexical scores stay exact, so the graph only decides which entries become
+candidates. `benchmarks/bench_faq_scale.py` measures all this (docs/design.md, "FAQ at scale").
+
 On disk (`persist`/`load`): faq.faiss (faiss.write_index), faq_lexical.npz (BM25 arrays), faq_selector.npz
-(the selector's weights and idf) and faq_index.json (entries, row metadata, calibration, the selector's
-vocabularies, and the other files' SHA-256), written last, so a
-missing, truncated or half-written index is reported by `load` as FAQIndexError instead of half-working.
+(the selector's weights and idf), faq_graph_<lang>.faiss (the HNSW graphs, if any) and faq_index.json
+(entries, row metadata, calibration, the selector's vocabularies, and the other files' SHA-256), written last,
+so a missing, truncated or half-written index is reported by `load` as FAQIndexError instead of half-working.
 """
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -65,10 +74,18 @@ SELECTOR_CANDIDATES = 8
 SELECTOR_MIN = 0.05  # a selector guess below this is no reason to look at an entry
 SELECTOR_GUESS = 10.0  # how much the selector counts when picking the most confusable entry to calibrate on
 EMBED_BATCH = 128
+# Dense search (see `vector_index`): exact up to FLAT_MAX rows in a language (phrasings, answers and tag lines),
+# HNSW beyond. Chosen with benchmarks/bench_faq_scale.py on 2 cores (docs/design.md, "FAQ at scale"); recall@10
+# of the graph's rows against exact search at 50,000 rows a language in the comments.
+FLAT_MAX = 10_000  # an exact search here costs ≤ 5 ms CPU at p99, half the 10 ms budget; at 20,000 over 7 ms
+HNSW_M = 32  # links per vector: 0.9975; 16: 0.9965; 48: 0.9999 but builds 2–3× slower
+HNSW_EF_CONSTRUCTION = 80  # 40: 0.9865; 160: 0.9995 but builds 2× slower (80: ~25 s for 100,000 rows, a live edit too)
+HNSW_EF_SEARCH = 64  # 32: 0.9935; 128: 0.9979 for twice the graph's 0.13 ms (raised to k when k is larger)
 
 VECTORS_FILE = "faq.faiss"
 LEXICAL_FILE = "faq_lexical.npz"
 SELECTOR_FILE = "faq_selector.npz"
+GRAPH_FILE = "faq_graph_{}.faiss"  # one per language that has an HNSW graph
 MANIFEST_FILE = "faq_index.json"  # written last: its presence and checksums mean the index is complete
 
 Progress = Callable[[str], None]  # the project's progress callback: one line of text at a time
@@ -202,6 +219,65 @@ def _layout(entries: list[FAQEntry]) -> _Rows:
     )
 
 
+@contextmanager
+def _one_thread() -> Iterator[None]:
+    """Run FAISS on the calling thread alone (OpenMP's thread count is per thread): an exact search of one query
+    split over OpenMP threads waits for cores that other searches and workers hold — at 20,000 rows on a busy
+    2-core machine 68 ms instead of 2.7 ms — and gains nothing when they are free."""
+    threads = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(1)
+    try:
+        yield
+    finally:
+        faiss.omp_set_num_threads(threads)
+
+
+def vector_index(dim: int, count: int, flat_max: int = FLAT_MAX) -> faiss.Index:
+    """The FAISS index for `count` vectors of one language: exact (`IndexFlatIP`) up to `flat_max`, HNSW beyond.
+
+    An exact search reads every vector, so its time grows with the FAQ; HNSW reads a few thousand whatever the
+    size, for 0.25% of the true nearest rows missed (benchmarks/bench_faq_scale.py). Below the threshold exact
+    costs little, is reproducible and needs no graph to build; `FAQIndex` then searches its shared flat index.
+    """
+    if count <= flat_max:
+        return faiss.IndexFlatIP(dim)
+    index = faiss.IndexHNSWFlat(dim, HNSW_M, faiss.METRIC_INNER_PRODUCT)
+    index.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
+    index.hnsw.efSearch = HNSW_EF_SEARCH
+    return index
+
+
+@dataclass(frozen=True)
+class _Graph:
+    """An approximate index of one language's rows, on the vector columns its encoder fills (the others are
+    zero for every row of the language, so leaving them out changes no inner product and saves memory)."""
+
+    index: faiss.Index  # ids 0.. are rows start..
+    start: int
+    columns: tuple[int, int]  # [lo, hi)
+
+    def search(self, vector: np.ndarray, k: int) -> np.ndarray:
+        lo, hi = self.columns
+        params = faiss.SearchParametersHNSW(efSearch=max(HNSW_EF_SEARCH, k))
+        _, ids = self.index.search(vector[None, lo:hi], k, params=params)
+        return ids[0][ids[0] >= 0] + self.start
+
+
+def _build_graphs(rows: _Rows, vectors: np.ndarray, flat_max: int) -> dict[str, _Graph]:
+    """An HNSW graph for each language whose rows `vector_index` will not search exactly."""
+    graphs = {}
+    for lang, (start, end) in rows.blocks.items():
+        block = vectors[start:end]
+        used = np.flatnonzero(np.any(block != 0, axis=0)) if end > start else np.zeros(0, np.int64)
+        lo, hi = (int(used[0]), int(used[-1]) + 1) if len(used) else (0, vectors.shape[1])
+        index = vector_index(hi - lo, end - start, flat_max)
+        if isinstance(index, faiss.IndexFlat):
+            continue  # exact: FAQIndex's flat index of all rows, restricted to this language's range
+        index.add(np.ascontiguousarray(block[:, lo:hi]))
+        graphs[lang] = _Graph(index, start, (lo, hi))
+    return graphs
+
+
 class FAQIndex:
     """Search FAQ entries by a shopper's message; see the module docstring for how scores are made."""
 
@@ -214,7 +290,10 @@ class FAQIndex:
         calibrations: dict[str, Calibration],
         embedder: Embedder,
         selector: EntrySelector | None = None,
+        graphs: dict[str, _Graph] | None = None,
+        flat_max: int = FLAT_MAX,
     ) -> None:
+        """`graphs`: HNSW graphs read from disk; None builds them for the languages above `flat_max` rows."""
         self._entry_list = entry_list
         self.entries: dict[str, FAQEntry] = {e.id: e for e in entry_list}
         self._rows = rows
@@ -240,20 +319,34 @@ class FAQIndex:
             if n
             else np.zeros((0, vectors.d), dtype=np.float32)
         )
+        self._flat_max = flat_max
+        self._graphs = graphs if graphs is not None else _build_graphs(rows, self._vectors, flat_max)
 
     def __len__(self) -> int:
         return len(self._entry_list)
+
+    @property
+    def approximate(self) -> frozenset[str]:
+        """The languages whose dense search is approximate (HNSW): those with more than `FLAT_MAX` rows."""
+        return frozenset(self._graphs)
+
+    def exact(self) -> FAQIndex:
+        """This index with exact dense search at any size (sharing all its data): the reference the approximate
+        search is measured against."""
+        twin = copy.copy(self)
+        twin._graphs = {}
+        return twin
 
     # ---------------------------------------------------------------- build
 
     @classmethod
     def build(
-        cls, entries: list[FAQEntry], embedder: Embedder, progress: Progress | None = None
+        cls, entries: list[FAQEntry], embedder: Embedder, progress: Progress | None = None, flat_max: int = FLAT_MAX
     ) -> FAQIndex:
         """Embed every row, index it densely and lexically, and fit the score calibration.
 
         `progress(message)` is told how the embedding goes (nearly all of the cost) and what the calibration
-        came to.
+        came to. `flat_max`: see `vector_index`.
         """
         _check_unique_ids(entries)
         entry_list = list(entries)
@@ -285,7 +378,10 @@ class FAQIndex:
             )
         if held_out is None:  # no selector, or too little data to cross-validate it: it gets no weight
             held_out = np.zeros((len(rows) + len(background_texts), len(entry_list)), dtype=np.float32)
-        self = cls(entry_list, rows, index, lexical, {}, embedder, selector)
+        self = cls(entry_list, rows, index, lexical, {}, embedder, selector, flat_max=flat_max)
+        if progress and self._graphs:
+            progress(f"FAQ: approximate (HNSW) dense search for {', '.join(sorted(self._graphs))}: "
+                     f"more than {flat_max} rows")
         rows_held_out, background_held_out = held_out[: len(rows)], held_out[len(rows) :]
         offset = 0
         for lang in LANGUAGES:
@@ -304,7 +400,8 @@ class FAQIndex:
         lexical indexes are rebuilt (fast), and the entry selector and the score calibration are kept — fitting
         them is most of a `kefu train`'s FAQ time (a minute for the demo shop), and a few changed entries
         hardly move them. New entries get no selector evidence until the next `kefu train`. This index is not
-        changed: searches running on it finish on it."""
+        changed: searches running on it finish on it. A language above `FLAT_MAX` rows gets its HNSW graph
+        built anew (~10 s for 50,000 rows on 2 cores)."""
         _check_unique_ids(entries)
         entry_list = list(entries)
         rows = _layout(entry_list)
@@ -323,7 +420,8 @@ class FAQIndex:
             analyzed[text] = self._analyzed.get(text) or analyze(text)
         lexical = BM25.build([analyzed[t] for t in rows.text])
         selector = self._selector.for_entries([e.id for e in entry_list]) if self._selector is not None else None
-        updated = FAQIndex(entry_list, rows, index, lexical, dict(self.calibrations), self._embedder, selector)
+        updated = FAQIndex(entry_list, rows, index, lexical, dict(self.calibrations), self._embedder, selector,
+                           flat_max=self._flat_max)
         updated.embedded = len(new_texts)
         updated._analyzed = analyzed
         updated.trained_ids = self.trained_ids
@@ -497,6 +595,21 @@ class FAQIndex:
             raise ValueError(f"query vector has {vector.shape[0]} dimensions; the FAQ index has {self._index.d}")
         return vector
 
+    def nearest_rows(self, vector: np.ndarray, language: str, k: int) -> np.ndarray:
+        """The (up to) `k` rows of `language` nearest `vector` (inner product), best first; approximate for the
+        languages in `approximate`."""
+        start, end = self._rows.blocks[language]
+        k = min(k, end - start)
+        if k <= 0:
+            return np.zeros(0, dtype=np.int64)
+        graph = self._graphs.get(language)
+        if graph is not None:
+            return graph.search(vector, k)
+        params = faiss.SearchParameters(sel=faiss.IDSelectorRange(start, end))
+        with _one_thread():
+            _, ids = self._index.search(vector[None, :], k, params=params)
+        return ids[0][ids[0] >= 0]
+
     def _search(self, text: str, language: str, k: int, vector: np.ndarray) -> list[FAQHit]:
         rows = self._rows
         lang = query_language(language, text)
@@ -504,10 +617,7 @@ class FAQIndex:
         n_entries = len(self._entry_list)
         # candidates: entries of the dense top rows (query's language only) and of the lexical top rows
         is_candidate = np.zeros(n_entries, dtype=bool)
-        if end > start:
-            params = faiss.SearchParameters(sel=faiss.IDSelectorRange(start, end))
-            _, ids = self._index.search(vector[None, :], min(CANDIDATES, end - start), params=params)
-            is_candidate[rows.entry[ids[0][ids[0] >= 0]]] = True
+        is_candidate[rows.entry[self.nearest_rows(vector, lang, CANDIDATES)]] = True
         selector = (self._selector.probabilities([text], vector[None, :])[0] if self._selector is not None
                     else np.zeros(n_entries, dtype=np.float32))
         top_selector = np.argsort(-selector, kind="stable")[:SELECTOR_CANDIDATES]
@@ -574,6 +684,12 @@ class FAQIndex:
         lexical_path = directory / LEXICAL_FILE
         _atomic_write(lexical_path, lambda p: _save_npz(p, self._lexical.to_arrays()))
         files = {VECTORS_FILE: _sha256(vectors_path), LEXICAL_FILE: _sha256(lexical_path)}
+        graphs = {}
+        for lang, graph in self._graphs.items():
+            name = GRAPH_FILE.format(lang)
+            _atomic_write(directory / name, lambda p, g=graph: faiss.write_index(g.index, str(p)))
+            files[name] = _sha256(directory / name)
+            graphs[lang] = {"file": name, "start": graph.start, "columns": list(graph.columns)}
         selector_meta = None
         if self._selector is not None:
             selector_meta, selector_arrays = self._selector.state()
@@ -589,6 +705,7 @@ class FAQIndex:
             "files": files,
             "calibration": {lang: c.as_dict() for lang, c in self.calibrations.items()},
             "selector": selector_meta,
+            "graphs": graphs,
             "entries": [{**e.as_dict(), "source": e.source} for e in self._entry_list],
             "rows": self._rows.as_dict(),
         }
@@ -644,13 +761,21 @@ class FAQIndex:
                 with np.load(directory / SELECTOR_FILE, allow_pickle=False) as npz:
                     arrays = {k: npz[k] for k in npz.files}
                 selector = EntrySelector.from_state(manifest["selector"], arrays, [e.id for e in entries])
+            graphs = None if "graphs" not in manifest else {
+                lang: _Graph(faiss.read_index(str(directory / g["file"])), int(g["start"]),
+                             (int(g["columns"][0]), int(g["columns"][1])))
+                for lang, g in manifest["graphs"].items()
+            }
         except (RuntimeError, OSError, ValueError, KeyError, TypeError) as exc:
             raise FAQIndexError(f"FAQ index in {directory} is unreadable ({exc}); run `kefu train`") from None
         if not isinstance(vectors, faiss.IndexFlatIP) or vectors.ntotal != len(rows) or (
             lexical.n_docs != len(rows)
+        ) or any(
+            rows.blocks.get(lang) != (g.start, g.start + g.index.ntotal) or g.index.d != g.columns[1] - g.columns[0]
+            for lang, g in (graphs or {}).items()
         ):
             raise FAQIndexError(f"FAQ index in {directory} is inconsistent (row counts differ); run `kefu train`")
-        return cls(entries, rows, vectors, lexical, calibrations, embedder, selector)
+        return cls(entries, rows, vectors, lexical, calibrations, embedder, selector, graphs)
 
 
 def prepare_texts(embedder: Embedder, texts: list[str]) -> tuple[np.ndarray, list[list[str]]]:
