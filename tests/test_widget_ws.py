@@ -585,3 +585,40 @@ def what_the_shopper_sees(frame: dict) -> str:
     if frame["type"] == "handoff":
         return frame["state"]
     return "rating" if frame.get("rating") else "answer" if frame.get("role") == "bot" else frame["type"]
+
+
+async def test_a_silent_socket_is_pinged_and_closed_one_that_answers_stays(aiohttp_client, starter_model, tmp_path):
+    """One heartbeat for all of a worker's sockets: a tab whose browser no longer answers pings (a laptop shut,
+    a network gone) is closed (1001, "no pong") so its conversation's room is not kept for nobody; a live tab
+    answers and stays; a client's own ping gets a pong."""
+    client = await aiohttp_client(widget_app(starter_model, tmp_path, heartbeat_s=1.0))
+    session = await new_session(client)
+    live, _ = await connect(client, session["token"])
+    frames: list[dict] = []
+
+    async def read_live() -> None:  # a browser answers pings whatever the page does; aiohttp's client while reading
+        async for message in live:
+            if message.type == aiohttp.WSMsgType.TEXT:
+                frames.append(json.loads(message.data))
+
+    reader = asyncio.get_running_loop().create_task(read_live())
+    silent = await client.ws_connect("/api/widget/ws", origin=origin(client), autoping=False)
+    await silent.send_json({"type": "hello", "token": session["token"], "last_seq": 0})
+    pings = 0
+    async with asyncio.timeout(10):
+        while True:
+            message = await silent.receive()
+            if message.type == aiohttp.WSMsgType.PING:
+                pings += 1  # not answered
+            elif message.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED):
+                break
+    assert pings >= 1 and silent.close_code == 1001
+    await asyncio.sleep(1.5)  # more heartbeats
+    assert not live.closed
+    await live.ping(b"are you there")
+    await live.send_json({"type": "message", "client_msg_id": "uuid-heartbeat-001", "text": "hello"})
+    async with asyncio.timeout(10):
+        while not any(f["type"] == "ack" for f in frames):
+            await asyncio.sleep(0.05)
+    assert not live.closed
+    reader.cancel()

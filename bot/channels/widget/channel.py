@@ -42,7 +42,7 @@ class Open:
     rooms: Rooms
     uploads: UploadStore
     limits: RateLimits
-    sockets: set[web.WebSocketResponse] = field(default_factory=set)
+    sockets: set[websocket.Connection] = field(default_factory=set)
     tasks: set[asyncio.Task[Any]] = field(default_factory=set)
 
 
@@ -81,11 +81,15 @@ class WidgetChannel(Channel[WidgetSettings, Said, list[protocol.Frame]]):
         self._open = Open(Sessions(self.stores.kv, self.settings.session_ttl_days * 86400), Rooms(self.stores.bus),
                           uploads, app[RATE_LIMITS])
         await self.open.rooms.start()
-        retention = asyncio.get_running_loop().create_task(
+        loop = asyncio.get_running_loop()
+        retention = loop.create_task(
             upload_retention.sweep_forever(uploads, settings.upload_retention_days * 86400), name="kefu-uploads")
+        heartbeat = loop.create_task(websocket.heartbeat_forever(self.open.sockets, settings.heartbeat_s),
+                                     name="kefu-widget-heartbeat")
         try:
             yield
         finally:
+            await tasks.stop(heartbeat)
             await tasks.stop(retention)
             await self._going_away(app)
             for task in list(self.open.tasks):
@@ -95,9 +99,9 @@ class WidgetChannel(Channel[WidgetSettings, Said, list[protocol.Frame]]):
 
     async def _going_away(self, app: web.Application) -> None:
         """Going away (1001): the panels reconnect (to another worker, or to this one once it is back)."""
-        for ws in list(self._open.sockets if self._open else ()):
+        for connection in list(self._open.sockets if self._open else ()):
             with contextlib.suppress(Exception):
-                await ws.close(code=WSCloseCode.GOING_AWAY, message=b"server shutdown")
+                await connection.ws.close(code=WSCloseCode.GOING_AWAY, message=b"server shutdown")
 
     def spawn(self, task: asyncio.Task[Any]) -> None:
         """Keep a background task until it ends (and cancel it at shutdown)."""

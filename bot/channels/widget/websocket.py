@@ -1,6 +1,6 @@
 """`GET /api/widget/ws`: one socket per browser tab, bound by `hello` to the session's conversation.
 
-Three tasks per socket, so nothing waits on anything else:
+Up to three tasks per socket, so nothing waits on anything else:
 - the reader parses frames, applies limits and answers at once (errors, pong, typing);
 - the writer sends frames in order: on hello the replay (`seq > last_seq`) and then live events from the
   conversation's room, skipping seqs already sent and filling any gap from the tracker store -- also at once
@@ -9,6 +9,11 @@ Three tasks per socket, so nothing waits on anything else:
 - the worker hands the shopper's messages to `Agent.handle` one at a time, in order, and acks each with the
   seq of its stored `user` event. What the bot answers reaches every tab through the event bus, like an agent's
   message does, so nothing is sent twice. A message is processed even if its socket closes meanwhile.
+The writer and the worker run only while they have something to do (started by what is queued for them, ended
+when it is done), and one heartbeat task pings every socket of the worker (`heartbeat_forever`) instead of
+aiohttp's two timers per socket: most sockets are idle most of the time, a worker holds thousands of them, and
+every task, timer and queue an idle socket keeps costs memory, CPU and garbage-collector pauses that every
+request of the worker waits through (benchmarks/bench_sockets.py).
 """
 
 from __future__ import annotations
@@ -16,9 +21,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
+from collections import deque
+from collections.abc import Collection
 from typing import TYPE_CHECKING, Any
 
-from aiohttp import WSMsgType, web
+from aiohttp import WSCloseCode, WSMessage, WSMsgType, web
 
 from bot.channels.widget import protocol
 from bot.channels.widget.keys import WIDGET
@@ -42,6 +50,8 @@ FRAMES_PER_S = 5.0  # every frame, typing included
 FRAME_BURST = 30
 TYPING_EVERY_S = 2.0
 HUMAN_STATES = {"requested", "queued", "assigned"}  # the bot stays silent: no bot typing indicator
+HEARTBEAT_TICKS = 5  # heartbeat rounds per `heartbeat_s`: a ping goes out 1 to 1.2 intervals after the last frame
+HEARTBEAT_BATCH = 500  # sockets pinged between two looks at the event loop
 
 CLOSE_UNAUTHORIZED = 4401  # hello missing or token unknown: get a session (POST /api/widget/session) again
 CLOSE_LAGGING = 4409  # fell behind: reconnect and replay from last_seq
@@ -54,15 +64,30 @@ async def widget_socket(request: web.Request) -> web.StreamResponse:
         # before the upgrade: a page on another site never gets a socket (S3)
         raise HTTPError(403, "this site is not allowed to open the chat "
                              "(channels.widget.allowed_origins in endpoints.yml)")
-    settings = widget.settings
-    ws = web.WebSocketResponse(heartbeat=settings.heartbeat_s, max_msg_size=settings.max_frame_bytes * 4)
+    # no per-socket heartbeat: heartbeat_forever pings them all; pings from the client are answered by run()
+    ws = web.WebSocketResponse(autoping=False, max_msg_size=widget.settings.max_frame_bytes * 4)
     await ws.prepare(request)
-    widget.open.sockets.add(ws)
+    connection = Connection(ws, widget, request.remote)
+    widget.open.sockets.add(connection)
     try:
-        await Connection(ws, widget, request.remote).run()
+        await connection.run()
     finally:
-        widget.open.sockets.discard(ws)
+        widget.open.sockets.discard(connection)
     return ws
+
+
+async def heartbeat_forever(sockets: Collection[Connection], interval_s: float) -> None:
+    """The heartbeat of every socket of the worker, from one task: a socket silent for `interval_s` gets a ping,
+    and one that has sent nothing `interval_s / 2` after its ping is closed (what aiohttp's `heartbeat` does,
+    with two timers and a task per socket, whose churn at thousands of sockets costs CPU and full garbage
+    collections)."""
+    while True:
+        await asyncio.sleep(interval_s / HEARTBEAT_TICKS)
+        now = time.monotonic()
+        for i, connection in enumerate(list(sockets)):
+            await connection.heartbeat(now, interval_s)
+            if i % HEARTBEAT_BATCH == HEARTBEAT_BATCH - 1:
+                await asyncio.sleep(0)
 
 
 class Connection:
@@ -76,8 +101,10 @@ class Connection:
         self.agent = widget.agent
         self.stores = widget.stores
         self.session: Session | None = None
-        self.outbox: asyncio.Queue[tuple[str, Any]] = asyncio.Queue(LIVE_QUEUE)
-        self.inbox: asyncio.Queue[Outgoing | None] = asyncio.Queue()
+        self.outbox: deque[tuple[str, Any]] = deque()  # for the writer, at most LIVE_QUEUE
+        self.inbox: deque[Outgoing] = deque()  # for the worker
+        self.writer: asyncio.Task[None] | None = None  # while the outbox has something
+        self.worker: asyncio.Task[None] | None = None  # while the inbox has something
         self.last_sent = 0  # every stored event up to this seq went through this socket (shown or not)
         self.last_shown = 0  # the seq of the last frame sent: the next frame's prev_seq
         self.handoff: str | None = None
@@ -87,6 +114,8 @@ class Connection:
         self.typing = TokenBucket(1 / TYPING_EVERY_S, 1)
         self.typing_on = False
         self.closing = False
+        self.heard = time.monotonic()  # the last frame from the client (any: a pong is one)
+        self.pinged = 0.0  # when the last heartbeat ping went out
 
     @property
     def conversation_id(self) -> str:
@@ -96,39 +125,35 @@ class Connection:
     # -- life cycle ---------------------------------------------------------------------------------------------
 
     async def run(self) -> None:
-        writer = asyncio.get_running_loop().create_task(self._write(), name="kefu-widget-writer")
-        worker: asyncio.Task[None] | None = None
         try:
             hello = await self._hello()
             if hello is None:
-                await self._flush_and_close(writer, CLOSE_UNAUTHORIZED, b"hello with a valid token first")
+                await self._flush_and_close(CLOSE_UNAUTHORIZED, b"hello with a valid token first")
                 return
-            self.outbox.put_nowait(("sync", hello.last_seq))  # queued before joining: replay comes first
+            self._queue(("sync", hello.last_seq))  # queued before joining: replay comes first
             self.widget.open.rooms.join(self.conversation_id, self)
-            worker = asyncio.get_running_loop().create_task(self._work(), name="kefu-widget-worker")
-            self.widget.spawn(worker)
-            async for message in self.ws:
+            while (message := await self._receive()).type in (WSMsgType.TEXT, WSMsgType.BINARY):
                 if message.type == WSMsgType.TEXT:
                     await self._on_text(message.data)
-                elif message.type == WSMsgType.BINARY:
+                else:
                     await self._refuse(FrameError("bad_frame", "frames are JSON text"))
-                elif message.type == WSMsgType.ERROR:
-                    break
         finally:
             if self.session is not None:
                 self.widget.open.rooms.leave(self.conversation_id, self)
                 if self.typing_on:
                     await self._publish_typing("user", False)
-            self.inbox.put_nowait(None)  # the worker finishes what was sent, then stops
-            writer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await writer
+            # a worker finishes what was sent, then stops; the writer has nobody to write to
+            if self.writer is not None:
+                self.writer.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self.writer
 
     async def _hello(self) -> Hello | None:
         """The first frame must be `hello` with a live token (else: error + close 4401, and the panel asks
         for a session again). Nothing else is read before it."""
         try:
-            message = await self.ws.receive(timeout=HELLO_TIMEOUT_S)
+            async with asyncio.timeout(HELLO_TIMEOUT_S):
+                message = await self._receive()
         except TimeoutError:
             self._send(protocol.error("unauthorized", "no hello"))
             return None
@@ -148,14 +173,37 @@ class Connection:
             return None
         return frame
 
-    async def _flush_and_close(self, writer: asyncio.Task[None], code: int, reason: bytes) -> None:
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(2):
-                while not self.outbox.empty() and not writer.done():
-                    await asyncio.sleep(0.01)
+    async def _flush_and_close(self, code: int, reason: bytes) -> None:
+        if self.writer is not None:  # it ends once the outbox is sent
+            await asyncio.wait({self.writer}, timeout=2)
         await self.ws.close(code=code, message=reason)
 
     # -- reading ------------------------------------------------------------------------------------------------
+
+    async def _receive(self) -> WSMessage:
+        """The client's next text or binary frame, or the end (close, error). Pings are answered here; every
+        frame, a pong included, tells the heartbeat the client is there."""
+        while True:
+            message = await self.ws.receive()
+            self.heard = time.monotonic()
+            if message.type == WSMsgType.PING:
+                with contextlib.suppress(ConnectionError, RuntimeError):
+                    await self.ws.pong(message.data)
+            elif message.type != WSMsgType.PONG:
+                return message
+
+    async def heartbeat(self, now: float, interval_s: float) -> None:
+        """From `heartbeat_forever`: ping a socket silent for `interval_s`; close one that did not answer."""
+        if self.pinged > self.heard:  # a ping is out and nothing came back yet
+            if now - self.pinged >= interval_s / 2 and not self.closing:
+                self.closing = True
+                task = asyncio.get_running_loop().create_task(
+                    self.ws.close(code=WSCloseCode.GOING_AWAY, message=b"no pong", drain=False))
+                self.widget.spawn(task)
+        elif now - self.heard >= interval_s and not self.ws.closed:
+            self.pinged = now
+            with contextlib.suppress(ConnectionError, RuntimeError):
+                await self.ws.ping()
 
     async def _on_text(self, data: str) -> None:
         if not self.exempt and self.frames.take():
@@ -193,7 +241,10 @@ class Connection:
             self._send(protocol.error("rate_limited", "too many messages; wait a moment",
                                       client_msg_id=frame.client_msg_id, retry_after_s=round(wait, 1)))
             return
-        self.inbox.put_nowait(frame)
+        self.inbox.append(frame)
+        if self.worker is None or self.worker.done():
+            self.worker = asyncio.get_running_loop().create_task(self._work(), name="kefu-widget-worker")
+            self.widget.spawn(self.worker)
 
     async def _refuse(self, exc: FrameError, strike: bool = True) -> None:
         """An error frame; after `max_bad_frames` of them the socket is closed (1008)."""
@@ -212,28 +263,32 @@ class Connection:
         self._queue(("event", event))
 
     def _queue(self, item: tuple[str, Any]) -> None:
-        """A socket too far behind is asked to reconnect (and replay)."""
-        try:
-            self.outbox.put_nowait(item)
-        except asyncio.QueueFull:
+        """For the writer (started if it is not running). A socket too far behind is asked to reconnect (and
+        replay)."""
+        if len(self.outbox) >= LIVE_QUEUE:
             if not self.closing:
                 self.closing = True
                 log.warning("widget socket of %s is not keeping up; asking it to reconnect", self.conversation_id)
                 task = asyncio.get_running_loop().create_task(self.ws.close(code=CLOSE_LAGGING, message=b"lagging"))
                 self.widget.spawn(task)
+            return
+        self.outbox.append(item)
+        if self.writer is None or self.writer.done():
+            self.writer = asyncio.get_running_loop().create_task(self._write(), name="kefu-widget-writer")
 
     def resync(self) -> None:
         """From the room: the bus lost events; send what the store has that this socket has not."""
         self._queue(("fill", None))
 
     def _send(self, frame: protocol.Frame) -> None:
-        with contextlib.suppress(asyncio.QueueFull):
-            self.outbox.put_nowait(("frame", frame))
+        if len(self.outbox) < LIVE_QUEUE:
+            self._queue(("frame", frame))
 
     async def _write(self) -> None:
+        """Send what is queued, in order, and end (the next `_queue` starts a new writer)."""
         try:
-            while True:
-                kind, value = await self.outbox.get()
+            while self.outbox:
+                kind, value = self.outbox.popleft()
                 if kind == "frame":
                     await self.ws.send_str(json_dumps(value))
                 elif kind == "sync":
@@ -243,7 +298,8 @@ class Connection:
                 else:
                     await self._live(value)
         except (ConnectionError, RuntimeError):
-            pass  # the socket closed under us; run() cleans up
+            self.outbox.clear()  # the socket closed under us; run() cleans up
+        self.writer = None  # an idle socket keeps no task
 
     async def _replay(self, last_seq: int) -> None:
         events = await self.stores.trackers.events(self.conversation_id)
@@ -290,13 +346,16 @@ class Connection:
     # -- the bot ------------------------------------------------------------------------------------------------
 
     async def _work(self) -> None:
-        while (frame := await self.inbox.get()) is not None:
+        """Process what the shopper sent, one at a time, in order, and end (the next message starts a new one)."""
+        while self.inbox:
+            frame = self.inbox.popleft()
             try:
                 await self._process(frame)
             except Exception:
                 log.exception("widget message %s failed", frame.client_msg_id)
                 self._send(protocol.error("internal", "the message could not be processed; it will be retried",
                                           client_msg_id=frame.client_msg_id))
+        self.worker = None
 
     async def _process(self, frame: Outgoing) -> None:
         try:
