@@ -8,6 +8,8 @@ APT_STAMP := $(VENV)/.system-packages
 HOST ?= 127.0.0.1
 PORT ?= 5005
 WORKERS ?= 1
+# a Rasa 3.6 venv (../shared/tools/rasa-peer/install.sh, plus `pip install jieba` in it) that `make bench` measures
+RASA_VENV ?=
 
 .PHONY: install system-packages run train test lint bench fuzz soak clean
 
@@ -89,8 +91,12 @@ soak: install
 lint: install
 	$(BIN)/ruff check .
 
+# Speed and memory: kefu (1 and 2 workers) against Rasa 3.6 on the moodbot and the demo shop (kefu alone without
+# RASA_VENV), then the 100,000-entry FAQ and 10,000 idle chat sockets on one worker; each compared with its target.
 bench: install
-	$(BIN)/python benchmarks/bench_server.py
+	RASA_TELEMETRY_ENABLED=false $(BIN)/python benchmarks/vs_rasa.py $(if $(RASA_VENV),--rasa-venv $(RASA_VENV)) $(VS_RASA_ARGS)
+	$(BIN)/python benchmarks/bench_faq_scale.py
+	$(BIN)/python benchmarks/bench_sockets.py
 
 clean:
 	rm -rf results .pytest_cache kefu.db* models/*.tar.gz
