@@ -150,28 +150,26 @@ def process_tree(roots: Iterable[int]) -> set[int]:
     return found
 
 
-def rss_mb(pids: Iterable[int]) -> float:
-    """VmRSS summed over `pids`, in MB."""
+def _summed_mb(pids: Iterable[int], file: str, field: str) -> float:
+    """`field` (in kB) of /proc/<pid>/`file`, summed over `pids`, in MB."""
     total = 0
     for pid in pids:
         try:
-            lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+            lines = Path(f"/proc/{pid}/{file}").read_text().splitlines()
         except OSError:
             continue
-        total += next((int(line.split()[1]) for line in lines if line.startswith("VmRSS:")), 0)
+        total += next((int(line.split()[1]) for line in lines if line.startswith(field)), 0)
     return total / 1024
+
+
+def rss_mb(pids: Iterable[int]) -> float:
+    """VmRSS summed over `pids`: a page the processes share is counted once per process."""
+    return _summed_mb(pids, "status", "VmRSS:")
 
 
 def pss_mb(pids: Iterable[int]) -> float:
-    """Proportional set size summed over `pids`, in MB: what they take together, shared pages counted once."""
-    total = 0
-    for pid in pids:
-        try:
-            lines = Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()
-        except OSError:
-            continue
-        total += next((int(line.split()[1]) for line in lines if line.startswith("Pss:")), 0)
-    return total / 1024
+    """Proportional set size summed over `pids`: what they take together, a shared page counted once."""
+    return _summed_mb(pids, "smaps_rollup", "Pss:")
 
 
 def listening_pids(port: int, among: Iterable[int] | None = None) -> set[int]:
