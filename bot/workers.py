@@ -70,7 +70,9 @@ def fork_worker(serve_one: Callable[[], object]) -> int:
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else 1
     except BaseException as exc:  # reported here: the child must not unwind into the supervisor's code
-        print(f"Error: {exc}" if exc.__class__.__name__ == "CommandError" else traceback.format_exc(), flush=True)
+        from bot.cli import CommandError  # here: the CLI imports this module
+
+        print(f"Error: {exc}" if isinstance(exc, CommandError) else traceback.format_exc(), flush=True)
     finally:
         os._exit(code)
 
