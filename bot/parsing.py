@@ -130,9 +130,12 @@ class BatchedParser:
         if new:
             made = dict(zip(new, self._parse_new(faq, new), strict=True))
             for text, parse in made.items():
-                self.cache.put(faq, text, parse)
-            parses = [parse if parse is not None else copy.deepcopy(made[text])
-                      for text, parse in zip(texts, parses, strict=True)]
+                self.cache.put(faq, text, parse)  # keeps a copy: `made` is the callers'
+            handed: set[str] = set()
+            for i, text in enumerate(texts):
+                if parses[i] is None:  # the first asker gets the parse itself, one asking the same again a copy
+                    parses[i] = copy.deepcopy(made[text]) if text in handed else made[text]
+                    handed.add(text)
         return parses  # type: ignore[return-value]
 
     def _parse_new(self, faq: Any, texts: list[str]) -> list[dict[str, Any]]:

@@ -113,7 +113,7 @@ def is_explicit_human_request(text: str) -> bool:
     """A request for a person in the message or in one of its sentences ("are you a bot? I need a human"); not a
     question about when people are there, nor a person declined, already reached or praised."""
     text = _NOT_A_REQUEST.sub(" ", text or "")
-    if _HOURS_QUESTION.search(text) and not _ASKS_NOW.search(text):
+    if _asks_when_people_are_there(text):
         return False
     return any(_requests_a_person(part) for part in {text, *split_questions(text)})
 
@@ -122,8 +122,13 @@ def mentions_a_person_without_asking(text: str) -> bool:
     """People are mentioned, none is asked for ("不用转人工了", "人工客服周末上班吗", "your team was great"): the
     classifier's request-for-a-person intent, which learned the words rather than the ask, does not count."""
     text = text or ""
-    asks_when = bool(_HOURS_QUESTION.search(text)) and not _ASKS_NOW.search(text)
-    return (asks_when or bool(_NOT_A_REQUEST.search(text))) and not is_explicit_human_request(text)
+    return (_asks_when_people_are_there(text) or bool(_NOT_A_REQUEST.search(text))) \
+        and not is_explicit_human_request(text)
+
+
+def _asks_when_people_are_there(text: str) -> bool:
+    """"人工客服几点上班", "how fast do agents reply": when, not a person now."""
+    return bool(_HOURS_QUESTION.search(text)) and not _ASKS_NOW.search(text)
 
 
 def _requests_a_person(text: str) -> bool:

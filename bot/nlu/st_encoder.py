@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from bot.nlu.onnx_encoder import ExportError, OnnxEncoder, load_tokenizer
+from bot.nlu.onnx_encoder import PROBES, ExportError, OnnxEncoder, load_tokenizer, pool
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +36,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-_PROBE = "Where is my order? I want a refund for the damaged shoes."
+_PROBE = PROBES[0]
 
 
 def resolve_model_path(name: str) -> str:
@@ -122,9 +122,8 @@ class _DirectEncoder:
         Traced on a padded batch, so the attention-mask path is the general one; checked on other lengths.
         """
         torch = self._torch
-        probes = [_PROBE, "hi", "退货要几天 refund", "a b c d e f g h i j k l m n o p q r s t u v w x y z " * 3]
         try:
-            reference = self.encode(probes)
+            reference = self.encode(PROBES)
             ids, mask = self._tensors(["hello there", "a longer sentence, so that this batch has padding"])
             if hasattr(type(self._model), "loss_function"):
                 # tracing reads every attribute; this one warns when unset, and inference never uses it
@@ -135,7 +134,7 @@ class _DirectEncoder:
                 warnings.simplefilter("ignore")
                 traced = torch.jit.freeze(torch.jit.trace(self._model, (ids, mask), strict=False))
             self._traced = traced
-            if float(np.min(np.sum(reference * self.encode(probes), axis=1))) < 0.9999:
+            if float(np.min(np.sum(reference * self.encode(PROBES), axis=1))) < 0.9999:
                 self._traced = None
         except Exception:  # tracing is an optimisation: any failure keeps the eager model
             self._traced = None
@@ -156,13 +155,7 @@ class _DirectEncoder:
                 hidden = (out["last_hidden_state"] if isinstance(out, dict) else out[0]).float()
             else:
                 hidden = self._model(input_ids=ids, attention_mask=mask).last_hidden_state.float()
-            if self.pooling == "cls":
-                pooled = hidden[:, 0]
-            else:
-                weights = mask.unsqueeze(-1).to(hidden.dtype)
-                pooled = (hidden * weights).sum(1) / weights.sum(1).clamp(min=1e-9)
-            pooled = torch.nn.functional.normalize(pooled, dim=1)
-        return pooled.numpy().astype(np.float32, copy=False)
+        return pool(hidden.numpy(), mask.numpy(), self.pooling)
 
 
 class SentenceTransformerEncoder:
