@@ -164,4 +164,4 @@ class BatchedParser:
                                  k=self.model.config.kefu.faq_top_k)
         for (i, part), hits in zip(asked, found, strict=True):
             parses[i].setdefault("parts", []).append(
-                {"text": part.text, "asks": part.asks, "faq": [h.as_dict() for h in hits]})
+                {"text": part.text, "asks": part.asks, "elliptic": part.elliptic, "faq": [h.as_dict() for h in hits]})

@@ -253,7 +253,9 @@ def test_action_without_response_is_reported(tmp_path):
                                   "能喊个同事进来吗", "麻烦售后的同事认真看一下", "喂？屏幕那头有人在看吗",
                                   "could someone from the shop message me back about this",
                                   "u dont get it, anyone else?", "rg", "zhuan ren gong", "叫你们管事的出来",
-                                  "之前找过客服了没用，现在再给我转人工", "不要机器人，我要人工"])
+                                  "之前找过客服了没用，现在再给我转人工", "不要机器人，我要人工",
+                                  "还不转人工的话我就差评", "rgkf!", "transfer me", "Renggong kefu",
+                                  "let me talk to whoever is in charge of refunds", "麻烦让管发票的同事来看下"])
 def test_requests_for_a_person_are_always_recognised(text):
     from bot.dialogue.escalation import is_explicit_human_request
 
@@ -271,7 +273,12 @@ def test_requests_for_a_person_are_always_recognised(text):
                                   "别转人工，我就问个运费", "不需要真人，谢谢", "no need to transfer me, all good",
                                   "I don't need an agent anymore", "昨天已经联系过客服了，搞定了",
                                   "i already talked to someone, it's fixed", "你们客服小哥真的很专业",
-                                  "your support team is amazing", "人工客服多久回复一般", "how fast do agents reply?"])
+                                  "your support team is amazing", "人工客服多久回复一般", "how fast do agents reply?",
+                                  "do I need to speak to someone to cancel, or can I do it in the app?",
+                                  "退货必须找客服才行吗", "no agent needed, what's the shipping fee?",
+                                  "I don't want a human, just the price", "how many agents do you have",
+                                  "客服团队一共多少人啊", "Staff here are really friendly",
+                                  "my sister works as a customer service rep", "客服之前说过会补发，我等着"])
 def test_questions_about_the_bot_and_people_declined_reached_or_praised_are_not_requests_for_a_person(text):
     from bot.dialogue.escalation import is_explicit_human_request
 
@@ -590,6 +597,31 @@ async def test_a_clause_that_only_tells_the_situation_gets_no_answer_of_its_own(
     texts, _ = await say(faq_engine, tracker, "寄到北京，要几天啊",
                          {**parse("faq", confidence=0.9, language="zh", faq=whole), "parts": parts})
     assert texts == ["answer shipping_time"]
+
+
+async def test_a_clause_without_a_topic_of_its_own_is_read_with_the_message(faq_engine):
+    """"能寄新疆吗 要多久": "要多久" alone looks like the delivery-time entry; the message asks how long to Xinjiang,
+    which the whole message's answer settles. Such a clause is answered alone only with an entry the whole
+    message also ranks among its best."""
+    tracker = Tracker.from_events("elliptic", [], faq_engine.domain)
+    whole = [faq_hit("shipping_fee", 0.97), faq_hit("refund_time", 0.01)]
+    parts = [{"text": "能寄新疆吗", "asks": True, "faq": [faq_hit("shipping_fee", 0.9)]},
+             {"text": "要多久", "asks": True, "elliptic": True, "faq": [faq_hit("shipping_time", 0.9)]}]
+    texts, _ = await say(faq_engine, tracker, "能寄新疆吗 要多久",
+                         {**parse("faq", confidence=0.9, language="zh", faq=whole), "parts": parts})
+    assert texts == ["answer shipping_fee"]
+
+
+async def test_clauses_that_miss_the_whole_messages_likely_reading_are_not_answered_apart(faq_engine):
+    """"想在杯子上印个名字 能做吗 多少钱" is one question (engraving): fragments that each look sure of something
+    else must not outvote the whole message's likely reading."""
+    tracker = Tracker.from_events("reading", [], faq_engine.domain)
+    whole = [faq_hit("refund_time", 0.85), faq_hit("shipping_fee", 0.01)]
+    parts = [{"text": "能做吗", "asks": True, "faq": [faq_hit("shipping_time", 0.9)]},
+             {"text": "运费多少", "asks": True, "faq": [faq_hit("shipping_fee", 0.9)]}]
+    texts, _ = await say(faq_engine, tracker, "想在杯子上印个名字 能做吗 运费多少",
+                         {**parse("faq", confidence=0.9, language="zh", faq=whole), "parts": parts})
+    assert texts == ["answer refund_time"]
 
 
 async def test_an_answer_the_shopper_rejects_is_a_miss_and_the_other_candidates_are_offered(faq_engine):

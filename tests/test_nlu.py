@@ -477,6 +477,20 @@ def test_only_clauses_that_ask_something_are_answered_on_their_own(text: str, as
     assert [clause.asks for clause in clauses(text)] == asks
 
 
+@pytest.mark.parametrize(("text", "elliptic"), [
+    ("能寄新疆不 要多久", [False, True]),  # how long to Xinjiang: the clause names no topic of its own
+    ("想在杯子上刻字 能做吗 多少钱", [False, True, True]),
+    ("can you engrave the mug, and how much does it cost", [False, True]),
+    ("几天到，运费多少", [True, False]),
+    ("你们衣服码偏小吗 能不能机洗", [False, False]),
+    ("how long does delivery take and which courier do you use", [False, False]),
+])
+def test_a_clause_without_a_topic_of_its_own_is_told_apart(text: str, elliptic: list[bool]) -> None:
+    from bot.nlu.clauses import clauses
+
+    assert [clause.elliptic for clause in clauses(text)] == elliptic
+
+
 def test_a_message_is_compared_with_its_languages_rows_only_and_the_scores_do_not_change(
         pipeline: NLUPipeline) -> None:
     """Novelty compares a message with every training example; reading only its encoder's block of columns

@@ -44,11 +44,13 @@ _STRONG_REQUEST = re.compile(
     r"|(打|回)(个)?电话给我|给我(回|打)(个)?电话|电话联系我"
     # someone of the shop's, asked to come or to read: "能喊个同事进来吗", "麻烦售后的同事看一下", "让店里的人联系我"
     r"|(让|喊|叫|请|麻烦)(个|你们店里|你们|店里|售后|客服|后台)的?(同事|工作人员|人)|(那头|那边|后台)有人(在)?(看|吗)"
+    # …with what they do in between: "能让负责退货的同事来处理吗"
+    r"|(让|喊|叫|请|麻烦)[^，。？！?!]{1,8}的(同事|工作人员)(来|过来|处理|看|联系|跟)"
     rf"|(我要|我想|想要|要求|换|让|叫|喊|找).{{0,3}}{_PEOPLE_ZH}"
     rf"|(和|跟|与|同){_PEOPLE_ZH}.{{0,3}}(沟通|聊|说|谈|对话|联系)"
     r"|不(想|要|愿意)(再)?(和|跟|同)?(机器|自动回复|AI|ai)|别(再)?(让)?机器人|不要(再)?自动回复"
     r"|换(个)?人|找个人|(叫|喊|让)(个|你们的?)?人(来|过来)|帮我联系客服|联系在线客服|客服在吗|有没有客服在"
-    r"|\b(talk|speak|chat|connect|transfer|put)\w*\b.{0,20}\b(human|person|agent|someone|somebody|representative"
+    r"|\b(talk|speak|chat|connect|transfer|put)\w*\b.{0,20}\b(human|person|agent|someone|somebody|whoever|representative"
     r"|reps?|operator|staff|manager|supervisor|people|employee|customer (service|support|care))\b"
     r"|\b(get|give|want|need|find|reach)\s+(me\s+)?(a|an|some|the|your)?\s*(real |live |actual )?(human|person"
     r"|agent|representative|rep|operator|supervisor|manager|staff member)\b"
@@ -61,7 +63,7 @@ _STRONG_REQUEST = re.compile(
     r"|any(one|body) from|a person from)\s+(your|the)\s+(team|staff|shop|store|company)\b|\bany(one|body) else\W*$"
     r"|\b(no|not|don'?t want|stop)\b.{0,15}\b(bots?|robots?|automated|ai)\b"
     # typed in pinyin or its initials, as on Chinese platforms: "rg", "zhuan rengong", "rengong kefu"
-    r"|\b(zhuan\s*)?ren\s*gong(\s*ke\s*fu)?\b|^\W*z?rg\W*$",
+    r"|\b(zhuan\s*)?ren+g?\s*gong(\s*ke\s*fu)?\b|^\W*z?rg(kf)?\W*$|^\W*(transfer|escalate)( me)?\W*$",
     re.IGNORECASE,
 )
 # Mentions of a person that ask for none: declining one ("不用转人工了", "no need for a human, you answered it"),
@@ -69,19 +71,28 @@ _STRONG_REQUEST = re.compile(
 # spans are taken out before a request is looked for, so "刚才找过人工了，没解决，再给我转人工" still is one.
 _PERSON_ZH = r"(人工客服|人工|真人|客服|工作人员|同事|小姐姐|小哥哥?|团队|售后)"
 _NOT_A_REQUEST = re.compile(
-    r"(不用|不需要|不必|无需|没必要|用不着|别|不要|不找|不想找|不转)(再)?(帮我|给我)?(转|找|叫|接|喊|换)?(个)?(人工|真人|客服)"
+    r"(?<![再还])(不用|不需要|不必|无需|没必要|用不着|别|不要|不找|不想找|不转)(再)?(帮我|给我)?(转|找|叫|接|喊|换)?(个)?"
+    r"(人工|真人|客服)"
+    # whether one has to ("修改地址必须找人工吗"), what a colleague said ("你们同事说24小时内回复")
+    r"|(必须|一定要|非得|只能|需要|得)(要)?(找|转|联系|通过)(人工|真人|客服)[^，。！？,.!?]{0,6}(吗|么|嘛|才)"
+    r"|(同事|客服|工作人员)(之前|刚才|已经)?(说过|说了|讲过|告诉过?我|答应过?我?)"
+    r"|(客服|团队|工作人员)[^，。！？,.!?]{0,4}(有)?(几|多少)个?人"
     r"|(已经|刚才|刚刚|上次|上回|之前|昨天|前几天)[^，。！？,.!?]{0,6}(转过|找过|联系过|问过|聊过|转了|找了)(了)?(人工|真人|客服)?"
     r"|(上次|上回|之前|刚才|刚刚|昨天|前几天)[^，。！？,.!?]{0,6}" + _PERSON_ZH + r"[^，。！？,.!?]{0,4}帮(我|忙)"
     + r"|" + _PERSON_ZH
     + r"[^，。！？,.!?]{0,6}(很|特别|挺|超|太|非常|真)(好|耐心|专业|棒|赞|给力|热情|负责|细心|贴心|快)"
     r"|(当|做)(过)?客服"
-    r"|\bno need (for|of|to)\b[^.?!]{0,20}\b(humans?|person|agents?|people|transfer\w*|escalat\w*)\b"
+    r"|\bno need (for|of|to)\b[^.?!]{0,20}\b(humans?|person|agents?|people|some(one|body)|any(one|body)|transfer\w*"
+    r"|escalat\w*)\b|\bno (human|person|agent|rep)s? (needed|necessary|required)\b"
     r"|\b(don'?t|do not|no need to|won'?t)\s+(need\s+(to\s+)?)?(transfer|connect|escalate|put)\s+me\b"
-    r"|\b(don'?t|do not)\s+need\s+(a|an|the|any)?\s*(human|person|agent|real person|rep)\b"
+    r"|\b(don'?t|do not)\s+(need|want)\s+(a|an|the|any)?\s*(human|person|agent|real person|rep)\b"
+    r"|\b(do|would|will)\s+i\s+(have|need)\s+to\s+(talk|speak|chat|call|contact|go through)\b[^.?!]{0,25}"
+    r"|\bhow many (people|staff|agents|employees|humans)\b"
+    r"|\bworks? (in|as|at)\b[^.?!]{0,12}\b(customer service|support)\b"
     r"|\b(already|just)\s+(spoke|talked|chatted|been)\s+(to|with)\s+(a|an|the|your)?\s*(human|person|agent|someone"
     r"|staff|team|rep)\b"
     r"|\b(person|agent|lady|guy|staff member|rep)\s+who\s+helped\b"
-    r"|\b(your|the)\s+(staff|team|agents?|people|reps?|support|customer service)\b[^.?!]{0,20}\b(nice|helpful|great"
+    r"|(^|\b(your|the)\s+)(staff|team|agents?|people|reps?|support|customer service)\b[^.?!]{0,20}\b(nice|helpful|great"
     r"|friendly|kind|amazing|awesome|lovely|brilliant|excellent|fantastic|patient)\b"
     r"|\b(great|good|excellent|amazing|awesome|lovely|fantastic)\s+(service|support|job|work)\b",
     re.IGNORECASE,
@@ -220,7 +231,7 @@ class EscalationPolicy:
         decision.faq_reason = self.faq_rejection(hits, decision.says_faq)
         if decision.faq_confident and hits:
             decision.faq_hit = hits[0]
-        decision.faq_answers = self.answers_per_question(parse.get("parts") or [], decision.says_faq)
+        decision.faq_answers = self.answers_per_question(parse.get("parts") or [], hits, decision.says_faq)
         if decision.faq_answers and decision.faq_hit is None:
             decision.faq_hit, decision.faq_reason = decision.faq_answers[0], None
         elif decision.faq_hit is None:
@@ -279,16 +290,27 @@ class EscalationPolicy:
             return SMALL_FAQ_MARGIN
         return None
 
-    def answers_per_question(self, parts: list[dict[str, Any]], intent_says_faq: bool) -> list[dict[str, Any]]:
+    def answers_per_question(self, parts: list[dict[str, Any]], hits: list[dict[str, Any]],
+                             intent_says_faq: bool) -> list[dict[str, Any]]:
         """For a message split into its clauses (`parse["parts"]`, each with its own FAQ hits): the entry the
         bot is sure of for each clause that asks something, when that gives two or more different entries; else [].
 
-        A clause that only tells the situation ("my cart is ¥85 right now, will I pay for delivery?", "它是生日
-        礼物") is not answered on its own: alone, the FAQ can be sure of the wrong thing about it."""
+        Read alone, a clause can make the FAQ sure of the wrong thing, so the whole message (`hits`) has a say:
+        - a clause that only tells the situation ("my cart is ¥85 right now, will I pay for delivery?", "它是生日
+          礼物") is not answered on its own;
+        - a clause without a topic of its own ("能寄新疆不 要多久": how long to Xinjiang, not how long delivery
+          takes in general) is answered only with an entry among the whole message's best;
+        - the whole message's likely reading must be one of the answers ("想在杯子上印个名字 能做吗 多少钱" is
+          one question about engraving, whatever "多少钱" alone looks like)."""
+        whole = {hit["id"] for hit in hits}
         sure = [part["faq"][0] for part in parts if part.get("faq") and part.get("asks", True)
-                and self.faq_rejection(part["faq"], intent_says_faq) is None]
+                and self.faq_rejection(part["faq"], intent_says_faq) is None
+                and (not part.get("elliptic") or part["faq"][0]["id"] in whole)]
         distinct = list({hit["id"]: hit for hit in sure}.values())
-        return distinct if len(distinct) >= 2 else []
+        if len(distinct) < 2:
+            return []
+        likely = hits[0]["id"] if hits and hits[0]["score"] >= self.thresholds.faq_clarify else None
+        return distinct if likely is None or likely in {hit["id"] for hit in distinct} else []
 
     def to_offer(self, hits: list[dict[str, Any]], at_least: float | None = None) -> list[dict[str, Any]]:
         """The entries to ask "do you mean …?" about when the bot is not sure enough to answer: the likely ones

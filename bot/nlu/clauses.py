@@ -49,6 +49,21 @@ _LEADING_JOINER = re.compile(
     re.IGNORECASE,
 )
 _CONTENT = re.compile(f"[{HAN_CHARS}]|[A-Za-z0-9]+")
+_HAN = re.compile(f"[{HAN_CHARS}]")
+# What is left of a clause without its question words, particles, modal verbs and pronouns is its topic. With
+# (almost) none ("要多久", "多少钱", "能做吗", "how much does it cost") the clause asks about the clause before it.
+_NOT_A_TOPIC_ZH = re.compile(
+    r"多久|多长时间|多少|几(?:天|号|时|日|周|个月|月|块|元|次)?|什么时候|啥时候|什么|啥|怎么|怎样|咋|如何|为什么|为啥|哪"
+    r"|可以|可不可以|能不能|能否|是不是|会不会|有没有|要不要|行不行|好不好|请问|还有|另外|那|这|个|一下|下"
+    r"|[吗呢啊呀吧嘛么哦呗的了要能会行好还得又也都就再你我他她它们]"
+)
+_NOT_A_TOPIC_EN = re.compile(
+    r"\b(?:how|what|when|where|which|why|who|much|many|long|soon|does|do|did|is|are|was|were|will|would|can|could"
+    r"|should|may|might|it|its|that|this|they|them|those|these|one|ones|there|you|your|i|me|my|we|us|a|an|the"
+    r"|and|also|then|to|for|of|on|in|with|be|get|have|has|take|takes|cost|costs|price|ok|okay|please|pls)\b",
+    re.IGNORECASE,
+)
+_PRONOUN_EN = re.compile(r"\b(?:it|its|that|this|they|them|those|these|one|ones)\b", re.IGNORECASE)
 MIN_UNITS = 3  # a question has at least this many Han characters or words
 MAX_PARTS = 4
 
@@ -61,6 +76,15 @@ def _units(text: str) -> int:
 class Clause:
     text: str
     set_apart: bool = False  # by "also", "另外", "还有"…: the shopper says it is another matter
+
+    @property
+    def elliptic(self) -> bool:
+        """Asks about something said before it rather than naming its own topic: "能寄新疆不 要多久", "can you
+        engrave it, and how much does it cost". Alone, the FAQ reads it as another topic ("how long is delivery")."""
+        if _HAN.search(self.text):
+            return len(_HAN.findall(_NOT_A_TOPIC_ZH.sub("", self.text))) <= 1
+        words = _CONTENT.findall(_NOT_A_TOPIC_EN.sub(" ", self.text))
+        return not words or (len(words) == 1 and bool(_PRONOUN_EN.search(self.text)))
 
     @property
     def asks(self) -> bool:
