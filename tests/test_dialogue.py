@@ -602,9 +602,9 @@ async def test_a_clause_that_only_tells_the_situation_gets_no_answer_of_its_own(
 async def test_a_clause_without_a_topic_of_its_own_is_read_with_the_message(faq_engine):
     """"能寄新疆吗 要多久": "要多久" alone looks like the delivery-time entry; the message asks how long to Xinjiang,
     which the whole message's answer settles. Such a clause is answered alone only with an entry the whole
-    message also ranks among its best."""
+    message ranks first."""
     tracker = Tracker.from_events("elliptic", [], faq_engine.domain)
-    whole = [faq_hit("shipping_fee", 0.97), faq_hit("refund_time", 0.01)]
+    whole = [faq_hit("shipping_fee", 0.97), faq_hit("shipping_time", 0.01)]
     parts = [{"text": "能寄新疆吗", "asks": True, "faq": [faq_hit("shipping_fee", 0.9)]},
              {"text": "要多久", "asks": True, "elliptic": True, "faq": [faq_hit("shipping_time", 0.9)]}]
     texts, _ = await say(faq_engine, tracker, "能寄新疆吗 要多久",

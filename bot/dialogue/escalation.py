@@ -299,13 +299,14 @@ class EscalationPolicy:
         - a clause that only tells the situation ("my cart is ¥85 right now, will I pay for delivery?", "它是生日
           礼物") is not answered on its own;
         - a clause without a topic of its own ("能寄新疆不 要多久": how long to Xinjiang, not how long delivery
-          takes in general) is answered only with an entry among the whole message's best;
+          takes in general) is about what the message is about: it is answered only with the whole message's
+          best entry (on the blind dev sets its own best was right only when it was that one);
         - the whole message's likely reading must be one of the answers ("想在杯子上印个名字 能做吗 多少钱" is
           one question about engraving, whatever "多少钱" alone looks like)."""
-        whole = {hit["id"] for hit in hits}
+        best = hits[0]["id"] if hits else None
         sure = [part["faq"][0] for part in parts if part.get("faq") and part.get("asks", True)
                 and self.faq_rejection(part["faq"], intent_says_faq) is None
-                and (not part.get("elliptic") or part["faq"][0]["id"] in whole)]
+                and (not part.get("elliptic") or part["faq"][0]["id"] == best)]
         distinct = list({hit["id"]: hit for hit in sure}.values())
         if len(distinct) < 2:
             return []
