@@ -470,6 +470,7 @@ def test_a_message_is_split_into_the_questions_it_asks(text: str, questions: lis
     ("买的马克杯想直接丢洗碗机里，会不会出问题啊", [False, True]),
     ("My cart is ¥85 right now, will I have to pay extra for delivery?", [False, True]),
     ("can u wrap it up nice? its a bday present", [True, False]),
+    ("发货了吗 等了三天了啥消息都没有", [True, False]),  # 啥…都: "no news at all", not a question
 ])
 def test_only_clauses_that_ask_something_are_answered_on_their_own(text: str, asks: list[bool]) -> None:
     from bot.nlu.clauses import clauses

@@ -118,6 +118,33 @@ _HOURS_QUESTION = re.compile(
 )
 _ASKS_NOW = re.compile(r"转人工|找人工|要人工|我要|找客服|现在|马上|\b(right )?now\b|\basap\b", re.IGNORECASE)
 _ENGLISH_IDENTITY = re.compile(r"^\W*(am i|are you|r u|is this|is it|is that)\b(?!.*\b(connect|transfer)\b)", re.I)
+# Words a request for a person turns on, as typed in a hurry ("spaek to an agnet", "humna pls"): a word of 5+
+# letters one slip (a letter swapped, missing, extra or wrong) from one of these is read as it.
+_REQUEST_WORDS = ("agent", "human", "person", "people", "speak", "representative", "operator", "supervisor",
+                  "manager", "someone", "transfer", "connect")
+_WORD = re.compile(r"[A-Za-z]{5,}")
+
+
+def _one_slip(word: str, target: str) -> bool:
+    """Optimal-string-alignment distance ≤ 1: one letter swapped with its neighbour, missing, extra or wrong."""
+    if abs(len(word) - len(target)) > 1 or word == target:
+        return word == target
+    i = 0
+    while i < min(len(word), len(target)) and word[i] == target[i]:
+        i += 1
+    if len(word) == len(target):
+        swapped = word[i:i + 2] == target[i:i + 2][::-1] and word[i + 2:] == target[i + 2:]
+        return swapped or word[i + 1:] == target[i + 1:]
+    longer, shorter = (word, target) if len(word) > len(target) else (target, word)
+    return longer[i + 1:] == shorter[i:]
+
+
+def _without_slips(text: str) -> str:
+    def fix(match: re.Match[str]) -> str:
+        word = match.group().lower()
+        return next((t for t in _REQUEST_WORDS if _one_slip(word, t)), match.group())
+
+    return _WORD.sub(fix, text)
 
 
 def is_explicit_human_request(text: str) -> bool:
@@ -126,6 +153,7 @@ def is_explicit_human_request(text: str) -> bool:
     text = _NOT_A_REQUEST.sub(" ", text or "")
     if _asks_when_people_are_there(text):
         return False
+    text = _without_slips(text)
     return any(_requests_a_person(part) for part in {text, *split_questions(text)})
 
 

@@ -36,7 +36,8 @@ _COMMA = re.compile(
 # A clause that asks something of its own: a question, or a request. "买的杯子想丢洗碗机里，会不会出问题" is one
 # question (the first clause tells the situation); "几天到，运费多少" is two.
 _ASKS = re.compile(
-    r"[?？]|吗|[不没]\W*$|嘛\W*$|呢\W*$|么\W*$|什么|怎么|怎样|咋|啥|多少|多久|多长时间|为何|哪|谁|能否|可否|是否|请问"
+    # (什么 / 啥 / 谁 before 也 / 都 mean any- or no-: "等半天了啥也木有" tells, it does not ask)
+    r"[?？]|吗|[不没]\W*$|嘛\W*$|呢\W*$|么\W*$|(?:什么|啥|谁)(?![^，。？?\s]{0,3}[也都])|怎么|怎样|咋|多少|多久|多长时间|为何|哪|能否|可否|是否|请问"
     rf"|几(?:天|点|号|时|日|周|个月|月|块|元|次)|([{HAN_CHARS}])[不没]\1|有没有|我(?:要|想)|想要|需要|麻烦|帮我|请"
     r"|^\W*(?:how|what|when|where|which|why|who|whom|whose|can|could|do|does|did|is|are|was|were|will|would|should"
     r"|shall|may|might|any|have|has|am|r u)\b"
