@@ -256,7 +256,8 @@ def test_action_without_response_is_reported(tmp_path):
                                   "之前找过客服了没用，现在再给我转人工", "不要机器人，我要人工",
                                   "还不转人工的话我就差评", "rgkf!", "transfer me", "Renggong kefu",
                                   "let me talk to whoever is in charge of refunds", "麻烦让管发票的同事来看下",
-                                  "i want to speek to an agnet", "humna please", "get me a represenative"])
+                                  "i want to speek to an agnet", "humna please", "get me a represenative",
+                                  "能跟你们领导反映一下吗", "我想向你们经理投诉", "售后在吗"])
 def test_requests_for_a_person_are_always_recognised(text):
     from bot.dialogue.escalation import is_explicit_human_request
 
@@ -280,7 +281,8 @@ def test_requests_for_a_person_are_always_recognised(text):
                                   "I don't want a human, just the price", "how many agents do you have",
                                   "客服团队一共多少人啊", "Staff here are really friendly",
                                   "my sister works as a customer service rep", "客服之前说过会补发，我等着",
-                                  "urgent: where is my parcel?", "the persons who packed it forgot the lid"])
+                                  "urgent: where is my parcel?", "the persons who packed it forgot the lid",
+                                  "上周已经跟你们客服反映过了，已经补发了"])
 def test_questions_about_the_bot_and_people_declined_reached_or_praised_are_not_requests_for_a_person(text):
     from bot.dialogue.escalation import is_explicit_human_request
 
