@@ -62,7 +62,8 @@ _STRONG_REQUEST = re.compile(
     r"|\b(can|could|would|will|may|please|pls|i want|i need|get|let)\b[^.?!]{0,20}\b(a member of|some(one|body) from"
     r"|any(one|body) from|a person from)\s+(your|the)\s+(team|staff|shop|store|company)\b|\bany(one|body) else\W*$"
     r"|\b(no|not|don'?t want|stop)\b.{0,15}\b(bots?|robots?|automated|ai)\b"
-    # typed in pinyin or its initials, as on Chinese platforms: "rg", "zhuan rengong", "rengong kefu"
+    # typed in pinyin or its initials, as on Chinese platforms: "rg", "rgkf", "zhuan rengong", "renggong kefu";
+    # or one word alone: "Transfer."
     r"|\b(zhuan\s*)?ren+g?\s*gong(\s*ke\s*fu)?\b|^\W*z?rg(kf)?\W*$|^\W*(transfer|escalate)( me)?\W*$",
     re.IGNORECASE,
 )
@@ -73,7 +74,7 @@ _PERSON_ZH = r"(人工客服|人工|真人|客服|工作人员|同事|小姐姐|
 _NOT_A_REQUEST = re.compile(
     r"(?<![再还])(不用|不需要|不必|无需|没必要|用不着|别|不要|不找|不想找|不转)(再)?(帮我|给我)?(转|找|叫|接|喊|换)?(个)?"
     r"(人工|真人|客服)"
-    # whether one has to ("修改地址必须找人工吗"), what a colleague said ("你们同事说24小时内回复")
+    # whether one has to ("修改地址必须找人工吗"), what a colleague said ("客服之前说过会补发"), the team's size
     r"|(必须|一定要|非得|只能|需要|得)(要)?(找|转|联系|通过)(人工|真人|客服)[^，。！？,.!?]{0,6}(吗|么|嘛|才)"
     r"|(同事|客服|工作人员)(之前|刚才|已经)?(说过|说了|讲过|告诉过?我|答应过?我?)"
     r"|(客服|团队|工作人员)[^，。！？,.!?]{0,4}(有)?(几|多少)个?人"
@@ -127,8 +128,10 @@ _WORD = re.compile(r"[A-Za-z]{5,}")
 
 def _one_slip(word: str, target: str) -> bool:
     """Optimal-string-alignment distance ≤ 1: one letter swapped with its neighbour, missing, extra or wrong."""
-    if abs(len(word) - len(target)) > 1 or word == target:
-        return word == target
+    if word == target:
+        return True
+    if abs(len(word) - len(target)) > 1:
+        return False
     i = 0
     while i < min(len(word), len(target)) and word[i] == target[i]:
         i += 1
