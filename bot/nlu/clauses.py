@@ -77,11 +77,15 @@ def _units(text: str) -> int:
 class Clause:
     text: str
     set_apart: bool = False  # by "also", "另外", "还有"…: the shopper says it is another matter
+    follows: bool = False  # another clause of the message comes before it
 
     @property
     def elliptic(self) -> bool:
         """Asks about something said before it rather than naming its own topic: "能寄新疆不 要多久", "can you
-        engrave it, and how much does it cost". Alone, the FAQ reads it as another topic ("how long is delivery")."""
+        engrave it, and how much does it cost". Alone, the FAQ reads it as another topic ("how long is delivery").
+        A first clause refers to nothing before it: "几天到，运费多少" asks how long delivery takes."""
+        if not self.follows:
+            return False
         if _HAN.search(self.text):
             return len(_HAN.findall(_NOT_A_TOPIC_ZH.sub("", self.text))) <= 1
         words = _CONTENT.findall(_NOT_A_TOPIC_EN.sub(" ", self.text))
@@ -113,8 +117,9 @@ def clauses(text: str) -> list[Clause]:
     pieces = [Clause(t, opens[i] or (i + 1 < len(texts) and opens[i + 1])) for i, t in enumerate(texts)]
     pieces = _split_keep(pieces, _JOINERS, set_apart=True)
     pieces = _split_keep(pieces, _COMMA, set_apart=False)
-    questions = [Clause(_LEADING_JOINER.sub("", p.text.strip(" ,，、.。")), p.set_apart)
-                 for p in pieces if _units(p.text) >= MIN_UNITS]
+    kept = [p for p in pieces if _units(p.text) >= MIN_UNITS]
+    questions = [Clause(_LEADING_JOINER.sub("", p.text.strip(" ,，、.。")), p.set_apart, follows=i > 0)
+                 for i, p in enumerate(kept)]
     if len(questions) < 2 or len(questions) > MAX_PARTS:
         return [Clause(text)]
     return questions
