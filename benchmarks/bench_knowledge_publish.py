@@ -33,6 +33,7 @@ from redis import asyncio as aioredis
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.bench_server import stop  # noqa: E402
 from bot.formats.faq_data import FAQEntry  # noqa: E402
 from bot.knowledge.versions import KnowledgeVersions, LiveEntry  # noqa: E402
 from bot.model import archive_faq, latest_archive  # noqa: E402
@@ -207,13 +208,7 @@ def main() -> None:
             print(f"{args.workers} workers on one Redis, model {model.name}", flush=True)
             asyncio.run(bench(url, bases, [w.pid for w in workers], model))
         finally:
-            for process in [*workers, redis]:
-                process.terminate()
-            for process in [*workers, redis]:
-                try:
-                    process.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    process.kill()
+            stop([*workers, redis], timeout=10)
 
 
 async def wait_ready(bases: list[str], timeout_s: float = 300) -> None:

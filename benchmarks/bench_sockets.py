@@ -49,7 +49,7 @@ import aiohttp
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench_server import QUESTIONS, ROOT, free_port, percentile, rss_mb, wait_ready
+from bench_server import QUESTIONS, ROOT, free_port, percentile, rss_mb, stop, wait_ready
 
 from bot.limits import raise_open_files_limit
 from bot.model import latest_archive
@@ -458,11 +458,7 @@ def main() -> None:
         asyncio.run(bench(args, base, worker, results, figures))
         ok = report(args, results, figures, project / "worker.log")
     finally:
-        worker.terminate()
-        try:
-            worker.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            worker.kill()
+        stop([worker], timeout=30)
         shutil.rmtree(project, ignore_errors=True)
     sys.exit(0 if ok else 1)
 

@@ -35,7 +35,7 @@ import aiohttp
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench_server import KEFU, ROOT, free_port, percentile, rss_mb, wait_ready
+from bench_server import KEFU, ROOT, free_port, percentile, rss_mb, stop, wait_ready
 
 from bot.formats.project import load_project
 
@@ -234,12 +234,8 @@ async def main() -> None:
               f"domain-response answers {tally.domain_answers / max(tally.turns, 1):.1%} of turns")
         print(f"worker log lines: {dict(log_problems(workdir)) or 'none with errors'}")
     finally:
-        for proc in reversed(processes):
-            proc.terminate()
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        for proc in reversed(processes):  # the workers first, then the Redis they use
+            stop([proc])
         shutil.rmtree(workdir, ignore_errors=True)
 
 

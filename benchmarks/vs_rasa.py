@@ -67,6 +67,7 @@ import aiohttp
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.bench_server import stop  # noqa: E402
 from benchmarks.rasa_export import export as export_to_rasa  # noqa: E402
 
 KEFU = str(Path(sys.executable).parent / "kefu")
@@ -218,14 +219,7 @@ class Server:
 
     def stop(self) -> None:
         for group in (self.procs, self.helpers):  # the servers first, then the Redis they use
-            for proc in group:
-                proc.terminate()
-            for proc in group:
-                try:
-                    proc.wait(timeout=20)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
+            stop(group)
 
 
 def start_redis(workdir: Path) -> tuple[subprocess.Popen, str]:
