@@ -54,7 +54,8 @@ class TrainedModel:
 
 
 def fingerprint_of(project: Project) -> str:
-    return project.fingerprint(extra=f"kefu {__version__}")
+    """The project's files, kefu's version and the encoders with their defaults (a new default retrains)."""
+    return project.fingerprint(extra=f"kefu {__version__}; {project.config.kefu.embedding.describe()}")
 
 
 def archives(models_dir: Path) -> list[Path]:

