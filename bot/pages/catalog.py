@@ -8,6 +8,7 @@ help articles, and are left out.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from bot.agent import Agent
@@ -59,6 +60,15 @@ class FaqCatalog:
     def related(self, article: Article, language: str, counts: dict[str, int], n: int = 4) -> list[Article]:
         return [a for a in self.articles(language, counts) if a.category == article.category and a.id != article.id][:n]
 
+    def title_matches(self, text: str, language: str) -> list[str]:
+        """Entries whose title has a word that starts with what was typed ("ship": "Shipping costs", not
+        "Membership levels"; Chinese titles anywhere)."""
+        needle = text.strip().lower()
+        if len(needle) < 2:
+            return []
+        starts_a_word = re.compile(r"(?<![a-z0-9])" + re.escape(needle))
+        return [k for k, e in self.entries.items() if starts_a_word.search(e.title(language).lower())]
+
     def phrase_matches(self, text: str, language: str) -> list[str]:
         """Entries with a stored phrasing that contains what the shopper typed (for instant suggestions)."""
         needle = text.strip().lower()
@@ -75,13 +85,17 @@ class FaqCatalog:
     async def suggest(self, agent: Agent, text: str, language: str, counts: dict[str, int],
                       k: int = 5) -> list[Article]:
         """Questions to offer while the shopper types: the FAQ index's confident matches, best first, then
-        entries with a phrasing that contains what was typed (so "ret" already offers returns), the ones the
-        index finds closer first, then the most asked: "ship" offers shipping costs before gift wrap."""
+        entries whose title shows what was typed, then entries with a phrasing that contains it (so "ret"
+        already offers returns), each group the ones the index finds closer first, then the most asked:
+        "ship" offers shipping costs before gift wrap."""
         hits = await agent.search_faq(text, language, 4 * k)
         score = {h["id"]: h["score"] for h in hits}
         ids = [h["id"] for h in hits if h["score"] >= MIN_SUGGEST_SCORE and h["id"] in self.entries][:k]
         if len(ids) < k:
-            ids += sorted(self.phrase_matches(text, language),
-                          key=lambda i: (-score.get(i, 0.0), -counts.get(i, 0), self._order[i]))
+            def closer(entry_id: str) -> tuple[float, int, int]:
+                return -score.get(entry_id, 0.0), -counts.get(entry_id, 0), self._order[entry_id]
+
+            ids += sorted(self.title_matches(text, language), key=closer)
+            ids += sorted(self.phrase_matches(text, language), key=closer)
         unique = list(dict.fromkeys(ids))[:k]
         return [a for a in (self.article(i, language, counts) for i in unique) if a]
