@@ -573,3 +573,18 @@ if __name__ == "__main__":
     main()
     if len(sys.argv) > 1:
         bitext(Path(sys.argv[1]))
+
+
+def test_a_model_saved_before_the_selector_counted_as_log_odds_scores_as_it_was_trained():
+    """An archive from an older kefu keeps its meaning: its selector weight applies to the raw probability."""
+    from bot.faq.calibration import Calibration, selector_evidence
+
+    assert selector_evidence(0.0) == pytest.approx(0.0, abs=1e-3)
+    assert selector_evidence(0.5) == pytest.approx(1.0)
+    assert selector_evidence(1.0) == pytest.approx(2.0, abs=1e-3)
+    # 0.9 and 0.999 are different evidence: the difference the raw scale all but lost
+    assert selector_evidence(0.999) - selector_evidence(0.9) > 0.4
+    weights = {"bias": -5.0, "dense": 4.0, "lexical": 3.0, "selector": 2.0}
+    old, new = Calibration.from_dict(weights), Calibration.from_dict({**Calibration(**weights).as_dict()})
+    assert old.logit(0.5, 0.5, 0.9) == pytest.approx(-5.0 + 2.0 + 1.5 + 2.0 * 0.9)
+    assert new.logit(0.5, 0.5, 0.9) == pytest.approx(-5.0 + 2.0 + 1.5 + 2.0 * float(selector_evidence(0.9)))
