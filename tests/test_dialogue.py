@@ -257,7 +257,14 @@ def test_action_without_response_is_reported(tmp_path):
                                   "还不转人工的话我就差评", "rgkf!", "transfer me", "Renggong kefu",
                                   "let me talk to whoever is in charge of refunds", "麻烦让管发票的同事来看下",
                                   "i want to speek to an agnet", "humna please", "get me a represenative",
-                                  "能跟你们领导反映一下吗", "我想向你们经理投诉", "售后在吗"])
+                                  "能跟你们领导反映一下吗", "我想向你们经理投诉", "售后在吗",
+                                  # someone there now, someone by what they do, someone to get in touch
+                                  "帮我转给售后吧", "能安排个工作人员回个电话吗", "负责换货的是谁", "客服小哥在不在",
+                                  "现在有人工在线吗", "kefu在吗", "could somebody from your team give me a call",
+                                  "I'd like someone from customer support to email me", "are any agents online?",
+                                  "Is there a real person who can help with my refund?",
+                                  "let me talk to your billing team", "I'd rather chat with a live one",
+                                  "晚上有人值班吗，挺急的"])
 def test_requests_for_a_person_are_always_recognised(text):
     from bot.dialogue.escalation import is_explicit_human_request
 
@@ -282,11 +289,25 @@ def test_requests_for_a_person_are_always_recognised(text):
                                   "客服团队一共多少人啊", "Staff here are really friendly",
                                   "my sister works as a customer service rep", "客服之前说过会补发，我等着",
                                   "urgent: where is my parcel?", "the persons who packed it forgot the lid",
-                                  "上周已经跟你们客服反映过了，已经补发了"])
+                                  "上周已经跟你们客服反映过了，已经补发了",
+                                  "Is the voucher transferable to another person?", "国庆期间客服有人值班吗"])
 def test_questions_about_the_bot_and_people_declined_reached_or_praised_are_not_requests_for_a_person(text):
     from bot.dialogue.escalation import is_explicit_human_request
 
     assert not is_explicit_human_request(text)
+
+
+@pytest.mark.parametrize("text", ["my friend said the bot answers faster than a person",
+                                  "你们家机器人比真人客服还专业", "Are you hiring customer service staff?",
+                                  "不用找人了，已经自己弄好了", "我不想跟人聊，直接告诉我运费",
+                                  "does a human read these chats?", "the lady who answered yesterday was lovely",
+                                  "这个窗口后面是真人在回吗",
+                                  "客服说会补发的，我再等等"])
+def test_mentions_of_people_that_ask_for_none_overrule_the_classifier(text):
+    """The classifier learned the words of a request for a person; these use them without asking for one."""
+    from bot.dialogue.escalation import is_explicit_human_request, mentions_a_person_without_asking
+
+    assert mentions_a_person_without_asking(text) and not is_explicit_human_request(text)
 
 
 async def test_bare_order_number_keeps_the_conversation_language(engine):

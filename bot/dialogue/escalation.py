@@ -47,11 +47,30 @@ _STRONG_REQUEST = re.compile(
     # …with what they do in between: "能让负责退货的同事来处理吗"
     r"|(让|喊|叫|请|麻烦)[^，。？！?!]{1,8}的(同事|工作人员)(来|过来|处理|看|联系|跟)"
     rf"|(我要|我想|想要|要求|换|让|叫|喊|找).{{0,3}}{_PEOPLE_ZH}"
-    rf"|(和|跟|与|同|向)(你们的?|店里的?)?{_PEOPLE_ZH}.{{0,3}}(沟通|聊|说|谈|对话|联系|反映|投诉|确认)"
+    rf"|(和|跟|与|同|向)(你们的?|店里的?)?({_PEOPLE_ZH}|售后|团队).{{0,5}}(沟通|聊|说|谈|对话|联系|反映|投诉|确认)"
     r"|不(想|要|愿意)(再)?(和|跟|同)?(机器|自动回复|AI|ai)|别(再)?(让)?机器人|不要(再)?自动回复"
-    r"|换(个)?人|找个人|(叫|喊|让)(个|你们的?)?人(来|过来)|帮我联系客服|联系在线客服|(客服|售后)在吗|有没有(客服|售后)在"
-    r"|\b(talk|speak|chat|connect|transfer|put)\w*\b.{0,20}\b(human|person|agent|someone|somebody|whoever|representative"
-    r"|reps?|operator|staff|manager|supervisor|people|employee|customer (service|support|care))\b"
+    r"|换(个)?人|找个人|(叫|喊|让)(个|你们的?)?人(来|过来)|帮我联系客服|联系在线客服|有没有(客服|售后)在"
+    # someone there now: "客服小姐姐在吗", "有客服在线吗", "有没有值班的人"
+    r"|(客服|售后)\w{0,3}在(吗|不|么|嘛)|有(人|客服|人工|真人)(在线|值班|上班)|有没有?(上班|值班|在线)的?人"
+    # someone named by what they do, to be put through to or sent: "转个售后专员", "安排同事跟我对接"
+    r"|转(个|给)?(售后|专员|客服|同事|经理|主管|领导|真人)|找个?(小哥哥|小姐姐|同事|工作人员|专员)"
+    r"|安排[^，。？！?!]{0,8}(同事|人员|客服|专员)|负责[^，。？！?!]{1,8}的(是|人是)(哪位|谁)"
+    r"|(让|叫|请)(他|她|ta|对方|你们的?人)[^，。？！?!]{0,4}(联系|打电话给|回电话给|致电)(我|本人)"
+    r"|(致电|回电给?)(我|本人)"
+    r"|\b(talk|speak|chat|connect|transfer|put)(s|ed|ing|red|ring)?\b.{0,20}\b(human|person|agent|someone|somebody"
+    r"|whoever|representative|reps?|operator|staff|manager|supervisor|people|employee|customer (service|support|care)"
+    r"|(real|live|actual) one)\b"
+    # the shop's people by their team: "speak to your after-sales team", "chat with one of your team members"
+    r"|\b(talk|speak|chat)\w*\s+(to|with)\s+(one of\s+)?(your|the)\s+([\w-]+\s+)?(team|team members?|colleagues?"
+    r"|department)\b|\b(want|need|like) to (speak|talk) (to|with) (them|him|her)\b"
+    # someone of the shop's to get in touch: "could a member of your staff contact me", "request a callback"
+    r"|\b(someone|somebody|a member of|staff|representative|rep|agent|owner|manager|supervisor|team|customer "
+    r"(care|service|support))\b[^.?!]{0,40}\b(contact|call|ring|message|text|e-?mail|reply to|respond to|get back to"
+    r"|reach out to|get in touch with)\s+me\b|\bgive me a (call|ring)\b|\bcall\s?-?back\b"
+    # whether anyone is there now: "any humans working today?", "is there a human who can check…"
+    r"|\b(any|is there (a|an|any))\s+(real\s+|live\s+)?(humans?|persons?|people|staff|agents?|one|body|reps?)\b"
+    r"[^.?!]{0,20}\b(on duty|working|online|available|around|who can)\b"
+    r"|\bany(one|body)\s+(from|at)\s+(the|your)\s+(shop|store|team|company)\b"
     r"|\b(get|give|want|need|find|reach)\s+(me\s+)?(a|an|some|the|your)?\s*(real |live |actual )?(human|person"
     r"|agent|representative|rep|operator|supervisor|manager|staff member)\b"
     r"|\b(human|live|real|actual)\s+(agent|support|operator|representative|person|human|people|being)\b"
@@ -73,10 +92,17 @@ _STRONG_REQUEST = re.compile(
 _PERSON_ZH = r"(人工客服|人工|真人|客服|工作人员|同事|小姐姐|小哥哥?|团队|售后)"
 _NOT_A_REQUEST = re.compile(
     r"(?<![再还])(不用|不需要|不必|无需|没必要|用不着|别|不要|不找|不想找|不转)(再)?(帮我|给我)?(转|找|叫|接|喊|换)?(个)?"
-    r"(人工|真人|客服)"
+    r"(人工|真人|客服|人(?=了|啦|啊|[，。！,.!]|$))|不(想|要|用|需要)(跟|和|同)(人|真人|人工|客服)(说话|聊|沟通)"
+    # comparisons: "机器人比人工回得快", "you're better than most human agents"
+    r"|比[^，。！？,.!?]{0,4}(人工|真人|客服)[^，。！？,.!?]{0,6}(快|好|强|靠谱|方便|专业)"
+    r"|\b(faster|better|quicker|easier|nicer|smarter) than\b[^.?!]{0,25}\b(persons?|humans?|agents?|people|staff)\b"
+    r"|\b(are you|r u) hiring\b|\b(customer service|support) (jobs?|positions?|roles?|vacanc\w+)\b"
+    r"|\b(do(es)?|are)\s+(a\s+)?(real\s+|actual\s+)?(people|humans?|person|someone|staff)\s+(read|check|review"
+    r"|moderate|write|approve|look at|answer|repl|respond)\w*\b"
+    r"|\bno need to (reply|respond|answer)\b|(不用|无需|不必)回复"
     # whether one has to ("修改地址必须找人工吗"), what a colleague said ("客服之前说过会补发"), the team's size
     r"|(必须|一定要|非得|只能|需要|得)(要)?(找|转|联系|通过)(人工|真人|客服)[^，。！？,.!?]{0,6}(吗|么|嘛|才)"
-    r"|(同事|客服|工作人员)(之前|刚才|已经)?(说过|说了|讲过|告诉过?我|答应过?我?)"
+    r"|(同事|客服|工作人员)(之前|刚才|已经)?(说过|说了|说(?=[会要是能可让已\d])|讲过|告诉过?我|答应过?我?)"
     r"|(客服|团队|工作人员)[^，。！？,.!?]{0,4}(有)?(几|多少)个?人"
     r"|(已经|刚才|刚刚|上次|上回|之前|昨天|前几天)[^，。！？,.!?]{0,6}(转过|找过|联系过|问过|聊过|沟通过|说过|谈过|反映过|转了|找了)(了)?(人工|真人|客服)?"
     r"|(上次|上回|之前|刚才|刚刚|昨天|前几天)[^，。！？,.!?]{0,6}" + _PERSON_ZH + r"[^，。！？,.!?]{0,4}帮(我|忙)"
@@ -92,7 +118,8 @@ _NOT_A_REQUEST = re.compile(
     r"|\bworks? (in|as|at)\b[^.?!]{0,12}\b(customer service|support)\b"
     r"|\b(already|just)\s+(spoke|talked|chatted|been)\s+(to|with)\s+(a|an|the|your)?\s*(human|person|agent|someone"
     r"|staff|team|rep)\b"
-    r"|\b(person|agent|lady|guy|staff member|rep)\s+who\s+helped\b"
+    r"|\b(person|agent|lady|guy|girl|woman|man|staff member|rep)\s+who\s+(helped|answered|replied|served|talked"
+    r"|spoke)\b"
     r"|(^|\b(your|the)\s+)(staff|team|agents?|people|reps?|support|customer service)\b[^.?!]{0,20}\b(nice|helpful|great"
     r"|friendly|kind|amazing|awesome|lovely|brilliant|excellent|fantastic|patient)\b"
     r"|\b(great|good|excellent|amazing|awesome|lovely|fantastic)\s+(service|support|job|work)\b",
@@ -105,19 +132,21 @@ _WEAK_REQUEST = re.compile(
 )
 # "Are you a real person?" asks what the bot is; it is not a request for one.
 _IDENTITY_QUESTION = re.compile(
-    r"^\W*(am i|are you|r u|is this|is it|is that)\b|你是|是不是|是真人吗|人工还是|还是机器人|是机器人",
+    r"^\W*(am i|are you|r u|is this|is it|is that)\b|你是|是不是|是真人(吗|在)|真人还是|人工还是|还是机器人|是机器人",
     re.IGNORECASE,
 )
 # "人工客服几点上班" / "anyone there at 8am?" ask when people are there (a FAQ), not for one now.
 _HOURS_QUESTION = re.compile(
-    r"几点|什么时候|何时|上班|下班|营业|节假日|周末|周[一二三四五六日天]|早上|晚上|凌晨|中午|午休"
+    r"几点|什么时候|何时|上班|下班|营业|节假日|过年|春节|国庆|假期|放假|周末|周[一二三四五六日天]|早上|晚上|凌晨|中午|午休"
     r"|(多久|多长时间)[^，。？?]{0,3}(回复|回|答复)"
     r"|\bhow (long|fast|quickly|soon)\b[^.?!]{0,25}\b(reply|respond|answer|get back)"
-    r"|\b(what time|when|hours?|weekends?|holidays?|mornings?|evenings?|nights?|lunch)\b"
+    r"|\b(what time|hours?|weekends?|holidays?|mornings?|evenings?|nights?|lunch)\b|^\W*when\b"
+    r"|\bwhen (do|does|are|is|will|can|would)\b"
     r"|\b(mon|tues|wednes|thurs|fri|satur|sun)days?\b|\b\d{1,2}\s*(am|pm|:\d\d)\b",
     re.IGNORECASE,
 )
-_ASKS_NOW = re.compile(r"转人工|找人工|要人工|我要|找客服|现在|马上|\b(right )?now\b|\basap\b", re.IGNORECASE)
+_ASKS_NOW = re.compile(r"转人工|找人工|要人工|我要|找客服|现在|马上|急|等不了|等不及|今晚|\b(right )?now\b|\basap\b"
+                       r"|\burgent(ly)?\b|\btonight\b", re.IGNORECASE)
 _ENGLISH_IDENTITY = re.compile(r"^\W*(am i|are you|r u|is this|is it|is that)\b(?!.*\b(connect|transfer)\b)", re.I)
 # Words a request for a person turns on, as typed in a hurry ("spaek to an agnet", "humna pls"): a word of 5+
 # letters one slip (a letter swapped, missing, extra or wrong) from one of these is read as it.
@@ -142,12 +171,16 @@ def _one_slip(word: str, target: str) -> bool:
     return longer[i + 1:] == shorter[i:]
 
 
+# "客fu在吗", "kefu在吗": 客服 in pinyin (Chinese characters count as word characters, so no \b here)
+_KEFU_IN_PINYIN = re.compile(r"客\s*fu|(?<![a-z])ke\s*fu(?![a-z])", re.IGNORECASE)
+
+
 def _without_slips(text: str) -> str:
     def fix(match: re.Match[str]) -> str:
         word = match.group().lower()
         return next((t for t in _REQUEST_WORDS if _one_slip(word, t)), match.group())
 
-    return _WORD.sub(fix, text)
+    return _WORD.sub(fix, _KEFU_IN_PINYIN.sub("客服", text))
 
 
 def is_explicit_human_request(text: str) -> bool:
@@ -161,11 +194,13 @@ def is_explicit_human_request(text: str) -> bool:
 
 
 def mentions_a_person_without_asking(text: str) -> bool:
-    """People are mentioned, none is asked for ("不用转人工了", "人工客服周末上班吗", "your team was great"): the
-    classifier's request-for-a-person intent, which learned the words rather than the ask, does not count."""
+    """People are mentioned, none is asked for ("不用转人工了", "人工客服周末上班吗", "your team was great", "背后是
+    真人在看吗"): the classifier's request-for-a-person intent, which learned the words rather than the ask, does
+    not count."""
     text = text or ""
-    return (_asks_when_people_are_there(text) or bool(_NOT_A_REQUEST.search(text))) \
-        and not is_explicit_human_request(text)
+    asks_something_else = (_asks_when_people_are_there(text) or _NOT_A_REQUEST.search(text)
+                           or _IDENTITY_QUESTION.search(text))
+    return bool(asks_something_else) and not is_explicit_human_request(text)
 
 
 def _asks_when_people_are_there(text: str) -> bool:

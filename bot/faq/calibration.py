@@ -56,6 +56,10 @@ PRIOR_STRENGTH = 1.0  # λ in λ/n_pos · ‖w − w_prior‖²
 CV_THRESHOLDS = (0.5, 0.6, 0.7, 0.8, 0.9)
 NONE_SHARE = 0.2  # of the weight in fitting "none of them": out-of-scope questions among those a shop gets
 SELECTOR_FLOOR = 1e-4  # selector probabilities are clipped to [floor, 1 - floor] before taking log-odds
+# What the selector "says" of an entry it was never trained on (published since `kefu train`): log-odds 0, no
+# evidence either way. Its 0 would be evidence against the entry — the one a shopper's question matches word for
+# word would lose to the known entry the selector sends such questions to.
+NO_OPINION = 0.5
 
 
 def selector_evidence(probability: Value) -> np.ndarray:

@@ -642,7 +642,10 @@ class FAQIndex:
             row_dense[dense_rows] = np.clip(self._vectors[dense_rows] @ vector, 0.0, 1.0) * rows.weight[dense_rows]
             np.maximum.at(dense, rows.entry[dense_rows], row_dense[dense_rows])
         calib = self.calibrations.get(lang) or calibration.prior(lang)
-        scores = calib.probabilities(calib.logit(dense[candidates], lexical[candidates], selector[candidates]))
+        evidence = selector[candidates]
+        if self._selector is not None and calib.selector_log_odds:
+            evidence = np.where(self._selector.knows[candidates], evidence, calibration.NO_OPINION)
+        scores = calib.probabilities(calib.logit(dense[candidates], lexical[candidates], evidence))
         hits = []
         for i in np.argsort(-scores, kind="stable")[:k]:
             e = int(candidates[i])

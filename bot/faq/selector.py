@@ -43,7 +43,12 @@ def _tokens(texts: list[str]) -> list[list[str]]:
 class EntrySelector:
     featurizer: Featurizer
     classifier: IntentClassifier
-    columns: np.ndarray  # per entry: its column in the classifier's probabilities
+    columns: np.ndarray  # per entry: its column in the classifier's probabilities (-1: published since training)
+
+    @property
+    def knows(self) -> np.ndarray:
+        """Per entry: whether the selector was trained on it."""
+        return self.columns >= 0
 
     @classmethod
     def fit(
