@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import sys
 import threading
+from functools import lru_cache
 from typing import Any
 
 _nlp: dict[str, Any] = {}
@@ -64,4 +65,10 @@ def make_doc(text: str, language: str) -> Any:
 
 def tokenize(text: str, language: str) -> list[str]:
     """Token texts without whitespace tokens, e.g. ["退货", "要", "几天"] or ["where", "'s", "my", "order"]."""
-    return [t.text for t in make_doc(text, language) if not t.is_space]
+    return list(_tokens(text, language))
+
+
+@lru_cache(maxsize=4096)
+def _tokens(text: str, language: str) -> tuple[str, ...]:
+    """Remembered: the NLU and the FAQ's entry selector read the same message (and jieba is the slow part)."""
+    return tuple(t.text for t in make_doc(text, language) if not t.is_space)
