@@ -8,7 +8,7 @@ place torch is imported, and keeps the file only when onnxruntime's vectors matc
 probe sentences). `kefu train` makes the export; a server that finds none makes it at start-up (a few seconds,
 once). Pooling and normalisation run in numpy here.
 
-By default (`kefu.embedding.precision: int8`) the export is then quantised: int8 weights, one scale per output
+By default (`kefu.embedding.quantize: true`) the export is then quantised: int8 weights, one scale per output
 channel, activations quantised on the fly (onnxruntime's dynamic quantisation). all-MiniLM-L6-v2 gets ~2× faster
 per sentence (on one core ~2.5–3 ms against ~5–6), its file 90 → 23 MB, and its vectors stay within cosine ~0.99
 of fp32's; the demo shop's answers and the Bitext figures did not change (docs/design.md). The quantised file is
@@ -136,8 +136,7 @@ def export(model_dir: Path, pooling: str, out: Path, precision: str = "fp32") ->
         raise ExportError(f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
     command = [sys.executable, "-m", "bot.nlu.onnx_encoder", str(model_dir), pooling, str(out), precision]
     try:
-        done = subprocess.run(command,
-                              capture_output=True, text=True, timeout=EXPORT_TIMEOUT_S, check=False)
+        done = subprocess.run(command, capture_output=True, text=True, timeout=EXPORT_TIMEOUT_S, check=False)
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise ExportError(f"exporting {model_dir} to ONNX failed: {exc}") from exc
     if done.returncode != 0 or not out.is_file():
