@@ -264,7 +264,7 @@ def test_action_without_response_is_reported(tmp_path):
                                   "I'd like someone from customer support to email me", "are any agents online?",
                                   "Is there a real person who can help with my refund?",
                                   "let me talk to your billing team", "I'd rather chat with a live one",
-                                  "晚上有人值班吗，挺急的"])
+                                  "晚上有人值班吗，挺急的", "is it possible to speak to someone about my order"])
 def test_requests_for_a_person_are_always_recognised(text):
     from bot.dialogue.escalation import is_explicit_human_request
 

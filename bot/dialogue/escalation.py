@@ -147,7 +147,11 @@ _HOURS_QUESTION = re.compile(
 )
 _ASKS_NOW = re.compile(r"转人工|找人工|要人工|我要|找客服|现在|马上|急|等不了|等不及|今晚|\b(right )?now\b|\basap\b"
                        r"|\burgent(ly)?\b|\btonight\b", re.IGNORECASE)
-_ENGLISH_IDENTITY = re.compile(r"^\W*(am i|are you|r u|is this|is it|is that)\b(?!.*\b(connect|transfer)\b)", re.I)
+_ENGLISH_IDENTITY = re.compile(
+    r"^\W*(am i|are you|r u|is this|is it|is that)\b(?! possible)(?!.*\b(connect|transfer)\b)", re.I)
+# What the bot is, asked with the words of a request ("背后是真人在看吗", "is this a real person?"): no request.
+_WHAT_THE_BOT_IS = re.compile(r"是(不是)?真人(吗|在)|真人还是|人工还是|还是(机器人|AI)"
+                              r"|\b(are|is) (you|this|it) (a )?(real|human|bot|robot|person|machine|ai)\b", re.I)
 # Words a request for a person turns on, as typed in a hurry ("spaek to an agnet", "humna pls"): a word of 5+
 # letters one slip (a letter swapped, missing, extra or wrong) from one of these is read as it.
 _REQUEST_WORDS = ("agent", "human", "person", "people", "speak", "representative", "operator", "supervisor",
@@ -199,7 +203,7 @@ def mentions_a_person_without_asking(text: str) -> bool:
     not count."""
     text = text or ""
     asks_something_else = (_asks_when_people_are_there(text) or _NOT_A_REQUEST.search(text)
-                           or _IDENTITY_QUESTION.search(text))
+                           or _WHAT_THE_BOT_IS.search(text))
     return bool(asks_something_else) and not is_explicit_human_request(text)
 
 
