@@ -278,16 +278,17 @@ async def test_a_mail_the_smtp_server_refuses_is_retried_and_finally_shown_to_th
     await dovecot.append(shopper_mail("Gil <gil@example.com>", "Shipping", "How long does shipping take?"))
 
     async def failure() -> dict | None:
+        """The conversation once the failure is recorded and the agent's note written (two writes, in that order)."""
         for cid in await email_conversations(client):
             view = await api(client, "GET", f"/api/agent/conversations/{cid}", li)
-            if (view["details"]["email"] or {}).get("failed"):
+            noted = any(e["event"] == "agent_note" and "not delivered" in e["text"] for e in view["events"])
+            if (view["details"]["email"] or {}).get("failed") and noted:
                 return view
         return None
 
     view = await until(failure)
     [failed] = view["details"]["email"]["failed"]
     assert failed["attempts"] == 3 and "451" in failed["error"] and "gil@example.com" in failed["to"]
-    assert any(e["event"] == "agent_note" and "not delivered" in e["text"] for e in view["events"])
     kept = [v for _, v in await client.app[STORES].kv.scan("email:outbox:") if v["state"] != "sent"]
     assert [(k["state"], k["to"]) for k in kept] == [("failed", "Gil <gil@example.com>")]  # kept
 
