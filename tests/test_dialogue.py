@@ -602,25 +602,30 @@ async def test_a_second_miss_after_asking_back_goes_to_a_person_with_the_candida
     assert [c["id"] for c in requested["candidates"]][:2] == ["shipping_time", "refund_time"]
 
 
+async def answers_in_parts(engine, text: str, whole: list[dict], parts: list[dict]) -> list[str]:
+    """What the bot says to a Chinese FAQ question `text` whose whole-message hits are `whole` and whose clauses,
+    each with its own hits, are `parts` (as bot/parsing.py parses a message that asks several things)."""
+    tracker = Tracker.from_events(f"parts-{text}", [], engine.domain)
+    texts, _ = await say(engine, tracker, text, {**parse("faq", confidence=0.9, language="zh", faq=whole),
+                                                  "parts": parts})
+    return texts
+
+
 async def test_a_message_with_two_questions_gets_both_answers(faq_engine):
-    tracker = Tracker.from_events("two", [], faq_engine.domain)
     whole = [faq_hit("shipping_time", 0.5), faq_hit("shipping_fee", 0.45)]
     parts = [{"text": "几天到", "faq": [faq_hit("shipping_time", 0.9)]},
              {"text": "运费多少", "faq": [faq_hit("shipping_fee", 0.85)]}]
-    texts, _ = await say(faq_engine, tracker, "几天到，运费多少",
-                         {**parse("faq", confidence=0.9, language="zh", faq=whole), "parts": parts})
+    texts = await answers_in_parts(faq_engine, "几天到，运费多少", whole, parts)
     assert texts == ["answer shipping_time", "answer shipping_fee"]
 
 
 async def test_a_clause_that_only_tells_the_situation_gets_no_answer_of_its_own(faq_engine):
     """"买的杯子想丢洗碗机里，会不会出问题": the FAQ, asked the fragment "会不会出问题" alone, can be sure of anything;
     the message asks one question, answered from the whole."""
-    tracker = Tracker.from_events("one", [], faq_engine.domain)
     whole = [faq_hit("shipping_time", 0.95), faq_hit("shipping_fee", 0.01)]
     parts = [{"text": "寄到北京", "asks": False, "faq": [faq_hit("shipping_fee", 0.9)]},
              {"text": "要几天啊", "asks": True, "faq": [faq_hit("shipping_time", 0.9)]}]
-    texts, _ = await say(faq_engine, tracker, "寄到北京，要几天啊",
-                         {**parse("faq", confidence=0.9, language="zh", faq=whole), "parts": parts})
+    texts = await answers_in_parts(faq_engine, "寄到北京，要几天啊", whole, parts)
     assert texts == ["answer shipping_time"]
 
 
@@ -628,24 +633,20 @@ async def test_a_clause_without_a_topic_of_its_own_is_read_with_the_message(faq_
     """"能寄新疆吗 要多久": "要多久" alone looks like the delivery-time entry; the message asks how long to Xinjiang,
     which the whole message's answer settles. Such a clause is answered alone only with an entry the whole
     message ranks first."""
-    tracker = Tracker.from_events("elliptic", [], faq_engine.domain)
     whole = [faq_hit("shipping_fee", 0.97), faq_hit("shipping_time", 0.01)]
     parts = [{"text": "能寄新疆吗", "asks": True, "faq": [faq_hit("shipping_fee", 0.9)]},
              {"text": "要多久", "asks": True, "elliptic": True, "faq": [faq_hit("shipping_time", 0.9)]}]
-    texts, _ = await say(faq_engine, tracker, "能寄新疆吗 要多久",
-                         {**parse("faq", confidence=0.9, language="zh", faq=whole), "parts": parts})
+    texts = await answers_in_parts(faq_engine, "能寄新疆吗 要多久", whole, parts)
     assert texts == ["answer shipping_fee"]
 
 
 async def test_clauses_that_miss_the_whole_messages_likely_reading_are_not_answered_apart(faq_engine):
     """"想在杯子上印个名字 能做吗 多少钱" is one question (engraving): fragments that each look sure of something
     else must not outvote the whole message's likely reading."""
-    tracker = Tracker.from_events("reading", [], faq_engine.domain)
     whole = [faq_hit("refund_time", 0.85), faq_hit("shipping_fee", 0.01)]
     parts = [{"text": "能做吗", "asks": True, "faq": [faq_hit("shipping_time", 0.9)]},
              {"text": "运费多少", "asks": True, "faq": [faq_hit("shipping_fee", 0.9)]}]
-    texts, _ = await say(faq_engine, tracker, "想在杯子上印个名字 能做吗 运费多少",
-                         {**parse("faq", confidence=0.9, language="zh", faq=whole), "parts": parts})
+    texts = await answers_in_parts(faq_engine, "想在杯子上印个名字 能做吗 运费多少", whole, parts)
     assert texts == ["answer refund_time"]
 
 
