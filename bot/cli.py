@@ -148,7 +148,7 @@ def _serve(settings: ServerSettings, host: str, port: int, reuse_port: bool) -> 
     from bot.server import create_app
 
     app = create_app(settings)  # a channel's bad settings fail here, before we claim to be serving
-    app.on_startup.append(_freeze_what_is_loaded)  # after the model, stores and channels are up
+    app.on_startup.append(_settle_collector)  # after the model, stores and channels are up (bot/collector.py)
     url = f"http://{host}:{port}"
     try:
         web.run_app(app, host=host, port=port, reuse_port=reuse_port or None, access_log_class=AccessLog,
@@ -161,14 +161,10 @@ def _serve(settings: ServerSettings, host: str, port: int, reuse_port: bool) -> 
         raise
 
 
-async def _freeze_what_is_loaded(_app: object) -> None:
-    """The model and everything loaded at start-up live as long as the server: out of the garbage collector's
-    way (`gc.freeze()`), its full collections only scan what requests make — at 10,000 chat sockets a full
-    collection of everything took ~1 s, a pause every request waited through (benchmarks/bench_sockets.py)."""
-    import gc
+async def _settle_collector(_app: object) -> None:
+    from bot.collector import settle_for_serving
 
-    gc.collect()
-    gc.freeze()
+    settle_for_serving()
 
 
 def _run_workers(args: argparse.Namespace, settings: ServerSettings) -> int:

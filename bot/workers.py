@@ -1,14 +1,14 @@
 """`kefu run --workers N`: N serving processes on one port, kept running by a small supervisor.
 
-The supervisor loads the model once, then forks the workers from it: the encoders' weights, the FAQ index and
-the classifier are shared copy-on-write (only read after loading, and moved out of the garbage collector's way
-by `gc.freeze()`, whose passes would otherwise write to every object), so N workers don't cost N times the model,
-and a worker that dies is replaced in about a second. Each worker listens with SO_REUSEPORT (the kernel spreads
-connections over them) and runs its own event loop, threads and store connections, all made after the fork.
-Workers share conversations, locks, the handoff queue and console events through Redis: REDIS_URL or
+The supervisor loads the model once, then forks the workers from it: the encoders' weights, the FAQ index and the
+classifier are shared copy-on-write (only read after loading, and moved out of the garbage collector's way by
+`gc.freeze()`, whose passes would otherwise write to every object: bot/collector.py), so N workers don't cost N
+times the model, and a worker that dies is replaced in about a second. Each worker listens with SO_REUSEPORT (the
+kernel spreads connections over them) and runs its own event loop, threads and store connections, all made after
+the fork. Workers share conversations, locks, the handoff queue and console events through Redis: REDIS_URL or
 endpoints.yml's when given; otherwise, on one machine, a private `redis-server` the supervisor starts and stops
-(loopback only, a random password, its append-only file in `kefu-redis/` beside kefu.db). Without either, N > 1
-is refused with the reason: the embedded SQLite store belongs to one process.
+(loopback only, a random password, its append-only file in `kefu-redis/` beside kefu.db). Without either, N > 1 is
+refused with the reason: the embedded SQLite store belongs to one process.
 
 The supervisor restarts a worker that exits, unless workers keep dying within seconds of starting (a bad port, a
 broken model): then it stops them all and says so. SIGTERM or Ctrl-C stops the workers, then Redis.
@@ -16,7 +16,6 @@ broken model): then it stops them all and says so. SIGTERM or Ctrl-C stops the w
 
 from __future__ import annotations
 
-import gc
 import logging
 import os
 import secrets
@@ -29,6 +28,8 @@ import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from bot.collector import settle_for_serving
 
 log = logging.getLogger(__name__)
 
@@ -217,8 +218,7 @@ def serve(count: int, host: str, port: int, load: Callable[[], Callable[[str], o
         if private is not None:
             private.stop()
         raise
-    gc.collect()
-    gc.freeze()  # what is loaded now stays shared with the workers: the collector never touches it again
+    settle_for_serving()  # what is loaded now stays shared with the workers: the collector never touches it again
     try:
         return Supervisor(count, lambda: serve_one(redis_url), private).run()
     finally:
