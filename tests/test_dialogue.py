@@ -264,7 +264,15 @@ def test_action_without_response_is_reported(tmp_path):
                                   "I'd like someone from customer support to email me", "are any agents online?",
                                   "Is there a real person who can help with my refund?",
                                   "let me talk to your billing team", "I'd rather chat with a live one",
-                                  "晚上有人值班吗，挺急的", "is it possible to speak to someone about my order"])
+                                  "晚上有人值班吗，挺急的", "is it possible to speak to someone about my order",
+                                  # a complaint or an explanation for someone, help from a person, the shop's
+                                  # people by their Taobao names, after-sales looked for
+                                  "I want to complain to your manager", "is there a human I could explain it to?",
+                                  "can I have a word with someone senior", "pls put me in touch with your warehouse",
+                                  "need help from an actual human on this one", "I need someone from billing",
+                                  "spent an hour on this, get me a person", "agent or person please",
+                                  "not another chatbot, I want a human", "小二在不在", "店主在吗", "我要找售后",
+                                  "售后人呢", "Could I speak to the person who helped me before?"])
 def test_requests_for_a_person_are_always_recognised(text):
     from bot.dialogue.escalation import is_explicit_human_request
 
@@ -290,7 +298,8 @@ def test_requests_for_a_person_are_always_recognised(text):
                                   "my sister works as a customer service rep", "客服之前说过会补发，我等着",
                                   "urgent: where is my parcel?", "the persons who packed it forgot the lid",
                                   "上周已经跟你们客服反映过了，已经补发了",
-                                  "Is the voucher transferable to another person?", "国庆期间客服有人值班吗"])
+                                  "Is the voucher transferable to another person?", "国庆期间客服有人值班吗",
+                                  "售后服务怎么样", "找售后服务要多久", "what are your hours on sunday?"])
 def test_questions_about_the_bot_and_people_declined_reached_or_praised_are_not_requests_for_a_person(text):
     from bot.dialogue.escalation import is_explicit_human_request
 
@@ -302,7 +311,13 @@ def test_questions_about_the_bot_and_people_declined_reached_or_praised_are_not_
                                   "不用找人了，已经自己弄好了", "我不想跟人聊，直接告诉我运费",
                                   "does a human read these chats?", "the lady who answered yesterday was lovely",
                                   "这个窗口后面是真人在回吗",
-                                  "客服说会补发的，我再等等"])
+                                  "客服说会补发的，我再等等",
+                                  # people who may read a message, a click by mistake, what the shop's people said,
+                                  # the bot praised
+                                  "do real people ever check the chat logs?", "晚上留言会有人工处理吗",
+                                  "oops, hit the transfer to agent button by mistake", "不小心点了转人工，不好意思",
+                                  "不用麻烦真人了，我知道了", "the rep told me it ships today, is that right?",
+                                  "机器人回答得很到位，谢谢"])
 def test_mentions_of_people_that_ask_for_none_overrule_the_classifier(text):
     """The classifier learned the words of a request for a person; these use them without asking for one."""
     from bot.dialogue.escalation import is_explicit_human_request, mentions_a_person_without_asking
