@@ -19,6 +19,9 @@ from typing import Any
 from bot.dialogue.events import HANDOFF_EVENTS
 
 LANGUAGES = ("zh", "en")
+# A shopper's message in each language: asked once at load to build what the first real message would
+# build (bot/nlu/pipeline.py, bot/faq/index.py).
+SAMPLE_MESSAGES = {"en": "hello, where is my order?", "zh": "你好，我的订单到哪了？"}
 
 # CJK Unified Ideographs (+ extension A, compatibility ideographs, extensions B-F), as a character class body.
 HAN_CHARS = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002ebef"

@@ -63,7 +63,7 @@ from bot.faq.lexical import ANALYZER_VERSION, BM25, analyze, has_content
 from bot.faq.selector import MAX_ENTRIES as MAX_SELECTOR_ENTRIES
 from bot.faq.selector import EntrySelector
 from bot.formats.faq_data import FAQEntry
-from bot.language import LANGUAGES, detect_language
+from bot.language import LANGUAGES, SAMPLE_MESSAGES, detect_language
 from bot.nlu.embedder import Embedder
 
 FORMAT_VERSION = 2  # 2: the entry selector
@@ -778,7 +778,17 @@ class FAQIndex:
             for lang, g in (graphs or {}).items()
         ):
             raise FAQIndexError(f"FAQ index in {directory} is inconsistent (row counts differ); run `kefu train`")
-        return cls(entries, rows, vectors, lexical, calibrations, embedder, selector, graphs)
+        index = cls(entries, rows, vectors, lexical, calibrations, embedder, selector, graphs)
+        index.warm_up()
+        return index
+
+    def warm_up(self) -> None:
+        """Search once per language: the selector's weights are laid out for one message at a time on first use
+        (17 MB on the demo shop) — done at load, before `kefu run --workers` forks, the workers share them."""
+        for language, text in SAMPLE_MESSAGES.items():
+            start, end = self._rows.blocks.get(language, (0, 0))
+            if end > start:
+                self.search(text, language)
 
 
 def prepare_texts(embedder: Embedder, texts: list[str]) -> tuple[np.ndarray, list[list[str]]]:

@@ -35,6 +35,9 @@ from bot.config import USE_MULTILINGUAL, EmbeddingSettings
 from bot.language import LANGUAGES, detect_language
 
 CACHED_BATCH = 64  # batches up to this size are cached: live queries, not training corpora
+# Texts whose vectors are kept: what one message's parse asks again (the FAQ search after the NLU, its clauses)
+# while the messages queued with it are parsed. Repeated messages are answered by the parse cache (bot/parsing.py).
+CACHED_TEXTS = 512
 
 
 class Encoder(Protocol):
@@ -73,7 +76,7 @@ class Embedder:
     """L2-normalised float32 embeddings, each text by its language's encoder (one block of the vector per
     encoder), with a small LRU cache for repeated texts. Thread-safe."""
 
-    def __init__(self, settings: EmbeddingSettings | None = None, cache_size: int = 4096) -> None:
+    def __init__(self, settings: EmbeddingSettings | None = None, cache_size: int = CACHED_TEXTS) -> None:
         settings = settings or EmbeddingSettings()
         self.model_name = settings.describe()
         models = settings.models(list(LANGUAGES))
@@ -139,7 +142,7 @@ class Embedder:
                     if self._memo is not None:
                         self._memo[texts[i]] = vectors[row]
                     if len(texts) <= CACHED_BATCH and self._cache_size > 0:
-                        self._cache[texts[i]] = vectors[row]
+                        self._cache[texts[i]] = vectors[row].copy()  # not a view that keeps the whole batch
                         if len(self._cache) > self._cache_size:
                             self._cache.popitem(last=False)
         return out

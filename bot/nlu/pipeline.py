@@ -31,7 +31,7 @@ import scipy.sparse as sp
 
 from bot.config import Config
 from bot.formats.nlu_data import NLUData
-from bot.language import detect_language
+from bot.language import SAMPLE_MESSAGES, detect_language
 from bot.nlu import background
 from bot.nlu.classifier import IntentClassifier
 from bot.nlu.embedder import Embedder, embedder_for
@@ -155,9 +155,11 @@ class NLUPipeline:
         return [t.text for t in make_doc(text, language) if not t.is_space]
 
     def _warm_up(self) -> None:
-        """First calls build lazy state (jieba's dictionary, spaCy rulers); do it before users arrive."""
-        probes = {"en": "hello, where is my order?", "zh": "你好，我的订单到哪了？"}
-        self.parse_batch([probes[lang] for lang in self.languages if lang in probes] or [probes["en"]])
+        """First calls build lazy state (jieba's dictionary, spaCy rulers, the classifier's weights and each
+        language's block of the training matrix): do it before users arrive, and before `kefu run --workers`
+        forks, so the workers share it instead of each building its own (25 MB on the demo shop)."""
+        for language in [lang for lang in self.languages if lang in SAMPLE_MESSAGES] or ["en"]:
+            self.parse_batch([SAMPLE_MESSAGES[language]])  # one at a time: each meets its own language's block
 
     # ---------------------------------------------------------------- parsing
     def parse(self, text: str) -> dict[str, Any]:
