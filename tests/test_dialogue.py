@@ -272,7 +272,10 @@ def test_action_without_response_is_reported(tmp_path):
                                   "need help from an actual human on this one", "I need someone from billing",
                                   "spent an hour on this, get me a person", "agent or person please",
                                   "not another chatbot, I want a human", "小二在不在", "店主在吗", "我要找售后",
-                                  "售后人呢", "Could I speak to the person who helped me before?"])
+                                  "售后人呢", "Could I speak to the person who helped me before?",
+                                  # the bot sent away, a call or a private chat, anyone alive
+                                  "机器人一边去", "可以语音通话吗", "加个微信私聊吧", "帮我转过去", "有没有喘气的",
+                                  "你们有人没", "sick of this robot", "please call me back", "hey anyone"])
 def test_requests_for_a_person_are_always_recognised(text):
     from bot.dialogue.escalation import is_explicit_human_request
 
@@ -299,7 +302,8 @@ def test_requests_for_a_person_are_always_recognised(text):
                                   "urgent: where is my parcel?", "the persons who packed it forgot the lid",
                                   "上周已经跟你们客服反映过了，已经补发了",
                                   "Is the voucher transferable to another person?", "国庆期间客服有人值班吗",
-                                  "售后服务怎么样", "找售后服务要多久", "what are your hours on sunday?"])
+                                  "售后服务怎么样", "找售后服务要多久", "what are your hours on sunday?",
+                                  "call me when it ships", "能视频看看实物吗", "转一下账可以吗", "有人买过这个杯子吗"])
 def test_questions_about_the_bot_and_people_declined_reached_or_praised_are_not_requests_for_a_person(text):
     from bot.dialogue.escalation import is_explicit_human_request
 

@@ -59,6 +59,10 @@ _STRONG_REQUEST = re.compile(
     r"|安排[^，。？！?!]{0,8}(同事|人员|客服|专员)|负责[^，。？！?!]{1,8}的(是|人是)(哪位|谁)"
     r"|(让|叫|请)(他|她|ta|对方|你们的?人)[^，。？！?!]{0,4}(联系|打电话给|回电话给|致电)(我|本人)"
     r"|(致电|回电给?)(我|本人)"
+    # the bot sent away, a call or a private chat asked for, "anyone alive?": "机器人走开", "能视频吗", "私聊",
+    # "转一下", "有喘气的吗"
+    r"|机器人(走开|滚|闪开|一边去|退下)|(能|可以)(不能)?(跟你们|和你们)?(语音|视频)(通话|聊)?(吗|么|嘛|不)|私聊"
+    r"|^\W*(麻烦|帮我)?转(一下|下|过去)\W*$|有(没有)?(喘气|活)的|有没有活人"
     r"|\b(talk|speak|chat|connect|transfer|put|complain|explain|have a word)(s|ed|ing|red|ring)?\b.{0,20}"
     r"\b(human|person|agent|someone|somebody"
     r"|whoever|representative|reps?|operator|staff|manager|supervisor|people|employee|customer (service|support|care)"
@@ -87,6 +91,9 @@ _STRONG_REQUEST = re.compile(
     r"|\b(can|could|would|will|may|please|pls|i want|i need|get|let)\b[^.?!]{0,20}\b(a member of|some(one|body) from"
     r"|any(one|body) from|a person from)\s+(your|the)\s+(team|staff|shop|store|company)\b|\bany(one|body) else\W*$"
     r"|\b(no|not|don'?t want|stop)\b.{0,15}\b((chat)?bots?|robots?|automated|ai)\b"
+    r"|\b(tired|sick|fed up|done)\s+(of|with)\s+(talking to |chatting with )?(a |this |the |your )?"
+    r"((chat)?bots?|robots?|machines?|ai|automated)\b|^\W*(please\s+)?call me(\s+(back|please|pls|asap|now))*\W*$"
+    r"|^\W*(hello|hi|hey)?\W*any(one|body)\W*$"
     # typed in pinyin or its initials, as on Chinese platforms: "rg", "rgkf", "zhuan rengong", "renggong kefu";
     # or one word alone: "Transfer."
     r"|\b(zhuan\s*)?ren+g?\s*gong(\s*ke\s*fu)?\b|^\W*z?rg(kf)?\W*$|^\W*(transfer|escalate)( me)?\W*$",
@@ -140,7 +147,8 @@ _NOT_A_REQUEST = re.compile(
     re.IGNORECASE,
 )
 _WEAK_REQUEST = re.compile(
-    r"真人|活人|人工(?!智能)|^\W*(有没有人(在)?|人呢)\W*$|\breal (person|human)\b"
+    r"真人|活人|人工(?!智能)|^\W*(你们)?(有没有人(在)?|有人(在)?(吗|么|嘛|没)|人呢|人都去哪了?)\W*$"
+    r"|\breal (person|human)\b"
     r"|^\W*(human|agent|representative|operator|person)\W*$",
     re.IGNORECASE,
 )
