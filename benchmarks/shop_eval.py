@@ -5,6 +5,7 @@
     .venv/bin/python benchmarks/shop_eval.py --dev       # dev split of the training data (for content work)
     .venv/bin/python benchmarks/shop_eval.py --blind-dev --misses  # a second blind set, for looking at misses
     .venv/bin/python benchmarks/shop_eval.py --blind-dev tests/blind_dev2 --misses  # a third (another writer)
+    .venv/bin/python benchmarks/shop_eval.py --blind-dev tests/blind_dev5  # … up to the sixth writer's
 
 Every message goes to a fresh conversation through the app that `kefu run` serves (`bot.server.create_app`,
 REST webhook, aiohttp test client); the outcome is read from the events the bot stored for that turn, and the
