@@ -453,6 +453,10 @@ def test_model_error_is_not_a_data_error() -> None:
     ("退货要几天 refund", ["退货要几天 refund"]),
     ("ok, thanks", ["ok, thanks"]),
     ("can I return it and get my money back", ["can I return it and get my money back"]),
+    # 另外 / 还有 as "extra" or "still", not "besides"
+    ("就一个杯子，还要另外收运费吗", ["就一个杯子", "还要另外收运费吗"]),
+    ("这件外套还有没有M码", ["这件外套还有没有M码"]),
+    ("退货怎么弄 另外 发票怎么开", ["退货怎么弄", "发票怎么开"]),
 ])
 def test_a_message_is_split_into_the_questions_it_asks(text: str, questions: list[str]) -> None:
     from bot.nlu.clauses import split_questions
@@ -471,6 +475,8 @@ def test_a_message_is_split_into_the_questions_it_asks(text: str, questions: lis
     ("My cart is ¥85 right now, will I have to pay extra for delivery?", [False, True]),
     ("can u wrap it up nice? its a bday present", [True, False]),
     ("发货了吗 等了三天了啥消息都没有", [True, False]),  # 啥…都: "no news at all", not a question
+    ("我要的那个颜色一直缺货，什么时候补", [False, True]),  # 我要的: "the one I want", not a request
+    ("想要的杯子没货了 会补吗", [False, True]),
 ])
 def test_only_clauses_that_ask_something_are_answered_on_their_own(text: str, asks: list[bool]) -> None:
     from bot.nlu.clauses import clauses

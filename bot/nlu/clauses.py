@@ -17,9 +17,11 @@ from bot.language import HAN_CHARS
 
 # Always a boundary: end of a question or sentence, a semicolon, a line break.
 _HARD = re.compile(r"(?<=[?？!！;；。\n])\s*|\s*\n\s*")
-# A boundary when both sides are long enough: words that start another question.
+# A boundary when both sides are long enough: words that start another question ("另外" / "还有" as "besides", not
+# "另外加钱" (pay extra) or "还有货吗" (still in stock)).
 _JOINERS = re.compile(
-    r"\s*[,，、]?\s*(?:(?:还有|另外)(?:就是|想?问(?:一?下)?)?|顺便问(?:一?下)?|再问(?:一?下)?|以及|然后)\s*[,，:：]?\s*"
+    r"\s*[,，、]?\s*(?:(?:还有|另外)(?:就是|想?问(?:一?下)?)?(?!加|收|付|算|交|花|掏|货|没|吗|库存|码)"
+    r"|顺便问(?:一?下)?|再问(?:一?下)?|以及|然后)\s*[,，:：]?\s*"
     r"|\s*[,;]?\s+(?:and also|also|and what about|what about|and how about|plus|btw|by the way|another question)"
     r"\b\s*[,:]?\s*"
     r"|\s+and\s+(?=(?:how|what|when|where|which|why|who|can|could|do|does|is|are|will|would|should)\b)",
@@ -38,7 +40,7 @@ _COMMA = re.compile(
 _ASKS = re.compile(
     # (什么 / 啥 / 谁 before 也 / 都 mean any- or no-: "等半天了啥也木有" tells, it does not ask)
     r"[?？]|吗|[不没]\W*$|嘛\W*$|呢\W*$|么\W*$|(?:什么|啥|谁)(?![^，。？?\s]{0,3}[也都])|怎么|怎样|咋|多少|多久|多长时间|为何|哪|能否|可否|是否|请问"
-    rf"|几(?:天|点|号|时|日|周|个月|月|块|元|次)|([{HAN_CHARS}])[不没]\1|有没有|我(?:要|想)|想要|需要|麻烦|帮我|请"
+    rf"|几(?:天|点|号|时|日|周|个月|月|块|元|次)|([{HAN_CHARS}])[不没]\1|有没有|我(?:想要|要|想)(?![要的])|想要(?!的)|需要|麻烦|帮我|请"
     r"|^\W*(?:how|what|when|where|which|why|who|whom|whose|can|could|do|does|did|is|are|was|were|will|would|should"
     r"|shall|may|might|any|have|has|am|r u)\b"
     r"|\b(?:i need|i want|i'?d like|i would like|please|pls|plz|tell me|let me know|help me)\b",
