@@ -275,7 +275,12 @@ def test_action_without_response_is_reported(tmp_path):
                                   "售后人呢", "Could I speak to the person who helped me before?",
                                   # the bot sent away, a call or a private chat, anyone alive
                                   "机器人一边去", "可以语音通话吗", "加个微信私聊吧", "帮我转过去", "有没有喘气的",
-                                  "你们有人没", "sick of this robot", "please call me back", "hey anyone"])
+                                  "你们有人没", "sick of this robot", "please call me back", "hey anyone",
+                                  # the boss, management, someone to decide or to check, someone on the phone
+                                  "让你们老板出来说话", "店主呢", "找个能做主的", "麻烦同事核实一下",
+                                  "我想跟人沟通", "could I talk with your management", "is your manager in?",
+                                  "could a person take a look at my order", "I'd like this reviewed by your team",
+                                  "can you put someone on the phone", "somebody pls help"])
 def test_requests_for_a_person_are_always_recognised(text):
     from bot.dialogue.escalation import is_explicit_human_request
 
@@ -303,7 +308,9 @@ def test_requests_for_a_person_are_always_recognised(text):
                                   "上周已经跟你们客服反映过了，已经补发了",
                                   "Is the voucher transferable to another person?", "国庆期间客服有人值班吗",
                                   "售后服务怎么样", "找售后服务要多久", "what are your hours on sunday?",
-                                  "call me when it ships", "能视频看看实物吗", "转一下账可以吗", "有人买过这个杯子吗"])
+                                  "call me when it ships", "能视频看看实物吗", "转一下账可以吗", "有人买过这个杯子吗",
+                                  "老板，这个有货吗", "my friend said someone on the phone asked for her code",
+                                  "does the owner design these cups?"])
 def test_questions_about_the_bot_and_people_declined_reached_or_praised_are_not_requests_for_a_person(text):
     from bot.dialogue.escalation import is_explicit_human_request
 
