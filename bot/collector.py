@@ -9,7 +9,7 @@
   objects, so at 10,000 sockets a full collection walks ~800,000 objects and takes 250–700 ms, a pause every
   request in flight waits through. With young collections 30 times rarer, most of what a request makes is freed
   before one comes: at 10,000 sockets under the REST load of `benchmarks/bench_sockets.py` REST p99 went from
-  413 ms to 58–101 ms in three runs (docs/design.md). A young collection of 20,000 objects takes a few
+  413 ms to 58–118 ms in five runs (docs/design.md). A young collection of 20,000 objects takes a few
   milliseconds; garbage in reference cycles waits a little longer to be freed.
 """
 
