@@ -38,7 +38,7 @@ from bot.nlu.embedder import Embedder, embedder_for
 from bot.nlu.entities import EntityExtractor
 from bot.nlu.featurizers import Features, FeatureSettings, Featurizer
 from bot.nlu.novelty import ALPHA, NoveltyScorer
-from bot.nlu.tokenizer import make_doc
+from bot.nlu.tokenizer import make_doc, tokenize, words
 
 META_FILE = "nlu_meta.json"
 ARRAYS_FILE = "nlu_arrays.npz"
@@ -151,8 +151,7 @@ class NLUPipeline:
         say(f"NLU: trained in {seconds:.1f} s (cross-validated accuracy {cv}, temperature {temperature:.2f})")
 
     def _tokens(self, text: str) -> list[str]:
-        language = detect_language(text, self.default_language)
-        return [t.text for t in make_doc(text, language) if not t.is_space]
+        return tokenize(text, detect_language(text, self.default_language))
 
     def _warm_up(self) -> None:
         """First calls build lazy state (jieba's dictionary, spaCy rulers, the classifier's weights and each
@@ -192,7 +191,7 @@ class NLUPipeline:
         if self._classifier is None:  # one intent: nothing to choose between
             return [[{"name": self.intents[0], "confidence": 1.0}] for _ in texts]
         assert self._featurizer is not None and self._novelty is not None and self._train_features is not None
-        tokens = [[t.text for t in doc if not t.is_space] for doc in docs]
+        tokens = [list(words(doc)) for doc in docs]
         embeddings = self.embedder.encode(list(texts))
         features = self._featurizer.transform(list(texts), tokens, embeddings)
         probabilities = self._classifier.predict_proba(features)

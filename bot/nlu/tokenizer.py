@@ -9,11 +9,14 @@ from __future__ import annotations
 import logging
 import sys
 import threading
-from functools import lru_cache
+from collections import OrderedDict
 from typing import Any
 
 _nlp: dict[str, Any] = {}
 _lock = threading.Lock()
+TOKENS_KEPT = 4096  # texts whose tokens are remembered
+_recent: OrderedDict[tuple[str, str], tuple[str, ...]] = OrderedDict()
+_recent_lock = threading.Lock()
 
 
 def _import_spacy() -> Any:
@@ -48,7 +51,7 @@ def _build(language: str) -> Any:
 
 def get_nlp(language: str) -> Any:
     """The cached blank spaCy pipeline for "zh" or "en" (anything else gets the English one)."""
-    language = "zh" if language == "zh" else "en"
+    language = _pipeline_language(language)
     nlp = _nlp.get(language)
     if nlp is None:
         with _lock:
@@ -59,16 +62,32 @@ def get_nlp(language: str) -> Any:
 
 
 def make_doc(text: str, language: str) -> Any:
-    """A spaCy Doc (tokenised only: blank pipelines have no trained components)."""
-    return get_nlp(language).make_doc(text)
+    """A spaCy Doc (tokenised only: blank pipelines have no trained components). Its tokens are remembered for
+    `tokenize`: the NLU makes a message's Doc (its entity ruler needs one), and the FAQ's entry selector then reads
+    the same tokens without running jieba, the slow part, again."""
+    doc = get_nlp(language).make_doc(text)
+    tokens = words(doc)
+    key = (text, _pipeline_language(language))
+    with _recent_lock:
+        _recent[key] = tokens
+        _recent.move_to_end(key)
+        if len(_recent) > TOKENS_KEPT:
+            _recent.popitem(last=False)
+    return doc
 
 
 def tokenize(text: str, language: str) -> list[str]:
     """Token texts without whitespace tokens, e.g. ["退货", "要", "几天"] or ["where", "'s", "my", "order"]."""
-    return list(_tokens(text, language))
+    key = (text, _pipeline_language(language))
+    with _recent_lock:
+        tokens = _recent.get(key)
+    return list(tokens if tokens is not None else words(make_doc(text, language)))
 
 
-@lru_cache(maxsize=4096)
-def _tokens(text: str, language: str) -> tuple[str, ...]:
-    """Remembered: the NLU and the FAQ's entry selector read the same message (and jieba is the slow part)."""
-    return tuple(t.text for t in make_doc(text, language) if not t.is_space)
+def words(doc: Any) -> tuple[str, ...]:
+    """A Doc's token texts, whitespace tokens left out."""
+    return tuple(t.text for t in doc if not t.is_space)
+
+
+def _pipeline_language(language: str) -> str:
+    return "zh" if language == "zh" else "en"
