@@ -280,7 +280,17 @@ def test_action_without_response_is_reported(tmp_path):
                                   "让你们老板出来说话", "店主呢", "找个能做主的", "麻烦同事核实一下",
                                   "我想跟人沟通", "could I talk with your management", "is your manager in?",
                                   "could a person take a look at my order", "I'd like this reviewed by your team",
-                                  "can you put someone on the phone", "somebody pls help"])
+                                  "can you put someone on the phone", "somebody pls help",
+                                  # someone who can settle it, by what they do or where they work; the machine sent
+                                  # away; "anyone at work?"; pinyin and chat spellings; passed on to someone
+                                  "找一个明白事的人来", "这种情况谁能说了算", "我要求升级处理", "联系下你们物流的同事",
+                                  "别再用机器敷衍我", "有没有工作人员在线", "麻烦安排个经理来对接", "让他直接回复我",
+                                  "叫小二出来", "zhenren", "有人吗？有人吗", "我要找你们上级", "客服有人上班吗，让她联系我",
+                                  "please pass this on to your manager", "could you forward my case to the returns team",
+                                  "is there somebody I could talk to about it", "I want it sorted out by a real person",
+                                  "get me ur supervisor", "get me someone in the returns team", "can i talk to sum1",
+                                  "I need to connect with a staf member", "Can you escalate it to someone senior?",
+                                  "the parcel was gone all evening, I need a real person to explain it"])
 def test_requests_for_a_person_are_always_recognised(text):
     from bot.dialogue.escalation import is_explicit_human_request
 
@@ -310,7 +320,10 @@ def test_requests_for_a_person_are_always_recognised(text):
                                   "售后服务怎么样", "找售后服务要多久", "what are your hours on sunday?",
                                   "call me when it ships", "能视频看看实物吗", "转一下账可以吗", "有人买过这个杯子吗",
                                   "老板，这个有货吗", "my friend said someone on the phone asked for her code",
-                                  "does the owner design these cups?"])
+                                  "does the owner design these cups?", "找个便宜点的杯子", "这个杯子别让机器洗吧",
+                                  "会员怎么升级", "能安排顺丰发货吗", "礼物送家人的，能安排包装吗", "帮我安排给我家人",
+                                  "can I send this to someone as a gift?", "can I pass it to a friend",
+                                  "what time are agents there in the evening?"])
 def test_questions_about_the_bot_and_people_declined_reached_or_praised_are_not_requests_for_a_person(text):
     from bot.dialogue.escalation import is_explicit_human_request
 

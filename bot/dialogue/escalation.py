@@ -37,7 +37,7 @@ MAX_OFFERED = 3  # entries a "do you mean …?" offers at most
 # even inside a question; weak ones ("真人", "human") not when the shopper asks what the bot is.
 # People a shopper asks for ("老板"/"掌柜" are how shoppers address the shop, not requests); not their phone
 # or hours.
-_PEOPLE_ZH = (r"(真人|活人|客服|工作人员|客服人员|售后人员|负责人|管事的?|店长|主管|领导|经理)"
+_PEOPLE_ZH = (r"(真人|活人|客服|工作人员|客服人员|售后人员|负责人|管事的?|店长|主管|领导|经理|上级)"
               r"(?!电话|热线|邮箱|微信|的?(工作)?时间|几点)")
 _STRONG_REQUEST = re.compile(
     r"转人工|找人工|要人工|接人工|转接|人工客服|人工服务|人工坐席|找客服|叫.{0,4}经理|(换|叫|喊|来|给我|帮我转)(个)?人工"
@@ -56,8 +56,8 @@ _STRONG_REQUEST = re.compile(
     r"|找(个|你们的?)?售后(?!服务|政策|期|保障)|(售后|客服|人工)(的人)?(在哪|呢|人呢)"
     # someone named by what they do, to be put through to or sent: "转个售后专员", "安排同事跟我对接"
     r"|转(个|给)?(售后|专员|客服|同事|经理|主管|领导|真人)|找个?(小哥哥|小姐姐|同事|工作人员|专员)"
-    r"|安排[^，。？！?!]{0,8}(同事|人员|客服|专员)|负责[^，。？！?!]{1,8}的(是|人是)(哪位|谁)"
-    r"|(让|叫|请)(他|她|ta|对方|你们的?人)[^，。？！?!]{0,4}(联系|打电话给|回电话给|致电)(我|本人)"
+    r"|安排[^，。？！?!]{0,8}(同事|人员|客服|专员|销售|经理|人(?=对接|联系|跟进|处理|来))|负责[^，。？！?!]{1,8}的(是|人是)(哪位|谁)"
+    r"|(让|叫|请)(他|她|ta|对方|你们的?人)[^，。？！?!]{0,4}(联系|打电话给|回电话给|致电|回复?)(我|本人)"
     r"|(致电|回电给?)(我|本人)"
     # the bot sent away, a call or a private chat asked for, "anyone alive?": "机器人走开", "能视频吗", "私聊",
     # "转一下", "有喘气的吗"
@@ -65,10 +65,15 @@ _STRONG_REQUEST = re.compile(
     r"|^\W*(麻烦|帮我)?转(一下|下|过去)\W*$|有(没有)?(喘气|活)的|有没有活人"
     # the boss asked for ("叫老板出来", "你们老板呢"; "老板，这个有货吗" only addresses the shop), someone who can
     # decide, staff asked to check ("请工作人员核实一下"), a person to confirm with ("我需要跟人确认")
-    r"|(叫|让|喊|找|见)(你们的?)?(老板|掌柜|店主)|(老板|掌柜|店主)(呢|出来)|(能|可以)做主的"
+    r"|(叫|让|喊|找|见)(你们的?)?(老板|掌柜|店主|小二)|(老板|掌柜|店主)(呢|出来)|(能|可以)做主的"
     r"|(请|让|麻烦)(工作人员|同事|客服|人工)(来)?(核实|核对|确认|处理|查|看)|(跟|和|同)(真)?人(确认|沟通|对接)"
+    # someone who can settle it, looked for by what they can do ("找个能处理的人", "有没有能拍板的"), the shop's
+    # people of one place ("联系一下仓库的人"), "升级处理", the machine sent away ("别让机器回了")
+    r"|找(个|一个|位)[^，。？！?!]{0,6}的人|(能|可以)(拍板|说了算|管得了)|升级(处理|投诉)"
+    r"|联系(一下|下)?(你们的?)?(仓库|物流|售后|财务|客服|发货)(部门?)?的?(人|同事|工作人员)|别(再)?(让|用)机器(人)?(回|答|敷衍|糊弄|应付)"
+    r"|(有|有没有)(客服|人工|真人|小哥哥|小姐姐|工作人员)+(在线|值班|上班)"
     r"|\b(talk|speak|chat|connect|transfer|put|complain|explain|have a word)(s|ed|ing|red|ring)?\b.{0,20}"
-    r"\b(human|person|agent|someone|somebody"
+    r"\b(human|person|agent|someone|somebody|some1|sum1|staf"
     r"|whoever|representative|reps?|operator|staff|manager|management|owner|boss|supervisor|people|employee"
     r"|customer (service|support|care)"
     r"|(real|live|actual) one)\b"
@@ -83,8 +88,8 @@ _STRONG_REQUEST = re.compile(
     r"|\b(any|is there (a|an|any))\s+(real\s+|live\s+)?(humans?|persons?|people|staff|agents?|one|body|reps?)\b"
     r"[^.?!]{0,20}\b(on duty|working|online|available|around|who can|i can|i could)\b"
     r"|\bany(one|body)\s+(from|at)\s+(the|your)\s+(shop|store|team|company)\b"
-    r"|\b(get|give|want|need|find|reach)\s+(me\s+)?(a|an|some|the|your)?\s*(real |live |actual )?(human|person"
-    r"|agent|representative|rep|operator|supervisor|manager|staff member)\b"
+    r"|\b(get|give|want|need|find|reach)\s+(me\s+)?(a|an|some|the|your|ur)?\s*(real |live |actual )?(human|person"
+    r"|agent|representative|rep|operator|supervisor|manager|staff member|boss)\b"
     r"|\b(human|live|real|actual)\s+(agent|support|operator|representative|person|human|people|being)\b"
     r"|\b(human|agent|representative|operator|person)\s*(please|pls|plz|now|!)|\bescalate\b"
     r"|\b(put|get) me in touch with\b|\b(get|put|need|want|have|to|with)\s+(me\s+)?(some(one|body)|a (real )?(person"
@@ -96,8 +101,9 @@ _STRONG_REQUEST = re.compile(
     r"|some(one|body)|staff|an agent|a staff member)\s+(please\s+)?(look|check|review|handle|deal|sort|take a look)"
     r"|\breviewed by (a |your )?(staff|human|person|agent|someone|team)\b"
     r"|\b(help|assistance|support)\s+from\s+(a|an|one of your|your)?\s*(real |live |actual )?(human|person|agent|staff"
-    r"|representative)\b|\b(need|want|get)\s+(some(one|body)|a person)\s+(from|in|at)\b"
-    r"|\b(transfer|hand|pass|put)\s+(me|this|it|this conversation)\s+(over|on|to|through)\b"
+    r"|representative)\b|\b(need|want|get)\s+(me\s+)?(some(one|body)|a person)\s+(from|in|at)\b"
+    r"|\b(transfer|hand|pass|put)\s+(me|this conversation|this chat)\s+(over|on|to|through)\b|\b(transfer|hand|pass|put)\s+(this|it|this conversation)"
+    r"\s+(over|on|through)\b"
     r"|\b(a|your|one of your)\s+(staff member|member of staff|colleague|employee)\b"
     r"|\b(any(one|body)|some(one|body)|humans?|people)\s+(around|alive|available)\b"
     r"|\b(can|could|would|will|may|please|pls|i want|i need|get|let)\b[^.?!]{0,20}\b(a member of|some(one|body) from"
@@ -106,6 +112,14 @@ _STRONG_REQUEST = re.compile(
     r"|\b(tired|sick|fed up|done)\s+(of|with)\s+(talking to |chatting with )?(a |this |the |your )?"
     r"((chat)?bots?|robots?|machines?|ai|automated)\b|^\W*(please\s+)?call me(\s+(back|please|pls|asap|now))*\W*$"
     r"|^\W*(hello|hi|hey)?\W*any(one|body)\W*$"
+    # passed on to someone ("flag this to someone who can…", "forward me to the department that…"), someone who
+    # can explain or be explained to ("is there someone I can explain this to?"), sorted out by a person
+    r"|\b(flag|escalate|pass|forward|refer|transfer|put)\w*\s+(this|it|me|my case)\s+(on\s+|over\s+|through\s+)?"
+    r"to\s+(some(one|body)\s+(who|that|senior|in charge|higher)|a (real )?(human|person who)|(the|your|a) ([\w-]+\s+)?(department"
+    r"|team|manager|supervisor))\b"
+    r"|\bis there (some|any)(one|body)\s+(i|we)\s+(can|could)\s+(talk|speak|explain|complain|chat)\b"
+    r"|\b(sorted|handled|dealt with|looked at|checked|reviewed|resolved)\s+(out\s+)?by\s+(some(one|body)|a (real )?"
+    r"(person|human)|(your|the) (staff|team))\b"
     # typed in pinyin or its initials, as on Chinese platforms: "rg", "rgkf", "zhuan rengong", "renggong kefu";
     # or one word alone: "Transfer."
     r"|\b(zhuan\s*)?ren+g?\s*gong(\s*ke\s*fu)?\b|^\W*z?rg(kf)?\W*$|^\W*(transfer|escalate)( me)?\W*$",
@@ -159,7 +173,7 @@ _NOT_A_REQUEST = re.compile(
     re.IGNORECASE,
 )
 _WEAK_REQUEST = re.compile(
-    r"真人|活人|人工(?!智能)|^\W*(你们)?(有没有人(在)?|有人(在)?(吗|么|嘛|没)|人呢|人都去哪了?)\W*$"
+    r"真人|活人|人工(?!智能)|^(\W*(你们)?(有没有人(在)?|有人(在)?(吗|么|嘛|没)|人呢|人都去哪了?))+\W*$"
     r"|\breal (person|human)\b"
     r"|^\W*(human|agent|representative|operator|person)\W*$",
     re.IGNORECASE,
@@ -174,14 +188,14 @@ _HOURS_QUESTION = re.compile(
     r"几点|什么时候|何时|上班|下班|营业|节假日|过年|春节|国庆|假期|放假|周末|周[一二三四五六日天]|早上|晚上|凌晨|中午|午休"
     r"|(多久|多长时间)[^，。？?]{0,3}(回复|回|答复)"
     r"|\bhow (long|fast|quickly|soon)\b[^.?!]{0,25}\b(reply|respond|answer|get back)"
-    # …but "for an hour", "3 hours" are how long the shopper has waited, not when people work
-    r"|\b(what time|(?<!an )(?<!\d )(?<!\d)(?<!few )(?<!of )hours?|weekends?|holidays?|mornings?|evenings?|nights?"
-    r"|lunch)\b|^\W*when\b"
+    # …but "for an hour", "3 hours", "all evening" are how long the shopper has waited, not when people work
+    r"|\b(what time|(?<!an )(?<!\d )(?<!\d)(?<!few )(?<!of )hours?|weekends?|holidays?|(?<!all )(?<!whole )(mornings?"
+    r"|evenings?|nights?)|lunch)\b|^\W*when\b"
     r"|\bwhen (do|does|are|is|will|can|would)\b"
     r"|\b(mon|tues|wednes|thurs|fri|satur|sun)days?\b|\b\d{1,2}\s*(am|pm|:\d\d)\b",
     re.IGNORECASE,
 )
-_ASKS_NOW = re.compile(r"转人工|找人工|要人工|我要|找客服|现在|马上|急|等不了|等不及|今晚|\b(right )?now\b|\basap\b"
+_ASKS_NOW = re.compile(r"转人工|找人工|要人工|我要|找客服|现在|马上|急|等不了|等不及|今晚|有人(在)?上班(吗|没|么|不)|\b(right )?now\b|\basap\b"
                        r"|\burgent(ly)?\b|\btonight\b", re.IGNORECASE)
 _ENGLISH_IDENTITY = re.compile(
     r"^\W*(am i|are you|r u|is this|is it|is that)\b(?! possible)(?!.*\b(connect|transfer)\b)", re.I)
@@ -211,8 +225,9 @@ def _one_slip(word: str, target: str) -> bool:
     return longer[i + 1:] == shorter[i:]
 
 
-# "客fu在吗", "kefu在吗": 客服 in pinyin (Chinese characters count as word characters, so no \b here)
-_KEFU_IN_PINYIN = re.compile(r"客\s*fu|(?<![a-z])ke\s*fu(?![a-z])", re.IGNORECASE)
+# "客fu在吗", "kefu在吗", "zhen ren": 客服 and 真人 in pinyin (Chinese characters count as word characters, so no \b)
+_IN_PINYIN = ((re.compile(r"客\s*fu|(?<![a-z])ke\s*fu(?![a-z])", re.IGNORECASE), "客服"),
+              (re.compile(r"(?<![a-z])zhen\s*ren(?![a-z])", re.IGNORECASE), "真人"))
 
 
 def _without_slips(text: str) -> str:
@@ -220,7 +235,9 @@ def _without_slips(text: str) -> str:
         word = match.group().lower()
         return next((t for t in _REQUEST_WORDS if _one_slip(word, t)), match.group())
 
-    return _WORD.sub(fix, _KEFU_IN_PINYIN.sub("客服", text))
+    for pinyin, characters in _IN_PINYIN:
+        text = pinyin.sub(characters, text)
+    return _WORD.sub(fix, text)
 
 
 def is_explicit_human_request(text: str) -> bool:
