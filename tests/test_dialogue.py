@@ -285,8 +285,9 @@ def test_action_without_response_is_reported(tmp_path):
                                   # away; "anyone at work?"; pinyin and chat spellings; passed on to someone
                                   "找一个明白事的人来", "这种情况谁能说了算", "我要求升级处理", "联系下你们物流的同事",
                                   "别再用机器敷衍我", "有没有工作人员在线", "麻烦安排个经理来对接", "让他直接回复我",
-                                  "叫小二出来", "zhenren", "有人吗？有人吗", "我要找你们上级", "客服有人上班吗，让她联系我",
-                                  "please pass this on to your manager", "could you forward my case to the returns team",
+                                  "叫小二出来", "zhenren", "有人吗？有人吗", "我要找你们上级",
+                                  "客服有人上班吗，让她联系我", "please pass this on to your manager",
+                                  "could you forward my case to the returns team",
                                   "is there somebody I could talk to about it", "I want it sorted out by a real person",
                                   "get me ur supervisor", "get me someone in the returns team", "can i talk to sum1",
                                   "I need to connect with a staf member", "Can you escalate it to someone senior?",

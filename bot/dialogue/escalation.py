@@ -102,8 +102,8 @@ _STRONG_REQUEST = re.compile(
     r"|\breviewed by (a |your )?(staff|human|person|agent|someone|team)\b"
     r"|\b(help|assistance|support)\s+from\s+(a|an|one of your|your)?\s*(real |live |actual )?(human|person|agent|staff"
     r"|representative)\b|\b(need|want|get)\s+(me\s+)?(some(one|body)|a person)\s+(from|in|at)\b"
-    r"|\b(transfer|hand|pass|put)\s+(me|this conversation|this chat)\s+(over|on|to|through)\b|\b(transfer|hand|pass|put)\s+(this|it|this conversation)"
-    r"\s+(over|on|through)\b"
+    r"|\b(transfer|hand|pass|put)\s+(me|this conversation|this chat)\s+(over|on|to|through)\b"
+    r"|\b(transfer|hand|pass|put)\s+(this|it|this conversation)\s+(over|on|through)\b"
     r"|\b(a|your|one of your)\s+(staff member|member of staff|colleague|employee)\b"
     r"|\b(any(one|body)|some(one|body)|humans?|people)\s+(around|alive|available)\b"
     r"|\b(can|could|would|will|may|please|pls|i want|i need|get|let)\b[^.?!]{0,20}\b(a member of|some(one|body) from"
@@ -115,8 +115,8 @@ _STRONG_REQUEST = re.compile(
     # passed on to someone ("flag this to someone who can…", "forward me to the department that…"), someone who
     # can explain or be explained to ("is there someone I can explain this to?"), sorted out by a person
     r"|\b(flag|escalate|pass|forward|refer|transfer|put)\w*\s+(this|it|me|my case)\s+(on\s+|over\s+|through\s+)?"
-    r"to\s+(some(one|body)\s+(who|that|senior|in charge|higher)|a (real )?(human|person who)|(the|your|a) ([\w-]+\s+)?(department"
-    r"|team|manager|supervisor))\b"
+    r"to\s+(some(one|body)\s+(who|that|senior|in charge|higher)|a (real )?(human|person who)"
+    r"|(the|your|a) ([\w-]+\s+)?(department|team|manager|supervisor))\b"
     r"|\bis there (some|any)(one|body)\s+(i|we)\s+(can|could)\s+(talk|speak|explain|complain|chat)\b"
     r"|\b(sorted|handled|dealt with|looked at|checked|reviewed|resolved)\s+(out\s+)?by\s+(some(one|body)|a (real )?"
     r"(person|human)|(your|the) (staff|team))\b"
@@ -195,7 +195,8 @@ _HOURS_QUESTION = re.compile(
     r"|\b(mon|tues|wednes|thurs|fri|satur|sun)days?\b|\b\d{1,2}\s*(am|pm|:\d\d)\b",
     re.IGNORECASE,
 )
-_ASKS_NOW = re.compile(r"转人工|找人工|要人工|我要|找客服|现在|马上|急|等不了|等不及|今晚|有人(在)?上班(吗|没|么|不)|\b(right )?now\b|\basap\b"
+_ASKS_NOW = re.compile(r"转人工|找人工|要人工|我要|找客服|现在|马上|急|等不了|等不及|今晚|有人(在)?上班(吗|没|么|不)"
+                       r"|\b(right )?now\b|\basap\b"
                        r"|\burgent(ly)?\b|\btonight\b", re.IGNORECASE)
 _ENGLISH_IDENTITY = re.compile(
     r"^\W*(am i|are you|r u|is this|is it|is that)\b(?! possible)(?!.*\b(connect|transfer)\b)", re.I)
