@@ -291,7 +291,9 @@ def test_action_without_response_is_reported(tmp_path):
                                   "is there somebody I could talk to about it", "I want it sorted out by a real person",
                                   "get me ur supervisor", "get me someone in the returns team", "can i talk to sum1",
                                   "I need to connect with a staf member", "Can you escalate it to someone senior?",
-                                  "the parcel was gone all evening, I need a real person to explain it"])
+                                  "the parcel was gone all evening, I need a real person to explain it",
+                                  "转人功", "我把电话留这，安排个人打给我",
+                                  "could someone who knows the warranty rules check this"])
 def test_requests_for_a_person_are_always_recognised(text):
     from bot.dialogue.escalation import is_explicit_human_request
 
@@ -342,7 +344,8 @@ def test_questions_about_the_bot_and_people_declined_reached_or_praised_are_not_
                                   "do real people ever check the chat logs?", "晚上留言会有人工处理吗",
                                   "oops, hit the transfer to agent button by mistake", "不小心点了转人工，不好意思",
                                   "不用麻烦真人了，我知道了", "the rep told me it ships today, is that right?",
-                                  "机器人回答得很到位，谢谢"])
+                                  "机器人回答得很到位，谢谢", "真人客服能看得到我们的对话记录吗",
+                                  "你这些话是真人打的还是AI写的"])
 def test_mentions_of_people_that_ask_for_none_overrule_the_classifier(text):
     """The classifier learned the words of a request for a person; these use them without asking for one."""
     from bot.dialogue.escalation import is_explicit_human_request, mentions_a_person_without_asking

@@ -477,6 +477,9 @@ def test_a_message_is_split_into_the_questions_it_asks(text: str, questions: lis
     ("发货了吗 等了三天了啥消息都没有", [True, False]),  # 啥…都: "no news at all", not a question
     ("我要的那个颜色一直缺货，什么时候补", [False, True]),  # 我要的: "the one I want", not a request
     ("想要的杯子没货了 会补吗", [False, True]),
+    ("这单能开发票吗，寄的是圆通还是韵达", [True, True]),  # a choice asked is a question
+    ("换了个浏览器，是不是缓存还是不行", [False, True]),
+    ("昨天重新下单了，试了两次还是不行", [False, False]),
 ])
 def test_only_clauses_that_ask_something_are_answered_on_their_own(text: str, asks: list[bool]) -> None:
     from bot.nlu.clauses import clauses

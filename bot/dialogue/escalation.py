@@ -56,7 +56,7 @@ _STRONG_REQUEST = re.compile(
     r"|找(个|你们的?)?售后(?!服务|政策|期|保障)|(售后|客服|人工)(的人)?(在哪|呢|人呢)"
     # someone named by what they do, to be put through to or sent: "转个售后专员", "安排同事跟我对接"
     r"|转(个|给)?(售后|专员|客服|同事|经理|主管|领导|真人)|找个?(小哥哥|小姐姐|同事|工作人员|专员)"
-    r"|安排[^，。？！?!]{0,8}(同事|人员|客服|专员|销售|经理|人(?=对接|联系|跟进|处理|来))|负责[^，。？！?!]{1,8}的(是|人是)(哪位|谁)"
+    r"|安排[^，。？！?!]{0,8}(同事|人员|客服|专员|销售|经理|人(?=对接|联系|跟进|处理|来|加我|回我|打给我))|负责[^，。？！?!]{1,8}的(是|人是)(哪位|谁)"
     r"|(让|叫|请)(他|她|ta|对方|你们的?人)[^，。？！?!]{0,4}(联系|打电话给|回电话给|致电|回复?)(我|本人)"
     r"|(致电|回电给?)(我|本人)"
     # the bot sent away, a call or a private chat asked for, "anyone alive?": "机器人走开", "能视频吗", "私聊",
@@ -98,7 +98,8 @@ _STRONG_REQUEST = re.compile(
     r"|\bis (the|your) (owner|manager|boss|supervisor)\s+(around|there|in|available)\b"
     # someone of the shop's to look at it: "can a human look at this", "please have someone check my order"
     r"|\b(can|could|would|please|pls|have|get|let|need|want)\b[^.?!]{0,12}\b(a (real )?human|a (real )?person"
-    r"|some(one|body)|staff|an agent|a staff member)\s+(please\s+)?(look|check|review|handle|deal|sort|take a look)"
+    r"|some(one|body)|staff|an agent|a staff member)(\s+(who|that)\b[^.?!]{0,30}?)?\s+(please\s+)?(look|check|review"
+    r"|handle|deal|sort|take a look)"
     r"|\breviewed by (a |your )?(staff|human|person|agent|someone|team)\b"
     r"|\b(help|assistance|support)\s+from\s+(a|an|one of your|your)?\s*(real |live |actual )?(human|person|agent|staff"
     r"|representative)\b|\b(need|want|get)\s+(me\s+)?(some(one|body)|a person)\s+(from|in|at)\b"
@@ -142,6 +143,8 @@ _NOT_A_REQUEST = re.compile(
     # whether a person will read a message left ("留言会有真人看吗"); a click made by mistake ("点错了，点到转人工了")
     r"|会有(真人|人工|客服|人)(来)?(看|回|处理|回复)|(点错|误点|不小心点|手滑点)[^。！？!?]{0,12}"
     r"|[^.?!]{0,40}\b(by accident|by mistake)\b|\b(accidentally|mis-?clicked)\b[^.?!]{0,40}"
+    # whether people see the chat ("客服能看到这些聊天记录吗")
+    r"|(人工客服|人工|真人|客服|工作人员)[^，。？?]{0,6}(看到|看得到|看见|读到)[^，。？?]{0,4}(聊天|对话|记录|消息)"
     # the bot praised ("机器人回答得挺清楚的")
     r"|(机器人|你)[^，。！？,.!?]{0,4}(回答|回复|说|讲)得?(挺|很|真|蛮|非常|特别)?(清楚|好|明白|详细|到位)"
     # whether one has to ("修改地址必须找人工吗"), what a colleague said ("客服之前说过会补发"), the team's size
@@ -180,7 +183,8 @@ _WEAK_REQUEST = re.compile(
 )
 # "Are you a real person?" asks what the bot is; it is not a request for one.
 _IDENTITY_QUESTION = re.compile(
-    r"^\W*(am i|are you|r u|is this|is it|is that)\b|你是|是不是|是真人(吗|在)|真人还是|人工还是|还是机器人|是机器人",
+    r"^\W*(am i|are you|r u|is this|is it|is that)\b"
+    r"|你是|是不是|是真人(吗|在)|真人[^，。？?]{0,4}还是|人工还是|还是机器人|是机器人",
     re.IGNORECASE,
 )
 # "人工客服几点上班" / "anyone there at 8am?" ask when people are there (a FAQ), not for one now.
@@ -201,7 +205,7 @@ _ASKS_NOW = re.compile(r"转人工|找人工|要人工|我要|找客服|现在|�
 _ENGLISH_IDENTITY = re.compile(
     r"^\W*(am i|are you|r u|is this|is it|is that)\b(?! possible)(?!.*\b(connect|transfer)\b)", re.I)
 # What the bot is, asked with the words of a request ("背后是真人在看吗", "is this a real person?"): no request.
-_WHAT_THE_BOT_IS = re.compile(r"是(不是)?真人(吗|在)|真人还是|人工还是|还是(机器人|AI)"
+_WHAT_THE_BOT_IS = re.compile(r"是(不是)?真人(吗|在)|真人[^，。？?]{0,4}还是|人工还是|还是(机器人|AI)"
                               r"|\b(are|is) (you|this|it) (a )?(real|human|bot|robot|person|machine|ai)\b", re.I)
 # Words a request for a person turns on, as typed in a hurry ("spaek to an agnet", "humna pls"): a word of 5+
 # letters one slip (a letter swapped, missing, extra or wrong) from one of these is read as it.
@@ -226,8 +230,10 @@ def _one_slip(word: str, target: str) -> bool:
     return longer[i + 1:] == shorter[i:]
 
 
-# "客fu在吗", "kefu在吗", "zhen ren": 客服 and 真人 in pinyin (Chinese characters count as word characters, so no \b)
+# "客fu在吗", "kefu在吗", "zhen ren", "人攻": 客服, 真人 and 人工 in pinyin or mistyped (Chinese characters count
+# as word characters, so no \b)
 _IN_PINYIN = ((re.compile(r"客\s*fu|(?<![a-z])ke\s*fu(?![a-z])", re.IGNORECASE), "客服"),
+              (re.compile(r"(?<![个私主])人[攻公功宫](?![司寓园])"), "人工"),  # slips of the pinyin IME
               (re.compile(r"(?<![a-z])zhen\s*ren(?![a-z])", re.IGNORECASE), "真人"))
 
 

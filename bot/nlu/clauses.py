@@ -39,7 +39,8 @@ _COMMA = re.compile(
 # question (the first clause tells the situation); "几天到，运费多少" is two.
 _ASKS = re.compile(
     # (什么 / 啥 / 谁 before 也 / 都 mean any- or no-: "等半天了啥也木有" tells, it does not ask)
-    r"[?？]|吗|[不没]\W*$|嘛\W*$|呢\W*$|么\W*$|(?:什么|啥|谁)(?![^，。？?\s]{0,3}[也都])|怎么|怎样|咋|多少|多久|多长时间|为何|哪|能否|可否|是否|请问"
+    # (是…还是…: a choice asked, "用的是顺丰还是中通"; "还是" alone is "still", "试了还是不行")
+    r"[?？]|吗|[不没]\W*$|嘛\W*$|呢\W*$|么\W*$|是[^，。？?\s]{1,10}还是(?![不没很挺太])|(?:什么|啥|谁)(?![^，。？?\s]{0,3}[也都])|怎么|怎样|咋|多少|多久|多长时间|为何|哪|能否|可否|是否|请问"
     rf"|几(?:天|点|号|时|日|周|个月|月|块|元|次)|([{HAN_CHARS}])[不没]\1|有没有|我(?:想要|要|想)(?![要的])|想要(?!的)|需要|麻烦|帮我|请"
     r"|^\W*(?:how|what|when|where|which|why|who|whom|whose|can|could|do|does|did|is|are|was|were|will|would|should"
     r"|shall|may|might|any|have|has|am|r u)\b"
