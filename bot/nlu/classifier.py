@@ -41,14 +41,20 @@ TEMPERATURE_RANGE = (0.1, 10.0)
 @dataclass
 class IntentClassifier:
     classes: list[str] = field(default_factory=list)
-    coef: np.ndarray | None = None  # (n_classes, n_features) float32
+    coef: np.ndarray | None = None  # (n_classes, n_features) float32, column-major (see `__post_init__`)
     intercept: np.ndarray | None = None  # (n_classes,)
     temperature: float = 1.0
     cv_accuracy: float | None = None  # out-of-fold top-1 accuracy, for the training log
     # after fit: each example's logits from the fold model that did not see it (-inf: class unknown to that
     # fold; None: too little data to cross-validate). Not persisted: for calibrating what is built on top.
     held_out_logits: np.ndarray | None = field(default=None, repr=False, compare=False)
-    _split_cache: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        """The weights are kept column-major: a message's logits read them transposed, features × classes, split
+        into the dense and the sparse block — contiguous views of one array rather than a second copy of it
+        (the FAQ selector's weights are 8 MB)."""
+        if self.coef is not None:
+            self.coef = np.ascontiguousarray(self.coef.T, dtype=np.float32).T
 
     def _fit_lr(self, x: sp.csr_matrix, y: np.ndarray, weight: np.ndarray) -> LogisticRegression:
         from sklearn.linear_model import LogisticRegression
@@ -94,7 +100,7 @@ class IntentClassifier:
         if coef.shape[0] == 1:  # binary: store as two rows so prediction is one code path
             coef = np.vstack([np.zeros_like(coef), coef])
             intercept = np.array([0.0, intercept[0]])
-        self.coef = np.ascontiguousarray(coef, dtype=np.float32)
+        self.coef = np.ascontiguousarray(coef.T, dtype=np.float32).T
         self.intercept = intercept.astype(np.float32)
 
     def _fit_temperature(
@@ -150,13 +156,10 @@ class IntentClassifier:
         return np.asarray(x @ self.coef.T) + self.intercept
 
     def _split(self, d: int) -> tuple[np.ndarray, np.ndarray]:
-        """The weights of the dense and the sparse block, transposed and contiguous (made once)."""
-        split = self._split_cache
-        if split is None or split[0].shape[0] != d:
-            assert self.coef is not None
-            split = (np.ascontiguousarray(self.coef[:, :d].T), np.ascontiguousarray(self.coef[:, d:].T))
-            self._split_cache = split
-        return split
+        """The weights of the dense and the sparse block, transposed: contiguous views (see `__post_init__`)."""
+        assert self.coef is not None
+        transposed = self.coef.T
+        return transposed[:d], transposed[d:]
 
     def predict_proba(self, x: sp.csr_matrix | Features) -> np.ndarray:
         """Calibrated probabilities, shape (n, n_classes), columns in `classes` order."""
