@@ -48,6 +48,7 @@ class IntentClassifier:
     # after fit: each example's logits from the fold model that did not see it (-inf: class unknown to that
     # fold; None: too little data to cross-validate). Not persisted: for calibrating what is built on top.
     held_out_logits: np.ndarray | None = field(default=None, repr=False, compare=False)
+    regularisation: float = field(default=C, repr=False, compare=False)  # the C of `fit`, not persisted
 
     def __post_init__(self) -> None:
         """The weights are kept column-major: a message's logits read them transposed, features × classes, split
@@ -59,7 +60,7 @@ class IntentClassifier:
     def _fit_lr(self, x: sp.csr_matrix, y: np.ndarray, weight: np.ndarray) -> LogisticRegression:
         from sklearn.linear_model import LogisticRegression
 
-        model = LogisticRegression(C=C, max_iter=MAX_ITER, tol=1e-4, solver=SOLVER)
+        model = LogisticRegression(C=self.regularisation, max_iter=MAX_ITER, tol=1e-4, solver=SOLVER)
         model.fit(x, y, sample_weight=weight)
         return model
 
