@@ -50,6 +50,9 @@ BACKGROUND_QUESTIONS: dict[str, list[str]] = {
         "what is machine learning",
         "how tall is mount everest",
         "can you recommend a good book",
+        "any good tv series to recommend",
+        "recommend me a fun video game",
+        "where should I go on holiday this summer",
     ],
     "zh": [
         "护照过期了怎么续办",
@@ -92,5 +95,8 @@ BACKGROUND_QUESTIONS: dict[str, list[str]] = {
         "什么是机器学习",
         "珠穆朗玛峰有多高",
         "有什么好书推荐吗",
+        "有什么好看的电视剧推荐",
+        "推荐个好玩的手游",
+        "暑假去哪里旅游好",
     ],
 }
