@@ -293,7 +293,24 @@ def test_action_without_response_is_reported(tmp_path):
                                   "I need to connect with a staf member", "Can you escalate it to someone senior?",
                                   "the parcel was gone all evening, I need a real person to explain it",
                                   "转人功", "我把电话留这，安排个人打给我",
-                                  "could someone who knows the warranty rules check this"])
+                                  "could someone who knows the warranty rules check this",
+                                  # someone to explain, whoever is in charge of it, sales, the one from before,
+                                  # pinyin initials, homophones and Cantonese; sentences that tell when something
+                                  # happened beside one that asks for a person
+                                  "有没有人能教教我怎么退货", "能不能有个小姐姐给我讲讲", "我要跟你们负责售后的人说",
+                                  "请处理退款的同事来一下", "转到管物流的同事那里", "要一个有权限改价的人",
+                                  "这单得找人商量下", "快叫人来", "帮我对接一下你们的客户经理", "加一下你们客服的微信",
+                                  "经理出来", "之前那个小哥还在吗", "能直接有人跟我聊吗", "派个同事跟我联系",
+                                  "我需要一个人来处理", "kf在吗", "rgkf!!", "zrg", "克服在吗", "找个ren",
+                                  "我想搵个人帮手", "有冇职员啊", "我唔想同部机倾偈",
+                                  "who on your sales team can quote", "I need an account manager",
+                                  "who should I talk to about a refund?", "could I discuss this with one of your staff",
+                                  "could someone in your returns team call me", "I need someone to check my order",
+                                  "please step in", "where's the lady I was talking to?", "I'll wait for an adult",
+                                  "real people only please", "is there a kind person who can help me?",
+                                  "I want to report this to a staff member",
+                                  "Package says delivered on Friday. I need somebody to look into it.",
+                                  "is anybody even there?", "put me in the queue please", "我想跟店里的人直接聊"])
 def test_requests_for_a_person_are_always_recognised(text):
     from bot.dialogue.escalation import is_explicit_human_request
 
@@ -326,7 +343,10 @@ def test_requests_for_a_person_are_always_recognised(text):
                                   "does the owner design these cups?", "找个便宜点的杯子", "这个杯子别让机器洗吧",
                                   "会员怎么升级", "能安排顺丰发货吗", "礼物送家人的，能安排包装吗", "帮我安排给我家人",
                                   "can I send this to someone as a gift?", "can I pass it to a friend",
-                                  "what time are agents there in the evening?"])
+                                  "what time are agents there in the evening?", "我在上班，能不能快点帮我查下物流",
+                                  "I need someone to sign for my parcel, can the courier leave it at the door?",
+                                  "someone from your team already called me, thanks", "KF20240001在哪",
+                                  "I finish work at 9. Will there be a person to talk to when I get home?"])
 def test_questions_about_the_bot_and_people_declined_reached_or_praised_are_not_requests_for_a_person(text):
     from bot.dialogue.escalation import is_explicit_human_request
 
@@ -345,7 +365,11 @@ def test_questions_about_the_bot_and_people_declined_reached_or_praised_are_not_
                                   "oops, hit the transfer to agent button by mistake", "不小心点了转人工，不好意思",
                                   "不用麻烦真人了，我知道了", "the rep told me it ships today, is that right?",
                                   "机器人回答得很到位，谢谢", "真人客服能看得到我们的对话记录吗",
-                                  "你这些话是真人打的还是AI写的"])
+                                  "你这些话是真人打的还是AI写的", "上次跟客服聊得挺好，这次想问下运费",
+                                  "之前的客服说能退，怎么操作", "客服就算了，告诉我运费多少", "你们员工多不多",
+                                  "听说你们客服回复挺慢的", "你们是外包客服吗", "Are your agents in on New Year's Day?",
+                                  "a man pretending to be your staff asked for my password, is this normal?",
+                                  "is there a human on Messenger too or just a bot?"])
 def test_mentions_of_people_that_ask_for_none_overrule_the_classifier(text):
     """The classifier learned the words of a request for a person; these use them without asking for one."""
     from bot.dialogue.escalation import is_explicit_human_request, mentions_a_person_without_asking

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bot.config import KefuSettings, Thresholds
+from bot.language import HAN_CHARS
 from bot.nlu.clauses import split_questions
 
 FAQ_INTENT = "faq"  # the intent data/faq.yml's phrasings train
@@ -37,7 +38,7 @@ MAX_OFFERED = 3  # entries a "do you mean …?" offers at most
 # even inside a question; weak ones ("真人", "human") not when the shopper asks what the bot is.
 # People a shopper asks for ("老板"/"掌柜" are how shoppers address the shop, not requests); not their phone
 # or hours.
-_PEOPLE_ZH = (r"(真人|活人|客服|工作人员|客服人员|售后人员|负责人|管事的?|店长|主管|领导|经理|上级)"
+_PEOPLE_ZH = (r"(真人|活人|客服|工作人员|客服人员|售后人员|负责人|管事的?|店长|主管|领导|经理|上级|业务员)"
               r"(?!电话|热线|邮箱|微信|的?(工作)?时间|几点)")
 _STRONG_REQUEST = re.compile(
     r"转人工|找人工|要人工|接人工|转接|人工客服|人工服务|人工坐席|找客服|叫.{0,4}经理|(换|叫|喊|来|给我|帮我转)(个)?人工"
@@ -62,7 +63,7 @@ _STRONG_REQUEST = re.compile(
     # the bot sent away, a call or a private chat asked for, "anyone alive?": "机器人走开", "能视频吗", "私聊",
     # "转一下", "有喘气的吗"
     r"|机器人(走开|滚|闪开|一边去|退下)|(能|可以)(不能)?(跟你们|和你们)?(语音|视频)(通话|聊)?(吗|么|嘛|不)|私聊"
-    r"|^\W*(麻烦|帮我)?转(一下|下|过去)\W*$|有(没有)?(喘气|活)的|有没有活人"
+    r"|^\W*(麻烦|帮我)?转(一下|下|过去)\W*$|^\W*有没有(工作人员|真人|人工|客服)\W*(在|啊|吗|呀|么)?\W*$|有(没有)?(喘气|活)的|有没有活人"
     # the boss asked for ("叫老板出来", "你们老板呢"; "老板，这个有货吗" only addresses the shop), someone who can
     # decide, staff asked to check ("请工作人员核实一下"), a person to confirm with ("我需要跟人确认")
     r"|(叫|让|喊|找|见)(你们的?)?(老板|掌柜|店主|小二)|(老板|掌柜|店主)(呢|出来)|(能|可以)做主的"
@@ -72,7 +73,22 @@ _STRONG_REQUEST = re.compile(
     r"|找(个|一个|位)[^，。？！?!]{0,6}的人|(能|可以)(拍板|说了算|管得了)|升级(处理|投诉)"
     r"|联系(一下|下)?(你们的?)?(仓库|物流|售后|财务|客服|发货)(部门?)?的?(人|同事|工作人员)|别(再)?(让|用)机器(人)?(回|答|敷衍|糊弄|应付)"
     r"|(有|有没有)(客服|人工|真人|小哥哥|小姐姐|工作人员)+(在线|值班|上班)"
-    r"|\b(talk|speak|chat|connect|transfer|put|complain|explain|have a word)(s|ed|ing|red|ring)?\b.{0,20}"
+    # someone to explain or to help, as the elderly ask ("有没有人给我讲讲", "能不能有个姑娘跟我说说", "可以有人用
+    # 英文跟我说吗"); whoever is in charge of it ("我要跟你们管物流的人说", "请审核的人重新看一下", "转给管发票的
+    # 同事"); someone with the power to ("一个有权限给我退款的人"); sales ("对接你们大客户经理", "找个业务员");
+    # the WeChat of the shop's people; the one from before ("上回那个姑娘还在不在")
+    r"|(有没有|能不能有|可以有|有没|能)(个|一个|位)?(人|姑娘|小伙子?|年轻人|小姐姐|小哥哥?|工作人员|员工)"
+    r"[^，。？！?!]{0,8}(讲讲|说说|教教?我|帮帮?我|帮我|给我讲|跟我说|跟我讲|和我说|帮下手|帮忙|聊聊)"
+    r"|有没有[^，。？！?!]{0,6}的(员工|工作人员|真人|活人)"
+    r"|(跟|和|同|向|找|叫|让|请)(你们的?)?(管|负责|审核|处理)[^，。？！?!]{0,6}的(人|同事|那位|那个人)"
+    r"|转(给|到)[^，。？！?!]{1,8}的(同事|人|工作人员)|有权限[^，。？！?!]{0,8}的人"
+    r"|找人(协商|商量|沟通|谈|处理|聊)|快叫人|叫个人"
+    r"|(对接|联系)(一下|下)?(你们的?)?[^，。？！?!]{0,4}(客户经理|业务员|销售)|找个?(业务员|销售|客户经理)"
+    r"|加(一下|下)?(你们的?)?(售后|客服|工作人员|经理|店长)的?微信"
+    r"|(主管|经理|负责人|领导|店长)出来|(那个|那位)[^，。？！?!]{0,4}(姑娘|小姐姐|小哥哥?|客服|同事)还?在(不在|吗)"
+    r"|有人[^，。？！?!]{0,4}(跟我|和我|给我)(说|讲|聊|解释)|(跟|和|同)(你们|店里|店家)的人.{0,4}(说|聊|沟通|讲)|(让|叫|请|派)(个|一个|位)?(工作人员|同事|客服|专员)"
+    r"[^，。？！?!]{0,6}(跟|和|给|联系|打电话)|(要|想要|需要)(一个|个)人(把|来|帮|给我|处理|负责)"
+    r"|\b(talk|speak|chat|connect|transfer|put|complain|explain|report|have a word)(s|ed|ing|red|ring)?\b.{0,20}"
     r"\b(human|person|agent|someone|somebody|some1|sum1|staf"
     r"|whoever|representative|reps?|operator|staff|manager|management|owner|boss|supervisor|people|employee"
     r"|customer (service|support|care)"
@@ -102,7 +118,7 @@ _STRONG_REQUEST = re.compile(
     r"|handle|deal|sort|take a look)"
     r"|\breviewed by (a |your )?(staff|human|person|agent|someone|team)\b"
     r"|\b(help|assistance|support)\s+from\s+(a|an|one of your|your)?\s*(real |live |actual )?(human|person|agent|staff"
-    r"|representative)\b|\b(need|want|get)\s+(me\s+)?(some(one|body)|a person)\s+(from|in|at)\b"
+    r"|representative)\b|\b(need|want|get|like)\s+(me\s+)?(some(one|body)|a person)\s+(from|in|on|at)\b"
     r"|\b(transfer|hand|pass|put)\s+(me|this conversation|this chat)\s+(over|on|to|through)\b"
     r"|\b(transfer|hand|pass|put)\s+(this|it|this conversation)\s+(over|on|through)\b"
     r"|\b(a|your|one of your)\s+(staff member|member of staff|colleague|employee)\b"
@@ -119,6 +135,21 @@ _STRONG_REQUEST = re.compile(
     r"to\s+(some(one|body)\s+(who|that|senior|in charge|higher)|a (real )?(human|person who)"
     r"|(the|your|a) ([\w-]+\s+)?(department|team|manager|supervisor))\b"
     r"|\bis there (some|any)(one|body)\s+(i|we)\s+(can|could)\s+(talk|speak|explain|complain|chat)\b"
+    # sales or an account manager, whoever to speak to, someone of a team to take it over, someone to step in or
+    # be brought back, a grown-up to wait for
+    r"|\bsales\s?(person|people|team|reps?|side|department|manager)\b|\baccount manager\b"
+    r"|\bwho (do|should|can|could) (i|we) (speak|talk|write) (to|with)\b"
+    r"|\b(talk|speak|chat|discuss)\b[^.?!]{0,25}\bwith\s+(one of\s+)?(your|the)\s+(team|staff|colleagues|people)\b"
+    r"|\b(need|want|like|get|have|let|can|could|may|would|please|pls)\b[^.?!]{0,15}\bsome(one|body)\s+(from|in|on|at)\s+"
+    r"(your|the)\s+([\w-]+\s+)?(team|department|staff|office|side)\b"
+    r"|\b(need|want)\s+some(one|body)\s+to\s+(fix|check|look|open|verify|sort|handle|call|help|take|investigate"
+    r"|deal|review|explain|change|correct|confirm)\b"
+    r"|\bstep in\b|\bbring (them|him|her) back\b|\bwhere('?s| is) the (person|agent|lady|guy|man|woman|rep)\b"
+    r"|\bis (there )?any(one|body) (actually |really |even )?(there|here|around|alive)\b"
+    r"|\bput me in (the|a) (queue|line)\b"
+    r"|\bwhoever'?s on (shift|duty)\b|\bwait for (a|an) (grown-?up|adult)\b|\breal (ppl|people) (only|pls|please|now)\b"
+    r"|\bis there (a|an|any)\s+([\w-]+\s+){0,3}(lady|gentleman|man|woman|person|human|staff|agent|one)\s+(who|that)\s+"
+    r"(can|could)\b"
     r"|\b(sorted|handled|dealt with|looked at|checked|reviewed|resolved)\s+(out\s+)?by\s+(some(one|body)|a (real )?"
     r"(person|human)|(your|the) (staff|team))\b"
     # typed in pinyin or its initials, as on Chinese platforms: "rg", "rgkf", "zhuan rengong", "renggong kefu";
@@ -131,7 +162,9 @@ _STRONG_REQUEST = re.compile(
 # spans are taken out before a request is looked for, so "刚才找过人工了，没解决，再给我转人工" still is one.
 _PERSON_ZH = r"(人工客服|人工|真人|客服|工作人员|同事|小姐姐|小哥哥?|团队|售后)"
 _NOT_A_REQUEST = re.compile(
-    r"(?<![再还])(不用|不需要|不必|无需|没必要|用不着|别|不要|不找|不想找|不转)(再)?(帮我|给我)?(转|找|叫|接|喊|换|麻烦)?(个)?"
+    r"(人工|真人|客服|转人工)(就|也)?(不用|不必|不需要|算了|免了)|(店|你们)?(员工|客服|工作人员)(多吗|多不多|很多|挺多|多(?=[，。？！?!\s]|$))"
+    r"|(上次|上回|之前|昨天|前几天|刚才)的?(人工客服|人工|客服|同事)(说|讲|告诉)"
+    r"|(?<![再还])(不用|不需要|不必|无需|没必要|用不着|别|不要|不找|不想找|不转)(再)?(帮我|给我)?(转|找|叫|接|喊|换|麻烦)?(个)?"
     r"(人工|真人|客服|人(?=了|啦|啊|[，。！,.!]|$))|不(想|要|用|需要)(跟|和|同)(人|真人|人工|客服)(说话|聊|沟通)"
     # comparisons: "机器人比人工回得快", "you're better than most human agents"
     r"|比[^，。！？,.!?]{0,4}(人工|真人|客服)[^，。！？,.!?]{0,6}(快|好|强|靠谱|方便|专业)"
@@ -149,13 +182,15 @@ _NOT_A_REQUEST = re.compile(
     r"|(机器人|你)[^，。！？,.!?]{0,4}(回答|回复|说|讲)得?(挺|很|真|蛮|非常|特别)?(清楚|好|明白|详细|到位)"
     # whether one has to ("修改地址必须找人工吗"), what a colleague said ("客服之前说过会补发"), the team's size
     r"|(必须|一定要|非得|只能|需要|得)(要)?(找|转|联系|通过)(人工|真人|客服)[^，。！？,.!?]{0,6}(吗|么|嘛|才)"
-    r"|(同事|客服|工作人员)(之前|刚才|已经)?(说过|说了|说(?=[会要是能可让已\d])|讲过|告诉过?我|答应过?我?)"
+    r"|(人工客服|人工|同事|客服|工作人员)(之前|刚才|已经)?(说过|说了|说(?=[会要是能可让已\d])|讲过|告诉过?我|答应过?我?)"
+    r"|(上次|上回|之前|昨天|前几天|刚才)(跟|和|同)(人工客服|人工|客服|真人)[^，。？！?!]{0,6}"
+    r"|\b(claim\w*|pretend\w*) to be\b[^.?!]{0,30}|外包|自己的员工"
     r"|\b(colleague|agent|staff|rep|representative|customer service|support)\s+(already\s+)?(said|told me|promised)\b"
     r"|(客服|团队|工作人员)[^，。！？,.!?]{0,4}(有)?(几|多少)个?人"
     r"|(已经|刚才|刚刚|上次|上回|之前|昨天|前几天)[^，。！？,.!?]{0,6}(转过|找过|联系过|问过|聊过|沟通过|说过|谈过|反映过|转了|找了)(了)?(人工|真人|客服)?"
     r"|(上次|上回|之前|刚才|刚刚|昨天|前几天)[^，。！？,.!?]{0,6}" + _PERSON_ZH + r"[^，。！？,.!?]{0,4}帮(我|忙)"
     + r"|" + _PERSON_ZH
-    + r"[^，。！？,.!?]{0,6}(很|特别|挺|超|太|非常|真)(好|耐心|专业|棒|赞|给力|热情|负责|细心|贴心|快)"
+    + r"[^，。！？,.!?]{0,6}(很|特别|挺|超|太|非常|真)(好|耐心|专业|棒|赞|给力|热情|负责|细心|贴心|快|慢|差|凶|敷衍)"
     r"|(当|做)(过)?客服"
     r"|\bno need (for|of|to)\b[^.?!]{0,20}\b(humans?|person|agents?|people|some(one|body)|any(one|body)|transfer\w*"
     r"|escalat\w*)\b|\bno (human|person|agent|rep)s? (needed|necessary|required)\b"
@@ -189,23 +224,26 @@ _IDENTITY_QUESTION = re.compile(
 )
 # "人工客服几点上班" / "anyone there at 8am?" ask when people are there (a FAQ), not for one now.
 _HOURS_QUESTION = re.compile(
-    r"几点|什么时候|何时|上班|下班|营业|节假日|过年|春节|国庆|假期|放假|周末|周[一二三四五六日天]|早上|晚上|凌晨|中午|午休"
+    r"几点|什么时候|何时|(?<!我在)(?<!我)(上班|下班)|营业|节假日|过年|春节|国庆|假期|放假|周末|周[一二三四五六日天]|早上|晚上|凌晨|中午|午休"
     r"|(多久|多长时间)[^，。？?]{0,3}(回复|回|答复)"
     r"|\bhow (long|fast|quickly|soon)\b[^.?!]{0,25}\b(reply|respond|answer|get back)"
     # …but "for an hour", "3 hours", "all evening" are how long the shopper has waited, not when people work
     r"|\b(what time|(?<!an )(?<!\d )(?<!\d)(?<!few )(?<!of )hours?|weekends?|holidays?|(?<!all )(?<!whole )(mornings?"
     r"|evenings?|nights?)|lunch)\b|^\W*when\b"
     r"|\bwhen (do|does|are|is|will|can|would)\b"
-    r"|\b(mon|tues|wednes|thurs|fri|satur|sun)days?\b|\b\d{1,2}\s*(am|pm|:\d\d)\b",
+    r"|\b(mon|tues|wednes|thurs|fri|satur|sun)days?\b|\b\d{1,2}\s*(am|pm|:\d\d)\b|\bchristmas|\bnew year|\beaster\b"
+    r"|\bwill there be\b|\bwhen i (get|come|am|'m) (home|back|off|free)\b",
     re.IGNORECASE,
 )
 _ASKS_NOW = re.compile(r"转人工|找人工|要人工|我要|找客服|现在|马上|急|等不了|等不及|今晚|有人(在)?上班(吗|没|么|不)"
                        r"|\b(right )?now\b|\basap\b"
                        r"|\burgent(ly)?\b|\btonight\b", re.IGNORECASE)
 _ENGLISH_IDENTITY = re.compile(
-    r"^\W*(am i|are you|r u|is this|is it|is that)\b(?! possible)(?!.*\b(connect|transfer)\b)", re.I)
+    r"^\W*(am i|are you|r u|is this|is it|is that)\b(?! possible)(?!.*\b(connect|transfer)\b)"
+    r"|\bor (is it|just|only)\b[^.?!]{0,12}\b(a |the )?bots?\b", re.I)
 # What the bot is, asked with the words of a request ("背后是真人在看吗", "is this a real person?"): no request.
-_WHAT_THE_BOT_IS = re.compile(r"是(不是)?真人(吗|在)|真人[^，。？?]{0,4}还是|人工还是|还是(机器人|AI)"
+_WHAT_THE_BOT_IS = re.compile(r"是(不是)?真人(吗|在)|真人[^，。？?]{0,4}还是|人工还是|还是(机器人|AI)|外包"
+                              r"|\bor (is it|just|only)\b[^.?!]{0,12}\b(a |the )?bots?\b"
                               r"|\b(are|is) (you|this|it) (a )?(real|human|bot|robot|person|machine|ai)\b", re.I)
 # Words a request for a person turns on, as typed in a hurry ("spaek to an agnet", "humna pls"): a word of 5+
 # letters one slip (a letter swapped, missing, extra or wrong) from one of these is read as it.
@@ -230,11 +268,22 @@ def _one_slip(word: str, target: str) -> bool:
     return longer[i + 1:] == shorter[i:]
 
 
-# "客fu在吗", "kefu在吗", "zhen ren", "人攻": 客服, 真人 and 人工 in pinyin or mistyped (Chinese characters count
-# as word characters, so no \b)
-_IN_PINYIN = ((re.compile(r"客\s*fu|(?<![a-z])ke\s*fu(?![a-z])", re.IGNORECASE), "客服"),
+# The words a request turns on as shoppers also type them, read as the words: in pinyin or its initials ("kefu",
+# "kf在不在", "zrg", "zhen ren", "找个ren"), mistyped by the pinyin IME ("人攻", "克服在吗"), in Cantonese ("搵个
+# 职员", "有冇人"). (Chinese characters count as word characters, so no \b.)
+_SPELLINGS = ((re.compile(r"客\s*fu|(?<![a-z])ke\s*fu(?![a-z])", re.IGNORECASE), "客服"),
+              (re.compile(r"(?<![a-z])zhen\s*ren(?![a-z])", re.IGNORECASE), "真人"),
               (re.compile(r"(?<![个私主])人[攻公功宫](?![司寓园])"), "人工"),  # slips of the pinyin IME
-              (re.compile(r"(?<![a-z])zhen\s*ren(?![a-z])", re.IGNORECASE), "真人"))
+              (re.compile(r"克服(?=\s*(在|呢|出来|$|[！!？?，,]))"), "客服"),
+              (re.compile(r"(?<![a-z0-9])z?rgkf(?![a-z0-9])", re.IGNORECASE), "人工客服"),
+              (re.compile(r"(?<![a-z0-9])kf(?=\s*(在|呢|出来|人|$|[！!？?，,]))", re.IGNORECASE), "客服"),
+              (re.compile(r"(?<![a-z0-9])zrg(?![a-z0-9])", re.IGNORECASE), "转人工"),
+              (re.compile(rf"(?<=[{HAN_CHARS}])ren(?![a-z])", re.IGNORECASE), "人"),
+              # Cantonese as typed in Hong Kong, Macau and Guangdong: 搵 find, 你哋 you, 有冇 is there, 唔 not…
+              (re.compile("[搵揾]"), "找"), (re.compile("你哋"), "你们"), (re.compile("有冇"), "有没有"),
+              (re.compile("唔该"), "麻烦"), (re.compile("唔"), "不"), (re.compile("倾(?=偈|下|吓|一下)"), "聊"),
+              (re.compile("职员"), "工作人员"),
+              (re.compile("部机"), "机器"))
 
 
 def _without_slips(text: str) -> str:
@@ -242,16 +291,25 @@ def _without_slips(text: str) -> str:
         word = match.group().lower()
         return next((t for t in _REQUEST_WORDS if _one_slip(word, t)), match.group())
 
-    for pinyin, characters in _IN_PINYIN:
-        text = pinyin.sub(characters, text)
+    for spelling, words in _SPELLINGS:
+        text = spelling.sub(words, text)
     return _WORD.sub(fix, text)
 
 
 def is_explicit_human_request(text: str) -> bool:
     """A request for a person in the message or in one of its sentences ("are you a bot? I need a human"); not a
-    question about when people are there, nor a person declined, already reached or praised."""
+    question about when people are there, nor a person declined, already reached or praised. A sentence that
+    tells when something happened does not make another one a question about hours ("Tracking says delivered
+    on Monday. … I need somebody to open an investigation")."""
     text = _NOT_A_REQUEST.sub(" ", text or "")
-    if _asks_when_people_are_there(text):
+    return any(_sentence_asks_for_a_person(sentence) for sentence in {text, *_SENTENCE_END.split(text)})
+
+
+_SENTENCE_END = re.compile(r"(?<=[.?!。？！\n])\s*")
+
+
+def _sentence_asks_for_a_person(text: str) -> bool:
+    if not text.strip() or _asks_when_people_are_there(text):
         return False
     text = _without_slips(text)
     return any(_requests_a_person(part) for part in {text, *split_questions(text)})
