@@ -310,7 +310,23 @@ def test_action_without_response_is_reported(tmp_path):
                                   "real people only please", "is there a kind person who can help me?",
                                   "I want to report this to a staff member",
                                   "Package says delivered on Friday. I need somebody to look into it.",
-                                  "is anybody even there?", "put me in the queue please", "我想跟店里的人直接聊"])
+                                  "is anybody even there?", "put me in the queue please", "我想跟店里的人直接聊",
+                                  # someone who can see or decide, someone to own it, queues, voice calls, the
+                                  # same person again, formal requests, slips in English
+                                  "我要找能改订单的人", "再没人出来说话我就投诉", "给我接一下负责退款的同事",
+                                  "这件事请转交你们经理", "换个懂行的来", "快点安排一位", "能否请一位同事帮我看看",
+                                  "请相关工作人员联系我", "帮我排一个", "多久能排到人", "这个总得有人负责吧",
+                                  "给我找人查一下", "能不能有人跟他解释一下", "给我打个语音", "有没有谁能说清楚",
+                                  "有没有真的人类", "I need someone who can reset this for me",
+                                  "who can approve a refund this late?", "ok then let your manager decide",
+                                  "I'm done talking to a machine", "anyone home?",
+                                  "this needs someone to sort it out", "somebody has to check this order",
+                                  "connect me please", "queue me for the next agent", "can we do a voice chat",
+                                  "is a real person available?",
+                                  "could someone book it for me?", "someone tell me what is going on",
+                                  "I'd like advice from one of your staff on sizes", "have your team get in touch",
+                                  "the lady last week was great, can I get her again?",
+                                  "please arrange for someone to phone me", "pls someone contact to me"])
 def test_requests_for_a_person_are_always_recognised(text):
     from bot.dialogue.escalation import is_explicit_human_request
 
@@ -346,7 +362,9 @@ def test_requests_for_a_person_are_always_recognised(text):
                                   "what time are agents there in the evening?", "我在上班，能不能快点帮我查下物流",
                                   "I need someone to sign for my parcel, can the courier leave it at the door?",
                                   "someone from your team already called me, thanks", "KF20240001在哪",
-                                  "I finish work at 9. Will there be a person to talk to when I get home?"])
+                                  "I finish work at 9. Will there be a person to talk to when I get home?",
+                                  "my sister transfers me the money tomorrow, can you hold the bowl?",
+                                  "有没有能直接进去看看的店", "hello, anyone there?"])
 def test_questions_about_the_bot_and_people_declined_reached_or_praised_are_not_requests_for_a_person(text):
     from bot.dialogue.escalation import is_explicit_human_request
 
@@ -369,7 +387,12 @@ def test_questions_about_the_bot_and_people_declined_reached_or_praised_are_not_
                                   "之前的客服说能退，怎么操作", "客服就算了，告诉我运费多少", "你们员工多不多",
                                   "听说你们客服回复挺慢的", "你们是外包客服吗", "Are your agents in on New Year's Day?",
                                   "a man pretending to be your staff asked for my password, is this normal?",
-                                  "is there a human on Messenger too or just a bot?"])
+                                  "is there a human on Messenger too or just a bot?",
+                                  "客服应该下班了吧，不急，帮我查下订单", "机器人也蛮好的，不用等",
+                                  "上次找客服聊了很久，今天直接问你吧", "推荐了好几个朋友来买",
+                                  "跟你们机器人聊天挺有意思",
+                                  "please pass on my thanks to the agent", "is your customer service in-house?",
+                                  "the rep I spoke to was lovely, where's my parcel?"])
 def test_mentions_of_people_that_ask_for_none_overrule_the_classifier(text):
     """The classifier learned the words of a request for a person; these use them without asking for one."""
     from bot.dialogue.escalation import is_explicit_human_request, mentions_a_person_without_asking

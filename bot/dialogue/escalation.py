@@ -88,6 +88,15 @@ _STRONG_REQUEST = re.compile(
     r"|(主管|经理|负责人|领导|店长)出来|(那个|那位)[^，。？！?!]{0,4}(姑娘|小姐姐|小哥哥?|客服|同事)还?在(不在|吗)"
     r"|有人[^，。？！?!]{0,4}(跟我|和我|给我)(说|讲|聊|解释)|(跟|和|同)(你们|店里|店家)的人.{0,4}(说|聊|沟通|讲)|(让|叫|请|派)(个|一个|位)?(工作人员|同事|客服|专员)"
     r"[^，。？！?!]{0,6}(跟|和|给|联系|打电话)|(要|想要|需要)(一个|个)人(把|来|帮|给我|处理|负责)"
+    # someone who can see or do it ("找能看到我账户后台的人"), someone to come out ("除非现在有人出来处理"), to be
+    # put through to whoever handles it ("给我接一下管这个的同事", "转交贵司售后主管"), "换个会思考的来", a place
+    # in the queue ("帮我排一个", "多久能排到人"), someone who must answer for it ("这个得有人负责吧"), a voice call
+    r"|找(个|一个|位)?(能|可以|会)[^，。？！?!]{0,10}的(人|同事)|(个|有|没)人出来|找(个|一个|位)[^，。？！?!]{0,6}的(同事|工作人员)"
+    r"|接(一下|下)?[^，。？！?!]{0,4}(管|负责)[^，。？！?!]{0,6}的(人|同事)|转交[^，。？！?!]{0,8}(主管|经理|负责人|同事|人员|售后)"
+    r"|换(个|一个)[^，。？！?!]{0,6}的(来|人)|安排一位|请(一位|个|位)(同事|工作人员|客服)"
+    r"|(人员|同事|负责人|客服)(联系|回电给|致电|打电话给)(我|本人)|排到人|帮我排(一个|个|上|队)|(帮我|给我|把我)(接|转)进去"
+    r"|(得|必须|要|该)有人(负责|处理|管|对账|查|跟进)|找人(查|对账|看看)|有人[^，。？！?!]{0,4}(跟|和|给)(她|他)"
+    r"[^，。？！?!]{0,4}(说|讲|聊|解释)|(拨|打)(个|一个)?(语音|视频)|有没有谁(能|可以|来)|有没有真的?人类|约(个|一个)人"
     r"|\b(talk|speak|chat|connect|transfer|put|complain|explain|report|have a word)(s|ed|ing|red|ring)?\b.{0,20}"
     r"\b(human|person|agent|someone|somebody|some1|sum1|staf"
     r"|whoever|representative|reps?|operator|staff|manager|management|owner|boss|supervisor|people|employee"
@@ -99,7 +108,7 @@ _STRONG_REQUEST = re.compile(
     # someone of the shop's to get in touch: "could a member of your staff contact me", "request a callback"
     r"|\b(someone|somebody|a member of|staff|representative|rep|agent|owner|manager|supervisor|team|customer "
     r"(care|service|support))\b[^.?!]{0,40}\b(contact|call|ring|message|text|e-?mail|reply to|respond to|get back to"
-    r"|reach out to|get in touch with)\s+me\b|\bgive me a (call|ring)\b|\bcall\s?-?back\b"
+    r"|reach out to|get in touch with)\s+(to\s+)?me\b|\bgive me a (call|ring)\b|\bcall\s?-?back\b"
     # whether anyone is there now: "any humans working today?", "is there a human who can check…"
     r"|\b(any|is there (a|an|any))\s+(real\s+|live\s+)?(humans?|persons?|people|staff|agents?|one|body|reps?)\b"
     r"[^.?!]{0,20}\b(on duty|working|online|available|around|who can|i can|i could)\b"
@@ -114,7 +123,8 @@ _STRONG_REQUEST = re.compile(
     r"|\bis (the|your) (owner|manager|boss|supervisor)\s+(around|there|in|available)\b"
     # someone of the shop's to look at it: "can a human look at this", "please have someone check my order"
     r"|\b(can|could|would|please|pls|have|get|let|need|want)\b[^.?!]{0,12}\b(a (real )?human|a (real )?person"
-    r"|some(one|body)|staff|an agent|a staff member)(\s+(who|that)\b[^.?!]{0,30}?)?\s+(please\s+)?(look|check|review"
+    r"|some(one|body)|staff|an agent|a staff member)(\s+(who|that)\b[^.?!]{0,30}?)?\s+(please\s+|actually\s+|just\s+"
+    r"|properly\s+|personally\s+)?(look|check|review"
     r"|handle|deal|sort|take a look)"
     r"|\breviewed by (a |your )?(staff|human|person|agent|someone|team)\b"
     r"|\b(help|assistance|support)\s+from\s+(a|an|one of your|your)?\s*(real |live |actual )?(human|person|agent|staff"
@@ -128,7 +138,7 @@ _STRONG_REQUEST = re.compile(
     r"|\b(no|not|don'?t want|stop)\b.{0,15}\b((chat)?bots?|robots?|automated|ai)\b"
     r"|\b(tired|sick|fed up|done)\s+(of|with)\s+(talking to |chatting with )?(a |this |the |your )?"
     r"((chat)?bots?|robots?|machines?|ai|automated)\b|^\W*(please\s+)?call me(\s+(back|please|pls|asap|now))*\W*$"
-    r"|^\W*(hello|hi|hey)?\W*any(one|body)\W*$"
+    r"|^\W*(hello|hi|hey)?\W*any(one|body)( home)?\W*$"
     # passed on to someone ("flag this to someone who can…", "forward me to the department that…"), someone who
     # can explain or be explained to ("is there someone I can explain this to?"), sorted out by a person
     r"|\b(flag|escalate|pass|forward|refer|transfer|put)\w*\s+(this|it|me|my case)\s+(on\s+|over\s+|through\s+)?"
@@ -137,7 +147,7 @@ _STRONG_REQUEST = re.compile(
     r"|\bis there (some|any)(one|body)\s+(i|we)\s+(can|could)\s+(talk|speak|explain|complain|chat)\b"
     # sales or an account manager, whoever to speak to, someone of a team to take it over, someone to step in or
     # be brought back, a grown-up to wait for
-    r"|\bsales\s?(person|people|team|reps?|side|department|manager)\b|\baccount manager\b"
+    r"|\bsales\s?(person|people|team|reps?|side|department|manager|contact)\b|\baccount manager\b"
     r"|\bwho (do|should|can|could) (i|we) (speak|talk|write) (to|with)\b"
     r"|\b(talk|speak|chat|discuss)\b[^.?!]{0,25}\bwith\s+(one of\s+)?(your|the)\s+(team|staff|colleagues|people)\b"
     r"|\b(need|want|like|get|have|let|can|could|may|would|please|pls)\b[^.?!]{0,15}\bsome(one|body)\s+(from|in|on|at)\s+"
@@ -147,7 +157,22 @@ _STRONG_REQUEST = re.compile(
     r"|\bstep in\b|\bbring (them|him|her) back\b|\bwhere('?s| is) the (person|agent|lady|guy|man|woman|rep)\b"
     r"|\bis (there )?any(one|body) (actually |really |even )?(there|here|around|alive)\b"
     r"|\bput me in (the|a) (queue|line)\b"
-    r"|\bwhoever'?s on (shift|duty)\b|\bwait for (a|an) (grown-?up|adult)\b|\breal (ppl|people) (only|pls|please|now)\b"
+    r"|\bwhoever'?s on (shift|duty)\b|(?<!not )\bwait for (a|an) (grown-?up|adult|real one|human|person)\b"
+    r"|\breal (ppl|people) (only|pls|please|now)\b"
+    # someone who can, someone to own it or chase it, who can approve, a person available, queued, a voice call,
+    # the same person again, "someone give me a straight answer", staff's advice, a person arranged to call
+    r"|\b(need|want)\s+some(one|body)\s+(who|that)\s+(can|could)\b|\bwho can (approve|authori[sz]e|decide|sign off)\b"
+    r"|\blet (your|the) (boss|manager|supervisor)\b|\b(done|finished)\s+(talking|chatting)\s+(to|with)\b"
+    r"|\b(needs|has to|have to|must)\b[^.?!]{0,10}\bsome(one|body)\s+to\b"
+    r"|\bsome(one|body)\s+(needs? to|has to|must|should)\s+(own|chase|check|look|fix|sort|reconcile|handle|take)\b"
+    r"|\bconnect me\b|\btransfer me (to|over|through)\b|\bqueue me\b|\bvoice (chat|call)\w*\b|\bi'?ll hang on\b"
+    r"|\bis (a |an )?(real |live )?(human|person|agent|someone|anyone|anybody) available\b"
+    r"|\b(could|can|would)\s+some(one|body)\s+\w+\s+(it|this)\s+for me\b"
+    r"|^\W*some(one|body)\s+(give|tell|answer|help|explain)\b"
+    r"|\b(recommendation|advice|help|answer|word)\s+from\s+(one of\s+)?your\s+(staff|team|colleagues|people|experts)\b"
+    r"|\b(have|let|ask)\s+(your|a|the|someone)\b[^.?!]{0,25}\b(get in touch|contact me|call me|reach out)\b"
+    r"|\bget (her|him|them) again\b|\b(talk|speak) to (her|him|them) again\b"
+    r"|\barrange for\b[^.?!]{0,20}\b(person|some(one|body)|staff|agent|representative|colleague)"
     r"|\bis there (a|an|any)\s+([\w-]+\s+){0,3}(lady|gentleman|man|woman|person|human|staff|agent|one)\s+(who|that)\s+"
     r"(can|could)\b"
     r"|\b(sorted|handled|dealt with|looked at|checked|reviewed|resolved)\s+(out\s+)?by\s+(some(one|body)|a (real )?"
@@ -180,6 +205,10 @@ _NOT_A_REQUEST = re.compile(
     r"|(人工客服|人工|真人|客服|工作人员)[^，。？?]{0,6}(看到|看得到|看见|读到)[^，。？?]{0,4}(聊天|对话|记录|消息)"
     # the bot praised ("机器人回答得挺清楚的")
     r"|(机器人|你)[^，。！？,.!?]{0,4}(回答|回复|说|讲)得?(挺|很|真|蛮|非常|特别)?(清楚|好|明白|详细|到位)"
+    r"|(机器人|你)[^，。！？,.!?]{0,3}(也)?(挺|很|蛮|真|还)(好|不错|方便|快)|机器人[^，。？！?!]{0,6}(好玩|有意思|有趣|可爱|聪明)"
+    r"|推荐了?[^，。？！?!]{0,6}(同事|朋友)|(上次|上回|之前|昨天|前几天)(转|找)(人工|客服|真人)"
+    r"|\bpass on (my|our) thanks\b|\b(in-house|outsourced)\b"
+    r"|\b(agent|person|lady|guy|rep|staff member)\s+(i|we)\s+(spoke|talked|chatted)\s+(to|with)\b"
     # whether one has to ("修改地址必须找人工吗"), what a colleague said ("客服之前说过会补发"), the team's size
     r"|(必须|一定要|非得|只能|需要|得)(要)?(找|转|联系|通过)(人工|真人|客服)[^，。！？,.!?]{0,6}(吗|么|嘛|才)"
     r"|(人工客服|人工|同事|客服|工作人员)(之前|刚才|已经)?(说过|说了|说(?=[会要是能可让已\d])|讲过|告诉过?我|答应过?我?)"
@@ -235,8 +264,8 @@ _HOURS_QUESTION = re.compile(
     r"|\bwill there be\b|\bwhen i (get|come|am|'m) (home|back|off|free)\b",
     re.IGNORECASE,
 )
-_ASKS_NOW = re.compile(r"转人工|找人工|要人工|我要|找客服|现在|马上|急|等不了|等不及|今晚|有人(在)?上班(吗|没|么|不)"
-                       r"|\b(right )?now\b|\basap\b"
+_ASKS_NOW = re.compile(r"转人工|找人工|要人工|我要|找客服|现在|马上|(?<!不)急|等不了|等不及|今晚"
+                       r"|有人(在)?上班(吗|没|么|不)|约(个|一个)人|\b(right )?now\b|\basap\b"
                        r"|\burgent(ly)?\b|\btonight\b", re.IGNORECASE)
 _ENGLISH_IDENTITY = re.compile(
     r"^\W*(am i|are you|r u|is this|is it|is that)\b(?! possible)(?!.*\b(connect|transfer)\b)"
