@@ -325,6 +325,9 @@ def _without_slips(text: str) -> str:
     return _WORD.sub(fix, text)
 
 
+_SENTENCE_END = re.compile(r"(?<=[.?!。？！\n])\s*")
+
+
 def is_explicit_human_request(text: str) -> bool:
     """A request for a person in the message or in one of its sentences ("are you a bot? I need a human"); not a
     question about when people are there, nor a person declined, already reached or praised. A sentence that
@@ -332,9 +335,6 @@ def is_explicit_human_request(text: str) -> bool:
     on Monday. … I need somebody to open an investigation")."""
     text = _NOT_A_REQUEST.sub(" ", text or "")
     return any(_sentence_asks_for_a_person(sentence) for sentence in {text, *_SENTENCE_END.split(text)})
-
-
-_SENTENCE_END = re.compile(r"(?<=[.?!。？！\n])\s*")
 
 
 def _sentence_asks_for_a_person(text: str) -> bool:
@@ -348,10 +348,12 @@ def mentions_a_person_without_asking(text: str) -> bool:
     """People are mentioned, none is asked for ("不用转人工了", "人工客服周末上班吗", "your team was great", "背后是
     真人在看吗"): the classifier's request-for-a-person intent, which learned the words rather than the ask, does
     not count."""
-    text = text or ""
-    asks_something_else = (_asks_when_people_are_there(text) or _NOT_A_REQUEST.search(text)
-                           or _WHAT_THE_BOT_IS.search(text))
-    return bool(asks_something_else) and not is_explicit_human_request(text)
+    return _asks_something_else(text or "") and not is_explicit_human_request(text)
+
+
+def _asks_something_else(text: str) -> bool:
+    """When, whether, what the bot is, or a person declined, reached or praised: words of a request that ask none."""
+    return bool(_asks_when_people_are_there(text) or _NOT_A_REQUEST.search(text) or _WHAT_THE_BOT_IS.search(text))
 
 
 def _asks_when_people_are_there(text: str) -> bool:
@@ -439,9 +441,10 @@ class EscalationPolicy:
             confidence=float(top.get("confidence") or 0.0),
             classifier_intent=top.get("name"),
             nlu_reason=nlu_reason,
+            # the classifier's request counts unless the text asks something else (the rules, already asked, saw no
+            # request: `mentions_a_person_without_asking` without asking them again)
             explicit_request=is_explicit_human_request(text)
-            or (confident_intent in self.settings.human_request_intents
-                and not mentions_a_person_without_asking(text)),
+            or (confident_intent in self.settings.human_request_intents and not _asks_something_else(text or "")),
             complaint=confident_intent in self.settings.complaint_intents,
             candidates=candidates(parse, hits),
         )

@@ -55,7 +55,7 @@ class IntentClassifier:
         into the dense and the sparse block — contiguous views of one array rather than a second copy of it
         (the FAQ selector's weights are 8 MB)."""
         if self.coef is not None:
-            self.coef = np.ascontiguousarray(self.coef.T, dtype=np.float32).T
+            self.coef = _column_major(self.coef)
 
     def _fit_lr(self, x: sp.csr_matrix, y: np.ndarray, weight: np.ndarray) -> LogisticRegression:
         from sklearn.linear_model import LogisticRegression
@@ -101,7 +101,7 @@ class IntentClassifier:
         if coef.shape[0] == 1:  # binary: store as two rows so prediction is one code path
             coef = np.vstack([np.zeros_like(coef), coef])
             intercept = np.array([0.0, intercept[0]])
-        self.coef = np.ascontiguousarray(coef.T, dtype=np.float32).T
+        self.coef = _column_major(coef)
         self.intercept = intercept.astype(np.float32)
 
     def _fit_temperature(
@@ -179,6 +179,11 @@ class IntentClassifier:
         if coef.ndim != 2 or coef.shape[0] != len(classes) or intercept.shape != (len(classes),):
             raise ValueError("classifier weights do not match its classes")
         return cls(classes, coef, intercept, float(meta["temperature"]), meta.get("cv_accuracy"))
+
+
+def _column_major(coef: np.ndarray) -> np.ndarray:
+    """float32 (n_classes, n_features) whose transpose is C-contiguous (no copy when it already is)."""
+    return np.ascontiguousarray(coef.T, dtype=np.float32).T
 
 
 def _import_fitting_libraries() -> None:
