@@ -326,7 +326,17 @@ def test_action_without_response_is_reported(tmp_path):
                                   "could someone book it for me?", "someone tell me what is going on",
                                   "I'd like advice from one of your staff on sizes", "have your team get in touch",
                                   "the lady last week was great, can I get her again?",
-                                  "please arrange for someone to phone me", "pls someone contact to me"])
+                                  "please arrange for someone to phone me", "pls someone contact to me",
+                                  # someone fetched in the fewest words, someone of a team asked to act, a role
+                                  # asked to call, a callback at a time, a call booked
+                                  "钱扣了两次，赶紧找人", "等半天了，来个人", "快递丢了吧，叫人查查", "找人！",
+                                  "叫发货的人看一下", "让管售后的来", "帮我转给管发票的", "这个得让人来查",
+                                  "找个店员问问", "让你们财务对下账", "我想跟你们的“上司”聊两句",
+                                  "请客户经理跟我们联系", "下午三点以后给我回电", "约个call聊聊批量的事",
+                                  "想跟你们sales谈谈", "能帮我escalate吗",
+                                  "I'd like a person to go through my order", "I want someone to redirect my parcel",
+                                  "is there somebody who could check the refund?", "please hand me off to support",
+                                  "have a sales representative call us back"])
 def test_requests_for_a_person_are_always_recognised(text):
     from bot.dialogue.escalation import is_explicit_human_request
 
@@ -364,7 +374,10 @@ def test_requests_for_a_person_are_always_recognised(text):
                                   "someone from your team already called me, thanks", "KF20240001在哪",
                                   "I finish work at 9. Will there be a person to talk to when I get home?",
                                   "my sister transfers me the money tomorrow, can you hold the bowl?",
-                                  "有没有能直接进去看看的店", "hello, anyone there?"])
+                                  "有没有能直接进去看看的店", "hello, anyone there?",
+                                  # someone else to do it, not the shop's people; a callback declined
+                                  "我找人代付可以吗", "家里来人了，等会儿再说", "能让人帮我代收吗", "我财务报销要发票",
+                                  "不用给我回电了", "I need someone to sign for it, can the courier wait?"])
 def test_questions_about_the_bot_and_people_declined_reached_or_praised_are_not_requests_for_a_person(text):
     from bot.dialogue.escalation import is_explicit_human_request
 
@@ -392,7 +405,14 @@ def test_questions_about_the_bot_and_people_declined_reached_or_praised_are_not_
                                   "上次找客服聊了很久，今天直接问你吧", "推荐了好几个朋友来买",
                                   "跟你们机器人聊天挺有意思",
                                   "please pass on my thanks to the agent", "is your customer service in-house?",
-                                  "the rep I spoke to was lovely, where's my parcel?"])
+                                  "the rep I spoke to was lovely, where's my parcel?",
+                                  # work done by hand, a person not to be troubled, a past or a later chat
+                                  "这个碗是人工烧的还是机器做的", "杯子上的字是人工刻的吗", "不想麻烦客服，我自己看看",
+                                  "人工客服说得都没你清楚", "我现在不转，先问问运费", "背后有人在看着吗",
+                                  "no people needed, just tell me the fee", "I'd rather not talk to an agent",
+                                  "we chatted with your colleague last week about a bulk order",
+                                  "I might speak to your team tomorrow, for now the return window please",
+                                  "if a person is needed I'll say so"])
 def test_mentions_of_people_that_ask_for_none_overrule_the_classifier(text):
     """The classifier learned the words of a request for a person; these use them without asking for one."""
     from bot.dialogue.escalation import is_explicit_human_request, mentions_a_person_without_asking

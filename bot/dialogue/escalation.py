@@ -38,8 +38,8 @@ MAX_OFFERED = 3  # entries a "do you mean …?" offers at most
 # even inside a question; weak ones ("真人", "human") not when the shopper asks what the bot is.
 # People a shopper asks for ("老板"/"掌柜" are how shoppers address the shop, not requests); not their phone
 # or hours.
-_PEOPLE_ZH = (r"(真人|活人|客服|工作人员|客服人员|售后人员|负责人|管事的?|店长|主管|领导|经理|上级|业务员)"
-              r"(?!电话|热线|邮箱|微信|的?(工作)?时间|几点)")
+_PEOPLE_ZH = (r"(真人|活人|客服|工作人员|客服人员|售后人员|负责人|管事的?|店长|店员|主管|领导|经理|上级|上司|业务员"
+              r"|财务(?!报销|专用|章|发票))(?!电话|热线|邮箱|微信|的?(工作)?时间|几点)")
 _STRONG_REQUEST = re.compile(
     r"转人工|找人工|要人工|接人工|转接|人工客服|人工服务|人工坐席|找客服|叫.{0,4}经理|(换|叫|喊|来|给我|帮我转)(个)?人工"
     r"|(打|回)(个)?电话给我|给我(回|打)(个)?电话|电话联系我"
@@ -48,7 +48,7 @@ _STRONG_REQUEST = re.compile(
     # …with what they do in between: "能让负责退货的同事来处理吗"
     r"|(让|喊|叫|请|麻烦)[^，。？！?!]{1,8}的(同事|工作人员)(来|过来|处理|看|联系|跟)"
     rf"|(我要|我想|想要|要求|换|让|叫|喊|找).{{0,3}}{_PEOPLE_ZH}"
-    rf"|(和|跟|与|同|向)(你们的?|店里的?)?({_PEOPLE_ZH}|售后|团队).{{0,5}}(沟通|聊|说|谈|对话|联系|反映|投诉|确认)"
+    rf"|(和|跟|与|同|向)(你们?的?|店里的?)?[\"“”'‘’「」]?({_PEOPLE_ZH}|售后|团队|sales|销售).{{0,5}}(沟通|聊|说|谈|对话|联系|反映|投诉|确认)"
     r"|不(想|要|愿意)(再)?(和|跟|同)?(机器|自动回复|AI|ai)|别(再)?(让)?机器人|不要(再)?自动回复"
     r"|换(个)?人|找个人|(叫|喊|让)(个|你们的?)?人(来|过来)|帮我联系客服|联系在线客服|有没有(客服|售后)在"
     # someone there now: "客服小姐姐在吗", "有客服在线吗", "有没有值班的人"
@@ -179,6 +179,22 @@ _STRONG_REQUEST = re.compile(
     r"(person|human)|(your|the) (staff|team))\b"
     # typed in pinyin or its initials, as on Chinese platforms: "rg", "rgkf", "zhuan rengong", "renggong kefu";
     # or one word alone: "Transfer."
+    # someone fetched, in the fewest words ("快找人", "来个人", "叫人查一下"; not "找人代付", "家里来人了"), someone of
+    # a team asked to act ("叫仓库的人查下", "让管退款的来", "转给管价保的"), someone to help now ("让人帮我开吧",
+    # "要人帮我解"), a role asked to get in touch ("请业务经理尽快联系我"), a callback, a call booked ("约个call")
+    r"|(快|赶紧|马上)?(找|叫|喊|来)(个|一个|位)?人(?=[，。！!？?~\s]|$|吧|啊|呀|过来|查|看|处理|跟进|解决)"
+    r"|(联系|叫|让|请|喊|找)(一下|下)?(你们的?)?(仓库|物流|售后|财务|客服|发货|技术)(部门?)?的?(人|同事|工作人员)"
+    r"|(跟|和|同|向|找|叫|让|请)(你们的?)?(管|负责|审核|处理)[^，。？！?!]{0,6}的(来|过来)|转(给|到)(管|负责)[^，。？！?!]{1,6}的"
+    r"|(让|叫|请|要|需要)(个|一个)?人(帮我|来帮|来处理|来查|来看)(?!代|收|取|签)"
+    r"|(经理|业务员|主管|专员|销售)[^，。？！?!]{0,4}((联系|回电给|致电|打电话给)(我|本人)|(跟|和|与)(我|我们)联系)"
+    r"|给我回(个)?电(?!话号)|约(个|一个)?\s?call"
+    r"|\b(like|want|need|prefer|rather have|could have|can i have)\s+(a (real |live )?(person|human)|a staff member"
+    r"|an agent|a member of (your )?staff)\s+to\s+\w+"
+    r"|\b(need|want|like)\s+some(one|body)\s+to\s+(apply|contact|find out|look into|redirect|process|approve|chase|call"
+    r"|get in touch|ring|phone|email|message|go through|escalate|follow up)\b"
+    r"|\bis there (some|any)(one|body)\s+(who|that)\s+(can|could)\b|\bhand\s+(me\s+|this\s+|it\s+)?off\b"
+    r"|\b(someone|somebody|representative|rep|agent|manager|team)\b[^.?!]{0,40}\b(contact|call|e-?mail|get back to"
+    r"|reach out to|get in touch with)\s+us\b|\bsales\s+representative\b|(?<![A-Za-z])escalate(?![A-Za-z])"
     r"|\b(zhuan\s*)?ren+g?\s*gong(\s*ke\s*fu)?\b|^\W*z?rg(kf)?\W*$|^\W*(transfer|escalate)( me)?\W*$",
     re.IGNORECASE,
 )
@@ -236,7 +252,21 @@ _NOT_A_REQUEST = re.compile(
     r"|spoke)\b"
     r"|(^|\b(your|the)\s+)(staff|team|agents?|people|reps?|support|customer service)\b[^.?!]{0,20}\b(nice|helpful|great"
     r"|friendly|kind|amazing|awesome|lovely|brilliant|excellent|fantastic|patient)\b"
-    r"|\b(great|good|excellent|amazing|awesome|lovely|fantastic)\s+(service|support|job|work)\b",
+    r"|\b(great|good|excellent|amazing|awesome|lovely|fantastic)\s+(service|support|job|work)\b"
+    # work done by hand ("刻字是人工刻的还是机器刻的", "这个茶是人工采摘的吗"), a person not to be troubled or to call
+    # ("不想麻烦真人", "你们不用回电", "我现在不转"), a past chat or a later one ("I spoke to a colleague of yours
+    # yesterday", "I'll talk to your team tomorrow", "if a human is needed later I'll ask")
+    r"|人工(刻|织|缝|打包|采|摘|种|烧|磨|雕|编|剪|上釉|制作|做的|检|挑|包装|绣|画|装|贴|焊|手)"
+    r"|(手工|机器)[^，。？！?!]{0,4}还是人工|人工[^，。？！?!]{0,4}还是(手工|机器)"
+    r"|不(想|用|必)麻烦[^，。！？,.!?]{0,4}(真人|人工|客服|同事|工作人员)|(不用|不必|无需|别|不需要)(给我)?(回电|打电话|来电)"
+    r"|(现在|先|暂时|目前)不转"
+    r"|比[^，。！？,.!?]{0,6}(人工|真人|客服)[^，。！？,.!?]{0,6}(清楚|耐心|及时|明白|详细)"
+    r"|(人工|真人|客服)[^，。！？,.!?]{0,6}(没|不如)(你|机器人)"
+    r"|\bno (staff|people|one|humans?|persons?|agents?|reps?) (needed|necessary|required)\b"
+    r"|\brather not (talk|speak|deal|chat)\b"
+    r"|\b(i|we)\s+(spoke|talked|chatted|had a (great |good |nice |long )?chat)\s+(to|with)\b[^.?!]{0,40}"
+    r"|\b(talk|speak|chat)\b[^.?!]{0,25}\b(later|tomorrow|next time|another time)\b"
+    r"|\bif (a|an) (human|person|agent) is needed\b",
     re.IGNORECASE,
 )
 _WEAK_REQUEST = re.compile(
@@ -264,7 +294,8 @@ _HOURS_QUESTION = re.compile(
     r"|\bwill there be\b|\bwhen i (get|come|am|'m) (home|back|off|free)\b",
     re.IGNORECASE,
 )
-_ASKS_NOW = re.compile(r"转人工|找人工|要人工|我要|找客服|现在|马上|(?<!不)急|等不了|等不及|今晚"
+_ASKS_NOW = re.compile(r"转人工|找人工|要人工|我要|找客服|现在|马上|(?<!不)急|等不了|等不及|今晚|给我回(个)?电|回电给我"
+                       r"|(打|回)(个)?电话给我|给我(回|打)(个)?电话"
                        r"|有人(在)?上班(吗|没|么|不)|约(个|一个)人|\b(right )?now\b|\basap\b"
                        r"|\burgent(ly)?\b|\btonight\b", re.IGNORECASE)
 _ENGLISH_IDENTITY = re.compile(
@@ -272,6 +303,7 @@ _ENGLISH_IDENTITY = re.compile(
     r"|\bor (is it|just|only)\b[^.?!]{0,12}\b(a |the )?bots?\b", re.I)
 # What the bot is, asked with the words of a request ("背后是真人在看吗", "is this a real person?"): no request.
 _WHAT_THE_BOT_IS = re.compile(r"是(不是)?真人(吗|在)|真人[^，。？?]{0,4}还是|人工还是|还是(机器人|AI)|外包"
+                              r"|背后(是|有)(真)?人"
                               r"|\bor (is it|just|only)\b[^.?!]{0,12}\b(a |the )?bots?\b"
                               r"|\b(are|is) (you|this|it) (a )?(real|human|bot|robot|person|machine|ai)\b", re.I)
 # Words a request for a person turns on, as typed in a hurry ("spaek to an agnet", "humna pls"): a word of 5+
