@@ -28,6 +28,9 @@ class Thresholds(BaseModel):
     faq_clarify: float = Field(0.5, ge=0, le=1, description="not sure enough to answer, but the best few entries "
                                "together are at least this likely: ask \"do you mean …?\" with them as buttons")
     faq_offer: float = Field(0.1, ge=0, le=1, description="an entry is offered in \"do you mean …?\" from this score")
+    human_over_faq: float = Field(0.0, ge=0, le=1, description="intent confidence from which the classifier's request "
+                                  "for a person, in words the request rules don't know, wins over a confident FAQ "
+                                  "answer; 0: always")
     max_fallbacks: int = Field(2, ge=1, description="fallbacks in a row before escalating")
 
 

@@ -336,7 +336,18 @@ def test_action_without_response_is_reported(tmp_path):
                                   "想跟你们sales谈谈", "能帮我escalate吗",
                                   "I'd like a person to go through my order", "I want someone to redirect my parcel",
                                   "is there somebody who could check the refund?", "please hand me off to support",
-                                  "have a sales representative call us back"])
+                                  "have a sales representative call us back",
+                                  # other names for the shop's people, looped in, reached, attended to; a rank,
+                                  # a department put through, someone sent or assigned, the shop's people begged
+                                  "can i chat w ur csr pls", "I'd like an actual shop assistant to help me pick",
+                                  "kindly let a customer care officer attend to me", "loop in your supervisor",
+                                  "can I skip the bot please", "honestly this is not a bot job",
+                                  "need one of your staff to sort my refund", "could a real employee look at this?",
+                                  "is anybody on your support team free?", "i wanna talk to ur team",
+                                  "Agent, please.", "can sum1 from the store call me",
+                                  "转下仓库，我要问发货", "派个人去核实一下", "我要个专人跟进", "你们有说得上话的吗",
+                                  "求你们的人帮我看看", "换个级别高的来", "店长呢", "能约个回电吗",
+                                  "让你们的人下午给我回个消息", "寻个客服帮帮忙"])
 def test_requests_for_a_person_are_always_recognised(text):
     from bot.dialogue.escalation import is_explicit_human_request
 
@@ -377,7 +388,11 @@ def test_requests_for_a_person_are_always_recognised(text):
                                   "有没有能直接进去看看的店", "hello, anyone there?",
                                   # someone else to do it, not the shop's people; a callback declined
                                   "我找人代付可以吗", "家里来人了，等会儿再说", "能让人帮我代收吗", "我财务报销要发票",
-                                  "不用给我回电了", "I need someone to sign for it, can the courier wait?"])
+                                  "不用给我回电了", "I need someone to sign for it, can the courier wait?",
+                                  # a greeting, a contact question, a home visit, a new one of something
+                                  "hey shop assistant", "how can I reach your team on WeChat?",
+                                  "能派人上门安装吗", "想换个新的手机号",
+                                  "will a person check my photos or is it automatic?"])
 def test_questions_about_the_bot_and_people_declined_reached_or_praised_are_not_requests_for_a_person(text):
     from bot.dialogue.escalation import is_explicit_human_request
 
@@ -412,7 +427,15 @@ def test_questions_about_the_bot_and_people_declined_reached_or_praised_are_not_
                                   "no people needed, just tell me the fee", "I'd rather not talk to an agent",
                                   "we chatted with your colleague last week about a bulk order",
                                   "I might speak to your team tomorrow, for now the return window please",
-                                  "if a person is needed I'll say so"])
+                                  "if a person is needed I'll say so",
+                                  # someone else to pay, a shop assistant in a store, how to reach a person later,
+                                  # whether it hands over by itself, past chats, whether one must talk to a person
+                                  "能找人代付吗", "实体店能找店员试穿吗", "找人工在哪里点啊",
+                                  "机器人答不上来会自动转人工吗", "跟客服聊过好几次了都很好", "退货需要跟人说吗",
+                                  "人工回得比机器人慢吧", "never mind talking to someone, found it",
+                                  "I already talked to customer service about it, all sorted",
+                                  "I don't need to speak to anyone, what's the fee?", "你们人工和机器人有啥区别",
+                                  "周末人工在吗？不是现在找"])
 def test_mentions_of_people_that_ask_for_none_overrule_the_classifier(text):
     """The classifier learned the words of a request for a person; these use them without asking for one."""
     from bot.dialogue.escalation import is_explicit_human_request, mentions_a_person_without_asking
@@ -787,3 +810,29 @@ def test_the_classifiers_request_for_a_person_counts_only_when_the_text_asks_for
     assert policy.decide("人工客服周末上班吗", parsed, []).intent != "human_handoff"
     assert policy.decide("帮我转人工", parsed, []).hand_over
     assert policy.decide("I'd like to speak to someone", parsed, []).hand_over
+
+
+def test_a_confident_faq_answer_wins_over_a_request_only_the_classifier_fairly_sees():
+    """"有人加我微信说是你们客服…" names people and the classifier is fairly sure it asks for one; the FAQ is sure it
+    asks about payment security. Below `human_over_faq` the answer is given; a sure classifier, or an unsure FAQ,
+    still hands over."""
+    from bot.dialogue.escalation import EscalationPolicy
+
+    config = Config()
+    thresholds = config.effective_thresholds().model_copy(update={"faq": 0.8, "human_over_faq": 0.75})
+    policy = EscalationPolicy(config.kefu, thresholds, ["human_handoff", "faq"])
+    text = "有人加我微信说是你们客服，让我转账到个人账户"
+    def hits(best: float, second: float) -> list[dict]:
+        return [{"id": "payment_security", "score": best, "answer": "…"},
+                {"id": "refund_time", "score": second, "answer": "…"}]
+
+    sure_faq = hits(0.98, 0.01)
+
+    def parsed(confidence: float) -> dict:
+        ranking = [{"name": "human_handoff", "confidence": confidence}, {"name": "faq", "confidence": 1 - confidence}]
+        return {"intent": ranking[0], "intent_ranking": ranking}
+
+    fairly = policy.decide(text, parsed(0.7), sure_faq)
+    assert not fairly.hand_over and fairly.intent == "faq" and fairly.faq_hit["id"] == "payment_security"
+    assert policy.decide(text, parsed(0.9), sure_faq).hand_over
+    assert policy.decide(text, parsed(0.7), hits(0.4, 0.3)).hand_over

@@ -57,8 +57,9 @@ _STRONG_REQUEST = re.compile(
     r"|找(个|你们的?)?售后(?!服务|政策|期|保障)|(售后|客服|人工)(的人)?(在哪|呢|人呢)"
     # someone named by what they do, to be put through to or sent: "转个售后专员", "安排同事跟我对接"
     r"|转(个|给)?(售后|专员|客服|同事|经理|主管|领导|真人)|找个?(小哥哥|小姐姐|同事|工作人员|专员)"
-    r"|安排[^，。？！?!]{0,8}(同事|人员|客服|专员|销售|经理|人(?=对接|联系|跟进|处理|来|加我|回我|打给我))|负责[^，。？！?!]{1,8}的(是|人是)(哪位|谁)"
-    r"|(让|叫|请)(他|她|ta|对方|你们的?人)[^，。？！?!]{0,4}(联系|打电话给|回电话给|致电|回复?)(我|本人)"
+    r"|安排[^，。？！?!]{0,8}(同事|人员|客服|专员|销售|经理|人(?=对接|联系|跟进|处理|来|加我|回我|打给我|给我))"
+    r"|负责[^，。？！?!]{1,8}的(是|人是)(哪位|谁)"
+    r"|(让|叫|请)(他|她|ta|对方|你们的?人)[^，。？！?!]{0,8}(联系|打电话给|回电话给|致电|回复?|加)(我|本人)"
     r"|(致电|回电给?)(我|本人)"
     # the bot sent away, a call or a private chat asked for, "anyone alive?": "机器人走开", "能视频吗", "私聊",
     # "转一下", "有喘气的吗"
@@ -86,14 +87,14 @@ _STRONG_REQUEST = re.compile(
     r"|(对接|联系)(一下|下)?(你们的?)?[^，。？！?!]{0,4}(客户经理|业务员|销售)|找个?(业务员|销售|客户经理)"
     r"|加(一下|下)?(你们的?)?(售后|客服|工作人员|经理|店长)的?微信"
     r"|(主管|经理|负责人|领导|店长)出来|(那个|那位)[^，。？！?!]{0,4}(姑娘|小姐姐|小哥哥?|客服|同事)还?在(不在|吗)"
-    r"|有人[^，。？！?!]{0,4}(跟我|和我|给我)(说|讲|聊|解释)|(跟|和|同)(你们|店里|店家)的人.{0,4}(说|聊|沟通|讲)|(让|叫|请|派)(个|一个|位)?(工作人员|同事|客服|专员)"
+    r"|有人[^，。？！?!]{0,4}(跟我|和我|给我)(说|讲|聊|解释)|(跟|和|同)(你们|店里|店家)的人.{0,4}(说|聊|沟通|讲)|(让|叫|请|派)(个|一个|位)?(工作人员|同事|客服|专员|店员)"
     r"[^，。？！?!]{0,6}(跟|和|给|联系|打电话)|(要|想要|需要)(一个|个)人(把|来|帮|给我|处理|负责)"
     # someone who can see or do it ("找能看到我账户后台的人"), someone to come out ("除非现在有人出来处理"), to be
     # put through to whoever handles it ("给我接一下管这个的同事", "转交贵司售后主管"), "换个会思考的来", a place
     # in the queue ("帮我排一个", "多久能排到人"), someone who must answer for it ("这个得有人负责吧"), a voice call
     r"|找(个|一个|位)?(能|可以|会)[^，。？！?!]{0,10}的(人|同事)|(个|有|没)人出来|找(个|一个|位)[^，。？！?!]{0,6}的(同事|工作人员)"
     r"|接(一下|下)?[^，。？！?!]{0,4}(管|负责)[^，。？！?!]{0,6}的(人|同事)|转交[^，。？！?!]{0,8}(主管|经理|负责人|同事|人员|售后)"
-    r"|换(个|一个)[^，。？！?!]{0,6}的(来|人)|安排一位|请(一位|个|位)(同事|工作人员|客服)"
+    r"|换(个|一个)[^，。？！?!]{0,6}的(来|人)|安排一位|请(一位|个|位)(同事|工作人员|客服|店员)"
     r"|(人员|同事|负责人|客服)(联系|回电给|致电|打电话给)(我|本人)|排到人|帮我排(一个|个|上|队)|(帮我|给我|把我)(接|转)进去"
     r"|(得|必须|要|该)有人(负责|处理|管|对账|查|跟进)|找人(查|对账|看看)|有人[^，。？！?!]{0,4}(跟|和|给)(她|他)"
     r"[^，。？！?!]{0,4}(说|讲|聊|解释)|(拨|打)(个|一个)?(语音|视频)|有没有谁(能|可以|来)|有没有真的?人类|约(个|一个)人"
@@ -187,12 +188,36 @@ _STRONG_REQUEST = re.compile(
     r"|(跟|和|同|向|找|叫|让|请)(你们的?)?(管|负责|审核|处理)[^，。？！?!]{0,6}的(来|过来)|转(给|到)(管|负责)[^，。？！?!]{1,6}的"
     r"|(让|叫|请|要|需要)(个|一个)?人(帮我|来帮|来处理|来查|来看)(?!代|收|取|签)"
     r"|(经理|业务员|主管|专员|销售)[^，。？！?!]{0,4}((联系|回电给|致电|打电话给)(我|本人)|(跟|和|与)(我|我们)联系)"
+    # put through to a team or role ("转一下财务"), someone sent or assigned ("派人去查", "安排个专人"), someone
+    # who can have a say ("有能说上话的没"), the shop's people begged ("求你们的人帮我催一下"), one of higher rank
+    # ("换个级别高的"), whoever is in charge looked for ("你们管事的呢"), a callback booked ("约个回电")
+    r"|转(一下|下)?(财务|仓库|店长|店员|物流|技术|质检)|派(个|一个)?人(去|来)?(查|处理|看|跟进|核实)|(安排|要|派|给我)[^，。？！?!]{0,4}专人"
+    r"|说(得)?上话的|(求|请|让|叫|麻烦)你们的?人|换(个|一个)((级别|职位|权限)[^，。？！?!]{0,3}|懂行|厉害|管事)的"
+    r"|(管事的?|负责人|店长|经理|主管|领导)(呢|在哪)|约(个|一个)?回电"
     r"|给我回(个)?电(?!话号)|约(个|一个)?\s?call"
     r"|\b(like|want|need|prefer|rather have|could have|can i have)\s+(a (real |live )?(person|human)|a staff member"
     r"|an agent|a member of (your )?staff)\s+to\s+\w+"
     r"|\b(need|want|like)\s+some(one|body)\s+to\s+(apply|contact|find out|look into|redirect|process|approve|chase|call"
     r"|get in touch|ring|phone|email|message|go through|escalate|follow up)\b"
     r"|\bis there (some|any)(one|body)\s+(who|that)\s+(can|could)\b|\bhand\s+(me\s+|this\s+|it\s+)?off\b"
+    # the shop's people by other names ("ur csr", "an actual shop assistant", "a customer care official"), asked to
+    # attend to the shopper, looped in, reached, or to sort it out; the bot skipped; "not a bot job"
+    r"|\b(an?|ur|your|the|actual|real)\s+(csr|shop assistant|sales assistant|customer care (official|officer|agent)"
+    r"|service officer)s?\b"
+    r"|\battend(ed)? to (me|by)\b|\bloop in\b|\bskip the bot\b|\bnot a (bot job|job for (a|the) bot)\b"
+    r"|isn'?t a bot job"
+    r"|\b(reach|get (straight |directly |right )?(through )?to)\s+(your|ur|the)\s+([\w-]+\s+)?(team|staff|people"
+    r"|colleagues)\s+(directly|right now|now|from here)\b|\bget (straight|directly|right) (through )?to (your|ur|the)\b"
+    r"|\b(a|an|one of your|your|ur|yr)\s+(real |actual |live )?(staff( members?)?|member of staff|people|colleagues?"
+    r"|team members?|employees?|reps?|representatives?)\s+(to|who can|that can)\s+(sort|review|check|look|confirm|help"
+    r"|handle|fix|deal)\b"
+    r"|\b(can|could|would)\s+(a|an)\s+(real |actual |live )?(staff member|member of staff|human|person|agent"
+    r"|employee)\s+(please\s+)?(sort|help|check|look|review|handle|deal|confirm|take)\b"
+    r"|\bany(one|body)\s+(in|on|from)\s+(your|ur|the)\s+([\w-]+\s+)?(team|staff)\b"
+    r"|\b(talk|speak|chat)\s+(to|with)\s+(ur|yr)\s+(team|staff|people|manager|boss)\b"
+    r"|\b(team member|colleague|staff member|person|agent|rep)\s+who\b[^.?!]{0,40}\b(message|contact|call|email"
+    r"|reply to)\s+me\b|\b(get|need|want)\s+(me\s+)?(a\s+)?(real|actual)\s+staff\b"
+    r"|\b(human|agent|representative|operator|person)\s*[,.]\s*(please|pls|plz)\b|\b(sum1|some1)\s+from\b"
     r"|\b(someone|somebody|representative|rep|agent|manager|team)\b[^.?!]{0,40}\b(contact|call|e-?mail|get back to"
     r"|reach out to|get in touch with)\s+us\b|\bsales\s+representative\b|(?<![A-Za-z])escalate(?![A-Za-z])"
     r"|\b(zhuan\s*)?ren+g?\s*gong(\s*ke\s*fu)?\b|^\W*z?rg(kf)?\W*$|^\W*(transfer|escalate)( me)?\W*$",
@@ -258,7 +283,7 @@ _NOT_A_REQUEST = re.compile(
     # yesterday", "I'll talk to your team tomorrow", "if a human is needed later I'll ask")
     r"|人工(刻|织|缝|打包|采|摘|种|烧|磨|雕|编|剪|上釉|制作|做的|检|挑|包装|绣|画|装|贴|焊|手)"
     r"|(手工|机器)[^，。？！?!]{0,4}还是人工|人工[^，。？！?!]{0,4}还是(手工|机器)"
-    r"|不(想|用|必)麻烦[^，。！？,.!?]{0,4}(真人|人工|客服|同事|工作人员)|(不用|不必|无需|别|不需要)(给我)?(回电|打电话|来电)"
+    r"|不(想|用|必)麻烦[^，。！？,.!?]{0,4}(真人|人工|客服|同事|工作人员|人)|(不用|不必|无需|别|不需要)(给我)?(回电|打电话|来电)"
     r"|(现在|先|暂时|目前)不转"
     r"|比[^，。！？,.!?]{0,6}(人工|真人|客服)[^，。！？,.!?]{0,6}(清楚|耐心|及时|明白|详细)"
     r"|(人工|真人|客服)[^，。！？,.!?]{0,6}(没|不如)(你|机器人)"
@@ -266,7 +291,15 @@ _NOT_A_REQUEST = re.compile(
     r"|\brather not (talk|speak|deal|chat)\b"
     r"|\b(i|we)\s+(spoke|talked|chatted|had a (great |good |nice |long )?chat)\s+(to|with)\b[^.?!]{0,40}"
     r"|\b(talk|speak|chat)\b[^.?!]{0,25}\b(later|tomorrow|next time|another time)\b"
-    r"|\bif (a|an) (human|person|agent) is needed\b",
+    r"|\bif (a|an) (human|person|agent) is needed\b"
+    # someone else to pay ("找人代付"), a shop's assistant in a store, how to reach a person later ("找人工是在哪里
+    # 点"), whether the bot hands over by itself, the people talked to before, whether one must talk to a person
+    r"|找人(代|帮我代)|(实体店|门店|线下)[^，。？！?!]{0,10}(店员|导购)|(找|转)人工(是|要)?(在)?(哪里|哪儿|哪)"
+    r"|(会|能)(不会|不能)?自动转(给|到)?(人工|真人|客服|人)?|(聊|找|问)过(好几次|几次|很多次|好多次)|(需要|要|得)(跟|和|找)人(说|讲)(吗|么|嘛)"
+    r"|(人工|真人)[^，。！？,.!?]{0,6}比(机器人|你)|\bnever mind (about )?(talking|speaking|the (human|agent|person))\b"
+    r"|\b(already|just)\s+(spoke|talked|chatted|been)\s+(to|with)\s+(customer service|support|your colleague)\b"
+    r"|\b(don'?t|do not)\s+need\s+to\s+(speak|talk)\b|\b(last|yesterday'?s|last week'?s) chat with\b"
+    r"|\bpass me (on )?to (some(one|body)|a (human|person))\s+automatically\b",
     re.IGNORECASE,
 )
 _WEAK_REQUEST = re.compile(
@@ -278,13 +311,13 @@ _WEAK_REQUEST = re.compile(
 # "Are you a real person?" asks what the bot is; it is not a request for one.
 _IDENTITY_QUESTION = re.compile(
     r"^\W*(am i|are you|r u|is this|is it|is that)\b"
-    r"|你是|是不是|是真人(吗|在)|真人[^，。？?]{0,4}还是|人工还是|还是机器人|是机器人",
+    r"|你是|是不是|是真人(吗|在)|真人[^，。？?]{0,4}还是|人工还是|还是机器人|是机器人|(人工|真人)(和|跟|与)机器人",
     re.IGNORECASE,
 )
 # "人工客服几点上班" / "anyone there at 8am?" ask when people are there (a FAQ), not for one now.
 _HOURS_QUESTION = re.compile(
     r"几点|什么时候|何时|(?<!我在)(?<!我)(上班|下班)|营业|节假日|过年|春节|国庆|假期|放假|周末|周[一二三四五六日天]|早上|晚上|凌晨|中午|午休"
-    r"|(多久|多长时间)[^，。？?]{0,3}(回复|回|答复)"
+    r"|(多久|多长时间)[^，。？?]{0,3}(回复|回|答复)|(回复|回消息)[^，。？?]{0,4}(多久|多长时间)"
     r"|\bhow (long|fast|quickly|soon)\b[^.?!]{0,25}\b(reply|respond|answer|get back)"
     # …but "for an hour", "3 hours", "all evening" are how long the shopper has waited, not when people work
     r"|\b(what time|(?<!an )(?<!\d )(?<!\d)(?<!few )(?<!of )hours?|weekends?|holidays?|(?<!all )(?<!whole )(mornings?"
@@ -294,7 +327,8 @@ _HOURS_QUESTION = re.compile(
     r"|\bwill there be\b|\bwhen i (get|come|am|'m) (home|back|off|free)\b",
     re.IGNORECASE,
 )
-_ASKS_NOW = re.compile(r"转人工|找人工|要人工|我要|找客服|现在|马上|(?<!不)急|等不了|等不及|今晚|给我回(个)?电|回电给我"
+_ASKS_NOW = re.compile(r"转人工|找人工|要人工|我要|找客服|(?<!不是)现在|马上|(?<!不)急|等不了|等不及|今晚"
+                       r"|给我回(个)?电|回电给我"
                        r"|(打|回)(个)?电话给我|给我(回|打)(个)?电话"
                        r"|有人(在)?上班(吗|没|么|不)|约(个|一个)人|\b(right )?now\b|\basap\b"
                        r"|\burgent(ly)?\b|\btonight\b", re.IGNORECASE)
@@ -303,7 +337,7 @@ _ENGLISH_IDENTITY = re.compile(
     r"|\bor (is it|just|only)\b[^.?!]{0,12}\b(a |the )?bots?\b", re.I)
 # What the bot is, asked with the words of a request ("背后是真人在看吗", "is this a real person?"): no request.
 _WHAT_THE_BOT_IS = re.compile(r"是(不是)?真人(吗|在)|真人[^，。？?]{0,4}还是|人工还是|还是(机器人|AI)|外包"
-                              r"|背后(是|有)(真)?人"
+                              r"|背后(是|有)(真)?人|(人工|真人)(和|跟|与)机器人|\bthought you were\b"
                               r"|\bor (is it|just|only)\b[^.?!]{0,12}\b(a |the )?bots?\b"
                               r"|\b(are|is) (you|this|it) (a )?(real|human|bot|robot|person|machine|ai)\b", re.I)
 # Words a request for a person turns on, as typed in a hurry ("spaek to an agnet", "humna pls"): a word of 5+
@@ -344,6 +378,7 @@ _SPELLINGS = ((re.compile(r"客\s*fu|(?<![a-z])ke\s*fu(?![a-z])", re.IGNORECASE)
               (re.compile("[搵揾]"), "找"), (re.compile("你哋"), "你们"), (re.compile("有冇"), "有没有"),
               (re.compile("唔该"), "麻烦"), (re.compile("唔"), "不"), (re.compile("倾(?=偈|下|吓|一下)"), "聊"),
               (re.compile("职员"), "工作人员"),
+              (re.compile("寻(?=个|一个|你们)"), "找"),  # Shanghainese
               (re.compile("部机"), "机器"))
 
 
@@ -476,7 +511,8 @@ class EscalationPolicy:
             # the classifier's request counts unless the text asks something else (the rules, already asked, saw no
             # request: `mentions_a_person_without_asking` without asking them again)
             explicit_request=is_explicit_human_request(text)
-            or (confident_intent in self.settings.human_request_intents and not _asks_something_else(text or "")),
+            or (confident_intent in self.settings.human_request_intents and not _asks_something_else(text or "")
+                and self._request_beats_faq(float(top.get("confidence") or 0.0), hits)),
             complaint=confident_intent in self.settings.complaint_intents,
             candidates=candidates(parse, hits),
         )
@@ -502,9 +538,20 @@ class EscalationPolicy:
         elif not decision.nlu_confident:
             decision.intent = NLU_FALLBACK
         elif decision.intent in self.settings.human_request_intents and not decision.explicit_request:
-            # the classifier's request for a person, which the text does not make: its next intent, if sure
-            decision.intent, decision.confidence = self.next_intent(parse)
+            # the classifier's request for a person, which the text does not make: the FAQ's confident answer, or the
+            # classifier's next intent, if sure
+            decision.intent, decision.confidence = (
+                (faq_base(decision.faq_hit), float(decision.faq_hit["score"])) if decision.faq_hit is not None
+                else self.next_intent(parse))
         return decision
+
+    def _request_beats_faq(self, confidence: float, hits: list[dict[str, Any]]) -> bool:
+        """The classifier's request for a person, made in words the rules don't know, against a confident FAQ
+        answer: it wins from `thresholds.human_over_faq`. Below, the two disagree and the answer is given (the
+        shopper can still ask for a person): "有人加我微信说是你们客服…" or "白天家里没人，想让邻居帮忙收" name
+        people, and the classifier, which learned requests told with a story, is only fairly sure of them."""
+        faq_sure = bool(hits) and hits[0]["score"] >= self.thresholds.faq
+        return not faq_sure or confidence >= self.thresholds.human_over_faq
 
     def next_intent(self, parse: dict[str, Any]) -> tuple[str, float]:
         """The best intent that is not a request for a person, or the fallback when it is not sure enough."""
