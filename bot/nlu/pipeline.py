@@ -36,7 +36,7 @@ from bot.nlu import background
 from bot.nlu.classifier import IntentClassifier
 from bot.nlu.embedder import Embedder, embedder_for
 from bot.nlu.entities import EntityExtractor
-from bot.nlu.featurizers import Features, FeatureSettings, Featurizer
+from bot.nlu.featurizers import ExampleRows, Features, FeatureSettings, Featurizer
 from bot.nlu.novelty import ALPHA, NoveltyScorer
 from bot.nlu.tokenizer import make_doc, tokenize, words
 
@@ -88,7 +88,7 @@ class NLUPipeline:
         self._featurizer: Featurizer | None = None
         self._classifier: IntentClassifier | None = None
         self._novelty: NoveltyScorer | None = None
-        self._train_features: Features | None = None
+        self._examples: ExampleRows | None = None  # the training rows, for the novelty check
         self.languages: list[str] = []  # languages of the training examples
         self.training_report: dict[str, Any] = {}
 
@@ -105,7 +105,7 @@ class NLUPipeline:
         labels = [e.base_intent for e in examples]
         self.intents = list(dict.fromkeys(labels))
         self._entities = EntityExtractor.from_data(data)
-        self._featurizer = self._classifier = self._novelty = self._train_features = None
+        self._featurizer = self._classifier = self._novelty = self._examples = None
         say(f"NLU: {len(texts)} examples, {len(self.intents)} intents, {len(self._entities.phrases)} entity values")
         if len(self.intents) < 2:
             self.training_report = {"examples": len(texts), "intents": len(self.intents)}
@@ -134,8 +134,7 @@ class NLUPipeline:
         novelty = NoveltyScorer(alpha=self.options["novelty_alpha"])
         novelty.fit(in_scope, texts)
         self._featurizer, self._classifier, self._novelty = featurizer, classifier, novelty
-        self._train_features = in_scope
-        _ = in_scope.sparse_t  # computed once now rather than by the first message
+        self._examples = ExampleRows.of(in_scope, self.embedder.blocks)
         self.languages = sorted({detect_language(t, self.default_language) for t in texts})
         self._warm_up()
         seconds = time.perf_counter() - started
@@ -154,11 +153,11 @@ class NLUPipeline:
         return tokenize(text, detect_language(text, self.default_language))
 
     def _warm_up(self) -> None:
-        """First calls build lazy state (jieba's dictionary, spaCy rulers, the classifier's weights and each
-        language's block of the training matrix): do it before users arrive, and before `kefu run --workers`
-        forks, so the workers share it instead of each building its own (25 MB on the demo shop)."""
-        for language in [lang for lang in self.languages if lang in SAMPLE_MESSAGES] or ["en"]:
-            self.parse_batch([SAMPLE_MESSAGES[language]])  # one at a time: each meets its own language's block
+        """First calls build lazy state (jieba's dictionary, spaCy rulers, the classifier's weights, the encoder's
+        rows of the pieces of these messages): do it before users arrive, and before `kefu run --workers`
+        forks, so the workers share it instead of each building its own."""
+        languages = [lang for lang in self.languages if lang in SAMPLE_MESSAGES] or ["en"]
+        self.parse_batch([SAMPLE_MESSAGES[language] for language in languages])
 
     # ---------------------------------------------------------------- parsing
     def parse(self, text: str) -> dict[str, Any]:
@@ -190,12 +189,12 @@ class NLUPipeline:
             return [[] for _ in texts]
         if self._classifier is None:  # one intent: nothing to choose between
             return [[{"name": self.intents[0], "confidence": 1.0}] for _ in texts]
-        assert self._featurizer is not None and self._novelty is not None and self._train_features is not None
+        assert self._featurizer is not None and self._novelty is not None and self._examples is not None
         tokens = [list(words(doc)) for doc in docs]
         embeddings = self.embedder.encode(list(texts))
         features = self._featurizer.transform(list(texts), tokens, embeddings)
         probabilities = self._classifier.predict_proba(features)
-        nearest = features.similarity(self._train_features).max(axis=1)
+        nearest = self._examples.similarity(features).max(axis=1)
         confidences = probabilities * self._novelty.factor(nearest)[:, None]
         classes = self._classifier.classes
         if background.BACKGROUND in classes:  # its share of probability is simply not handed to any intent
@@ -226,7 +225,7 @@ class NLUPipeline:
             "trained": self._classifier is not None,
         }
         if self._classifier is not None:
-            assert self._featurizer is not None and self._novelty is not None and self._train_features is not None
+            assert self._featurizer is not None and self._novelty is not None and self._examples is not None
             for key, (part_meta, part_arrays) in {
                 "featurizer": self._featurizer.state(),
                 "classifier": self._classifier.state(),
@@ -234,7 +233,7 @@ class NLUPipeline:
             }.items():
                 meta[key] = part_meta
                 arrays.update(part_arrays)
-            train = self._train_features
+            train = self._examples.features()
             arrays.update(
                 train_dense=train.dense.astype(np.float16),
                 train_data=train.sparse.data.astype(np.float16),
@@ -292,8 +291,7 @@ class NLUPipeline:
                     (arrays["train_data"].astype(np.float32), arrays["train_indices"], arrays["train_indptr"]),
                     shape=tuple(int(n) for n in arrays["train_shape"]),
                 )
-                pipeline._train_features = Features(arrays["train_dense"].astype(np.float32), sparse)
-                _ = pipeline._train_features.sparse_t  # see train()
+                pipeline._examples = ExampleRows.of(Features(arrays["train_dense"], sparse), pipeline.embedder.blocks)
         except (KeyError, ValueError, TypeError, OSError, zipfile.BadZipFile) as exc:
             raise ModelError(f"{directory}: unusable NLU model ({type(exc).__name__}: {exc}); retrain") from None
         if pipeline._classifier is not None:

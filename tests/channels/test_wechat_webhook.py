@@ -164,14 +164,15 @@ async def test_a_slow_bot_gets_success_then_exactly_one_custom_send(make_client,
 
     async def slow_handle(message, resend=False):
         calls.append(message.message_id)
-        await asyncio.sleep(0.5)
+        await asyncio.sleep(1.5)
         return await real_handle(message, resend)
 
     agent.handle = slow_handle
     push = wechat_push(text_xml("运费多少钱", "24000000000000200"))
     started = time.perf_counter()
     first = await post(client, *push)
-    assert await first.text() == "success" and time.perf_counter() - started < 0.45
+    # answered within the budget (0.1 s), long before the bot (1.5 s): slack for a busy machine
+    assert await first.text() == "success" and time.perf_counter() - started < 1.2
     retry = await post(client, *push)  # WeChat retries while the first delivery is still running
     assert await retry.text() == "success"
     await fake_wechat.wait_for(lambda: fake_wechat.sends())
