@@ -46,7 +46,6 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-import os
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -56,6 +55,7 @@ from typing import Any
 import faiss
 import numpy as np
 
+from bot.durable import write_atomically
 from bot.faq import calibration
 from bot.faq.background import BACKGROUND_QUESTIONS
 from bot.faq.calibration import Calibration
@@ -704,21 +704,21 @@ class FAQIndex:
         manifest_path = directory / MANIFEST_FILE
         manifest_path.unlink(missing_ok=True)
         vectors_path = directory / VECTORS_FILE
-        _atomic_write(vectors_path, lambda p: faiss.write_index(self._index, str(p)))
+        write_atomically(vectors_path, lambda p: faiss.write_index(self._index, str(p)))
         lexical_path = directory / LEXICAL_FILE
-        _atomic_write(lexical_path, lambda p: _save_npz(p, self._lexical.to_arrays()))
+        write_atomically(lexical_path, lambda p: _save_npz(p, self._lexical.to_arrays()))
         files = {VECTORS_FILE: _sha256(vectors_path), LEXICAL_FILE: _sha256(lexical_path)}
         graphs = {}
         for lang, graph in self._graphs.items():
             name = GRAPH_FILE.format(lang)
-            _atomic_write(directory / name, lambda p, g=graph: faiss.write_index(g.index, str(p)))
+            write_atomically(directory / name, lambda p, g=graph: faiss.write_index(g.index, str(p)))
             files[name] = _sha256(directory / name)
             graphs[lang] = {"file": name, "start": graph.start, "columns": list(graph.columns)}
         selector_meta = None
         if self._selector is not None:
             selector_meta, selector_arrays = self._selector.state()
             selector_path = directory / SELECTOR_FILE
-            _atomic_write(selector_path, lambda p: _save_npz(p, selector_arrays))
+            write_atomically(selector_path, lambda p: _save_npz(p, selector_arrays))
             files[SELECTOR_FILE] = _sha256(selector_path)
         manifest = {
             "format": FORMAT_VERSION,
@@ -733,7 +733,7 @@ class FAQIndex:
             "entries": [{**e.as_dict(), "source": e.source} for e in self._entry_list],
             "rows": self._rows.as_dict(),
         }
-        _atomic_write(
+        write_atomically(
             manifest_path,
             lambda p: p.write_text(json.dumps(manifest, ensure_ascii=False, indent=1), encoding="utf-8"),
         )
@@ -838,13 +838,3 @@ def _save_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
         np.savez(f, **arrays)
 
 
-def _atomic_write(path: Path, write: Callable[[Path], Any]) -> None:
-    """Write to a temporary sibling, fsync, then rename over `path`."""
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        write(tmp)
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)

@@ -17,8 +17,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
-import tempfile
 import time
 import zipfile
 from collections import Counter
@@ -30,6 +28,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from bot.config import Config
+from bot.durable import write_atomically
 from bot.formats.nlu_data import NLUData
 from bot.language import SAMPLE_MESSAGES, detect_language
 from bot.nlu import background
@@ -245,8 +244,9 @@ class NLUPipeline:
         np.savez(buffer, **arrays)
         payload = buffer.getvalue()
         meta["arrays_sha256"] = hashlib.sha256(payload).hexdigest()
-        _write_atomic(directory / ARRAYS_FILE, payload)
-        _write_atomic(directory / META_FILE, json.dumps(meta, ensure_ascii=False).encode("utf-8"))
+        write_atomically(directory / ARRAYS_FILE, lambda tmp: tmp.write_bytes(payload))
+        meta_bytes = json.dumps(meta, ensure_ascii=False).encode("utf-8")
+        write_atomically(directory / META_FILE, lambda tmp: tmp.write_bytes(meta_bytes))
 
     @classmethod
     def load(cls, directory: Path, config: Config) -> NLUPipeline:
@@ -307,15 +307,3 @@ def _half_precision(features: Features) -> Features:
     return Features(features.dense.astype(np.float16).astype(np.float32), sparse)
 
 
-def _write_atomic(path: Path, payload: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        os.chmod(tmp, 0o644)  # mkstemp makes it private; a model file is an ordinary file
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(payload)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

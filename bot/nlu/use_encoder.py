@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from bot.durable import write_atomically
 from bot.nlu.onnx_encoder import cache_dir
 
 log = logging.getLogger(__name__)
@@ -76,37 +76,38 @@ class PieceRows:
 
 def _rows_on_demand(table: np.ndarray) -> PieceRows | np.ndarray:
     """`table` read on demand from a cached copy, or `table` itself when the cache cannot be used. The copy is
-    compared with `table` and written again when it differs, under a temporary name then renamed, so that no
-    reader ever sees half of one."""
+    compared with `table` and written again (atomically) when it differs."""
     path = cache_dir() / TABLE_FILE
     try:
-        if not _same(path, table):
+        offset = _offset_if_same(path, table)
+        if offset is None:
             path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-            try:
-                with os.fdopen(fd, "wb") as handle:
-                    np.save(handle, table)
-                os.chmod(tmp, 0o644)
-                os.replace(tmp, path)
-            finally:
-                Path(tmp).unlink(missing_ok=True)
-        return PieceRows(path, np.load(path, mmap_mode="r").offset, table.shape)
+            write_atomically(path, lambda tmp: _save(tmp, table))
+            offset = np.load(path, mmap_mode="r").offset
+        return PieceRows(path, offset, table.shape)
     except (OSError, ValueError) as exc:
         log.info("the sentence encoder's table stays in memory: %s cannot be used (%s)", path, exc)
         return table
 
 
-def _same(path: Path, table: np.ndarray) -> bool:
+def _save(path: Path, table: np.ndarray) -> None:
+    with path.open("wb") as handle:  # np.save given a name would add ".npy" to it
+        np.save(handle, table)
+
+
+def _offset_if_same(path: Path, table: np.ndarray) -> int | None:
+    """Where the copy's rows start, when the file holds exactly `table` (read, not mapped: its pages stay out of
+    this process)."""
     try:
         mapped = np.load(path, mmap_mode="r")
         if mapped.shape != table.shape or mapped.dtype != table.dtype:
-            return False
+            return None
         expected = memoryview(np.ascontiguousarray(table)).cast("B")
         with path.open("rb") as handle:
             handle.seek(mapped.offset)
             for start in range(0, len(expected), CHUNK):
                 if handle.read(CHUNK) != expected[start:start + CHUNK]:
-                    return False
-        return True
+                    return None
+        return int(mapped.offset)
     except (OSError, ValueError):
-        return False
+        return None
