@@ -145,29 +145,28 @@ class BatchedParser:
         return parses  # type: ignore[return-value]
 
     def _parse_new(self, faq: Any, texts: list[str]) -> list[dict[str, Any]]:
-        parses = self.model.nlu.parse_batch(texts)
+        """NLU and FAQ hits for new texts. A message that asks several things also gets `parse["parts"]`: each
+        question with its own FAQ hits. The messages and their questions are embedded in one forward pass and
+        searched in one batch."""
+        n = len(texts)
+        split = [clauses(text) for text in texts] if len(faq) else []
+        asked = [(i, part) for i, parts in enumerate(split) if len(parts) > 1 for part in parts]
+        queries = texts + [part.text for _, part in asked]
+        vectors = embedder_for(self.model.config.kefu.embedding).encode(queries) if len(faq) else None
+        parses = self.model.nlu.parse_batch(texts, None if vectors is None else vectors[:n])
+        if vectors is None:
+            return [{**parse, "faq": []} for parse in parses]
         languages = [p.get("language") or self.model.config.kefu.default_language for p in parses]
-        vectors = embedder_for(self.model.config.kefu.embedding).encode(texts) if len(faq) else None
         top_k = self.model.config.kefu.faq_top_k
-        hits = faq.search_batch(texts, languages, k=max(top_k, RETRIEVAL_POOL), query_vectors=vectors)
-        for parse, found in zip(parses, hits, strict=True):
+        # a retrieval intent looks further down the list for its own answers
+        pool = max(top_k, RETRIEVAL_POOL) if self.retrieval_bases else top_k
+        hits = faq.search_batch(queries, languages + [languages[i] for i, _ in asked], k=pool, query_vectors=vectors)
+        for parse, found in zip(parses, hits[:n], strict=True):
             base = (parse.get("intent") or {}).get("name")
             if base in self.retrieval_bases:  # Rasa retrieval intent: answer from its own responses only
                 found = [h for h in found if h.id.startswith(base + "/")]
             parse["faq"] = [h.as_dict() for h in found[:top_k]]
-        self._search_parts(faq, texts, languages, parses)
+        for (i, part), found in zip(asked, hits[n:], strict=True):
+            parses[i].setdefault("parts", []).append({"text": part.text, "asks": part.asks, "elliptic": part.elliptic,
+                                                      "faq": [h.as_dict() for h in found[:top_k]]})
         return parses
-
-    def _search_parts(self, faq: Any, texts: list[str], languages: list[str], parses: list[dict[str, Any]]) -> None:
-        """A message that asks several things gets `parse["parts"]`: each question with its own FAQ hits."""
-        if not len(faq):
-            return
-        split = [clauses(text) for text in texts]
-        asked = [(i, part) for i, parts in enumerate(split) if len(parts) > 1 for part in parts]
-        if not asked:
-            return
-        found = faq.search_batch([part.text for _, part in asked], [languages[i] for i, _ in asked],
-                                 k=self.model.config.kefu.faq_top_k)
-        for (i, part), hits in zip(asked, found, strict=True):
-            parses[i].setdefault("parts", []).append(
-                {"text": part.text, "asks": part.asks, "elliptic": part.elliptic, "faq": [h.as_dict() for h in hits]})

@@ -55,6 +55,11 @@ def test_the_int8_encoder_keeps_the_meaning_at_a_quarter_of_the_size(
     model_dir = Path(resolve_model_path(MINILM))
     int8, fp32 = (onnx_encoder.export_path(model_dir, p) for p in ("int8", "fp32"))
     assert int8.stat().st_size < fp32.stat().st_size / 3
+    # a text gets the same vector alone and beside others (activations are quantised per run): a shopper's answer
+    # must not depend on what other shoppers ask at the same moment
+    alone = np.stack([encoder.encode([text])[0] for text in TEXTS])
+    assert np.array_equal(alone, vectors)
+    assert np.array_equal(encoder.encode([TEXTS[1], TEXTS[3] * 4])[0], alone[1])
 
 
 def test_a_model_that_does_not_quantise_well_is_served_in_fp32(

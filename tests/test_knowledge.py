@@ -412,8 +412,8 @@ async def test_a_batch_being_parsed_keeps_the_index_it_started_with(kefu_app, mo
     newer = await live.candidate(_with_answer(live.entries(), "shipping_time", "zh", NEW_ZH))
     parse_batch = agent.model.nlu.parse_batch
 
-    def parse_then_publish(texts):
-        parsed = parse_batch(texts)
+    def parse_then_publish(texts, embeddings=None):
+        parsed = parse_batch(texts, embeddings)
         agent.use_faq(newer)  # a publication lands meanwhile
         return parsed
 

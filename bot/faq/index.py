@@ -568,11 +568,7 @@ class FAQIndex:
 
         Pass `query_vector` (the embedding the NLU already made of `text`) to skip embedding it again.
         """
-        if not has_content(text) or not len(self._rows) or k <= 0:
-            return []
-        if query_vector is None:
-            query_vector = self._embedder.encode([text])[0]
-        return self._search(text, language, k, self._check_vector(query_vector))
+        return self.search_batch([text], [language], k, [query_vector])[0]
 
     def search_batch(
         self,
@@ -581,7 +577,9 @@ class FAQIndex:
         k: int = 3,
         query_vectors: np.ndarray | Sequence[np.ndarray | None] | None = None,
     ) -> list[list[FAQHit]]:
-        """`search` for many messages, embedding the ones without a vector in one model call."""
+        """`search` for many messages: the ones without a vector embedded in one model call, and the dense and
+        selector scores of the whole batch computed together (each reads its weights once per batch, not once
+        per message: under load, the search read per message cost as much as the English encoder)."""
         if len(languages) != len(texts):
             raise ValueError("search_batch needs one language per text")
         vectors: list[np.ndarray | None] = (
@@ -589,14 +587,22 @@ class FAQIndex:
         )
         if len(vectors) != len(texts):
             raise ValueError("search_batch needs one query vector per text (or none at all)")
-        missing = [i for i, v in enumerate(vectors) if v is None and has_content(texts[i])]
-        if missing and len(self._rows):
-            for i, v in zip(missing, self._embedder.encode([texts[i] for i in missing]), strict=True):
-                vectors[i] = v
-        return [
-            self.search(t, lang, k, v) if v is not None else []
-            for t, lang, v in zip(texts, languages, vectors, strict=True)
-        ]
+        found: list[list[FAQHit]] = [[] for _ in texts]
+        asked = [i for i, text in enumerate(texts) if has_content(text)] if len(self._rows) and k > 0 else []
+        if not asked:
+            return found
+        missing = [i for i in asked if vectors[i] is None]
+        for i, v in zip(missing, self._embedder.encode([texts[i] for i in missing]), strict=True):
+            vectors[i] = v
+        batch = np.stack([self._check_vector(vectors[i]) for i in asked])  # type: ignore[arg-type]
+        asked_texts = [texts[i] for i in asked]
+        query_languages = [query_language(languages[i], texts[i]) for i in asked]
+        dense = self._dense_search(batch, query_languages, CANDIDATES)
+        selector = (self._selector.probabilities(asked_texts, batch) if self._selector is not None
+                    else np.zeros((len(asked), len(self._entry_list)), dtype=np.float32))
+        for j, i in enumerate(asked):
+            found[i] = self._search(asked_texts[j], query_languages[j], k, batch[j], dense[j], selector[j])
+        return found
 
     def _check_vector(self, vector: np.ndarray) -> np.ndarray:
         vector = np.asarray(vector, dtype=np.float32).reshape(-1)
@@ -607,38 +613,48 @@ class FAQIndex:
     def nearest_rows(self, vector: np.ndarray, language: str, k: int) -> np.ndarray:
         """The (up to) `k` rows of `language` nearest `vector` (inner product), best first; approximate for the
         languages in `approximate`."""
-        return self._dense_search(vector, language, k)[0]
+        return self._dense_search(self._check_vector(vector)[None, :], [language], k)[0][0]
 
-    def _dense_search(self, vector: np.ndarray, language: str, k: int) -> tuple[np.ndarray, np.ndarray | None]:
-        """`nearest_rows`, and for an exact search the inner product of `vector` with every row of the language
-        (from its first row on), which the candidates' dense scores then read rather than compute again.
+    def _dense_search(
+        self, vectors: np.ndarray, languages: list[str], k: int
+    ) -> list[tuple[np.ndarray, np.ndarray | None]]:
+        """Per query (a row of `vectors`, in `languages[i]`): `nearest_rows`, and for an exact search its inner
+        product with every row of its language (from the language's first row on), which the candidates' dense
+        scores then read rather than compute again.
 
-        Exact: one matrix-vector product over the flat index's vectors of the language, on its encoder's columns
-        only — a FAISS search of the whole flat index restricted to the language (`IDSelectorRange`) read all
-        896 columns of every row and cost 3–5 times as much (0.5 against 0.1–0.2 ms, the demo shop)."""
-        start, end = self._rows.blocks[language]
-        k = min(k, end - start)
-        if k <= 0:
-            return np.zeros(0, dtype=np.int64), None
-        graph = self._graphs.get(language)
-        if graph is not None:
-            return graph.search(vector, k), None
-        columns = self._columns[language]
-        similarities = self._vectors[start:end, columns] @ vector[columns]
-        top = np.argpartition(-similarities, k - 1)[:k] if k < len(similarities) else np.arange(len(similarities))
-        return start + top[np.argsort(-similarities[top], kind="stable")], similarities
+        Exact: one matrix product per language for the whole batch, on its encoder's columns only — a FAISS
+        search of the whole flat index restricted to the language (`IDSelectorRange`) read all 896 columns of
+        every row and cost 3–5 times as much (0.5 against 0.1–0.2 ms, the demo shop)."""
+        found: list[tuple[np.ndarray, np.ndarray | None]] = [(np.zeros(0, dtype=np.int64), None)] * len(languages)
+        for language in dict.fromkeys(languages):
+            mine = [i for i, lang in enumerate(languages) if lang == language]
+            start, end = self._rows.blocks[language]
+            kept = min(k, end - start)
+            if kept <= 0:
+                continue
+            graph = self._graphs.get(language)
+            if graph is not None:
+                for i in mine:
+                    found[i] = (graph.search(vectors[i], kept), None)
+                continue
+            columns = self._columns[language]
+            for i, similarities in zip(mine, vectors[mine][:, columns] @ self._vectors[start:end, columns].T,
+                                       strict=True):
+                top = (np.argpartition(-similarities, kept - 1)[:kept] if kept < len(similarities)
+                       else np.arange(len(similarities)))
+                found[i] = (start + top[np.argsort(-similarities[top], kind="stable")], similarities)
+        return found
 
-    def _search(self, text: str, language: str, k: int, vector: np.ndarray) -> list[FAQHit]:
+    def _search(self, text: str, lang: str, k: int, vector: np.ndarray,
+                dense_found: tuple[np.ndarray, np.ndarray | None], selector: np.ndarray) -> list[FAQHit]:
+        """One query's hits, from its `_dense_search` result and its selector probabilities."""
         rows = self._rows
-        lang = query_language(language, text)
         start, end = rows.blocks[lang]
         n_entries = len(self._entry_list)
         # candidates: entries of the dense top rows (query's language only) and of the lexical top rows
         is_candidate = np.zeros(n_entries, dtype=bool)
-        nearest, similarities = self._dense_search(vector, lang, CANDIDATES)
+        nearest, similarities = dense_found
         is_candidate[rows.entry[nearest]] = True
-        selector = (self._selector.probabilities([text], vector[None, :])[0] if self._selector is not None
-                    else np.zeros(n_entries, dtype=np.float32))
         top_selector = np.argsort(-selector, kind="stable")[:SELECTOR_CANDIDATES]
         is_candidate[top_selector[selector[top_selector] >= SELECTOR_MIN]] = True
         terms = analyze(text)

@@ -162,13 +162,14 @@ class NLUPipeline:
     def parse(self, text: str) -> dict[str, Any]:
         return self.parse_batch([text])[0]
 
-    def parse_batch(self, texts: list[str]) -> list[dict[str, Any]]:
-        """Parse several messages with one embedding forward pass (for micro-batching concurrent messages)."""
+    def parse_batch(self, texts: list[str], embeddings: np.ndarray | None = None) -> list[dict[str, Any]]:
+        """Parse several messages with one embedding forward pass (for micro-batching concurrent messages);
+        `embeddings`: the texts' vectors when the caller has them (made with this pipeline's embedder)."""
         if not texts:
             return []
         languages = [detect_language(t, self.default_language) for t in texts]
         docs = [make_doc(t, lang) for t, lang in zip(texts, languages, strict=True)]
-        rankings = self._rank_intents(texts, docs)
+        rankings = self._rank_intents(texts, docs, embeddings)
         results = []
         for text, language, doc, ranking in zip(texts, languages, docs, rankings, strict=True):
             top = ranking[0] if ranking else {"name": None, "confidence": 0.0}
@@ -183,14 +184,16 @@ class NLUPipeline:
             )
         return results
 
-    def _rank_intents(self, texts: list[str], docs: list[Any]) -> list[list[dict[str, Any]]]:
+    def _rank_intents(self, texts: list[str], docs: list[Any],
+                      embeddings: np.ndarray | None) -> list[list[dict[str, Any]]]:
         if not self.intents:
             return [[] for _ in texts]
         if self._classifier is None:  # one intent: nothing to choose between
             return [[{"name": self.intents[0], "confidence": 1.0}] for _ in texts]
         assert self._featurizer is not None and self._novelty is not None and self._examples is not None
         tokens = [list(words(doc)) for doc in docs]
-        embeddings = self.embedder.encode(list(texts))
+        if embeddings is None:
+            embeddings = self.embedder.encode(list(texts))
         features = self._featurizer.transform(list(texts), tokens, embeddings)
         probabilities = self._classifier.predict_proba(features)
         nearest = self._examples.similarity(features).max(axis=1)
