@@ -24,7 +24,10 @@ from bot.dialogue.tracker import Tracker
 from bot.formats.domain import Domain
 from bot.stores import TrackerStore
 
-MAX_EVENTS = 50_000  # about 100 MB: a parsed event of the starter bot takes about 2 KB
+# About 50 MB a worker: an event of the demo shop takes 2.5 KB as Python objects (a shopper's message 8.5 KB, its
+# parse holding the intent ranking and the FAQ hits with their answers; 2026-12-07, 4,480 events of the benchmark's
+# conversations). 20,000 events are ~4,000 turns of the conversations active lately; an older one is read again.
+MAX_EVENTS = 20_000
 OFF_LOOP_EVENTS = 500  # a longer conversation read whole is replayed on a worker thread
 IDLE_S = 15 * 60.0
 
