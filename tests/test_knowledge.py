@@ -20,6 +20,7 @@ from bot.cli import main
 from bot.formats.faq_data import FAQEntry
 from bot.knowledge import KNOWLEDGE, faq_yaml
 from bot.knowledge.versions import KnowledgeVersions, LiveEntry, PublishConflict
+from bot.nlu.embedder import embedder_for
 from bot.stores import create_stores
 from handoff.app_keys import HANDOFF
 
@@ -424,6 +425,27 @@ async def test_a_batch_being_parsed_keeps_the_index_it_started_with(kefu_app, mo
     assert during["faq"][0]["id"] == "shipping_time" and NEW_ZH not in during["faq"][0]["answer"]
     assert after["faq"][0]["answer"] == NEW_ZH
 
+
+
+async def test_a_message_gets_the_same_parse_alone_as_beside_other_shoppers_messages(kefu_app) -> None:
+    """Under load the messages that queued up are parsed as one batch; what one shopper is told must not depend on
+    what others asked at that moment (the int8 English encoder once quantised a whole batch with one scale)."""
+    worker = await kefu_app()
+    parser = worker.app[AGENT].parser
+    asked = ["how long does delivery take to Shanghai", "运费多少，几天到", "hi", "can I return a mug I already used?",
+             "I ordered the wrong size of the linen shirt and want to swap it for a bigger one, is that free?"]
+    together = parser.parse_now(asked)
+    parser.cache = type(parser.cache)()  # parsed and embedded again, not read back
+    embedder_for(worker.app[AGENT].model.config.kefu.embedding)._cache.clear()
+    for text, parse in zip(asked, together, strict=True):
+        [alone] = parser.parse_now([text])
+        # the same up to float rounding (one matrix product for a batch, one for a message: 1e-6); the batch-wide
+        # int8 scale moved confidences by up to 0.025
+        assert alone["intent"]["name"] == parse["intent"]["name"]
+        assert alone["intent"]["confidence"] == pytest.approx(parse["intent"]["confidence"], abs=1e-5)
+        for mine, theirs in zip([alone, *alone.get("parts", [])], [parse, *parse.get("parts", [])], strict=True):
+            assert [h["id"] for h in mine["faq"]] == [h["id"] for h in theirs["faq"]]
+            assert [h["score"] for h in mine["faq"]] == pytest.approx([h["score"] for h in theirs["faq"]], abs=2e-4)
 
 
 async def test_a_repeated_question_is_parsed_once_per_knowledge_version(kefu_app) -> None:
