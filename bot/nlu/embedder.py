@@ -16,7 +16,7 @@ the classifiers on top learn each language's block apart. `kefu.embedding.model`
 encoder for every language or one per language: all-MiniLM-L6-v2, use-multilingual-v3, or a path to any
 local sentence-transformers model (with `multilingual: true` when it reads Chinese).
 
-`Embedder` adds what every encoder needs: a small LRU cache (the FAQ search re-reads what the NLU just embedded),
+`Embedder` adds what every encoder needs: a small LRU cache (texts embedded again soon, see CACHED_TEXTS),
 a memo for the length of a training run (`remembering()`: the FAQ index embeds the phrasings the NLU has just
 embedded as examples of the `faq` intent — half of the training's embedding time) and thread safety (the
 model runs in a worker thread, never on the event loop).
@@ -36,8 +36,9 @@ from bot.config import USE_MULTILINGUAL, EmbeddingSettings
 from bot.language import LANGUAGES, detect_language
 
 CACHED_BATCH = 64  # batches up to this size are cached: live queries, not training corpora
-# Texts whose vectors are kept: what one message's parse asks again (the FAQ search after the NLU, its clauses)
-# while the messages queued with it are parsed. Repeated messages are answered by the parse cache (bot/parsing.py).
+# Texts whose vectors are kept: what is embedded again soon (the questions an owner's knowledge preview asks at each
+# edit, bot/knowledge/). A message's parse passes its vectors along instead, and repeated messages are answered by
+# the parse cache (bot/parsing.py).
 CACHED_TEXTS = 512
 
 
