@@ -1,7 +1,8 @@
 """NLU + FAQ search off the event loop, batching messages that arrive while a batch is running.
 
 One message alone runs at once (no added wait); under load, everything that queued up during the previous
-batch is embedded in one forward pass, which costs far less per message. Texts asked lately ("hi", "运费多少",
+batch is parsed as one batch: one call to each encoder, one pass of the classifiers and one FAQ search read each
+weight once for all of them, which costs far less per message. Texts asked lately ("hi", "运费多少",
 a button's text) are answered from a cache of their parses: keyed by the exact text (a trimmed or re-spaced text
 would move the entities' offsets), for the model and FAQ version that made them — a live knowledge update or a
 new model starts it empty.
