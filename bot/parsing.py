@@ -23,7 +23,7 @@ from bot import strict_json
 from bot.language import LANGUAGES
 from bot.model import TrainedModel
 from bot.nlu.clauses import clauses
-from bot.nlu.embedder import CACHED_BATCH, embedder_for
+from bot.nlu.embedder import CACHED_BATCH
 
 # Rasa's payload syntax for buttons: /intent or /intent{"entity": "value"}
 _PAYLOAD = re.compile(r"^/(?P<intent>[\w./-]+)(?P<entities>\{.*\})?$", re.DOTALL)
@@ -147,13 +147,13 @@ class BatchedParser:
 
     def _parse_new(self, faq: Any, texts: list[str]) -> list[dict[str, Any]]:
         """NLU and FAQ hits for new texts. A message that asks several things also gets `parse["parts"]`: each
-        question with its own FAQ hits. The messages and their questions are embedded in one forward pass and
-        searched in one batch."""
+        question with its own FAQ hits. The messages and their questions are embedded in one call (by the NLU's
+        embedder) and searched in one batch."""
         n = len(texts)
         split = [clauses(text) for text in texts] if len(faq) else []
         asked = [(i, part) for i, parts in enumerate(split) if len(parts) > 1 for part in parts]
         queries = texts + [part.text for _, part in asked]
-        vectors = embedder_for(self.model.config.kefu.embedding).encode(queries) if len(faq) else None
+        vectors = self.model.nlu.embedder.encode(queries) if len(faq) else None
         parses = self.model.nlu.parse_batch(texts, None if vectors is None else vectors[:n])
         if vectors is None:
             return [{**parse, "faq": []} for parse in parses]

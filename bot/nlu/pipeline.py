@@ -163,7 +163,7 @@ class NLUPipeline:
         return self.parse_batch([text])[0]
 
     def parse_batch(self, texts: list[str], embeddings: np.ndarray | None = None) -> list[dict[str, Any]]:
-        """Parse several messages with one embedding forward pass (for micro-batching concurrent messages);
+        """Parse several messages with one call to the embedder (for micro-batching concurrent messages);
         `embeddings`: the texts' vectors when the caller has them (made with this pipeline's embedder)."""
         if not texts:
             return []
