@@ -83,7 +83,7 @@ class EntrySelector:
         classifier = IntentClassifier(regularisation=C)
         weight = np.concatenate([weights, np.ones(len(background))]).astype(np.float64)
         calibrate_on = np.concatenate([is_question, np.ones(len(background), dtype=bool)])
-        classifier.fit(features.stacked(), labels, weight, calibrate_on)
+        classifier.fit(features, labels, weight, calibrate_on)
         self = cls(featurizer, classifier, _columns(classifier, entry_ids))
         held_out = classifier.held_out_logits
         if held_out is None:

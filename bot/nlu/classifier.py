@@ -13,29 +13,27 @@ with a handful of examples) T stays 1 rather than being guessed from noise.
 from __future__ import annotations
 
 import os
-from concurrent.futures import Executor, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
-import scipy.sparse as sp
 from scipy.special import log_softmax, softmax
 
+from bot.nlu import softmax_regression
 from bot.nlu.featurizers import Features
-
-if TYPE_CHECKING:
-    from sklearn.linear_model import LogisticRegression
 
 # scikit-learn and scipy.optimize are imported where a model is fitted: a serving process only multiplies by
 # the saved weights, and importing them costs it ~1 s of start-up and tens of MB.
 
 C = 10.0  # inverse regularisation strength, chosen on Bitext train/dev and a small bilingual dev set
-MAX_ITER = 300
-SOLVER = "newton-cg"  # a few Newton steps: 2-4x faster than lbfgs on these many-feature problems
 MAX_FOLDS = 5
 LARGE_DATA = 3000  # from this many examples, 3 folds are enough to fit one scalar
+WARM_START_FOLDS = 2  # the final model starts from the mean of this many fold models
 MIN_CALIBRATION = 20  # fewer usable held-out predictions than this: keep T = 1 rather than guess
 TEMPERATURE_RANGE = (0.1, 10.0)
+
+_Fold = tuple[np.ndarray, "IntentClassifier"]  # a fold's model and the class numbers it knows
 
 
 @dataclass
@@ -57,26 +55,9 @@ class IntentClassifier:
         if self.coef is not None:
             self.coef = _column_major(self.coef)
 
-    def _fit_lr(self, x: sp.csr_matrix, y: np.ndarray, weight: np.ndarray) -> LogisticRegression:
-        from sklearn.linear_model import LogisticRegression
-
-        model = LogisticRegression(C=self.regularisation, max_iter=MAX_ITER, tol=1e-4, solver=SOLVER)
-        model.fit(x, y, sample_weight=weight)
-        return model
-
-    @staticmethod
-    def _logits_of(model: LogisticRegression, x: sp.csr_matrix, n_classes: int) -> np.ndarray:
-        """Logits over all classes; classes missing from this model's training fold get -inf."""
-        raw = model.decision_function(x)
-        if raw.ndim == 1:  # binary: p(class 1) = sigmoid(z) = softmax([0, z])
-            raw = np.stack([np.zeros_like(raw), raw], axis=1)
-        out = np.full((x.shape[0], n_classes), -np.inf)
-        out[:, model.classes_] = raw
-        return out
-
     def fit(
         self,
-        x: sp.csr_matrix,
+        x: Features,
         labels: list[str],
         sample_weight: np.ndarray | None = None,
         calibrate_on: np.ndarray | None = None,
@@ -90,45 +71,55 @@ class IntentClassifier:
             raise ValueError("an intent classifier needs at least two intents")
         weight = np.ones(len(y)) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
         mask = np.ones(len(y), dtype=bool) if calibrate_on is None else np.asarray(calibrate_on, dtype=bool)
-        # The fold models and the final one are independent: fit them side by side (the solver's sparse
-        # products release the GIL, so threads use every core).
-        with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-            final = pool.submit(self._fit_lr, x, y, weight)
-            self.temperature, self.cv_accuracy = self._fit_temperature(x, y, weight, mask, pool)
-            model = final.result()
-        coef = model.coef_
-        intercept = model.intercept_
-        if coef.shape[0] == 1:  # binary: store as two rows so prediction is one code path
-            coef = np.vstack([np.zeros_like(coef), coef])
-            intercept = np.array([0.0, intercept[0]])
+        splits = _splits(y)
+        from threadpoolctl import threadpool_limits
+
+        # The fold models and the final one side by side, one core each: the solver's products release the
+        # GIL, and one BLAS thread per fit rather than one per core for each (oversubscribed, the same work
+        # took 1.5x as long).
+        with threadpool_limits(1, user_api="blas"), ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+            folds = [pool.submit(self._fit_fold, x, y, weight, train) for train, _ in splits]
+            # Queued last, so the folds it waits for are running or done when it starts.
+            final = pool.submit(self._fit_final, x, y, weight, folds[:WARM_START_FOLDS])
+            fitted = [fold.result() for fold in folds]
+            coef, intercept = final.result()
+        self.held_out_logits = _held_out_logits(x, len(self.classes), splits, fitted) if splits else None
+        self.temperature, self.cv_accuracy = self._fit_temperature(y, weight, mask)
         self.coef = _column_major(coef)
         self.intercept = intercept.astype(np.float32)
 
-    def _fit_temperature(
-        self, x: sp.csr_matrix, y: np.ndarray, weight: np.ndarray, mask: np.ndarray, pool: Executor
-    ) -> tuple[float, float | None]:
-        counts = np.bincount(y)
-        folds = min(MAX_FOLDS if len(y) < LARGE_DATA else 3, int(counts.max()))
-        self.held_out_logits = None
-        if folds < 2:
+    def _fit_weights(
+        self, x: Features, y: np.ndarray, weight: np.ndarray, start: tuple[np.ndarray, np.ndarray] | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(n_classes, n_features) weights and the intercepts, for classes 0..max(y)."""
+        n_classes = int(y.max()) + 1
+        coef, intercept = softmax_regression.fit(x.dense, x.sparse, y, n_classes, weight, self.regularisation, start)
+        return coef.T, intercept
+
+    def _fit_fold(
+        self, x: Features, y: np.ndarray, weight: np.ndarray, train: np.ndarray
+    ) -> _Fold | None:
+        """A model of the `train` rows, with the class numbers it knows (None: it would know fewer than two)."""
+        present, local = np.unique(y[train], return_inverse=True)
+        if len(present) < 2:
+            return None
+        weights = self._fit_weights(x.rows(train), local, weight[train])
+        return present, IntentClassifier([self.classes[i] for i in present], *weights)
+
+    def _fit_final(
+        self, x: Features, y: np.ndarray, weight: np.ndarray, folds: list[Future[_Fold | None]]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The model of all the data, started from the mean of the first folds' models: it then needs a third
+        of the Newton steps of a start from zero."""
+        fitted = [fold for fold in (future.result() for future in folds) if fold is not None]
+        n_features = x.dense.shape[1] + x.sparse.shape[1]
+        return self._fit_weights(x, y, weight, _mean_weights(fitted, len(self.classes), n_features) if fitted else None)
+
+    def _fit_temperature(self, y: np.ndarray, weight: np.ndarray, mask: np.ndarray) -> tuple[float, float | None]:
+        """T minimising the held-out negative log-likelihood, and the held-out accuracy."""
+        oof = self.held_out_logits
+        if oof is None:
             return 1.0, None
-        # Classes with fewer examples than folds are fine: they are absent from some training folds, and
-        # held-out examples whose class the fold model never saw are left out of the fit below.
-        from sklearn.model_selection import StratifiedKFold
-
-        splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=0)
-        splits = list(splitter.split(np.zeros(len(y)), y)) if counts.min() >= folds else _loose_splits(y, folds)
-
-        def run(split: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-            train, held = split
-            if len(np.unique(y[train])) < 2:
-                return held, np.full((len(held), len(counts)), -np.inf)
-            return held, self._logits_of(self._fit_lr(x[train], y[train], weight[train]), x[held], len(counts))
-
-        oof = np.full((len(y), len(counts)), -np.inf)
-        for held, logits in pool.map(run, splits):
-            oof[held] = logits
-        self.held_out_logits = oof
         # usable: calibration examples whose class the fold model knew, when it also knew another intent
         known = np.isfinite(oof)
         usable = mask & known[np.arange(len(y)), y] & (known.sum(axis=1) >= 2)
@@ -147,14 +138,11 @@ class IntentClassifier:
         result = minimize_scalar(nll, bounds=(np.log(low), np.log(high)), method="bounded")
         return float(np.exp(result.x)), accuracy
 
-    def logits(self, x: sp.csr_matrix | Features) -> np.ndarray:
-        """Logits for a stacked matrix, or for Features without stacking them (cheaper per message)."""
+    def logits(self, x: Features) -> np.ndarray:
         if self.coef is None or self.intercept is None:
             raise RuntimeError("classifier used before fit/load")
-        if isinstance(x, Features):
-            dense_w, sparse_w = self._split(x.dense.shape[1])
-            return x.dense @ dense_w + np.asarray(x.sparse @ sparse_w) + self.intercept
-        return np.asarray(x @ self.coef.T) + self.intercept
+        dense_w, sparse_w = self._split(x.dense.shape[1])
+        return x.dense @ dense_w + np.asarray(x.sparse @ sparse_w) + self.intercept
 
     def _split(self, d: int) -> tuple[np.ndarray, np.ndarray]:
         """The weights of the dense and the sparse block, transposed: contiguous views (see `__post_init__`)."""
@@ -162,7 +150,7 @@ class IntentClassifier:
         transposed = self.coef.T
         return transposed[:d], transposed[d:]
 
-    def predict_proba(self, x: sp.csr_matrix | Features) -> np.ndarray:
+    def predict_proba(self, x: Features) -> np.ndarray:
         """Calibrated probabilities, shape (n, n_classes), columns in `classes` order."""
         return softmax(self.logits(x) / self.temperature, axis=1)
 
@@ -186,12 +174,54 @@ def _column_major(coef: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(coef.T, dtype=np.float32).T
 
 
+def _splits(y: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Cross-validation folds, (train, held out) rows: none when some fold would hold nothing to learn from.
+
+    Classes with fewer examples than folds are fine: they are absent from some training folds, and held-out
+    examples whose class the fold model never saw are left out of the calibration."""
+    counts = np.bincount(y)
+    n_folds = min(MAX_FOLDS if len(y) < LARGE_DATA else 3, int(counts.max()))
+    if n_folds < 2:
+        return []
+    if counts.min() < n_folds:
+        return _loose_splits(y, n_folds)
+    from sklearn.model_selection import StratifiedKFold
+
+    return list(StratifiedKFold(n_splits=n_folds, shuffle=True, random_state=0).split(np.zeros(len(y)), y))
+
+
+def _held_out_logits(
+    x: Features, n_classes: int, splits: list[tuple[np.ndarray, np.ndarray]], folds: list[_Fold | None]
+) -> np.ndarray:
+    """Each example's logits from the fold model that did not see it; -inf for classes that model never saw."""
+    out = np.full((len(x), n_classes), -np.inf)
+    for (_, held), fold in zip(splits, folds, strict=True):
+        if fold is not None:
+            present, model = fold
+            out[np.ix_(held, present)] = model.logits(x.rows(held))
+    return out
+
+
+def _mean_weights(folds: list[_Fold], n_classes: int, n_features: int) -> tuple[np.ndarray, np.ndarray]:
+    """The fold models' mean weights (n_features, n_classes) and intercepts; a class counts the folds that knew it."""
+    weights = np.zeros((n_features, n_classes), dtype=np.float32)
+    intercepts = np.zeros(n_classes, dtype=np.float32)
+    seen = np.zeros(n_classes)
+    for present, model in folds:
+        assert model.coef is not None and model.intercept is not None
+        weights[:, present] += model.coef.T
+        intercepts[present] += model.intercept
+        seen[present] += 1
+    seen = np.maximum(seen, 1).astype(np.float32)
+    return weights / seen, intercepts / seen
+
+
 def _import_fitting_libraries() -> None:
     """Imported here, by the thread that fits, before the fold threads start: first imports of one package from
     several threads at once can meet it half-initialised."""
     import scipy.optimize  # noqa: F401
-    import sklearn.linear_model
     import sklearn.model_selection  # noqa: F401
+    import threadpoolctl  # noqa: F401
 
 
 def _loose_splits(y: np.ndarray, folds: int) -> list[tuple[np.ndarray, np.ndarray]]:

@@ -72,10 +72,6 @@ class Features:
     dense: np.ndarray
     sparse: sp.csr_matrix
 
-    def stacked(self) -> sp.csr_matrix:
-        """One matrix for the linear classifier."""
-        return sp.hstack([sp.csr_matrix(self.dense), self.sparse], format="csr")
-
     def similarity(self, other: Features) -> np.ndarray:
         """Dot products (cosine similarities for full-length rows), shape (len(self), len(other))."""
         return self.dense @ other.dense.T + (self.sparse @ other.sparse.T).toarray()

@@ -128,7 +128,7 @@ class NLUPipeline:
         classifier = IntentClassifier()
         # the temperature calibrates intent confidences: fitted on the bot's own examples only
         calibrate_on = np.arange(len(all_texts)) < n
-        classifier.fit(features.stacked(), labels + [background.BACKGROUND] * len(extra), weights, calibrate_on)
+        classifier.fit(features, labels + [background.BACKGROUND] * len(extra), weights, calibrate_on)
         in_scope = _half_precision(features.rows(np.arange(n)))
         novelty = NoveltyScorer(alpha=self.options["novelty_alpha"])
         novelty.fit(in_scope, texts)
