@@ -347,7 +347,12 @@ def test_action_without_response_is_reported(tmp_path):
                                   "Agent, please.", "can sum1 from the store call me",
                                   "转下仓库，我要问发货", "派个人去核实一下", "我要个专人跟进", "你们有说得上话的吗",
                                   "求你们的人帮我看看", "换个级别高的来", "店长呢", "能约个回电吗",
-                                  "让你们的人下午给我回个消息", "寻个客服帮帮忙"])
+                                  "让你们的人下午给我回个消息", "寻个客服帮帮忙",
+                                  # "now" said otherwise, a callback or a place in the queue asked for a time
+                                  "is anyone around to help at this hour?", "can a real person help me this late?",
+                                  "这个点还有客服在吗", "get somebody to reply to me within the hour",
+                                  "please have someone ring me tomorrow morning",
+                                  "your team opens at 9, queue me up for then"])
 def test_requests_for_a_person_are_always_recognised(text):
     from bot.dialogue.escalation import is_explicit_human_request
 

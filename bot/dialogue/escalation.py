@@ -172,6 +172,7 @@ _STRONG_REQUEST = re.compile(
     r"|^\W*some(one|body)\s+(give|tell|answer|help|explain)\b"
     r"|\b(recommendation|advice|help|answer|word)\s+from\s+(one of\s+)?your\s+(staff|team|colleagues|people|experts)\b"
     r"|\b(have|let|ask)\s+(your|a|the|someone)\b[^.?!]{0,25}\b(get in touch|contact me|call me|reach out)\b"
+    r"|\b(have|get)\s+some(one|body)\s+(answer|reply to|respond to|help|call|contact|email|message|ring)\s+me\b"
     r"|\bget (her|him|them) again\b|\b(talk|speak) to (her|him|them) again\b"
     r"|\barrange for\b[^.?!]{0,20}\b(person|some(one|body)|staff|agent|representative|colleague)"
     r"|\bis there (a|an|any)\s+([\w-]+\s+){0,3}(lady|gentleman|man|woman|person|human|staff|agent|one)\s+(who|that)\s+"
@@ -331,7 +332,11 @@ _ASKS_NOW = re.compile(r"转人工|找人工|要人工|我要|找客服|(?<!不�
                        r"|给我回(个)?电|回电给我"
                        r"|(打|回)(个)?电话给我|给我(回|打)(个)?电话"
                        r"|有人(在)?上班(吗|没|么|不)|约(个|一个)人|\b(right )?now\b|\basap\b"
-                       r"|\burgent(ly)?\b|\btonight\b", re.IGNORECASE)
+                       r"|\burgent(ly)?\b|\btonight\b"
+                       # "now" in other words ("at this hour", "这个点还有人吗"); a place in the queue, a callback asked
+                       # for a time ("call me tomorrow morning"): a person wanted, the time only says when
+                       r"|\bat this (hour|time)\b|\bthis (late|early)\b|\bwithin (the|an) hour\b"
+                       r"|这个点|这么晚|这会儿?|此刻|\bqueue me\b|\b(call|ring|phone|contact) me\b", re.IGNORECASE)
 _ENGLISH_IDENTITY = re.compile(
     r"^\W*(am i|are you|r u|is this|is it|is that)\b(?! possible)(?!.*\b(connect|transfer)\b)"
     r"|\bor (is it|just|only)\b[^.?!]{0,12}\b(a |the )?bots?\b", re.I)
