@@ -56,6 +56,8 @@ class Agent:
                                      model.config.effective_thresholds(), actions, handoff, model.faq.entries,
                                      learned=model.learned)
         self.faq_listeners: list[Callable[[], None]] = []  # told when `use_faq` swaps the index (help centre)
+        # told of each turn's events once stored (the FAQ's popularity): called on the event loop, must be quick
+        self.turn_listeners: list[Callable[[str, list[ev.Event]], None]] = []
         self.tracker_cache = TrackerCache(stores.trackers, model.domain)
 
     @property
@@ -150,6 +152,8 @@ class Agent:
             stored = await trackers.append(message.conversation_id, new)
             self.tracker_cache.stored(message.conversation_id, stored)
         self._record(message, stored, time.perf_counter() - started)
+        for listener in self.turn_listeners:
+            listener(message.conversation_id, stored)
         return stored
 
     async def _human_side(self, tracker: Tracker, user_event: ev.Event) -> list[ev.Event] | None:

@@ -200,3 +200,19 @@ async def test_most_asked_is_this_weeks(client):
     page = await (await client.get("/help", params={"lang": "en"})).text()
     section = page.split('id="popular-h"')[1].split("</ol>")[0]
     assert re.findall(r'href="/help/([\w/-]+)\?', section)[:2] == ["invoice", "gift_cards"]
+
+
+async def test_an_answer_counts_at_once_and_once_for_every_worker(client):
+    """The worker that answers counts the answer in its own view at once; once it has added its counts up,
+    another worker on the same store sees it too (within its 30 s cache), once."""
+    from bot.pages.popularity import FaqPopularity
+
+    popularity = client.app[PAGES].popularity
+    before = (await popularity.counts()).get("shipping_cost", 0)
+    reply = await client.post("/webhooks/rest/webhook", json={"sender": "pop", "message": "how much is shipping"})
+    assert "99" in (await reply.json())[0]["text"]
+    assert (await popularity.counts()).get("shipping_cost", 0) == before + 1
+    assert (await FaqPopularity(popularity.stores).counts()).get("shipping_cost", 0) == before  # another worker
+    await popularity.flush()
+    assert (await FaqPopularity(popularity.stores).counts()).get("shipping_cost", 0) == before + 1
+    assert (await popularity.counts()).get("shipping_cost", 0) == before + 1  # not twice, now it is shared

@@ -32,7 +32,7 @@ from bot.channels.widget import WidgetChannel, sessions, upload_quota, uploads
 from bot.stores import KeyValue, Stores
 
 PUSH_CHANNELS = (WeChatChannel, MessengerChannel)
-OUTGOING_CLAIMS = ("out:{}:", "faqcount:{}:")  # push/claims.py (what each worker sends), pages/popularity.py
+OUTGOING_CLAIMS = ("out:{}:",)  # push/claims.py (what each worker sends)
 
 
 def _shopper_keys(conversation_id: str) -> list[str]:

@@ -41,5 +41,6 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         state.catalog = FaqCatalog(app[AGENT].faq_entries())
 
     app[AGENT].faq_listeners.append(knowledge_changed)
+    app[AGENT].turn_listeners.append(popularity.saw)
     async with popularity.counting():
         yield
