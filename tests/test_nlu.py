@@ -457,7 +457,13 @@ def test_training_rows_kept_by_encoder_block_compare_like_the_whole_matrix() -> 
     languages = np.array([[1, 1, 0, 0, 0], [0, 0, 1, 1, 1], [1, 1, 1, 1, 1]], dtype=np.float32)
     messages = Features(rng.random((3, 5), dtype=np.float32) * languages,
                         sp.random(3, 7, density=0.5, random_state=2, format="csr", dtype=np.float32))
-    assert np.allclose(rows.similarity(messages), messages.similarity(train), atol=1e-6)
+    exact = messages.similarity(train).max(axis=1)
+    assert np.allclose(rows.nearest(messages), exact, atol=1e-6)
+    # with a bar to reach: exact below it; at or above it wherever the exact value is
+    for enough in (0.0, float(np.median(exact)), float(exact.max()) + 1):
+        found = rows.nearest(messages, enough)
+        assert np.allclose(found[exact < enough], exact[exact < enough], atol=1e-6)
+        assert (found[exact >= enough] >= enough - 1e-6).all() and (found <= exact + 1e-6).all()
     assert np.array_equal(rows.features().dense, dense)
     assert sum(len(r) for _, _, r, _ in rows.blocks) == 5  # the empty row is kept in no block
     with pytest.raises(ValueError, match="do not cover"):

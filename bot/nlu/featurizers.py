@@ -108,14 +108,22 @@ class ExampleRows:
             blocks.append((start, end, rows, np.ascontiguousarray(part[rows], dtype=np.float32)))
         return cls(tuple(blocks), features.sparse.T.tocsr().astype(np.float32, copy=False), features.dense.shape)
 
-    def similarity(self, features: Features) -> np.ndarray:
-        """`features.similarity(rows)`, shape (len(features), rows)."""
-        out = (features.sparse @ self.sparse_t).toarray()
+    def nearest(self, features: Features, enough: float = np.inf) -> np.ndarray:
+        """Each message's similarity to the row most like it (`features.similarity(rows).max(axis=1)`) — or, where
+        the embeddings alone already make some row at least `enough` alike, that lower bound: the n-gram blocks
+        only add (TF-IDF weights are not negative), and the novelty check asks no more. Most messages then skip
+        the sparse product, the dearer half."""
+        dense = np.zeros((len(features), self.shape[0]), dtype=np.float32)
         for start, end, rows, values in self.blocks:
             part = features.dense[:, start:end]
             if len(rows) and part.any():
-                out[:, rows] += part @ values.T
-        return out
+                dense[:, rows] += part @ values.T
+        best = dense.max(axis=1) if self.shape[0] else np.full(len(features), -np.inf, dtype=np.float32)
+        unsure = np.flatnonzero(best < enough)
+        if len(unsure) and self.shape[0]:
+            whole = dense[unsure] + (features.sparse[unsure] @ self.sparse_t).toarray()
+            best[unsure] = whole.max(axis=1)
+        return best
 
     def features(self) -> Features:
         """The rows as they were, for saving."""

@@ -65,12 +65,17 @@ class NoveltyScorer:
 
     def factor(self, similarity: np.ndarray) -> np.ndarray:
         """Multiplier in [0, 1] for the intent confidences of messages with these nearest-neighbour scores."""
-        floor = self._floor
-        if floor is None:  # computed on first use; a race only computes the same number twice
-            floor = self._floor = self.floor()
+        floor = self.enough()
         if floor <= 0:
             return np.ones_like(similarity, dtype=np.float64)
         return np.clip(similarity / floor, 0.0, 1.0) ** POWER
+
+    def enough(self) -> float:
+        """The nearest-neighbour score from which a message keeps all its confidence (the floor)."""
+        floor = self._floor
+        if floor is None:  # computed on first use; a race only computes the same number twice
+            floor = self._floor = self.floor()
+        return floor
 
     def state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         return {"alpha": self.alpha}, {"novelty_reference": self.reference}

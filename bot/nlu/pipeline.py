@@ -196,7 +196,7 @@ class NLUPipeline:
             embeddings = self.embedder.encode(list(texts))
         features = self._featurizer.transform(list(texts), tokens, embeddings)
         probabilities = self._classifier.predict_proba(features)
-        nearest = self._examples.similarity(features).max(axis=1)
+        nearest = self._examples.nearest(features, enough=self._novelty.enough())
         confidences = probabilities * self._novelty.factor(nearest)[:, None]
         classes = self._classifier.classes
         if background.BACKGROUND in classes:  # its share of probability is simply not handed to any intent
