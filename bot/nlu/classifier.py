@@ -1,4 +1,5 @@
-"""Intent classifier: multinomial logistic regression with a temperature fitted by cross-validation.
+"""Intent classifier: multinomial logistic regression (fitted by softmax_regression.py) with a temperature fitted
+by cross-validation.
 
 Why a temperature: a regularised logistic regression is badly calibrated (usually under-confident with many
 intents), and the fallback threshold in config.yml only means something if "0.45" means "right about 45% of
@@ -96,9 +97,7 @@ class IntentClassifier:
         coef, intercept = softmax_regression.fit(x.dense, x.sparse, y, n_classes, weight, self.regularisation, start)
         return coef.T, intercept
 
-    def _fit_fold(
-        self, x: Features, y: np.ndarray, weight: np.ndarray, train: np.ndarray
-    ) -> _Fold | None:
+    def _fit_fold(self, x: Features, y: np.ndarray, weight: np.ndarray, train: np.ndarray) -> _Fold | None:
         """A model of the `train` rows, with the class numbers it knows (None: it would know fewer than two)."""
         present, local = np.unique(y[train], return_inverse=True)
         if len(present) < 2:
