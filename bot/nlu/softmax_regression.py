@@ -20,7 +20,7 @@ import scipy.sparse as sp
 from scipy.special import log_softmax
 
 TOL = 1e-4
-MAX_ITER = 100  # Newton steps; the demo shop's fits take 7-11
+MAX_ITER = 100  # Newton steps; the demo shop's fits take 7-15
 MAX_CG = 200  # conjugate-gradient steps per Newton step
 ARMIJO = 1e-4
 MIN_STEP = 1e-6
@@ -53,13 +53,13 @@ def fit(
         step = problem.newton_step(gradient, p)
         slope = float(np.vdot(gradient, step))
         size = 1.0
-        while True:
+        while size >= MIN_STEP:  # backtrack until the loss falls enough (Armijo)
             candidate = theta + np.float32(size) * step
             candidate_loss, candidate_log_p = problem.loss(candidate)
-            if candidate_loss <= loss + ARMIJO * size * slope or size < MIN_STEP:
+            if candidate_loss <= loss + ARMIJO * size * slope:
                 break
             size /= 2
-        if size < MIN_STEP:  # no descent left at float32 precision
+        else:  # no descent left at float32 precision
             break
         theta, loss, log_p = candidate, candidate_loss, candidate_log_p
     return theta[:-1], theta[-1].copy()
