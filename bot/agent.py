@@ -153,7 +153,10 @@ class Agent:
             self.tracker_cache.stored(message.conversation_id, stored)
         self._record(message, stored, time.perf_counter() - started)
         for listener in self.turn_listeners:
-            listener(message.conversation_id, stored)
+            try:
+                listener(message.conversation_id, stored)
+            except Exception:  # the turn is stored and answered: a listener's bug must not turn it into an error
+                log.exception("turn listener %r failed", listener)
         return stored
 
     async def _human_side(self, tracker: Tracker, user_event: ev.Event) -> list[ev.Event] | None:
