@@ -127,7 +127,8 @@ class Agent:
                 return _turn_at(loaded.events, done) if resend else []
             tracker = loaded.tracker
             first_turn = not tracker.events
-            spoke = tracker.slots.get("language")
+            # what the meta says now (a bot without a `language` slot: what the events say, as for the meta)
+            spoke = tracker.slots.get("language", tracker.spoken_language) or self.default_language
             new: list[ev.Event] = []
             if self._session_expired(tracker.events):
                 new += self._session_start(tracker)
@@ -143,7 +144,7 @@ class Agent:
                 new += handled
             else:
                 new += await self.engine.respond(tracker, user_event)
-            spoken = conversation_language(new, spoke or self.default_language)
+            spoken = conversation_language(new, spoke)
             if first_turn:
                 await trackers.set_meta(message.conversation_id, channel=message.channel,
                                         sender=message.sender or message.conversation_id, language=spoken)
