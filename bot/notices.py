@@ -63,6 +63,16 @@ def format_opening(iso: str | None, zone_name: str | None, language: str, refere
     return f"{day} at {when:%H:%M} ({zone_label})"
 
 
+# the events `describe` speaks of
+NOTICES = frozenset({ev.QUEUED, ev.AGENT_ASSIGNED, ev.HANDOFF_ENDED, ev.HANDOFF_UNAVAILABLE, ev.TICKET_CREATED})
+
+
+def needs_language(events: list[ev.Event]) -> bool:
+    """Whether describing these events needs the conversation's language: a notice that carries none. Most turns
+    have no notice, and a channel need not look the language up for them."""
+    return any(event.get("event") in NOTICES and not event.get("language") for event in events)
+
+
 def describe(event: ev.Event, language: str | None) -> str | None:
     """The shopper-facing text for a handoff event, or None if the event has no such text. A handoff event
     carries the language the conversation spoke when it happened, which wins over `language`."""

@@ -14,7 +14,7 @@ import pytest
 from bot.dialogue import events as ev
 from bot.dialogue.tracker import Tracker
 from bot.formats.yaml_io import DataError
-from bot.notices import describe, format_opening
+from bot.notices import describe, format_opening, needs_language
 from handoff import routing, shopper
 from handoff.agents import hash_password, verify_password
 from handoff.canned import CannedReplies
@@ -334,3 +334,13 @@ def test_kefu_agents_commands(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, c
 
     asyncio.run(check())
     assert main(["agents", "remove", "li"]) == 0 and main(["agents", "remove", "li"]) == 1
+
+
+def test_only_a_notice_without_its_own_language_needs_the_conversations():
+    """A channel looks the conversation's language up only to describe a handoff notice that carries none."""
+    answer = [ev.user("hi", {}), ev.bot("Hello!", {}, "utter_greet")]
+    assert not needs_language(answer)
+    queued = {"event": ev.QUEUED, "position": 2, "eta_s": 120}
+    assert needs_language([*answer, queued])
+    assert not needs_language([*answer, {**queued, "language": "zh"}])
+    assert describe({**queued, "language": "zh"}, "en") != describe(queued, "en")  # its own language wins

@@ -17,7 +17,7 @@ from bot.app_keys import RATE_LIMITS
 from bot.channels.base import Channel
 from bot.dialogue import events as ev
 from bot.http import RETRY_AFTER_S, HTTPError, json_dumps, read_json
-from bot.notices import describe
+from bot.notices import describe, needs_language
 from bot.ratelimit import Rate, conversation_bucket
 from bot.stores.errors import UNAVAILABLE
 
@@ -74,7 +74,10 @@ class RestChannel(Channel[RestSettings, Body, Reply]):
         except UNAVAILABLE as exc:  # nothing was acknowledged: the client sends it again
             raise HTTPError(503, "the message could not be stored; send it again",
                             headers={"Retry-After": str(RETRY_AFTER_S)}) from exc
-        reply = self.render(events, await self.agent.language(message.conversation_id))
+        # the language only matters for a handoff notice without its own: most turns have none, and skip the read
+        language = await self.agent.language(message.conversation_id) if needs_language(events) \
+            else self.agent.default_language
+        reply = self.render(events, language)
         return web.json_response([{"recipient_id": message.conversation_id, **m} for m in reply], dumps=json_dumps)
 
     async def health(self, request: web.Request) -> web.Response:
