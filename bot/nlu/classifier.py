@@ -112,7 +112,7 @@ class IntentClassifier:
         of the Newton steps of a start from zero."""
         fitted = [fold for fold in (future.result() for future in folds) if fold is not None]
         n_features = x.dense.shape[1] + x.sparse.shape[1]
-        return self._fit_weights(x, y, weight, _mean_weights(fitted, len(self.classes), n_features) if fitted else None)
+        return self._fit_weights(x, y, weight, _mean_weights(fitted, len(self.classes), n_features))
 
     def _fit_temperature(self, y: np.ndarray, weight: np.ndarray, mask: np.ndarray) -> tuple[float, float | None]:
         """T minimising the held-out negative log-likelihood, and the held-out accuracy."""
@@ -202,7 +202,8 @@ def _held_out_logits(
 
 
 def _mean_weights(folds: list[_Fold], n_classes: int, n_features: int) -> tuple[np.ndarray, np.ndarray]:
-    """The fold models' mean weights (n_features, n_classes) and intercepts; a class counts the folds that knew it."""
+    """The fold models' mean weights (n_features, n_classes) and intercepts; a class counts the folds that knew it
+    (none: zeros, the solver's own start)."""
     weights = np.zeros((n_features, n_classes), dtype=np.float32)
     intercepts = np.zeros(n_classes, dtype=np.float32)
     seen = np.zeros(n_classes)

@@ -113,14 +113,16 @@ class ExampleRows:
         the embeddings alone already make some row at least `enough` alike, that lower bound: the n-gram blocks
         only add (TF-IDF weights are not negative), and the novelty check asks no more. Most messages then skip
         the sparse product, the dearer half."""
+        if not self.shape[0]:
+            return np.full(len(features), -np.inf, dtype=np.float32)
         dense = np.zeros((len(features), self.shape[0]), dtype=np.float32)
         for start, end, rows, values in self.blocks:
             part = features.dense[:, start:end]
             if len(rows) and part.any():
                 dense[:, rows] += part @ values.T
-        best = dense.max(axis=1) if self.shape[0] else np.full(len(features), -np.inf, dtype=np.float32)
+        best = dense.max(axis=1)
         unsure = np.flatnonzero(best < enough)
-        if len(unsure) and self.shape[0]:
+        if len(unsure):
             whole = dense[unsure] + (features.sparse[unsure] @ self.sparse_t).toarray()
             best[unsure] = whole.max(axis=1)
         return best
