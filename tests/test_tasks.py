@@ -40,3 +40,23 @@ async def test_a_task_that_stops_is_waited_for():
     await asyncio.sleep(0)
     await tasks.stop(task)
     assert finished.is_set() and task.cancelled()
+
+
+async def test_a_task_that_lost_one_cancellation_is_cancelled_again_and_stops(caplog):
+    async def loop_that_lost_one() -> None:  # as an IMAP reader whose command finished as the cancellation came
+        lost = False
+        while True:
+            try:
+                await asyncio.sleep(3600)
+            except asyncio.CancelledError:
+                if lost:
+                    raise
+                lost = True  # asyncio.wait_for on Python 3.11 returns the result instead of raising
+
+    one, two = (asyncio.get_running_loop().create_task(loop_that_lost_one()) for _ in range(2))
+    await asyncio.sleep(0)
+    started = time.monotonic()
+    with caplog.at_level(logging.WARNING, logger="bot.tasks"):
+        await tasks.stop(one, two, None)
+    assert one.cancelled() and two.cancelled() and time.monotonic() - started < 2
+    assert "did not stop" not in caplog.text

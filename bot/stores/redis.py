@@ -230,7 +230,7 @@ class RedisEventBus:
 
     async def close(self) -> None:
         self._fanout.close()
-        await tasks.stop(self._task, CLOSE_TIMEOUT_S)
+        await tasks.stop(self._task, timeout_s=CLOSE_TIMEOUT_S)
         self._task = None
 
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
-from bot import strict_json
+from bot import strict_json, tasks
 from handoff.agents import AgentAccount
 from handoff.app_keys import HUB
 from handoff.console.web import current_agent, handoff
@@ -36,8 +36,7 @@ async def api_ws(request: web.Request) -> web.StreamResponse:
                 await _from_console(request, account, message.data)
     finally:
         hub.leave(client)
-        if sender is not None:
-            sender.cancel()
+        await tasks.stop(sender)
     return socket
 
 

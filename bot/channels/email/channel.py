@@ -27,6 +27,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from bot import tasks
 from bot.agent import MAX_TEXT_CHARS, UserMessage
 from bot.app_keys import SETTINGS
 from bot.channels.email import compose
@@ -87,9 +88,9 @@ class EmailChannel(PushChannel[EmailSettings, ParsedMail, str]):
         async with super().running(app):
             assert self.outbox
             self.reader = MailboxReader(settings, self.receive)
-            tasks = [self.tasks.spawn(self.reader.run(), name="email-reader"),
-                     self.tasks.spawn(self.outbox.run(), name="email-outbox"),
-                     self.tasks.spawn(self._chat_tickets(), name="email-tickets")]
+            workers = [self.tasks.spawn(self.reader.run(), name="email-reader"),
+                       self.tasks.spawn(self.outbox.run(), name="email-outbox"),
+                       self.tasks.spawn(self._chat_tickets(), name="email-tickets")]
             if settings.listen_port is not None:
                 self.listener = ForwardListener(settings.listen_host, settings.listen_port, self.receive_bytes)
                 await self.listener.start()
@@ -98,9 +99,7 @@ class EmailChannel(PushChannel[EmailSettings, ParsedMail, str]):
             finally:
                 if self.listener is not None:
                     await self.listener.stop()
-                for task in tasks:
-                    task.cancel()
-                await asyncio.gather(*tasks, return_exceptions=True)
+                await tasks.stop(*workers)
 
     # -- one mail in -------------------------------------------------------------------------------------------
 

@@ -39,6 +39,15 @@ class Fetched:
 Handler = Callable[[Fetched], Awaitable[None]]
 
 
+async def _log_out(client: aioimaplib.IMAP4) -> None:
+    """The server reads no LOGOUT during IDLE: a reader stopped while idling ends it (DONE) first."""
+    with contextlib.suppress(Exception):
+        if client.has_pending_idle():
+            client.idle_done()
+        async with asyncio.timeout(2):
+            await client.logout()
+
+
 class LoginRefused(Exception):
     """The server refused the user name or password (the message names neither)."""
 
@@ -70,8 +79,7 @@ class MailboxReader:
             finally:
                 self.connected.clear()
                 if client is not None:
-                    with contextlib.suppress(Exception):
-                        await asyncio.wait_for(client.logout(), 2)
+                    await _log_out(client)
 
     async def _connect(self) -> aioimaplib.IMAP4:
         settings = self.settings
@@ -115,7 +123,8 @@ class MailboxReader:
                 await self._idle(client)
             else:
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._lost.wait(), self.settings.poll_interval_s)
+                    async with asyncio.timeout(self.settings.poll_interval_s):
+                        await self._lost.wait()
                 await client.noop()  # raises on a dead connection
         raise ConnectionError("connection lost")
 
@@ -133,7 +142,8 @@ class MailboxReader:
             return
         log.debug("e-mail: IDLE woke: %s", push.result() if push.done() and not push.cancelled() else "timeout")
         client.idle_done()
-        await asyncio.wait_for(idle, self.settings.imap_timeout_s)
+        async with asyncio.timeout(self.settings.imap_timeout_s):
+            await idle
 
     async def read_unseen(self, client: aioimaplib.IMAP4) -> int:
         """Hand every unseen mail to the channel, oldest first; each marked \\Seen once the channel has it."""

@@ -63,7 +63,8 @@ class Outbox:
                 log.exception("e-mail outbox: a round failed; trying again")
             self.wake.clear()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.wake.wait(), tick_s)
+                async with asyncio.timeout(tick_s):
+                    await self.wake.wait()
 
     async def send_due(self) -> None:
         now = self.clock()

@@ -20,6 +20,7 @@ import aiohttp
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
+from bot import tasks
 from bot.channels.base import Channel, In, Out
 from bot.channels.push.forwarder import BusForwarder, forwarding
 from bot.channels.push.inbox import Inbox
@@ -99,7 +100,7 @@ class PushChannel(Channel[S, In, Out], Generic[S, In, Out]):
                 try:
                     yield
                 finally:
-                    sweeper.cancel()
+                    await tasks.stop(sweeper)
                     await self.tasks.drain(SHUTDOWN_GRACE_S)  # turns still running hand their sends to serial
                     await self.serial.drain(SHUTDOWN_GRACE_S)
 

@@ -15,6 +15,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
+from bot import tasks
 from bot.channels.push.claims import claim, is_forwarded
 from bot.channels.push.serial import KeyedSerial
 from bot.dialogue import events as ev
@@ -121,6 +122,4 @@ async def forwarding(forwarder: BusForwarder, ready_timeout_s: float = 10.0) -> 
             log.warning("%s forwarder: event bus not ready after %.0f s", forwarder.prefix, ready_timeout_s)
         yield
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await task
+        await tasks.stop(task)

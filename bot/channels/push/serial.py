@@ -13,6 +13,8 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from bot import tasks
+
 log = logging.getLogger(__name__)
 
 Job = Callable[[], Awaitable[None]]
@@ -77,10 +79,8 @@ class TaskSet:
         await drain(list(self._tasks), timeout_s)
 
 
-async def drain(tasks: list[asyncio.Task[Any]], timeout_s: float) -> None:
+async def drain(running: list[asyncio.Task[Any]], timeout_s: float) -> None:
     """Wait up to `timeout_s` for the tasks, then cancel the rest."""
-    if tasks:
-        _, pending = await asyncio.wait(tasks, timeout=timeout_s)
-        for task in pending:
-            task.cancel()
-        await asyncio.gather(*pending, return_exceptions=True)
+    if running:
+        _, pending = await asyncio.wait(running, timeout=timeout_s)
+        await tasks.stop(*pending)

@@ -89,12 +89,9 @@ class WidgetChannel(Channel[WidgetSettings, Said, list[protocol.Frame]]):
         try:
             yield
         finally:
-            await tasks.stop(heartbeat)
-            await tasks.stop(retention)
+            await tasks.stop(heartbeat, retention)
             await self._going_away(app)
-            for task in list(self.open.tasks):
-                task.cancel()
-            await asyncio.gather(*self.open.tasks, return_exceptions=True)
+            await tasks.stop(*self.open.tasks)
             await self.open.rooms.stop()
 
     async def _going_away(self, app: web.Application) -> None:
