@@ -415,3 +415,22 @@ async def test_an_unsure_bot_hands_the_mail_to_a_person_with_its_reason_and_gues
 async def _queue_of(client, headers: dict[str, str], size: int) -> list[dict]:
     queue = await api(client, "GET", "/api/agent/queue", headers)
     return queue if len(queue) == size else []
+
+
+async def test_a_stopping_worker_logs_out_of_the_mailbox_at_once_even_while_idling(email_app, dovecot):
+    from bot.channels.email import EMAIL
+
+    client = await email_app()
+    reader = client.app[EMAIL].reader
+    await until(lambda: _true(reader.connected.is_set() and reader.rounds > 0))
+    await asyncio.sleep(0.3)  # in IDLE now: the server reads no LOGOUT until the reader says DONE
+    started = time.monotonic()
+    await client.close()
+    assert time.monotonic() - started < 1.5  # a shutdown nobody waits on (it waited out a 2 s timeout before)
+    sessions = [line for line in (dovecot.workdir / "dovecot.log").read_text(errors="replace").splitlines()
+                if f"imap({USER})" in line]
+    assert sessions and all("Logged out" in line and "IDLE" not in line for line in sessions), sessions
+
+
+async def _true(value: bool) -> bool:
+    return value
