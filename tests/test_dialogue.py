@@ -352,7 +352,12 @@ def test_action_without_response_is_reported(tmp_path):
                                   "is anyone around to help at this hour?", "can a real person help me this late?",
                                   "这个点还有客服在吗", "get somebody to reply to me within the hour",
                                   "please have someone ring me tomorrow morning",
-                                  "your team opens at 9, queue me up for then"])
+                                  "your team opens at 9, queue me up for then",
+                                  # the shop's business people in formal words, someone found to call or teach,
+                                  # a colleague asked to reply later, a callback to a phone, a call booked
+                                  "我司想与贵方销售人员洽谈合作", "麻烦你们找人教我一下怎么开发票",
+                                  "请售后的同事回我，我下午才有空", "could your staff ring my cell after 6pm?",
+                                  "明天能约个时间视频看看货吗", "这事能电话聊一下吗"])
 def test_requests_for_a_person_are_always_recognised(text):
     from bot.dialogue.escalation import is_explicit_human_request
 
@@ -440,7 +445,12 @@ def test_questions_about_the_bot_and_people_declined_reached_or_praised_are_not_
                                   "人工回得比机器人慢吧", "never mind talking to someone, found it",
                                   "I already talked to customer service about it, all sorted",
                                   "I don't need to speak to anyone, what's the fee?", "你们人工和机器人有啥区别",
-                                  "周末人工在吗？不是现在找"])
+                                  "周末人工在吗？不是现在找",
+                                  # someone posing as the shop's staff, people at work on another day, a colleague
+                                  # already reached, a call declined, the after-sales people praised
+                                  "有个冒充你们客服的人让我转账", "春节你们有人上班吗",
+                                  "we already chatted with one of your colleagues, all good now",
+                                  "不用你们打电话，短信告诉我就行", "你们家客服态度很靠谱"])
 def test_mentions_of_people_that_ask_for_none_overrule_the_classifier(text):
     """The classifier learned the words of a request for a person; these use them without asking for one."""
     from bot.dialogue.escalation import is_explicit_human_request, mentions_a_person_without_asking

@@ -39,16 +39,16 @@ MAX_OFFERED = 3  # entries a "do you mean …?" offers at most
 # People a shopper asks for ("老板"/"掌柜" are how shoppers address the shop, not requests); not their phone
 # or hours.
 _PEOPLE_ZH = (r"(真人|活人|客服|工作人员|客服人员|售后人员|负责人|管事的?|店长|店员|主管|领导|经理|上级|上司|业务员"
-              r"|财务(?!报销|专用|章|发票))(?!电话|热线|邮箱|微信|的?(工作)?时间|几点)")
+              r"|业务人员|销售人员|财务(?!报销|专用|章|发票))(?!电话|热线|邮箱|微信|的?(工作)?时间|几点)")
 _STRONG_REQUEST = re.compile(
     r"转人工|找人工|要人工|接人工|转接|人工客服|人工服务|人工坐席|找客服|叫.{0,4}经理|(换|叫|喊|来|给我|帮我转)(个)?人工"
     r"|(打|回)(个)?电话给我|给我(回|打)(个)?电话|电话联系我"
     # someone of the shop's, asked to come or to read: "能喊个同事进来吗", "麻烦售后的同事看一下", "让店里的人联系我"
     r"|(让|喊|叫|请|麻烦)(个|你们店里|你们|店里|售后|客服|后台)的?(同事|工作人员|人)|(那头|那边|后台)有人(在)?(看|吗)"
     # …with what they do in between: "能让负责退货的同事来处理吗"
-    r"|(让|喊|叫|请|麻烦)[^，。？！?!]{1,8}的(同事|工作人员)(来|过来|处理|看|联系|跟)"
+    r"|(让|喊|叫|请|麻烦)[^，。？！?!]{1,8}的(同事|工作人员)(来|过来|处理|看|联系|跟|回我|回复我|给我回)"
     rf"|(我要|我想|想要|要求|换|让|叫|喊|找).{{0,3}}{_PEOPLE_ZH}"
-    rf"|(和|跟|与|同|向)(你们?的?|店里的?)?[\"“”'‘’「」]?({_PEOPLE_ZH}|售后|团队|sales|销售).{{0,5}}(沟通|聊|说|谈|对话|联系|反映|投诉|确认)"
+    rf"|(和|跟|与|同|向)(你们?的?|店里的?|贵方的?|贵司的?|贵公司的?)?[\"“”'‘’「」]?({_PEOPLE_ZH}|售后|团队|sales|销售).{{0,5}}(沟通|聊|说|谈|对话|联系|反映|投诉|确认)"
     r"|不(想|要|愿意)(再)?(和|跟|同)?(机器|自动回复|AI|ai)|别(再)?(让)?机器人|不要(再)?自动回复"
     r"|换(个)?人|找个人|(叫|喊|让)(个|你们的?)?人(来|过来)|帮我联系客服|联系在线客服|有没有(客服|售后)在"
     # someone there now: "客服小姐姐在吗", "有客服在线吗", "有没有值班的人"
@@ -83,7 +83,7 @@ _STRONG_REQUEST = re.compile(
     r"|有没有[^，。？！?!]{0,6}的(员工|工作人员|真人|活人)"
     r"|(跟|和|同|向|找|叫|让|请)(你们的?)?(管|负责|审核|处理)[^，。？！?!]{0,6}的(人|同事|那位|那个人)"
     r"|转(给|到)[^，。？！?!]{1,8}的(同事|人|工作人员)|有权限[^，。？！?!]{0,8}的人"
-    r"|找人(协商|商量|沟通|谈|处理|聊)|快叫人|叫个人"
+    r"|找人(协商|商量|沟通|谈|处理|聊)|快叫人|叫个人|(你们|麻烦|请)找(个)?人(?!代)|找(个)?人(给我|给她|给他)?(打电话|打个电话|回电话|教)"
     r"|(对接|联系)(一下|下)?(你们的?)?[^，。？！?!]{0,4}(客户经理|业务员|销售)|找个?(业务员|销售|客户经理)"
     r"|加(一下|下)?(你们的?)?(售后|客服|工作人员|经理|店长)的?微信"
     r"|(主管|经理|负责人|领导|店长)出来|(那个|那位)[^，。？！?!]{0,4}(姑娘|小姐姐|小哥哥?|客服|同事)还?在(不在|吗)"
@@ -109,7 +109,8 @@ _STRONG_REQUEST = re.compile(
     # someone of the shop's to get in touch: "could a member of your staff contact me", "request a callback"
     r"|\b(someone|somebody|a member of|staff|representative|rep|agent|owner|manager|supervisor|team|customer "
     r"(care|service|support))\b[^.?!]{0,40}\b(contact|call|ring|message|text|e-?mail|reply to|respond to|get back to"
-    r"|reach out to|get in touch with)\s+(to\s+)?me\b|\bgive me a (call|ring)\b|\bcall\s?-?back\b"
+    r"|reach out to|get in touch with)\s+(to\s+)?(me|my (mobile|cell|phone|number))\b"
+    r"|\bgive me a (call|ring)\b|\bcall\s?-?back\b"
     # whether anyone is there now: "any humans working today?", "is there a human who can check…"
     r"|\b(any|is there (a|an|any))\s+(real\s+|live\s+)?(humans?|persons?|people|staff|agents?|one|body|reps?)\b"
     r"[^.?!]{0,20}\b(on duty|working|online|available|around|who can|i can|i could)\b"
@@ -196,6 +197,8 @@ _STRONG_REQUEST = re.compile(
     r"|说(得)?上话的|(求|请|让|叫|麻烦)你们的?人|换(个|一个)((级别|职位|权限)[^，。？！?!]{0,3}|懂行|厉害|管事)的"
     r"|(管事的?|负责人|店长|经理|主管|领导)(呢|在哪)|约(个|一个)?回电"
     r"|给我回(个)?电(?!话号)|约(个|一个)?\s?call"
+    # a call booked ("能约个时间电话沟通吗")
+    r"|约(个|一个)?时间[^，。？！?!]{0,4}(电话|通话|语音|视频)|电话(沟通|聊)(吗|么|嘛|一下|下)"
     r"|\b(like|want|need|prefer|rather have|could have|can i have)\s+(a (real |live )?(person|human)|a staff member"
     r"|an agent|a member of (your )?staff)\s+to\s+\w+"
     r"|\b(need|want|like)\s+some(one|body)\s+to\s+(apply|contact|find out|look into|redirect|process|approve|chase|call"
@@ -255,13 +258,14 @@ _NOT_A_REQUEST = re.compile(
     r"|(必须|一定要|非得|只能|需要|得)(要)?(找|转|联系|通过)(人工|真人|客服)[^，。！？,.!?]{0,6}(吗|么|嘛|才)"
     r"|(人工客服|人工|同事|客服|工作人员)(之前|刚才|已经)?(说过|说了|说(?=[会要是能可让已\d])|讲过|告诉过?我|答应过?我?)"
     r"|(上次|上回|之前|昨天|前几天|刚才)(跟|和|同)(人工客服|人工|客服|真人)[^，。？！?!]{0,6}"
-    r"|\b(claim\w*|pretend\w*) to be\b[^.?!]{0,30}|外包|自己的员工"
+    r"|\b(claim\w*|pretend\w*) to be\b[^.?!]{0,30}|(自称|冒充|假冒|假装)[^，。？！?!]{0,10}|外包|自己的员工"
     r"|\b(colleague|agent|staff|rep|representative|customer service|support)\s+(already\s+)?(said|told me|promised)\b"
     r"|(客服|团队|工作人员)[^，。！？,.!?]{0,4}(有)?(几|多少)个?人"
     r"|(已经|刚才|刚刚|上次|上回|之前|昨天|前几天)[^，。！？,.!?]{0,6}(转过|找过|联系过|问过|聊过|沟通过|说过|谈过|反映过|转了|找了)(了)?(人工|真人|客服)?"
     r"|(上次|上回|之前|刚才|刚刚|昨天|前几天)[^，。！？,.!?]{0,6}" + _PERSON_ZH + r"[^，。！？,.!?]{0,4}帮(我|忙)"
     + r"|" + _PERSON_ZH
-    + r"[^，。！？,.!?]{0,6}(很|特别|挺|超|太|非常|真)(好|耐心|专业|棒|赞|给力|热情|负责|细心|贴心|快|慢|差|凶|敷衍)"
+    + r"[^，。！？,.!?]{0,6}(很|特别|挺|超|太|非常|真)"
+    r"(好|耐心|专业|棒|赞|给力|热情|负责|细心|贴心|快|慢|差|凶|敷衍|靠谱)"
     r"|(当|做)(过)?客服"
     r"|\bno need (for|of|to)\b[^.?!]{0,20}\b(humans?|person|agents?|people|some(one|body)|any(one|body)|transfer\w*"
     r"|escalat\w*)\b|\bno (human|person|agent|rep)s? (needed|necessary|required)\b"
@@ -270,8 +274,8 @@ _NOT_A_REQUEST = re.compile(
     r"|\b(do|would|will)\s+i\s+(have|need)\s+to\s+(talk|speak|chat|call|contact|go through)\b[^.?!]{0,25}"
     r"|\bhow many (people|staff|agents|employees|humans)\b"
     r"|\bworks? (in|as|at)\b[^.?!]{0,12}\b(customer service|support)\b"
-    r"|\b(already|just)\s+(spoke|talked|chatted|been)\s+(to|with)\s+(a|an|the|your)?\s*(human|person|agent|someone"
-    r"|staff|team|rep)\b"
+    r"|\b(already|just)\s+(spoke|talked|chatted|been)\s+(to|with)\s+(one of\s+)?(a|an|the|your)?\s*"
+    r"(human|person|agent|someone|staff|team|rep|colleagues?)\b"
     # (unless asked for again: "could I speak to the person who helped me?")
     r"|(?<!to the )(?<!with the )(?<!to that )\b(person|agent|lady|guy|girl|woman|man|staff member|rep)\s+who\s+"
     r"(helped|answered|replied|served|talked"
@@ -284,7 +288,7 @@ _NOT_A_REQUEST = re.compile(
     # yesterday", "I'll talk to your team tomorrow", "if a human is needed later I'll ask")
     r"|人工(刻|织|缝|打包|采|摘|种|烧|磨|雕|编|剪|上釉|制作|做的|检|挑|包装|绣|画|装|贴|焊|手)"
     r"|(手工|机器)[^，。？！?!]{0,4}还是人工|人工[^，。？！?!]{0,4}还是(手工|机器)"
-    r"|不(想|用|必)麻烦[^，。！？,.!?]{0,4}(真人|人工|客服|同事|工作人员|人)|(不用|不必|无需|别|不需要)(给我)?(回电|打电话|来电)"
+    r"|不(想|用|必)麻烦[^，。！？,.!?]{0,4}(真人|人工|客服|同事|工作人员|人)|(不用|不必|无需|别|不需要)(人|你们|客服)?(给我)?(回电|打电话|来电)"
     r"|(现在|先|暂时|目前)不转"
     r"|比[^，。！？,.!?]{0,6}(人工|真人|客服)[^，。！？,.!?]{0,6}(清楚|耐心|及时|明白|详细)"
     r"|(人工|真人|客服)[^，。！？,.!?]{0,6}(没|不如)(你|机器人)"
@@ -331,12 +335,17 @@ _HOURS_QUESTION = re.compile(
 _ASKS_NOW = re.compile(r"转人工|找人工|要人工|我要|找客服|(?<!不是)现在|马上|(?<!不)急|等不了|等不及|今晚"
                        r"|给我回(个)?电|回电给我"
                        r"|(打|回)(个)?电话给我|给我(回|打)(个)?电话"
-                       r"|有人(在)?上班(吗|没|么|不)|约(个|一个)人|\b(right )?now\b|\basap\b"
+                       r"|约(个|一个)人|\b(right )?now\b|\basap\b"
+                       # someone at work, unless another day is named ("周末你们有人上班吗" asks about hours)
+                       r"|^(?!.*(周末|周[一二三四五六日天]|节假日|假期|放假|过年|春节|国庆|明天|早上|晚上)).*有人(在)?上班(吗|没|么|不)"
                        r"|\burgent(ly)?\b|\btonight\b"
                        # "now" in other words ("at this hour", "这个点还有人吗"); a place in the queue, a callback asked
                        # for a time ("call me tomorrow morning"): a person wanted, the time only says when
                        r"|\bat this (hour|time)\b|\bthis (late|early)\b|\bwithin (the|an) hour\b"
-                       r"|这个点|这么晚|这会儿?|此刻|\bqueue me\b|\b(call|ring|phone|contact) me\b", re.IGNORECASE)
+                       r"|这个点|这么晚|这会儿?|此刻|\bqueue me\b"
+                       r"|\b(call|ring|phone|contact) (me|my (mobile|cell|phone|number))\b"
+                       r"|(让|叫|请|麻烦)[^，。？！?!]{1,8}(同事|工作人员|客服)[^，。？！?!]{0,4}(回我|回复我|联系我|给我回)",
+                       re.IGNORECASE)
 _ENGLISH_IDENTITY = re.compile(
     r"^\W*(am i|are you|r u|is this|is it|is that)\b(?! possible)(?!.*\b(connect|transfer)\b)"
     r"|\bor (is it|just|only)\b[^.?!]{0,12}\b(a |the )?bots?\b", re.I)
