@@ -34,13 +34,36 @@ REPEATED_FALLBACK = "repeated_fallback"
 REJECTED_ANSWER = "rejected_answer"  # the shopper said the last answer was not what they asked
 MAX_OFFERED = 3  # entries a "do you mean …?" offers at most
 
+
+def _rules(pattern: str, flags: int = re.IGNORECASE) -> re.Pattern[str]:
+    """The pattern with its groups made non-capturing. The rules below are written with plain groups, for
+    reading; nothing reads what they capture, and a search through hundreds of capturing groups saves them at
+    every position it tries (an English question: 2.1 → 0.6 ms, all of it on the event loop)."""
+    plain, i, in_class = [], 0, False
+    while i < len(pattern):
+        char = pattern[i]
+        if char == "\\":
+            plain.append(pattern[i:i + 2])
+            i += 2
+            continue
+        if in_class:
+            in_class = char != "]"
+        elif char == "[":
+            in_class = True
+        elif char == "(" and not pattern.startswith("(?", i):
+            char = "(?:"
+        plain.append(char)
+        i += 1
+    return re.compile("".join(plain), flags)
+
+
 # A safety net under the classifier: a request for a person is always recognised. Strong phrasings count
 # even inside a question; weak ones ("真人", "human") not when the shopper asks what the bot is.
 # People a shopper asks for ("老板"/"掌柜" are how shoppers address the shop, not requests); not their phone
 # or hours.
 _PEOPLE_ZH = (r"(真人|活人|客服|工作人员|客服人员|售后人员|负责人|管事的?|店长|店员|主管|领导|经理|上级|上司|业务员"
               r"|业务人员|销售人员|财务(?!报销|专用|章|发票))(?!电话|热线|邮箱|微信|的?(工作)?时间|几点)")
-_STRONG_REQUEST = re.compile(
+_STRONG_REQUEST = _rules(
     r"转人工|找人工|要人工|接人工|转接|人工客服|人工服务|人工坐席|找客服|叫.{0,4}经理|(换|叫|喊|来|给我|帮我转)(个)?人工"
     r"|(打|回)(个)?电话给我|给我(回|打)(个)?电话|电话联系我"
     # someone of the shop's, asked to come or to read: "能喊个同事进来吗", "麻烦售后的同事看一下", "让店里的人联系我"
@@ -231,7 +254,7 @@ _STRONG_REQUEST = re.compile(
 # one already reached ("刚才已经转过人工了，处理好了"), praise ("上回那个客服小姐姐很耐心", "great service"). These
 # spans are taken out before a request is looked for, so "刚才找过人工了，没解决，再给我转人工" still is one.
 _PERSON_ZH = r"(人工客服|人工|真人|客服|工作人员|同事|小姐姐|小哥哥?|团队|售后)"
-_NOT_A_REQUEST = re.compile(
+_NOT_A_REQUEST = _rules(
     r"(人工|真人|客服|转人工)(就|也)?(不用|不必|不需要|算了|免了)|(店|你们)?(员工|客服|工作人员)(多吗|多不多|很多|挺多|多(?=[，。？！?!\s]|$))"
     r"|(上次|上回|之前|昨天|前几天|刚才)的?(人工客服|人工|客服|同事)(说|讲|告诉)"
     r"|(?<![再还])(不用|不需要|不必|无需|没必要|用不着|别|不要|不找|不想找|不转)(再)?(帮我|给我)?(转|找|叫|接|喊|换|麻烦)?(个)?"
