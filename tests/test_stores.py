@@ -20,6 +20,7 @@ from uuid import uuid4
 import pytest
 import redis.asyncio as aioredis
 
+from bot import strict_json
 from bot.dialogue import events as ev
 from bot.dialogue.tracker import Tracker
 from bot.stores import EventBus, KeyValue, LockTimeout, Stores, TrackerStore, create_stores
@@ -311,6 +312,34 @@ async def test_appended_and_published_events_reach_subscribers(backend: Backend,
     assert got[2][0] == "c2" and got[2][1]["seq"] == 1
     assert got[3] == ("c1", {"event": "typing", "on": True})
     assert listener.bus.subscriber_count == 0  # left `async with`: unsubscribed
+
+
+@pytest.mark.redis
+async def test_a_turns_events_reach_the_other_workers_as_one_redis_message(redis_url: str, tmp_path: Path) -> None:
+    """Every worker reads every message on the channel: a turn's events travel together, once."""
+    prefix = f"test-{uuid4().hex[:12]}:"
+    stores = create_stores(redis_url, tmp_path / "unused.db", redis_prefix=prefix)
+    raw = aioredis.from_url(redis_url, decode_responses=True)
+    pubsub = raw.pubsub()
+    try:
+        await pubsub.subscribe(f"{prefix}events")
+        await pubsub.get_message(timeout=1)  # the subscription's confirmation
+        stored = await stores.trackers.append("c", [ev.user("几天到"), ev.action("utter_ship"), ev.bot("3 天")])
+        messages = [m async for m in _messages(pubsub, seconds=0.5)]
+    finally:
+        await pubsub.aclose()
+        await raw.aclose()
+        await stores.close()
+    assert len(messages) == 1
+    assert strict_json.loads(messages[0]) == {"conversation_id": "c", "events": stored}
+
+
+async def _messages(pubsub: Any, seconds: float) -> AsyncIterator[str]:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=0.1)
+        if message is not None:
+            yield message["data"]
 
 
 async def test_subscription_ends_on_break_cancel_and_close(backend: Backend, stores: Stores) -> None:

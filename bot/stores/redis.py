@@ -13,7 +13,7 @@ colons included, can make two keys collide):
     {p}zset:{name}        sorted sets for queues
     {p}counter:{name}     integer counter (INCR; PEXPIRE for a counter with a window)
     {p}bucket:{name}      token bucket hash: tokens, at (Redis TIME); expires when it would be full
-    {p}events             pub/sub channel: {"conversation_id": ..., "event": {...}}
+    {p}events             pub/sub channel: {"conversation_id": ..., "events": [{...}, ...]} (an append's events)
 
 The multi-key scripts assume one Redis (or a primary with replicas), not Redis Cluster.
 """
@@ -57,7 +57,9 @@ log = logging.getLogger(__name__)
 CLOSE_TIMEOUT_S = 5.0  # closing must not hang a worker's shutdown on a connection that does not answer
 
 # Appends atomically: seq comes from the list length inside the script, so two workers never share a seq,
-# and the PUBLISH happens in the same step, so subscribers see every conversation's events in seq order.
+# and the PUBLISH happens in the same step, so subscribers see every conversation's events in seq order. One
+# message carries all the events of an append (a turn's four or five): every worker reads and parses every
+# message, so a message per event cost each of them that many reads.
 # Event bodies arrive as JSON objects without seq; the script splices `"seq":N,` in as text (no cjson round
 # trip, which would lose float precision and key order).
 _APPEND = """
@@ -67,9 +69,9 @@ for i = 6, #ARGV do
   local seq = base + i - 5
   local event = '{"seq":' .. string.format('%d', seq) .. ',' .. string.sub(ARGV[i], 2)
   redis.call('RPUSH', KEYS[1], event)
-  redis.call('PUBLISH', ARGV[4], ARGV[5] .. event .. '}')
   stored[#stored + 1] = event
 end
+redis.call('PUBLISH', ARGV[4], ARGV[5] .. table.concat(stored, ',') .. ']}')
 redis.call('HSETNX', KEYS[2], 'created_at', ARGV[2])
 redis.call('HSET', KEYS[2], 'updated_at', ARGV[2], 'last_seq', base + #ARGV - 5)
 if ARGV[3] ~= '' then redis.call('HSETNX', KEYS[2], 'channel', ARGV[3]) end
@@ -178,7 +180,7 @@ class RedisEventBus:
         self._task: asyncio.Task[None] | None = None
 
     async def publish(self, conversation_id: str, event: Event) -> None:
-        message = json.dumps({"conversation_id": conversation_id, "event": event}, ensure_ascii=False)
+        message = json.dumps({"conversation_id": conversation_id, "events": [event]}, ensure_ascii=False)
         await self._client.redis.publish(self.channel, message)
 
     def subscribe(self) -> Subscription:
@@ -222,11 +224,14 @@ class RedisEventBus:
     def _dispatch(self, data: str) -> None:
         try:
             message = json.loads(data)
-            conversation_id, event = message["conversation_id"], message["event"]
+            conversation_id, events = message["conversation_id"], message["events"]
+            if not isinstance(events, list):
+                raise TypeError("events is not a list")
         except (ValueError, KeyError, TypeError):
             log.warning("ignoring a malformed message on %s: %.200r", self.channel, data)
             return
-        self._fanout.deliver(conversation_id, event)
+        for event in events:
+            self._fanout.deliver(conversation_id, event)
 
     async def close(self) -> None:
         self._fanout.close()
@@ -257,7 +262,7 @@ class RedisTrackerStore:
         if not prepared:
             return []
         bodies = [event_json(e) for e in prepared]
-        prefix = f'{{"conversation_id":{json.dumps(conversation_id, ensure_ascii=False)},"event":'
+        prefix = f'{{"conversation_id":{json.dumps(conversation_id, ensure_ascii=False)},"events":['
         keys = [self._conv(conversation_id, "events"), self._conv(conversation_id, "info"),
                 f"{self._p}conversations"]
         channel = first_channel(prepared) or ""
