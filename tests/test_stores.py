@@ -323,9 +323,12 @@ async def test_a_turns_events_reach_the_other_workers_as_one_redis_message(redis
     pubsub = raw.pubsub()
     try:
         await pubsub.subscribe(f"{prefix}events")
-        await pubsub.get_message(timeout=1)  # the subscription's confirmation
+        confirmation = await pubsub.get_message(timeout=10)  # live before the append, even on a loaded machine
+        assert confirmation is not None and confirmation["type"] == "subscribe"
         stored = await stores.trackers.append("c", [ev.user("几天到"), ev.action("utter_ship"), ev.bot("3 天")])
-        messages = [m async for m in _messages(pubsub, seconds=0.5)]
+        first = await pubsub.get_message(ignore_subscribe_messages=True, timeout=10)
+        assert first is not None, "the turn's events never reached the channel"
+        messages = [first["data"]] + [m async for m in _messages(pubsub, seconds=0.5)]
     finally:
         await pubsub.aclose()
         await raw.aclose()

@@ -21,7 +21,7 @@ class Clock:
 
 
 def settings(api_base: str, **extra) -> WeChatSettings:
-    values = {"retry_base_s": 0.001, "http_timeout_s": 0.5, **extra}
+    values = {"retry_base_s": 0.001, "http_timeout_s": 10.0, **extra}
     return WeChatSettings(token="t", appid=WX_APPID, appsecret="very-secret-appsecret", encoding_aes_key=WX_AES_KEY,
                           api_base=api_base, **values)
 
