@@ -357,7 +357,13 @@ def test_action_without_response_is_reported(tmp_path):
                                   # a colleague asked to reply later, a callback to a phone, a call booked
                                   "我司想与贵方销售人员洽谈合作", "麻烦你们找人教我一下怎么开发票",
                                   "请售后的同事回我，我下午才有空", "could your staff ring my cell after 6pm?",
-                                  "明天能约个时间视频看看货吗", "这事能电话聊一下吗"])
+                                  "明天能约个时间视频看看货吗", "这事能电话聊一下吗",
+                                  # someone at the store, one of the team to call later, someone of a department,
+                                  # a role to deal with, who is on duty now, a colleague asked to get in touch
+                                  "could someone at the store confirm my size is still there?",
+                                  "once your staff are back, can one of you call me about the refund?",
+                                  "物流那边有人可以帮忙看下吗", "想跟你们业务员聊一下定制的事", "现在是谁在值班",
+                                  "明天上班后请客服联系我"])
 def test_requests_for_a_person_are_always_recognised(text):
     from bot.dialogue.escalation import is_explicit_human_request
 
@@ -450,7 +456,12 @@ def test_questions_about_the_bot_and_people_declined_reached_or_praised_are_not_
                                   # already reached, a call declined, the after-sales people praised
                                   "有个冒充你们客服的人让我转账", "春节你们有人上班吗",
                                   "we already chatted with one of your colleagues, all good now",
-                                  "不用你们打电话，短信告诉我就行", "你们家客服态度很靠谱"])
+                                  "不用你们打电话，短信告诉我就行", "你们家客服态度很靠谱",
+                                  # thanks passed on, one who already sorted it, one's own friend, none needed now
+                                  "please give him my thanks, the parcel was perfect",
+                                  "the rep already resolved it yesterday, no worries",
+                                  "a friend of mine told me about your tea", "帮我向客服小姐姐说声谢谢",
+                                  "不用找同事了，问题解决了"])
 def test_mentions_of_people_that_ask_for_none_overrule_the_classifier(text):
     """The classifier learned the words of a request for a person; these use them without asking for one."""
     from bot.dialogue.escalation import is_explicit_human_request, mentions_a_person_without_asking

@@ -176,7 +176,7 @@ _STRONG_REQUEST = _rules(
     r"|\bwho (do|should|can|could) (i|we) (speak|talk|write) (to|with)\b"
     r"|\b(talk|speak|chat|discuss)\b[^.?!]{0,25}\bwith\s+(one of\s+)?(your|the)\s+(team|staff|colleagues|people)\b"
     r"|\b(need|want|like|get|have|let|can|could|may|would|please|pls)\b[^.?!]{0,15}\bsome(one|body)\s+(from|in|on|at)\s+"
-    r"(your|the)\s+([\w-]+\s+)?(team|department|staff|office|side)\b"
+    r"(your|the)\s+([\w-]+\s+)?(team|department|staff|office|side|warehouse|shop|store|company)\b"
     r"|\b(need|want)\s+some(one|body)\s+to\s+(fix|check|look|open|verify|sort|handle|call|help|take|investigate"
     r"|deal|review|explain|change|correct|confirm)\b"
     r"|\bstep in\b|\bbring (them|him|her) back\b|\bwhere('?s| is) the (person|agent|lady|guy|man|woman|rep)\b"
@@ -222,6 +222,15 @@ _STRONG_REQUEST = _rules(
     r"|给我回(个)?电(?!话号)|约(个|一个)?\s?call"
     # a call booked ("能约个时间电话沟通吗")
     r"|约(个|一个)?时间[^，。？！?!]{0,4}(电话|通话|语音|视频)|电话(沟通|聊)(吗|么|嘛|一下|下)"
+    # one of the team asked to get in touch later ("could one of them message me"), someone of a department to
+    # help ("仓库那边有人能帮我查一下吗"), a role to deal with ("想直接跟你们销售对接", "跟你们顾问聊聊"), who is on
+    # duty now, a colleague asked to reply ("让同事给我留个言")
+    r"|\b(could|can|would|will)\s+one of (them|you|your (team|staff|colleagues|people|agents))\s+(please\s+)?"
+    r"(message|call|contact|e-?mail|ring|text|reply to|get back to|handle|look|check|help|sort)\b"
+    r"|(仓库|物流|售后|财务|客服|技术|发货|店里|你们)(那边|那里|部门|这边)?有(没有)?人(能|可以)?(帮我|给我|替我|帮忙)"
+    r"|(跟|和|与|同)(你们的?)?[^，。？！?!]{0,4}(客户经理|业务员|销售|顾问)[^，。？！?!]{0,2}(对接|联系|沟通|谈|聊)"
+    r"|(现在|今天|这会儿?)(是)?谁(在)?值班|(请|让|叫|麻烦)(同事|工作人员|客服)(给我)?(回我|回复|联系我|留言|留个言|发消息|打电话)"
+    r"|(请|让|叫|麻烦)(工作人员|客服)帮我"
     r"|\b(like|want|need|prefer|rather have|could have|can i have)\s+(a (real |live )?(person|human)|a staff member"
     r"|an agent|a member of (your )?staff)\s+to\s+\w+"
     r"|\b(need|want|like)\s+some(one|body)\s+to\s+(apply|contact|find out|look into|redirect|process|approve|chase|call"
@@ -258,7 +267,7 @@ _NOT_A_REQUEST = _rules(
     r"(人工|真人|客服|转人工)(就|也)?(不用|不必|不需要|算了|免了)|(店|你们)?(员工|客服|工作人员)(多吗|多不多|很多|挺多|多(?=[，。？！?!\s]|$))"
     r"|(上次|上回|之前|昨天|前几天|刚才)的?(人工客服|人工|客服|同事)(说|讲|告诉)"
     r"|(?<![再还])(不用|不需要|不必|无需|没必要|用不着|别|不要|不找|不想找|不转)(再)?(帮我|给我)?(转|找|叫|接|喊|换|麻烦)?(个)?"
-    r"(人工|真人|客服|人(?=了|啦|啊|[，。！,.!]|$))|不(想|要|用|需要)(跟|和|同)(人|真人|人工|客服)(说话|聊|沟通)"
+    r"(人工|真人|客服|工作人员|同事|人(?=了|啦|啊|[，。！,.!]|$))|不(想|要|用|需要)(跟|和|同)(人|真人|人工|客服)(说话|聊|沟通)"
     # comparisons: "机器人比人工回得快", "you're better than most human agents"
     r"|比[^，。！？,.!?]{0,4}(人工|真人|客服)[^，。！？,.!?]{0,6}(快|好|强|靠谱|方便|专业)"
     r"|\b(faster|better|quicker|easier|nicer|smarter) than\b[^.?!]{0,25}\b(persons?|humans?|agents?|people|staff)\b"
@@ -327,7 +336,14 @@ _NOT_A_REQUEST = _rules(
     r"|(人工|真人)[^，。！？,.!?]{0,6}比(机器人|你)|\bnever mind (about )?(talking|speaking|the (human|agent|person))\b"
     r"|\b(already|just)\s+(spoke|talked|chatted|been)\s+(to|with)\s+(customer service|support|your colleague)\b"
     r"|\b(don'?t|do not)\s+need\s+to\s+(speak|talk)\b|\b(last|yesterday'?s|last week'?s) chat with\b"
-    r"|\bpass me (on )?to (some(one|body)|a (human|person))\s+automatically\b",
+    r"|\bpass me (on )?to (some(one|body)|a (human|person))\s+automatically\b"
+    # thanks passed on ("please tell her thanks", "帮我跟打包的同事说一声"), one who already sorted it, one's own
+    # colleague ("a colleague of mine recommended you")
+    r"|\b(tell|give)\s+(her|him|them)\s+(my\s+|our\s+)?thanks\b|\bthank (her|him|them) for me\b"
+    r"|\b(colleague|agent|staff member|rep)\b[^.?!]{0,20}\b(sorted|fixed|handled|solved|resolved)\b"
+    r"|\b(colleague|co-?worker|friend)s? of (mine|ours)\b"
+    r"|\bmy (colleague|co-?worker)s?\b(?! (needs?|wants?) to (talk|speak))"
+    r"|帮我(跟|和|向)[^，。？！?!]{0,8}(说一声|说声|道个?谢|说谢谢|转达)",
     re.IGNORECASE,
 )
 _WEAK_REQUEST = re.compile(
@@ -367,7 +383,9 @@ _ASKS_NOW = re.compile(r"转人工|找人工|要人工|我要|找客服|(?<!不�
                        r"|\bat this (hour|time)\b|\bthis (late|early)\b|\bwithin (the|an) hour\b"
                        r"|这个点|这么晚|这会儿?|此刻|\bqueue me\b"
                        r"|\b(call|ring|phone|contact) (me|my (mobile|cell|phone|number))\b"
-                       r"|(让|叫|请|麻烦)[^，。？！?!]{1,8}(同事|工作人员|客服)[^，。？！?!]{0,4}(回我|回复我|联系我|给我回)",
+                       r"|(让|叫|请|麻烦)[^，。？！?!]{0,8}(同事|工作人员|客服)[^，。？！?!]{0,4}(回我|回复我|联系我|给我回|给我留|给我发)"
+                       r"|\bone of (them|you|your (team|staff|colleagues|people|agents)) (please )?"
+                       r"(message|call|contact|e-?mail|text|ring|reply to|get back to)\b",
                        re.IGNORECASE)
 _ENGLISH_IDENTITY = re.compile(
     r"^\W*(am i|are you|r u|is this|is it|is that)\b(?! possible)(?!.*\b(connect|transfer)\b)"
