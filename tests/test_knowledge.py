@@ -349,6 +349,24 @@ async def unanswered_then_answered_by_a_person(worker: TestClient, agent: dict[s
     await say(worker, "shipping-fine", "how long until my order ships")  # answered: not a gap
 
 
+def test_a_question_declined_as_out_of_scope_is_a_gap_but_not_one_answered_after_all():
+    """The owner may decide a declined question is the shop's business after all; an answer the same turn gave
+    (the FAQ was sure) is none."""
+    from bot.dialogue import events as ev
+    from bot.knowledge.gaps import _gaps_of
+
+    def turn(text: str, intent: str, *after: ev.Event) -> list[ev.Event]:
+        return [ev.user(text, {"intent": {"name": intent, "confidence": 0.6}}), *after, ev.action("action_listen")]
+
+    events = (turn("can I bring my dog into your shop", "out_of_scope", ev.action("utter_out_of_scope"),
+                   ev.bot("Sorry, I can only help with the shop."))
+              + turn("are gift cards sold", "out_of_scope", ev.action("utter_faq"),
+                     ev.bot("No gift cards, sorry.", {"faq_id": "gift_cards"}))
+              + turn("how long does shipping take", "faq", ev.action("utter_faq"),
+                     ev.bot("2–4 days.", {"faq_id": "shipping_time"})))
+    assert [gap.question for gap in _gaps_of("c", events, since=0)] == ["can I bring my dog into your shop"]
+
+
 async def test_unanswered_questions_are_grouped_with_a_draft_from_the_agents_reply(kefu_app):
     worker = await kefu_app()
     editor = await logged_in(worker, "li", "editor")

@@ -1,9 +1,11 @@
 """What the bot could not answer, grouped by meaning, turned into FAQ changes.
 
 An unanswered question: a shopper message after which the bot fell back ("sorry, I didn't get that", "do you
-mean …?") or handed over because nothing matched (the reasons in handoff/stats.py's UNANSWERED_REASONS), or that
-the shopper said was answered wrongly. What the agents then wrote in that conversation (their replies, until the
-handoff ended) is kept with it: the best source for a new entry's answer.
+mean …?") or handed over because nothing matched (the reasons in handoff/stats.py's UNANSWERED_REASONS), that
+the shopper said was answered wrongly, or that the bot declined as not the shop's business (Rasa's
+`out_of_scope` intent): the owner may decide it is ("can I bring my dog into your shop?"). What the agents then
+wrote in that conversation (their replies, until the handoff ended) is kept with it: the best source for a new
+entry's answer.
 
 Grouping: the questions are embedded by the bot's own encoders and clustered (agglomerative, average linkage,
 cosine distance below GROUP_DISTANCE); a Chinese and an English question never share a group (each language has
@@ -23,12 +25,14 @@ from typing import Any
 import numpy as np
 
 from bot.dialogue import events as ev
+from bot.dialogue.tracker import ACTION_LISTEN
 from bot.language import detect_language
 from bot.stores import TrackerStore
 
 UNANSWERED_REASONS = {"low_intent_confidence", "small_margin", "low_faq_score", "small_faq_margin",
                       "repeated_fallback", "rejected_answer"}
 GAVE_UP = {"action_default_fallback", "action_two_stage_fallback"}
+OUT_OF_SCOPE = "out_of_scope"
 GROUP_DISTANCE = 0.45  # cosine distance: phrasings of one question sit below, different questions above
 MAX_CONVERSATIONS = 5000
 MAX_GROUPS = 30
@@ -47,15 +51,18 @@ def _gaps_of(conversation_id: str, events: list[ev.Event], since: float) -> list
     gaps: list[Gap] = []
     question: ev.Event | None = None  # the shopper's latest question, until the bot answers or gives up
     waiting: list[Gap] = []  # gaps a person may still answer in this conversation
+    declined = False  # the latest question was out of scope: a gap unless the turn answers it after all
     for event in events:
         kind = event.get("event")
         if kind == "user":
             text = str(event.get("text") or "")
             question = event if text and not text.startswith("/") else None
+            declined = ((event.get("parse_data") or {}).get("intent") or {}).get("name") == OUT_OF_SCOPE
         elif kind == "bot" and (event.get("data") or {}).get("faq_id"):
             question = None
         elif question is not None and ((kind == "action" and event.get("name") in GAVE_UP) or (
-                kind == ev.HANDOFF_REQUESTED and event.get("reason") in UNANSWERED_REASONS)):
+                kind == ev.HANDOFF_REQUESTED and event.get("reason") in UNANSWERED_REASONS) or (
+                declined and kind == "action" and event.get("name") == ACTION_LISTEN)):
             if float(question.get("timestamp") or 0) >= since:
                 gap = Gap(str(question["text"]), float(question.get("timestamp") or 0), conversation_id)
                 gaps.append(gap)
