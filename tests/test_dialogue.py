@@ -363,7 +363,19 @@ def test_action_without_response_is_reported(tmp_path):
                                   "could someone at the store confirm my size is still there?",
                                   "once your staff are back, can one of you call me about the refund?",
                                   "物流那边有人可以帮忙看下吗", "想跟你们业务员聊一下定制的事", "现在是谁在值班",
-                                  "明天上班后请客服联系我"])
+                                  "明天上班后请客服联系我",
+                                  # the same person again, someone with authority, someone of the shop to write or
+                                  # double-check, passed to whoever dealt with it, staff to approve, one of the
+                                  # people to take it on; someone fetched by role, a time to write at, a booked call
+                                  "could I continue with him? he had all my details",
+                                  "can that guy from this morning take it over again?",
+                                  "I want somebody who has the power to refund me", "can sb from the store text me",
+                                  "please get me passed to the agent who handled my complaint",
+                                  "need a manager to sign off my return",
+                                  "I'd like one of your staff to take it from here",
+                                  "还是之前那个客服来处理吧", "我想接着找那位聊", "找个年轻人教我弄一下",
+                                  "叫你们仓库的出来给个说法", "能来位店员吗", "哪位工作人员能帮我查一下",
+                                  "请你们的人下午三点后给我打电话", "帮我约下你们的客服", "zhao ge kefu ba"])
 def test_requests_for_a_person_are_always_recognised(text):
     from bot.dialogue.escalation import is_explicit_human_request
 
@@ -461,7 +473,13 @@ def test_questions_about_the_bot_and_people_declined_reached_or_praised_are_not_
                                   "please give him my thanks, the parcel was perfect",
                                   "the rep already resolved it yesterday, no worries",
                                   "a friend of mine told me about your tea", "帮我向客服小姐姐说声谢谢",
-                                  "不用找同事了，问题解决了"])
+                                  "不用找同事了，问题解决了",
+                                  # "bot or not", whether people read the comments, a courier who called, one meant
+                                  # to ask for a person and did not need to, the shop's people not to be troubled
+                                  "human or not, that was a great answer", "不管是不是机器人，回得挺快",
+                                  "评论区有人看吗",
+                                  "中通快递员昨天打给我电话说放门口了", "本来想找客服的，你已经说清楚了",
+                                  "没必要麻烦同事，我自己改好了"])
 def test_mentions_of_people_that_ask_for_none_overrule_the_classifier(text):
     """The classifier learned the words of a request for a person; these use them without asking for one."""
     from bot.dialogue.escalation import is_explicit_human_request, mentions_a_person_without_asking

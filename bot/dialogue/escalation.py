@@ -72,7 +72,7 @@ _STRONG_REQUEST = _rules(
     r"|(让|喊|叫|请|麻烦)[^，。？！?!]{1,8}的(同事|工作人员)(来|过来|处理|看|联系|跟|回我|回复我|给我回)"
     rf"|(我要|我想|想要|要求|换|让|叫|喊|找).{{0,3}}{_PEOPLE_ZH}"
     rf"|(和|跟|与|同|向)(你们?的?|店里的?|贵方的?|贵司的?|贵公司的?)?[\"“”'‘’「」]?({_PEOPLE_ZH}|售后|团队|sales|销售).{{0,5}}(沟通|聊|说|谈|对话|联系|反映|投诉|确认)"
-    r"|不(想|要|愿意)(再)?(和|跟|同)?(机器|自动回复|AI|ai)|别(再)?(让)?机器人|不要(再)?自动回复"
+    r"|不(想|要|愿意)(再)?(和|跟|同)?(机器|自动回复|AI|ai)|别(再)?(让)?机器人|不要(再)?自动回复|不想(再)?(看|要|听)(这些)?自动回复"
     r"|换(个)?人|找个人|(叫|喊|让)(个|你们的?)?人(来|过来)|帮我联系客服|联系在线客服|有没有(客服|售后)在"
     # someone there now: "客服小姐姐在吗", "有客服在线吗", "有没有值班的人"
     r"|(客服|售后|小二|掌柜|店主|店家|老板)\w{0,3}在(吗|不|么|嘛)|有(人|客服|人工|真人)(在线|值班|上班)|有没有?(上班|值班|在线)的?人"
@@ -102,8 +102,8 @@ _STRONG_REQUEST = _rules(
     # 同事"); someone with the power to ("一个有权限给我退款的人"); sales ("对接你们大客户经理", "找个业务员");
     # the WeChat of the shop's people; the one from before ("上回那个姑娘还在不在")
     r"|(有没有|能不能有|可以有|有没|能)(个|一个|位)?(人|姑娘|小伙子?|年轻人|小姐姐|小哥哥?|工作人员|员工)"
-    r"[^，。？！?!]{0,8}(讲讲|说说|教教?我|帮帮?我|帮我|给我讲|跟我说|跟我讲|和我说|帮下手|帮忙|聊聊)"
-    r"|有没有[^，。？！?!]{0,6}的(员工|工作人员|真人|活人)"
+    r"[^，。？！?!]{0,8}(讲讲|说说|教教?我|帮帮?我|帮我|帮她|帮他|给我讲|跟我说|跟我讲|和我说|帮下手|帮忙|聊聊)"
+    r"|有没有[^，。？！?!]{0,6}的(员工|工作人员|真人|活人|同事|客服)"
     r"|(跟|和|同|向|找|叫|让|请)(你们的?)?(管|负责|审核|处理)[^，。？！?!]{0,6}的(人|同事|那位|那个人)"
     r"|转(给|到)[^，。？！?!]{1,8}的(同事|人|工作人员)|有权限[^，。？！?!]{0,8}的人"
     r"|找人(协商|商量|沟通|谈|处理|聊)|快叫人|叫个人|(你们|麻烦|请)找(个)?人(?!代)|找(个)?人(给我|给她|给他)?(打电话|打个电话|回电话|教)"
@@ -212,7 +212,8 @@ _STRONG_REQUEST = _rules(
     r"|(联系|叫|让|请|喊|找)(一下|下)?(你们的?)?(仓库|物流|售后|财务|客服|发货|技术)(部门?)?的?(人|同事|工作人员)"
     r"|(跟|和|同|向|找|叫|让|请)(你们的?)?(管|负责|审核|处理)[^，。？！?!]{0,6}的(来|过来)|转(给|到)(管|负责)[^，。？！?!]{1,6}的"
     r"|(让|叫|请|要|需要)(个|一个)?人(帮我|来帮|来处理|来查|来看)(?!代|收|取|签)"
-    r"|(经理|业务员|主管|专员|销售)[^，。？！?!]{0,4}((联系|回电给|致电|打电话给)(我|本人)|(跟|和|与)(我|我们)联系)"
+    r"|(经理|业务员|业务人员|工作人员|负责人|主管|专员|销售)[^，。？！?!]{0,6}((联系|回电给|致电|打电话给)(我|本人)"
+    r"|(跟|和|与)(我|我们)联系)"
     # put through to a team or role ("转一下财务"), someone sent or assigned ("派人去查", "安排个专人"), someone
     # who can have a say ("有能说上话的没"), the shop's people begged ("求你们的人帮我催一下"), one of higher rank
     # ("换个级别高的"), whoever is in charge looked for ("你们管事的呢"), a callback booked ("约个回电")
@@ -228,9 +229,33 @@ _STRONG_REQUEST = _rules(
     r"|\b(could|can|would|will)\s+one of (them|you|your (team|staff|colleagues|people|agents))\s+(please\s+)?"
     r"(message|call|contact|e-?mail|ring|text|reply to|get back to|handle|look|check|help|sort)\b"
     r"|(仓库|物流|售后|财务|客服|技术|发货|店里|你们)(那边|那里|部门|这边)?有(没有)?人(能|可以)?(帮我|给我|替我|帮忙)"
-    r"|(跟|和|与|同)(你们的?)?[^，。？！?!]{0,4}(客户经理|业务员|销售|顾问)[^，。？！?!]{0,2}(对接|联系|沟通|谈|聊)"
+    r"|(跟|和|与|同)(你们的?)?[^，。？！?!]{0,6}(客户经理|业务员|销售|顾问|工作人员|负责人|财务)[^，。？！?!]{0,2}"
+    r"(对接|联系|沟通|谈|聊)"
     r"|(现在|今天|这会儿?)(是)?谁(在)?值班|(请|让|叫|麻烦)(同事|工作人员|客服)(给我)?(回我|回复|联系我|留言|留个言|发消息|打电话)"
     r"|(请|让|叫|麻烦)(工作人员|客服)帮我"
+    # the same person again ("can I carry on with her?", "还是上次那位同事帮我处理吧", "接着跟她说"), someone with
+    # authority, someone of the shop to message or double-check, passed to whoever dealt with it, staff to approve,
+    # one of the people to take it on; someone fetched by role ("找个小姑娘跟我说说", "让质检的出来解释一下",
+    # "来个工作人员", "哪位同事帮我…"), the shop's people to write at a time, a colleague booked to call
+    r"|\b(carry on|continue|keep (talking|chatting)|pick (this|it) up)\b[^.?!]{0,20}\bwith (her|him|them|the same)\b"
+    r"|\b(the same|that) (lady|guy|person|agent|colleague|woman|man|girl|rep)\b[^.?!]{0,40}\b(pick (this|it) up"
+    r"|take (this|it) (on|over)|continue|again)\b"
+    r"|\bsome(one|body)\s+(with|who has)\s+(the\s+|real\s+)?(authority|power|rights?|permission)\b"
+    r"|\b(some(one|body)|sb|smb|sum1|some1)\s+(from|on|in|at)\s+(your|ur|the)\s+([\w-]+\s+)?(team|staff|shop|store"
+    r"|warehouse)\s+(could\s+|can\s+|would\s+|to\s+)?(double-?check(ed)?|check|confirm|look|verify|review|call|contact"
+    r"|message|dm|pm|text|help|go over)\b"
+    r"|\b(passed|put|transferred|sent|handed)\s+(back\s+)?(on\s+)?to\s+(whoever|the (person|agent|colleague|lady|guy)"
+    r"\s+who)\b"
+    r"|\b(need|want)\s+(your\s+|a\s+)?(staff|staff member|manager|supervisor)\s+to\s+(approve|authori[sz]e|check|look"
+    r"|review|sign off|confirm|handle|sort)\b"
+    r"|还是[^，。？！?!]{0,8}(同事|客服|小姐姐|小哥哥?|工作人员)[^，。？！?!]{0,6}(吧|处理|来)"
+    r"|(接着|继续)(跟|和|找)(她|他|ta|那位|那个)"
+    r"|找(个|一个|位)?(小姑娘|姑娘|小伙子?|年轻人|师傅)[^，。？！?!]{0,6}(跟我|和我|给我|帮我|教我)"
+    r"|(让|叫|请|喊)[^，。？！?!]{1,12}(出来|过来)(解释|说明|处理|说一下|回应|给个说法)"
+    r"|来(个|一个|位)(工作人员|同事|客服|真人|活人|店员)|哪位(同事|工作人员|客服|小姐姐|小哥哥?)(帮|能|可以|来)"
+    r"|(让|叫|请|麻烦)(你们的?人|你们的?同事|同事|工作人员|客服)[^，。？！?!]{0,14}(联系我|给我(发|打|回|留))"
+    r"|约(一下|下)?(你们的?)?(同事|工作人员|客服)"
+    r"|\bzhao\s+(ge\s+)?(gong\s?zuo\s?ren\s?yuan|ke\s?fu|ren\s?gong|zhen\s?ren|客服|人工|真人|工作人员)"
     r"|\b(like|want|need|prefer|rather have|could have|can i have)\s+(a (real |live )?(person|human)|a staff member"
     r"|an agent|a member of (your )?staff)\s+to\s+\w+"
     r"|\b(need|want|like)\s+some(one|body)\s+to\s+(apply|contact|find out|look into|redirect|process|approve|chase|call"
@@ -246,7 +271,7 @@ _STRONG_REQUEST = _rules(
     r"|colleagues)\s+(directly|right now|now|from here)\b|\bget (straight|directly|right) (through )?to (your|ur|the)\b"
     r"|\b(a|an|one of your|your|ur|yr)\s+(real |actual |live )?(staff( members?)?|member of staff|people|colleagues?"
     r"|team members?|employees?|reps?|representatives?)\s+(to|who can|that can)\s+(sort|review|check|look|confirm|help"
-    r"|handle|fix|deal)\b"
+    r"|handle|fix|deal|take)\b"
     r"|\b(can|could|would)\s+(a|an)\s+(real |actual |live )?(staff member|member of staff|human|person|agent"
     r"|employee)\s+(please\s+)?(sort|help|check|look|review|handle|deal|confirm|take)\b"
     r"|\bany(one|body)\s+(in|on|from)\s+(your|ur|the)\s+([\w-]+\s+)?(team|staff)\b"
@@ -294,7 +319,8 @@ _NOT_A_REQUEST = _rules(
     r"|\b(colleague|agent|staff|rep|representative|customer service|support)\s+(already\s+)?(said|told me|promised)\b"
     r"|(客服|团队|工作人员)[^，。！？,.!?]{0,4}(有)?(几|多少)个?人"
     r"|(已经|刚才|刚刚|上次|上回|之前|昨天|前几天)[^，。！？,.!?]{0,6}(转过|找过|联系过|问过|聊过|沟通过|说过|谈过|反映过|转了|找了)(了)?(人工|真人|客服)?"
-    r"|(上次|上回|之前|刚才|刚刚|昨天|前几天)[^，。！？,.!?]{0,6}" + _PERSON_ZH + r"[^，。！？,.!?]{0,4}帮(我|忙)"
+    r"|(?<!还是)(上次|上回|之前|刚才|刚刚|昨天|前几天)[^，。！？,.!?]{0,6}" + _PERSON_ZH
+    + r"[^，。！？,.!?]{0,4}帮(我|忙)"
     + r"|" + _PERSON_ZH
     + r"[^，。！？,.!?]{0,6}(很|特别|挺|超|太|非常|真)"
     r"(好|耐心|专业|棒|赞|给力|热情|负责|细心|贴心|快|慢|差|凶|敷衍|靠谱)"
@@ -309,7 +335,8 @@ _NOT_A_REQUEST = _rules(
     r"|\b(already|just)\s+(spoke|talked|chatted|been)\s+(to|with)\s+(one of\s+)?(a|an|the|your)?\s*"
     r"(human|person|agent|someone|staff|team|rep|colleagues?)\b"
     # (unless asked for again: "could I speak to the person who helped me?")
-    r"|(?<!to the )(?<!with the )(?<!to that )\b(person|agent|lady|guy|girl|woman|man|staff member|rep)\s+who\s+"
+    r"|(?<!to the )(?<!with the )(?<!to that )(?<!same )\b(person|agent|lady|guy|girl|woman|man|staff member|rep)"
+    r"\s+who\s+"
     r"(helped|answered|replied|served|talked"
     r"|spoke)\b"
     r"|(^|\b(your|the)\s+)(staff|team|agents?|people|reps?|support|customer service)\b[^.?!]{0,20}\b(nice|helpful|great"
@@ -340,10 +367,17 @@ _NOT_A_REQUEST = _rules(
     # thanks passed on ("please tell her thanks", "帮我跟打包的同事说一声"), one who already sorted it, one's own
     # colleague ("a colleague of mine recommended you")
     r"|\b(tell|give)\s+(her|him|them)\s+(my\s+|our\s+)?thanks\b|\bthank (her|him|them) for me\b"
-    r"|\b(colleague|agent|staff member|rep)\b[^.?!]{0,20}\b(sorted|fixed|handled|solved|resolved)\b"
+    r"|(?<!to the )(?<!with the )\b(colleague|agent|staff member|rep)\b[^.?!]{0,20}\b(sorted|fixed|handled|solved"
+    r"|resolved)\b"
     r"|\b(colleague|co-?worker|friend)s? of (mine|ours)\b"
     r"|\bmy (colleague|co-?worker)s?\b(?! (needs?|wants?) to (talk|speak))"
-    r"|帮我(跟|和|向)[^，。？！?!]{0,8}(说一声|说声|道个?谢|说谢谢|转达)",
+    r"|帮我(跟|和|向)[^，。？！?!]{0,8}(说一声|说声|道个?谢|说谢谢|转达)"
+    # "real people or not", whether people read the reviews, a courier who called, one meant to ask and did not need to,
+    # the shop's people not to be troubled
+    r"|\b(real (people|person|humans?)|humans?|(a )?bot) or not\b|不管是不是(真人|人工|机器人?|人)"
+    r"|(评价|评论|留言板|反馈)[^，。？！?!]{0,6}有(真人|人工|人)(在)?看(吗|么|嘛)"
+    r"|(快递|顺丰|中通|小哥|快递员|师傅)[^，。？！?!]{0,8}(给我打|打给我)(了)?(个)?电话|本来想(转|找)(人工|真人|客服)"
+    r"|(不想|不用|不必|没必要|不需要)麻烦[^，。！？,.!?]{0,4}(真人|人工|客服|同事|工作人员|员工|人)",
     re.IGNORECASE,
 )
 _WEAK_REQUEST = re.compile(
@@ -382,8 +416,10 @@ _ASKS_NOW = re.compile(r"转人工|找人工|要人工|我要|找客服|(?<!不�
                        # for a time ("call me tomorrow morning"): a person wanted, the time only says when
                        r"|\bat this (hour|time)\b|\bthis (late|early)\b|\bwithin (the|an) hour\b"
                        r"|这个点|这么晚|这会儿?|此刻|\bqueue me\b"
-                       r"|\b(call|ring|phone|contact) (me|my (mobile|cell|phone|number))\b"
-                       r"|(让|叫|请|麻烦)[^，。？！?!]{0,8}(同事|工作人员|客服)[^，。？！?!]{0,4}(回我|回复我|联系我|给我回|给我留|给我发)"
+                       r"|\b(call|ring|phone|contact|message|text|e-?mail|dm) (me|my (mobile|cell|phone|number))\b"
+                       r"|(让|叫|请|麻烦)[^，。？！?!]{0,8}(同事|工作人员|客服|你们的?人)[^，。？！?!]{0,14}(回我|回复我|联系我"
+                       r"|给我回|给我留|给我发|给我打)|约(一下|下)?(你们的?)?(同事|工作人员|客服)|有没有在(上班|值班|线)的"
+                       r"|\b(pick|take) (this|it) (up|over|on) again\b|\bcarry on with (her|him|them)\b"
                        r"|\bone of (them|you|your (team|staff|colleagues|people|agents)) (please )?"
                        r"(message|call|contact|e-?mail|text|ring|reply to|get back to)\b",
                        re.IGNORECASE)
