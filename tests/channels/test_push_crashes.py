@@ -17,6 +17,7 @@ from pathlib import Path
 from uuid import uuid4
 
 import pytest
+import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from bot.agent import UserMessage
@@ -116,7 +117,7 @@ async def test_wechats_retry_is_answered_when_the_worker_on_it_died(make_client,
         busy = await wechat_says(worker, "运费多少钱", msg_id)  # WeChat's retry while the hold is renewed
         assert busy.status == 503
         keeper.cancel()  # the worker dies: nothing renews its hold any more
-        await asyncio.sleep(1.2)  # WeChat's next retry comes 5 s later; the hold expires after 1 s
+        await _expired(redis_url, f"{prefix}:conv:wechat:turn:{msg_id}:lock")  # WeChat's next retry comes 5 s later
         retry = await wechat_says(worker, "运费多少钱", msg_id)
         answer = open_reply(await retry.text()).get("Content")
         assert answer == "\n\n".join(e["text"] for e in stored if e["event"] == "bot" and e.get("text"))
@@ -125,6 +126,18 @@ async def test_wechats_retry_is_answered_when_the_worker_on_it_died(make_client,
         assert users == ["运费多少钱"] and "\n\n".join(bots) == answer  # stored once: the turn was not run again
     finally:
         await dead.close()
+
+
+async def _expired(redis_url: str, key: str, within_s: float = 10.0) -> None:
+    """Wait for a dead worker's hold to expire (1 s after its last renewal; later on a loaded machine)."""
+    raw = aioredis.from_url(redis_url)
+    try:
+        deadline = time.monotonic() + within_s
+        while await raw.exists(key):
+            assert time.monotonic() < deadline, f"{key} never expired"
+            await asyncio.sleep(0.05)
+    finally:
+        await raw.aclose()
 
 
 async def test_wechats_retry_runs_the_turn_a_dead_worker_never_stored(make_client, fake_wechat, redis_url):
