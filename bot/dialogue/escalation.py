@@ -347,7 +347,7 @@ _NOT_A_REQUEST = _rules(
     # yesterday", "I'll talk to your team tomorrow", "if a human is needed later I'll ask")
     r"|人工(刻|织|缝|打包|采|摘|种|烧|磨|雕|编|剪|上釉|制作|做的|检|挑|包装|绣|画|装|贴|焊|手)"
     r"|(手工|机器)[^，。？！?!]{0,4}还是人工|人工[^，。？！?!]{0,4}还是(手工|机器)"
-    r"|不(想|用|必)麻烦[^，。！？,.!?]{0,4}(真人|人工|客服|同事|工作人员|人)|(不用|不必|无需|别|不需要)(人|你们|客服)?(给我)?(回电|打电话|来电)"
+    r"|(不想|不用|不必|没必要|不需要)麻烦[^，。！？,.!?]{0,4}(真人|人工|客服|同事|工作人员|员工|人)|(不用|不必|无需|别|不需要)(人|你们|客服)?(给我)?(回电|打电话|来电)"
     r"|(现在|先|暂时|目前)不转"
     r"|比[^，。！？,.!?]{0,6}(人工|真人|客服)[^，。！？,.!?]{0,6}(清楚|耐心|及时|明白|详细)"
     r"|(人工|真人|客服)[^，。！？,.!?]{0,6}(没|不如)(你|机器人)"
@@ -372,12 +372,10 @@ _NOT_A_REQUEST = _rules(
     r"|\b(colleague|co-?worker|friend)s? of (mine|ours)\b"
     r"|\bmy (colleague|co-?worker)s?\b(?! (needs?|wants?) to (talk|speak))"
     r"|帮我(跟|和|向)[^，。？！?!]{0,8}(说一声|说声|道个?谢|说谢谢|转达)"
-    # "real people or not", whether people read the reviews, a courier who called, one meant to ask and did not need to,
-    # the shop's people not to be troubled
+    # "real people or not", whether people read the reviews, a courier who called, one meant to ask and did not need to
     r"|\b(real (people|person|humans?)|humans?|(a )?bot) or not\b|不管是不是(真人|人工|机器人?|人)"
     r"|(评价|评论|留言板|反馈)[^，。？！?!]{0,6}有(真人|人工|人)(在)?看(吗|么|嘛)"
-    r"|(快递|顺丰|中通|小哥|快递员|师傅)[^，。？！?!]{0,8}(给我打|打给我)(了)?(个)?电话|本来想(转|找)(人工|真人|客服)"
-    r"|(不想|不用|不必|没必要|不需要)麻烦[^，。！？,.!?]{0,4}(真人|人工|客服|同事|工作人员|员工|人)",
+    r"|(快递|顺丰|中通|小哥|快递员|师傅)[^，。？！?!]{0,8}(给我打|打给我)(了)?(个)?电话|本来想(转|找)(人工|真人|客服)",
     re.IGNORECASE,
 )
 _WEAK_REQUEST = re.compile(

@@ -23,6 +23,7 @@ from bot.dialogue import events as ev
 from bot.dialogue.escalation import is_explicit_human_request
 from bot.formats.nlu_data import parse_nlu
 from bot.formats.yaml_io import load_yaml
+from bot.knowledge.gaps import OUT_OF_SCOPE
 from bot.language import detect_language
 from bot.stores import TrackerStore
 from bot.story_tests import load_test_stories
@@ -41,7 +42,7 @@ class Asked:
     test: bool = False
 
 
-NO_ENTRY = ("human_handoff", "out_of_scope")  # labelled questions no FAQ entry should answer
+NO_ENTRY = ("human_handoff", OUT_OF_SCOPE)  # labelled questions no FAQ entry should answer
 
 
 def project_questions(project_dir: Path) -> list[Asked]:
