@@ -375,7 +375,15 @@ def test_action_without_response_is_reported(tmp_path):
                                   "I'd like one of your staff to take it from here",
                                   "还是之前那个客服来处理吧", "我想接着找那位聊", "找个年轻人教我弄一下",
                                   "叫你们仓库的出来给个说法", "能来位店员吗", "哪位工作人员能帮我查一下",
-                                  "请你们的人下午三点后给我打电话", "帮我约下你们的客服", "zhao ge kefu ba"])
+                                  "请你们的人下午三点后给我打电话", "帮我约下你们的客服", "zhao ge kefu ba",
+                                  # traditional characters and Cantonese, a colleague in Taiwan's word, someone
+                                  # assigned or fetched, a line opened, pinyin words; a manager looked for, put in
+                                  # touch, the chat forwarded, someone from the shop (not one who called)
+                                  "麻煩幫我轉人工客服", "可以請專人跟進我的訂單嗎", "麻烦请你们同仁帮我看一下发票",
+                                  "可唔可以搵你哋同事跟进下", "找你们的客服来核实一下", "帮我接通售后的同事",
+                                  "bang wo zhao ni men de gong zuo ren yuan", "bang wo zhuan gei shou hou, zhao ge ren",
+                                  "where is your supervisor", "can you put me in touch with the warehouse?",
+                                  "please pass my case to a real person", "could someone from your store check it?"])
 def test_requests_for_a_person_are_always_recognised(text):
     from bot.dialogue.escalation import is_explicit_human_request
 
@@ -479,7 +487,14 @@ def test_questions_about_the_bot_and_people_declined_reached_or_praised_are_not_
                                   "human or not, that was a great answer", "不管是不是机器人，回得挺快",
                                   "评论区有人看吗",
                                   "中通快递员昨天打给我电话说放门口了", "本来想找客服的，你已经说清楚了",
-                                  "没必要麻烦同事，我自己改好了"])
+                                  "没必要麻烦同事，我自己改好了",
+                                  # the language to speak, thanks in Cantonese, a perk asked about, no reply wanted,
+                                  # whom one is talking to, a staff member's word, no person wanted, later not now
+                                  "please reply in plain English", "用中文回复我就好", "多謝你哋啲客服",
+                                  "银卡有没有人工客服优先", "建议客服回复再快一点，不用回我", "我是在和真人聊吗",
+                                  "a staff member told me it ships today, right?",
+                                  "I don't want to speak with a person, just the fee please",
+                                  "when can I talk to a human? not now, for next week"])
 def test_mentions_of_people_that_ask_for_none_overrule_the_classifier(text):
     """The classifier learned the words of a request for a person; these use them without asking for one."""
     from bot.dialogue.escalation import is_explicit_human_request, mentions_a_person_without_asking

@@ -30,6 +30,7 @@ BLIND_DEV9 = ROOT / "tests" / "blind_dev9"
 BLIND_DEV10 = ROOT / "tests" / "blind_dev10"
 BLIND_DEV11 = ROOT / "tests" / "blind_dev11"
 BLIND_DEV12 = ROOT / "tests" / "blind_dev12"
+BLIND_DEV13 = ROOT / "tests" / "blind_dev13"
 CATEGORIES = {"pre_sale", "orders", "shipping", "payment", "returns", "warranty", "promotions", "membership",
               "account", "contact"}
 MIN_PHRASINGS = 6
@@ -271,7 +272,8 @@ def test_heldout_set_is_complete_and_never_trained_on(project):
                                            (BLIND_DEV9, ("human", "not_human")),
                                            (BLIND_DEV10, ("faq", "multi", "oos", "human", "not_human")),
                                            (BLIND_DEV11, ("faq", "multi", "oos", "human", "not_human")),
-                                           (BLIND_DEV12, ("human", "not_human"))])
+                                           (BLIND_DEV12, ("human", "not_human")),
+                                           (BLIND_DEV13, ("human", "not_human"))])
 def test_blind_dev_sets_are_neither_trained_on_nor_the_heldout_set(project, folder: Path, kinds: tuple[str, ...]):
     """tests/blind_dev*/ may be read miss by miss; that is only honest while none of it becomes training data and
     they share nothing with the held-out set."""

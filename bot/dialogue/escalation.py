@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bot.config import KefuSettings, Thresholds
-from bot.language import HAN_CHARS
+from bot.language import HAN_CHARS, simplified
 from bot.nlu.clauses import split_questions
 
 FAQ_INTENT = "faq"  # the intent data/faq.yml's phrasings train
@@ -106,6 +106,10 @@ _STRONG_REQUEST = _rules(
     r"|有没有[^，。？！?!]{0,6}的(员工|工作人员|真人|活人|同事|客服)"
     r"|(跟|和|同|向|找|叫|让|请)(你们的?)?(管|负责|审核|处理)[^，。？！?!]{0,6}的(人|同事|那位|那个人)"
     r"|转(给|到)[^，。？！?!]{1,8}的(同事|人|工作人员)|有权限[^，。？！?!]{0,8}的人"
+    # someone assigned to it ("可以帮我转给专人处理吗"), the shop's people fetched to help ("麻烦找你们的同事帮我跟一
+    # 下"), a line opened to them ("帮我接通你们售后的同事")
+    r"|(转|请|安排|派|找)(个|给|一位|一个|位)?专人|找(你们|店里)的?(同事|工作人员|专员|客服)(帮|来|跟|处理|看|核实|确认)"
+    r"|接通[^，。？！?!]{0,8}(同事|工作人员|客服|售后|人工|经理|主管)"
     r"|找人(协商|商量|沟通|谈|处理|聊)|快叫人|叫个人|(你们|麻烦|请)找(个)?人(?!代)|找(个)?人(给我|给她|给他)?(打电话|打个电话|回电话|教)"
     r"|(对接|联系)(一下|下)?(你们的?)?[^，。？！?!]{0,4}(客户经理|业务员|销售)|找个?(业务员|销售|客户经理)"
     r"|加(一下|下)?(你们的?)?(售后|客服|工作人员|经理|店长)的?微信"
@@ -137,7 +141,14 @@ _STRONG_REQUEST = _rules(
     # whether anyone is there now: "any humans working today?", "is there a human who can check…"
     r"|\b(any|is there (a|an|any))\s+(real\s+|live\s+)?(humans?|persons?|people|staff|agents?|one|body|reps?)\b"
     r"[^.?!]{0,20}\b(on duty|working|online|available|around|who can|i can|i could)\b"
-    r"|\bany(one|body)\s+(from|at)\s+(the|your)\s+(shop|store|team|company)\b"
+    r"|\b(some|any)(one|body)\s+(from|at)\s+(the|your)\s+(shop|store|team|company)\b"
+    r"(?!\s+(already|just|has|had|was|did|called|rang|phoned|said|told|messaged|e-?mailed|texted|contacted|helped"
+    r"|fixed|sorted|replied|answered|got back))"
+    # "wheres ur manager", "could I be put in touch with…", "forward this conversation to a human agent"
+    r"|\bwhere\W*s?\s*(is\s+)?(ur|your|the)\s+(manager|supervisor|boss)\b|\b(be\s+|me\s+)put\s+in\s+touch\b"
+    r"|\bput\s+me\s+in\s+touch\b"
+    r"|\b(forward|pass|hand|escalate|send)\w*\b[^.?!]{0,30}\bto\s+(a|an|the|your)\s+(real\s+|live\s+)?(human|person"
+    r"|agent|staff member|manager|supervisor)\b"
     r"|\b(get|give|want|need|find|reach)\s+(me\s+)?(a|an|some|the|your|ur)?\s*(real |live |actual )?(human|person"
     r"|agent|representative|rep|operator|supervisor|manager|staff member|boss)\b"
     r"|\b(human|live|real|actual)\s+(agent|support|operator|representative|person|human|people|being)\b"
@@ -316,7 +327,8 @@ _NOT_A_REQUEST = _rules(
     r"|(人工客服|人工|同事|客服|工作人员)(之前|刚才|已经)?(说过|说了|说(?=[会要是能可让已\d])|讲过|告诉过?我|答应过?我?)"
     r"|(上次|上回|之前|昨天|前几天|刚才)(跟|和|同)(人工客服|人工|客服|真人)[^，。？！?!]{0,6}"
     r"|\b(claim\w*|pretend\w*) to be\b[^.?!]{0,30}|(自称|冒充|假冒|假装)[^，。？！?!]{0,10}|外包|自己的员工"
-    r"|\b(colleague|agent|staff|rep|representative|customer service|support)\s+(already\s+)?(said|told me|promised)\b"
+    r"|\b(colleague|agent|staff|staff member|rep|representative|customer service|support)\s+(already\s+)?(said|told me"
+    r"|promised)\b"
     r"|(客服|团队|工作人员)[^，。！？,.!?]{0,4}(有)?(几|多少)个?人"
     r"|(已经|刚才|刚刚|上次|上回|之前|昨天|前几天)[^，。！？,.!?]{0,6}(转过|找过|联系过|问过|聊过|沟通过|说过|谈过|反映过|转了|找了)(了)?(人工|真人|客服)?"
     r"|(?<!还是)(上次|上回|之前|刚才|刚刚|昨天|前几天)[^，。！？,.!?]{0,6}" + _PERSON_ZH
@@ -362,7 +374,9 @@ _NOT_A_REQUEST = _rules(
     r"|(会|能)(不会|不能)?自动转(给|到)?(人工|真人|客服|人)?|(聊|找|问)过(好几次|几次|很多次|好多次)|(需要|要|得)(跟|和|找)人(说|讲)(吗|么|嘛)"
     r"|(人工|真人)[^，。！？,.!?]{0,6}比(机器人|你)|\bnever mind (about )?(talking|speaking|the (human|agent|person))\b"
     r"|\b(already|just)\s+(spoke|talked|chatted|been)\s+(to|with)\s+(customer service|support|your colleague)\b"
-    r"|\b(don'?t|do not)\s+need\s+to\s+(speak|talk)\b|\b(last|yesterday'?s|last week'?s) chat with\b"
+    r"|\b(don'?t|do not)\s+need\s+to\s+(speak|talk)\b"
+    r"|\b(don'?t|do not)\s+want\s+to\s+(speak|talk|chat)\s+(to|with)\s+(a\s+|an\s+|the\s+|any\s+)?(real\s+)?(humans?"
+    r"|persons?|agents?|reps?|some(one|body)|any(one|body)|people)\b|\b(last|yesterday'?s|last week'?s) chat with\b"
     r"|\bpass me (on )?to (some(one|body)|a (human|person))\s+automatically\b"
     # thanks passed on ("please tell her thanks", "帮我跟打包的同事说一声"), one who already sorted it, one's own
     # colleague ("a colleague of mine recommended you")
@@ -375,6 +389,15 @@ _NOT_A_REQUEST = _rules(
     # "real people or not", whether people read the reviews, a courier who called, one meant to ask and did not need to
     r"|\b(real (people|person|humans?)|humans?|(a )?bot) or not\b|不管是不是(真人|人工|机器人?|人)"
     r"|(评价|评论|留言板|反馈)[^，。？！?!]{0,6}有(真人|人工|人)(在)?看(吗|么|嘛)"
+    # the language to be spoken ("speak to me in simpler English", "跟我说中文就行"), thanks to the shop's people
+    # ("多谢你哋啲同事"), a perk asked about ("金卡会员有人工客服优先吗"), no reply wanted ("不用回我"), whom one is
+    # talking to ("我现在是在跟人工聊天吗")
+    r"|\b(speak|talk|write|reply|answer)\s+(to\s+me\s+)?in\s+(simpler|simple|plain|easy|easier|chinese|english"
+    r"|mandarin|cantonese)\b|(跟|和|对)我(说|讲)(中文|英文|英语|普通话|粤语|简单)"
+    r"|用(中文|英文|英语|普通话|粤语|繁体|简体)(回复?|说|讲|聊|沟通|回答)"
+    r"|(谢谢|多谢|感谢)(你们|你哋|贵店)?(的|啲)?" + _PERSON_ZH
+    + r"|(人工|客服)[^，。？！?!]{0,4}优先|(不用|无需|不必)回(我|了)"
+    r"|是在?(跟|和)(人工|真人|人|机器人?|AI)(聊|说话|对话)"
     r"|(快递|顺丰|中通|小哥|快递员|师傅)[^，。？！?!]{0,8}(给我打|打给我)(了)?(个)?电话|本来想(转|找)(人工|真人|客服)",
     re.IGNORECASE,
 )
@@ -392,7 +415,7 @@ _IDENTITY_QUESTION = re.compile(
 )
 # "人工客服几点上班" / "anyone there at 8am?" ask when people are there (a FAQ), not for one now.
 _HOURS_QUESTION = re.compile(
-    r"几点|什么时候|何时|(?<!我在)(?<!我)(上班|下班)|营业|节假日|过年|春节|国庆|假期|放假|周末|周[一二三四五六日天]|早上|晚上|凌晨|中午|午休"
+    r"几点|什么时候|何时|(?<!我在)(?<!我)(上班|下班)|营业|节假日|过年|春节|国庆|假期|放假|(?<!上)周末|(?<!上)周[一二三四五六日天]|早上|晚上|凌晨|中午|午休"
     r"|(多久|多长时间)[^，。？?]{0,3}(回复|回|答复)|(回复|回消息)[^，。？?]{0,4}(多久|多长时间)"
     r"|\bhow (long|fast|quickly|soon)\b[^.?!]{0,25}\b(reply|respond|answer|get back)"
     # …but "for an hour", "3 hours", "all evening" are how long the shopper has waited, not when people work
@@ -406,7 +429,7 @@ _HOURS_QUESTION = re.compile(
 _ASKS_NOW = re.compile(r"转人工|找人工|要人工|我要|找客服|(?<!不是)现在|马上|(?<!不)急|等不了|等不及|今晚"
                        r"|给我回(个)?电|回电给我"
                        r"|(打|回)(个)?电话给我|给我(回|打)(个)?电话"
-                       r"|约(个|一个)人|\b(right )?now\b|\basap\b"
+                       r"|约(个|一个)人|(?<!not )\b(right )?now\b|\basap\b"
                        # someone at work, unless another day is named ("周末你们有人上班吗" asks about hours)
                        r"|^(?!.*(周末|周[一二三四五六日天]|节假日|假期|放假|过年|春节|国庆|明天|早上|晚上)).*有人(在)?上班(吗|没|么|不)"
                        r"|\burgent(ly)?\b|\btonight\b"
@@ -468,7 +491,14 @@ _SPELLINGS = ((re.compile(r"客\s*fu|(?<![a-z])ke\s*fu(?![a-z])", re.IGNORECASE)
               (re.compile("唔该"), "麻烦"), (re.compile("唔"), "不"), (re.compile("倾(?=偈|下|吓|一下)"), "聊"),
               (re.compile("职员"), "工作人员"),
               (re.compile("寻(?=个|一个|你们)"), "找"),  # Shanghainese
-              (re.compile("部机"), "机器"))
+              (re.compile("部机"), "机器"),
+              (re.compile("同仁"), "同事"),  # Taiwan
+              # the nouns and verbs of a request in toneless pinyin ("wo yao zhao ni men de gong zuo ren yuan")
+              # (the spaces around them go too: "找你们的工作人员")
+              *((re.compile(rf"\s*(?<![a-z]){pinyin}(?![a-z])\s*", re.IGNORECASE), words) for pinyin, words in (
+                  (r"gong\s*zuo\s*ren\s*yuan", "工作人员"), (r"tong\s*shi", "同事"), (r"shou\s*hou", "售后"),
+                  (r"ren\s*gong", "人工"), (r"ni\s*men(\s*de)?", "你们的"), (r"jie\s*tong", "接通"),
+                  (r"zhao\s*ge\s*ren", "找个人"), (r"zhao(\s*ge)?(?=\s*(你们|工作人员|同事|售后|人工))", "找"))))
 
 
 def _without_slips(text: str) -> str:
@@ -488,8 +518,8 @@ def is_explicit_human_request(text: str) -> bool:
     """A request for a person in the message or in one of its sentences ("are you a bot? I need a human"); not a
     question about when people are there, nor a person declined, already reached or praised. A sentence that
     tells when something happened does not make another one a question about hours ("Tracking says delivered
-    on Monday. … I need somebody to open an investigation")."""
-    text = _NOT_A_REQUEST.sub(" ", text or "")
+    on Monday. … I need somebody to open an investigation"). Traditional characters read as simplified."""
+    text = _NOT_A_REQUEST.sub(" ", simplified(text or ""))
     return any(_sentence_asks_for_a_person(sentence) for sentence in {text, *_SENTENCE_END.split(text)})
 
 
@@ -504,7 +534,8 @@ def mentions_a_person_without_asking(text: str) -> bool:
     """People are mentioned, none is asked for ("不用转人工了", "人工客服周末上班吗", "your team was great", "背后是
     真人在看吗"): the classifier's request-for-a-person intent, which learned the words rather than the ask, does
     not count."""
-    return _asks_something_else(text or "") and not is_explicit_human_request(text)
+    text = simplified(text or "")
+    return _asks_something_else(text) and not is_explicit_human_request(text)
 
 
 def _asks_something_else(text: str) -> bool:
@@ -589,6 +620,7 @@ class EscalationPolicy:
     def decide(self, text: str, parse: dict[str, Any], hits: list[dict[str, Any]] | None = None) -> Decision:
         """The decision for one parsed message and its FAQ hits (best first)."""
         hits = hits if hits is not None else parse.get("faq") or []
+        text = simplified(text or "")  # the rules are written in simplified characters
         top = parse.get("intent") or {}
         nlu_reason = self.nlu_rejection(parse)
         confident_intent = top.get("name") if nlu_reason is None else None
@@ -600,7 +632,7 @@ class EscalationPolicy:
             # the classifier's request counts unless the text asks something else (the rules, already asked, saw no
             # request: `mentions_a_person_without_asking` without asking them again)
             explicit_request=is_explicit_human_request(text)
-            or (confident_intent in self.settings.human_request_intents and not _asks_something_else(text or "")
+            or (confident_intent in self.settings.human_request_intents and not _asks_something_else(text)
                 and self._request_beats_faq(float(top.get("confidence") or 0.0), hits)),
             complaint=confident_intent in self.settings.complaint_intents,
             candidates=candidates(parse, hits),
