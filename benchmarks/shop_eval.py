@@ -365,6 +365,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--misses", action="store_true",
                         help="list every miss (dev split or blind dev set: the held-out set is never read entry by "
                              "entry)")
+    parser.add_argument("--traditional", action="store_true",
+                        help="ask the Chinese messages in traditional characters (OpenCC s2hk), as shoppers in Hong "
+                             "Kong, Macau and Taiwan write them")
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     parser.add_argument("--sweep", action="store_true",
                         help="dev split only: the figures for each FAQ threshold pair in SWEEP (faq, faq_clarify)")
@@ -388,6 +391,14 @@ def main(argv: list[str] | None = None) -> int:
                 model = train_model(project, ROOT / "models")
             title = (f"blind dev set ({args.blind_dev}: written blind, read miss by miss)" if args.blind_dev
                      else "held-out set (tests/heldout: written blind, never trained or tuned on)")
+        if args.traditional:
+            import opencc
+
+            to_traditional = opencc.OpenCC("s2hk")
+            for case in cases:
+                if case.language == "zh":
+                    case.text = to_traditional.convert(case.text)
+            title += ", Chinese in traditional characters"
         print(f"model {model}; {len(cases)} messages")
         if args.sweep:
             sweep(model, cases, Path(tmp))

@@ -20,7 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from bot import strict_json
-from bot.language import LANGUAGES
+from bot.language import LANGUAGES, simplified
 from bot.model import TrainedModel
 from bot.nlu.clauses import clauses
 from bot.nlu.embedder import CACHED_BATCH
@@ -148,11 +148,13 @@ class BatchedParser:
     def _parse_new(self, faq: Any, texts: list[str]) -> list[dict[str, Any]]:
         """NLU and FAQ hits for new texts. A message that asks several things also gets `parse["parts"]`: each
         question with its own FAQ hits. The messages and their questions are embedded in one call (by the NLU's
-        embedder) and searched in one batch."""
+        embedder) and searched in one batch. Traditional characters are read as simplified throughout, as the
+        model's examples were."""
         n = len(texts)
-        split = [clauses(text) for text in texts] if len(faq) else []
+        read = [simplified(text) for text in texts]
+        split = [clauses(text) for text in read] if len(faq) else []
         asked = [(i, part) for i, parts in enumerate(split) if len(parts) > 1 for part in parts]
-        queries = texts + [part.text for _, part in asked]
+        queries = read + [part.text for _, part in asked]
         vectors = self.model.nlu.embedder.encode(queries) if len(faq) else None
         parses = self.model.nlu.parse_batch(texts, None if vectors is None else vectors[:n])
         if vectors is None:

@@ -588,3 +588,24 @@ def test_a_model_saved_before_the_selector_counted_as_log_odds_scores_as_it_was_
     old, new = Calibration.from_dict(weights), Calibration.from_dict({**Calibration(**weights).as_dict()})
     assert old.logit(0.5, 0.5, 0.9) == pytest.approx(-5.0 + 2.0 + 1.5 + 2.0 * 0.9)
     assert new.logit(0.5, 0.5, 0.9) == pytest.approx(-5.0 + 2.0 + 1.5 + 2.0 * float(selector_evidence(0.9)))
+
+
+def test_traditional_characters_find_what_simplified_ones_find(index):
+    """Shoppers in Hong Kong, Macau and Taiwan write 運費 where the phrasings say 运费: the same entries, scored
+    the same."""
+    simplified = index.search_batch(["运费多少钱", "快递一般要多长时间"], ["zh", "zh"], k=3)
+    traditional = index.search_batch(["運費多少錢", "快遞一般要多長時間"], ["zh", "zh"], k=3)
+    assert [[(h.id, round(h.score, 5)) for h in hits] for hits in traditional] == [
+        [(h.id, round(h.score, 5)) for h in hits] for hits in simplified]
+    assert traditional[0][0].id == "shipping_cost" and traditional[0][0].score >= THRESHOLD
+
+
+def test_a_faq_written_in_traditional_characters_answers_in_its_own_words(embedder):
+    entries = [FAQEntry(id="shipping_cost", answers={"zh": "滿99元包郵，不滿收8元運費。"},
+                        questions={"zh": ["運費多少錢", "郵費怎麼算", "要付運費嗎", "買多少包郵"]}),
+               FAQEntry(id="refund_time", answers={"zh": "退貨到倉後1–3個工作日退款。"},
+                        questions={"zh": ["退款多久到賬", "錢什麼時候退回來", "退款要幾天", "退款還沒收到"]})]
+    small = FAQIndex.build(entries, embedder)
+    hit = small.search("邮费怎么算", "zh")[0]  # asked in simplified characters
+    assert (hit.id, hit.answer) == ("shipping_cost", "滿99元包郵，不滿收8元運費。")
+    assert small.search("退款要几天", "zh")[0].id == "refund_time"

@@ -365,6 +365,17 @@ def test_lookup_regex_annotations_and_synonyms(pipeline: NLUPipeline) -> None:
     assert ("color", "red") not in entities(pipeline, "I ordered a shirt")  # whole words only
 
 
+def test_traditional_characters_are_read_like_simplified_ones(pipeline: NLUPipeline) -> None:
+    """Shoppers in Hong Kong, Macau and Taiwan write 快遞 where the examples say 快递: the same intent, their own
+    text kept, entities found and given in their characters (as Rasa gives the text)."""
+    simplified, traditional = pipeline.parse("我的快递到哪了"), pipeline.parse("我的快遞到哪了")
+    assert traditional["text"] == "我的快遞到哪了" and traditional["language"] == "zh"
+    assert traditional["intent"] == simplified["intent"] and traditional["intent"]["name"] == "shipping"
+    assert ("color", "深藍色") in entities(pipeline, "這件有深藍色的嗎")
+    assert ("payment_method", "支付寶") in entities(pipeline, "可以用支付寶付款嗎")
+    assert ("payment_method", "credit card") in entities(pipeline, "可以刷信用卡嗎")
+
+
 def test_bot_regex_takes_precedence_over_builtin(config: Config) -> None:
     data = parse_nlu(
         load_yaml_text(

@@ -30,7 +30,7 @@ import scipy.sparse as sp
 from bot.config import Config
 from bot.durable import write_atomically
 from bot.formats.nlu_data import NLUData
-from bot.language import SAMPLE_MESSAGES, detect_language
+from bot.language import SAMPLE_MESSAGES, detect_language, simplified
 from bot.nlu import background
 from bot.nlu.classifier import IntentClassifier
 from bot.nlu.embedder import Embedder, embedder_for
@@ -75,6 +75,15 @@ def balanced_weights(labels: list[str], balance: float) -> np.ndarray:
     return raw * (len(labels) / raw.sum())
 
 
+def _as_said(entities: list[dict[str, Any]], read: str, said: str) -> list[dict[str, Any]]:
+    """Values in the shopper's own characters ("支付寶", as Rasa gives the text), unless a synonym mapped them."""
+    if read != said:
+        for entity in entities:
+            if entity.get("value") == read[entity["start"] : entity["end"]]:
+                entity["value"] = said[entity["start"] : entity["end"]]
+    return entities
+
+
 class NLUPipeline:
     def __init__(self, config: Config) -> None:
         self.config = config
@@ -100,7 +109,7 @@ class NLUPipeline:
         say = progress or (lambda _msg: None)
         started = time.perf_counter()
         examples = [e for e in data.examples if e.text.strip()]
-        texts = [e.text for e in examples]
+        texts = [simplified(e.text) for e in examples]  # read as messages are (`parse_batch`)
         labels = [e.base_intent for e in examples]
         self.intents = list(dict.fromkeys(labels))
         self._entities = EntityExtractor.from_data(data)
@@ -167,18 +176,21 @@ class NLUPipeline:
         `embeddings`: the texts' vectors when the caller has them (made with this pipeline's embedder)."""
         if not texts:
             return []
-        languages = [detect_language(t, self.default_language) for t in texts]
-        docs = [make_doc(t, lang) for t, lang in zip(texts, languages, strict=True)]
-        rankings = self._rank_intents(texts, docs, embeddings)
+        # traditional characters read as simplified, as the examples were at training (same length: the entities'
+        # offsets hold for the shopper's own text)
+        read = [simplified(t) for t in texts]
+        languages = [detect_language(t, self.default_language) for t in read]
+        docs = [make_doc(t, lang) for t, lang in zip(read, languages, strict=True)]
+        rankings = self._rank_intents(read, docs, embeddings)
         results = []
-        for text, language, doc, ranking in zip(texts, languages, docs, rankings, strict=True):
+        for text, said, language, doc, ranking in zip(read, texts, languages, docs, rankings, strict=True):
             top = ranking[0] if ranking else {"name": None, "confidence": 0.0}
             results.append(
                 {
-                    "text": text,
+                    "text": said,
                     "intent": dict(top),
                     "intent_ranking": ranking,
-                    "entities": self._entities.extract(text, language, doc),
+                    "entities": _as_said(self._entities.extract(text, language, doc), text, said),
                     "language": language,
                 }
             )
