@@ -37,6 +37,7 @@ ZH_SHARE = 0.4
 
 
 _TO_SIMPLIFIED = opencc.OpenCC("t2s")
+_TO_TRADITIONAL = opencc.OpenCC("s2t")
 
 
 def simplified(text: str) -> str:
@@ -48,6 +49,23 @@ def simplified(text: str) -> str:
         return text
     converted = _TO_SIMPLIFIED.convert(text)
     return converted if len(converted) == len(text) else text
+
+
+def traditional(text: str) -> str:
+    """Simplified characters as traditional (OpenCC's standard forms): the bot's Chinese replies to a shopper who
+    writes traditional ones."""
+    return _TO_TRADITIONAL.convert(text) if HAN.search(text) else text
+
+
+def writes_traditional(texts: Iterable[str]) -> bool:
+    """Whether a shopper writes traditional characters, from their messages newest first: the newest one written
+    in one script only tells ("好的" is the same in both and tells nothing)."""
+    for text in texts:
+        if simplified(text) != text:
+            return True
+        if traditional(text) != text:
+            return False
+    return False
 
 
 def han_share(text: str) -> float:

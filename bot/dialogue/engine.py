@@ -37,7 +37,7 @@ from bot.dialogue.states import LISTEN, loop_status
 from bot.dialogue.tracker import Tracker
 from bot.formats.domain import Domain, Form
 from bot.formats.faq_data import FAQEntry
-from bot.language import language_of_message
+from bot.language import language_of_message, traditional, writes_traditional
 
 log = logging.getLogger(__name__)
 
@@ -73,11 +73,24 @@ class _Turn:
     handled: bool = False  # an active form took the message: no fallback needed
     chosen: str | None = None  # the FAQ entry a "do you mean …?" button chose
     rejected_faq_id: str | None = None  # the answer the shopper just said was not what they asked
+    traditional: bool = False  # the shopper writes traditional characters: the bot's Chinese replies are so written
 
     def add(self, *events: ev.Event) -> None:
         for event in events:
+            if self.traditional and event.get("event") == "bot":
+                event = _in_traditional(event)
             self.tracker.apply(event)
             self.new.append(event)
+
+
+def _in_traditional(event: ev.Event) -> ev.Event:
+    """A bot message, its text and its buttons' titles, in traditional characters."""
+    data = dict(event.get("data") or {})
+    if data.get("buttons"):
+        data["buttons"] = [{**b, "title": traditional(b["title"])} if isinstance(b.get("title"), str) else b
+                           for b in data["buttons"]]
+    text = event.get("text")
+    return {**event, "text": traditional(text) if isinstance(text, str) else text, "data": data}
 
 
 class DialogueEngine:
@@ -113,8 +126,10 @@ class DialogueEngine:
                                        tracker.slots.get("language"), self.settings.default_language,
                                        parse.get("entities") or [])
         parse["language"] = language
+        said = (e.get("text") or "" for e in reversed(tracker.applied_events()) if e.get("event") == "user")
         turn = _Turn(tracker, decision, hits, language, chosen=chosen,
-                     rejected_faq_id=rejected[0] if rejected else None)
+                     rejected_faq_id=rejected[0] if rejected else None,
+                     traditional=language == "zh" and writes_traditional(itertools.chain([text], said)))
         turn.add(user_event)
         if "language" in self.domain.slots and tracker.slots.get("language") != language:
             turn.add(ev.slot("language", language))
