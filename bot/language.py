@@ -12,6 +12,7 @@ mirrors it into the conversation's meta so channels can ask without loading the 
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -19,6 +20,7 @@ from typing import Any
 import opencc
 
 from bot.dialogue.events import HANDOFF_EVENTS
+from bot.simplified_only import CHARACTERS as SIMPLIFIED_ONLY
 
 LANGUAGES = ("zh", "en")
 # A shopper's message in each language: asked once at load to build what the first real message would
@@ -36,8 +38,13 @@ _WORDS = re.compile(f"[{HAN_CHARS}]|[A-Za-z]{{3,}}")
 ZH_SHARE = 0.4
 
 
-_TO_SIMPLIFIED = opencc.OpenCC("t2s")
-_TO_TRADITIONAL = opencc.OpenCC("s2t")
+_TO_SIMPLIFIED = opencc.OpenCC("t2s")  # ~2 MB
+
+
+@functools.cache
+def _to_traditional() -> opencc.OpenCC:
+    """Made when the first shopper who writes traditional characters needs it: its phrase table takes ~26 MB."""
+    return opencc.OpenCC("s2t")
 
 
 def simplified(text: str) -> str:
@@ -54,7 +61,7 @@ def simplified(text: str) -> str:
 def traditional(text: str) -> str:
     """Simplified characters as traditional (OpenCC's standard forms): the bot's Chinese replies to a shopper who
     writes traditional ones."""
-    return _TO_TRADITIONAL.convert(text) if HAN.search(text) else text
+    return _to_traditional().convert(text) if HAN.search(text) else text
 
 
 def writes_traditional(texts: Iterable[str]) -> bool:
@@ -63,7 +70,7 @@ def writes_traditional(texts: Iterable[str]) -> bool:
     for text in texts:
         if simplified(text) != text:
             return True
-        if traditional(text) != text:
+        if not SIMPLIFIED_ONLY.isdisjoint(text):
             return False
     return False
 

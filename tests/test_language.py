@@ -1,0 +1,34 @@
+"""Traditional and simplified Chinese: read as one, answered in the shopper's own script."""
+
+from __future__ import annotations
+
+import opencc
+
+from bot.language import simplified, traditional, writes_traditional
+from bot.simplified_only import CHARACTERS
+
+
+def test_traditional_characters_are_read_as_simplified_and_keep_their_length():
+    assert simplified("請問可以幫我轉給專人處理嗎？") == "请问可以帮我转给专人处理吗？"
+    assert simplified("where is KF20240001") == "where is KF20240001"
+    assert all(len(simplified(t)) == len(t) for t in ["乾隆年間的頭髮", "麵包", "後來發現"])
+
+
+def test_the_script_a_shopper_writes_is_told_by_their_newest_message_that_tells():
+    assert writes_traditional(["請問運費多少錢"])
+    assert not writes_traditional(["请问运费多少钱"])
+    assert writes_traditional(["好的", "OK", "請問運費多少錢"]), "'好的' reads the same in both scripts"
+    assert not writes_traditional(["好的", "请问运费多少钱", "請問運費多少錢"])
+    assert not writes_traditional(["好的"]) and not writes_traditional([])
+
+
+def test_replies_are_written_in_traditional_characters_for_those_who_write_them():
+    assert traditional("满 99 元包邮，退货后 1–3 个工作日退款") == "滿 99 元包郵，退貨後 1–3 個工作日退款"
+    assert traditional("Free shipping over ¥99") == "Free shipping over ¥99"
+
+
+def test_the_simplified_only_characters_are_those_opencc_converts():
+    """bot/simplified_only.py is a constant made with OpenCC's s2t (see there): it must still be what s2t says."""
+    s2t = opencc.OpenCC("s2t")
+    found = {ch for i in [*range(0x4E00, 0xA000), *range(0x3400, 0x4DC0)] if s2t.convert(ch := chr(i)) != ch}
+    assert found == CHARACTERS
