@@ -854,6 +854,19 @@ async def test_an_answer_the_shopper_rejects_is_a_miss_and_the_other_candidates_
     assert reply["data"]["buttons"][-1]["payload"] == "/human_handoff"
 
 
+async def test_a_shopper_writing_traditional_characters_rejects_an_answer_and_is_offered_others_in_them(faq_engine):
+    from bot.language import simplified, traditional
+
+    tracker = Tracker.from_events("reject-t", [], faq_engine.domain)
+    hits = [faq_hit("refund_time", 0.8), faq_hit("shipping_time", 0.15), faq_hit("shipping_fee", 0.01)]
+    await say(faq_engine, tracker, "幾天到", parse("faq", confidence=0.9, language="zh", faq=hits))
+    _, new = await say(faq_engine, tracker, "不是這個", parse("deny", confidence=0.9, language="zh"))
+    reply = next(e for e in new if e["event"] == "bot")
+    assert reply["data"]["rejected_faq_id"] == "refund_time"
+    assert reply["text"] == traditional(reply["text"]) != simplified(reply["text"])
+    assert all(b["title"] == traditional(b["title"]) for b in reply["data"]["buttons"])
+
+
 def test_the_classifiers_request_for_a_person_counts_only_when_the_text_asks_for_one():
     """The classifier learned the words ("人工", "agent"); a shopper declining, praising or asking hours says them
     too. Then the bot goes on with its next intent instead of handing over."""

@@ -209,6 +209,7 @@ def test_nobody_online_in_hours_is_told_without_a_next_shift():
 @pytest.mark.parametrize("text, score", [
     ('/csat{"score": 4}', 4), ("5", 5), ("5 stars", 5), ("五星", 5), ("3分", 3), ("两星", 2), (" 1 ! ", 1),
     ("6", None), ("/csat{\"score\": 9}", None), ("55", None), ("5 orders", None), ("hello", None),
+    ("五顆星", 5), ("兩星", 2),  # traditional characters
 ])
 def test_ratings_are_understood(text: str, score: int | None):
     assert shopper.rating_score(text) == score
@@ -217,13 +218,14 @@ def test_ratings_are_understood(text: str, score: int | None):
 @pytest.mark.parametrize("text, cancel", [
     ("/cancel_handoff", True), ("cancel", True), ("Never mind!", True), ("取消", True), ("不用了。", True),
     ("取消订单", False), ("cancel my order", False), ("转人工", False),
+    ("取消轉人工", True), ("不用了，謝謝", False), ("取消訂單", False),  # traditional characters
 ])
 def test_cancel_is_only_a_cancel(text: str, cancel: bool):
     assert shopper.is_cancel(text) is cancel
 
 
 def test_ticket_questions():
-    asked = ["/ticket_status", "what about my ticket?", "工单进度", "我的留言"]
+    asked = ["/ticket_status", "what about my ticket?", "工单进度", "我的留言", "工單進度"]
     assert all(shopper.asks_ticket_status(t) for t in asked)
     assert not any(shopper.asks_ticket_status(t) for t in ["运费多少钱", "how long is shipping"])
 
@@ -253,6 +255,7 @@ def test_unavailable_waits_for_one_message():
     ("留言，订单还没到", (True, "订单还没到")),
     ("留言多久回复", (False, "")), ("how do I leave feedback", (False, "")), ("运费多少钱", (False, "")),
     ("cancel", (False, "")),
+    ("給客服留個言吧", (True, "")), ("留言：張單寄錯咗顏色", (True, "張單寄錯咗顏色")),  # kept as written
 ])
 def test_leaving_a_message_is_an_explicit_choice(text: str, choice: tuple[bool, str]):
     assert shopper.leave_message(text) == choice
