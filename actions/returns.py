@@ -16,6 +16,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+import opencc
 from rasa_sdk import Action, FormValidationAction, Tracker
 from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
@@ -71,10 +72,14 @@ _ORDINALS = {"first": 1, "second": 2, "third": 3, "fourth": 4, "一": 1, "二": 
              "1st": 1, "2nd": 2, "3rd": 3, "4th": 4}
 
 
+# Shoppers in Hong Kong, Macau and Taiwan write traditional characters ("發錯了", "全新未拆"): read as simplified.
+_simplified = opencc.OpenCC("t2s").convert
+
+
 def classify_reason(text: Any) -> str | None:
     if not isinstance(text, str):
         return None
-    value = text.strip()
+    value = _simplified(text.strip())
     if value in NO_REASON + OUR_FAULT:  # a button
         return value
     for reason, pattern in _REASONS:
@@ -86,7 +91,7 @@ def classify_reason(text: Any) -> str | None:
 def classify_condition(text: Any) -> str | None:
     if not isinstance(text, str):
         return None
-    value = text.strip().lower()
+    value = _simplified(text.strip().lower())
     if value in ("unused", "used"):
         return value
     if _UNUSED.search(value):
@@ -102,7 +107,7 @@ def pick_items(value: Any, order: dict[str, Any]) -> list[str] | None:
         return None
     items = order.get("items") or []
     skus = [str(i.get("sku")) for i in items]
-    text = value.strip()
+    text = _simplified(value.strip())
     if text in skus:
         return [text]
     if text == ALL_ITEMS or _ALL.search(text):

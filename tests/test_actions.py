@@ -362,7 +362,7 @@ def test_contacts_are_parsed_and_masked():
      ("arrived cracked", "damaged"), ("杯子碎了", "damaged"), ("you sent the wrong colour", "wrong_item"),
      ("发错货了", "wrong_item"), ("too small", "doesnt_fit"), ("尺码太小了戴不上", "doesnt_fit"),
      ("I just don't like it", "changed_mind"), ("不想要了", "changed_mind"), ("不喜欢这个颜色", "changed_mind"),
-     ("hmm", None)],
+     ("hmm", None), ("發錯貨了", "wrong_item"), ("杯子碎咗", "damaged")],  # traditional characters too
 )
 def test_return_reasons_are_understood(text, reason):
     assert classify_reason(text) == reason
@@ -373,7 +373,7 @@ def test_return_reasons_are_understood(text, reason):
     [("unused", "unused"), ("never used, still in the box with tags", "unused"), ("yes", "unused"),
      ("没拆过，吊牌都在", "unused"), ("全新的", "unused"), ("是的", "unused"), ("not opened", "unused"),
      ("I wore it once", "used"), ("washed it", "used"), ("no", "used"), ("拆封了", "used"), ("穿过", "used"),
-     ("不是", "used"), ("what?", None)],
+     ("不是", "used"), ("what?", None), ("沒拆過，吊牌都在", "unused"), ("拆封過了", "used")],
 )
 def test_item_conditions_are_understood(text, condition):
     assert classify_condition(text) == condition
@@ -387,6 +387,7 @@ def test_items_are_picked_by_button_name_number_or_all():
     assert pick_items("2", order) == ["GLOVES-KNIT"]
     assert pick_items("the first one", order) == ["SCARF-WOOL"]
     assert pick_items("第二个", order) == ["GLOVES-KNIT"]
+    assert pick_items("第二個", order) == pick_items("兩件都退", order)[1:] == ["GLOVES-KNIT"]
     assert pick_items("both of them", order) == ["SCARF-WOOL", "GLOVES-KNIT"]
     assert pick_items("两件都退", order) == ["SCARF-WOOL", "GLOVES-KNIT"]
     assert pick_items("the lamp", order) is None and pick_items("5", order) is None
