@@ -47,14 +47,29 @@ def _to_traditional() -> opencc.OpenCC:
     return opencc.OpenCC("s2t")
 
 
-def simplified(text: str) -> str:
-    """Traditional characters as simplified ("請問可以幫我轉給專人嗎" → "请问可以帮我转给专人吗"), so that rules and
-    phrasings written in simplified Chinese read shoppers from Hong Kong, Macau and Taiwan too (~3 µs a message).
-    The text keeps its length (OpenCC's t2s maps characters and same-length phrases), so offsets into it hold;
-    a text the conversion would lengthen or shorten is returned as it is."""
+# Written Cantonese (Hong Kong, Macau, Guangdong) in the words a shop's phrasings say in Mandarin: "寄香港使唔使俾
+#關稅" reads "寄香港要不要给关税". Only same-length words, so offsets hold. 係 ("is") goes before t2s, which makes
+# it 系 ("system"), and not in 關係 / 聯係 ("relation"), where it is Taiwan's and Hong Kong's Mandarin.
+_CANTONESE_IS = re.compile(r"(?<![關联聯维維派体體])係")
+_CANTONESE_WORDS = {
+    "唔该": "麻烦", "使唔使": "要不要", "得唔得": "行不行", "几耐": "多久", "几多": "多少", "点样": "怎样",
+    "点解": "为何", "边度": "哪里", "边个": "哪个", "而家": "现在", "埋单": "结账", "唔": "不", "冇": "没",
+    "嘅": "的", "咗": "了", "啲": "的", "喺": "在", "哋": "们", "嚟": "来", "睇": "看", "攞": "拿", "畀": "给",
+    "俾": "给", "佢": "他", "嗰": "那", "\U00020bb6": "那", "揾": "找", "咩": "啥", "乜": "啥",
+}
+_CANTONESE = re.compile("|".join(sorted(map(re.escape, _CANTONESE_WORDS), key=len, reverse=True)))
+
+
+def mainland_chinese(text: str) -> str:
+    """The text as mainland Chinese is written, which is how rules and phrasings are written: traditional characters
+    as simplified ("請問可以幫我轉給專人嗎" → "请问可以帮我转给专人吗", OpenCC's t2s, ~3 µs a message) and written
+    Cantonese's common words as Mandarin, so that shoppers from Hong Kong, Macau and Taiwan are read too. The text
+    keeps its length (t2s maps characters and same-length phrases, the Cantonese words above are same-length), so
+    offsets into it hold; a text the conversion would lengthen or shorten is returned as it is."""
     if not HAN.search(text):
         return text
-    converted = _TO_SIMPLIFIED.convert(text)
+    converted = _TO_SIMPLIFIED.convert(_CANTONESE_IS.sub("是", text))
+    converted = _CANTONESE.sub(lambda word: _CANTONESE_WORDS[word.group()], converted)
     return converted if len(converted) == len(text) else text
 
 
@@ -68,7 +83,7 @@ def writes_traditional(texts: Iterable[str]) -> bool:
     """Whether a shopper writes traditional characters, from their messages newest first: the newest one written
     in one script only tells ("好的" is the same in both and tells nothing)."""
     for text in texts:
-        if simplified(text) != text:
+        if _TO_SIMPLIFIED.convert(text) != text:
             return True
         if not SIMPLIFIED_ONLY.isdisjoint(text):
             return False

@@ -20,7 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from bot import strict_json
-from bot.language import LANGUAGES, simplified
+from bot.language import LANGUAGES, mainland_chinese
 from bot.model import TrainedModel
 from bot.nlu.clauses import clauses
 from bot.nlu.embedder import CACHED_BATCH
@@ -151,7 +151,7 @@ class BatchedParser:
         embedder) and searched in one batch. Traditional characters are read as simplified throughout, as the
         model's examples were."""
         n = len(texts)
-        read = [simplified(text) for text in texts]
+        read = [mainland_chinese(text) for text in texts]
         split = [clauses(text) for text in read] if len(faq) else []
         asked = [(i, part) for i, parts in enumerate(split) if len(parts) > 1 for part in parts]
         queries = read + [part.text for _, part in asked]

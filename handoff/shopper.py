@@ -16,7 +16,7 @@ from typing import Any
 from bot import strict_json
 from bot.dialogue import events as ev
 from bot.dialogue.tracker import Tracker
-from bot.language import simplified
+from bot.language import mainland_chinese
 from bot.notices import text
 
 CANCEL_PAYLOAD = "/cancel_handoff"
@@ -42,7 +42,7 @@ _TRIM = re.compile(r"^[\s\W_]+|[\s\W_]+$")
 
 def _clean(message: str) -> str:
     """Trimmed, traditional characters as simplified ("取消轉人工", "五顆星")."""
-    return simplified(_TRIM.sub("", message or "").strip())
+    return mainland_chinese(_TRIM.sub("", message or "").strip())
 
 
 def is_cancel(message: str) -> bool:
@@ -70,7 +70,7 @@ def leave_message(message: str) -> tuple[bool, str]:
     if message == LEAVE_MESSAGE_PAYLOAD or message.startswith(LEAVE_MESSAGE_PAYLOAD + "{"):
         given = _payload_field(message, LEAVE_MESSAGE_PAYLOAD, "text")
         return True, given.strip() if isinstance(given, str) else ""
-    match = _LEAVE_MESSAGE.match(simplified(message))  # same length: `match.end()` holds in `message`
+    match = _LEAVE_MESSAGE.match(mainland_chinese(message))  # same length: `match.end()` holds in `message`
     if not match:
         return False, ""
     rest = message[match.end():]
@@ -81,7 +81,7 @@ def leave_message(message: str) -> tuple[bool, str]:
 
 
 def asks_ticket_status(message: str) -> bool:
-    return (message or "").strip() == TICKET_PAYLOAD or bool(_TICKET.search(simplified(message or "")))
+    return (message or "").strip() == TICKET_PAYLOAD or bool(_TICKET.search(mainland_chinese(message or "")))
 
 
 def is_payload(message: str) -> bool:

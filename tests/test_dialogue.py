@@ -855,7 +855,7 @@ async def test_an_answer_the_shopper_rejects_is_a_miss_and_the_other_candidates_
 
 
 async def test_a_shopper_writing_traditional_characters_rejects_an_answer_and_is_offered_others_in_them(faq_engine):
-    from bot.language import simplified, traditional
+    from bot.language import mainland_chinese, traditional
 
     tracker = Tracker.from_events("reject-t", [], faq_engine.domain)
     hits = [faq_hit("refund_time", 0.8), faq_hit("shipping_time", 0.15), faq_hit("shipping_fee", 0.01)]
@@ -863,7 +863,7 @@ async def test_a_shopper_writing_traditional_characters_rejects_an_answer_and_is
     _, new = await say(faq_engine, tracker, "不是這個", parse("deny", confidence=0.9, language="zh"))
     reply = next(e for e in new if e["event"] == "bot")
     assert reply["data"]["rejected_faq_id"] == "refund_time"
-    assert reply["text"] == traditional(reply["text"]) != simplified(reply["text"])
+    assert reply["text"] == traditional(reply["text"]) != mainland_chinese(reply["text"])
     assert all(b["title"] == traditional(b["title"]) for b in reply["data"]["buttons"])
 
 

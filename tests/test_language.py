@@ -4,14 +4,20 @@ from __future__ import annotations
 
 import opencc
 
-from bot.language import simplified, traditional, writes_traditional
+from bot.language import mainland_chinese, traditional, writes_traditional
 from bot.simplified_only import CHARACTERS
 
 
 def test_traditional_characters_are_read_as_simplified_and_keep_their_length():
-    assert simplified("請問可以幫我轉給專人處理嗎？") == "请问可以帮我转给专人处理吗？"
-    assert simplified("where is KF20240001") == "where is KF20240001"
-    assert all(len(simplified(t)) == len(t) for t in ["乾隆年間的頭髮", "麵包", "後來發現"])
+    assert mainland_chinese("請問可以幫我轉給專人處理嗎？") == "请问可以帮我转给专人处理吗？"
+    assert mainland_chinese("where is KF20240001") == "where is KF20240001"
+    assert all(len(mainland_chinese(t)) == len(t) for t in ["乾隆年間的頭髮", "麵包", "後來發現"])
+
+
+def test_written_cantonese_is_read_in_the_mandarin_words_of_the_phrasings():
+    assert mainland_chinese("寄香港使唔使俾關稅㗎") == "寄香港要不要给关税㗎"
+    assert mainland_chinese("你哋有冇貨") == "你们有没货"
+    assert mainland_chinese("沒關係，我再等等") == "没关系，我再等等", "係 in 關係 is Mandarin"
 
 
 def test_the_script_a_shopper_writes_is_told_by_their_newest_message_that_tells():

@@ -107,12 +107,12 @@ async def test_a_message_that_asks_two_things_gets_both_answers(shop, text, entr
 
 async def test_a_shopper_who_writes_traditional_characters_is_answered_in_them(shop):
     """Shoppers in Hong Kong, Macau and Taiwan write 運費; the shop's answers are in simplified characters."""
-    from bot.language import simplified, traditional
+    from bot.language import mainland_chinese, traditional
 
     replies = await say(shop, "t1", "請問運費多少錢")
     assert answered_entries(await events(shop, "t1")) == ["shipping_cost"]
     assert replies[0] == traditional(replies[0]) and "運費" in replies[0]
-    assert simplified(replies[0]) == ("中国大陆订单实付满 99 元（含 99 元）包邮（偏远地区也包邮），"
+    assert mainland_chinese(replies[0]) == ("中国大陆订单实付满 99 元（含 99 元）包邮（偏远地区也包邮），"
                                       "不满 99 元收取 8 元运费（每单）。")
     await say(shop, "t1", "OK")  # tells nothing about the script
     replies = await say(shop, "t1", "退款多久到賬")

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from bot.dialogue import events as ev
-from bot.language import simplified
+from bot.language import mainland_chinese
 
 FAQ_ID = "faq_id"  # the entity a clarification button carries
 CLARIFY_ACTION = "action_two_stage_fallback"
@@ -32,7 +32,7 @@ _REJECTION = re.compile(
 
 def is_rejection(text: str) -> bool:
     """The shopper says the answer they just got is not what they asked."""
-    return bool(_REJECTION.search(simplified(text or "")))
+    return bool(_REJECTION.search(mainland_chinese(text or "")))
 
 
 def button(entry_id: str, title: str) -> dict[str, str]:

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bot.config import KefuSettings, Thresholds
-from bot.language import HAN_CHARS, simplified
+from bot.language import HAN_CHARS, mainland_chinese
 from bot.nlu.clauses import split_questions
 
 FAQ_INTENT = "faq"  # the intent data/faq.yml's phrasings train
@@ -486,9 +486,9 @@ _SPELLINGS = ((re.compile(r"客\s*fu|(?<![a-z])ke\s*fu(?![a-z])", re.IGNORECASE)
               (re.compile(r"(?<![a-z0-9])kf(?=\s*(在|呢|出来|人|$|[！!？?，,]))", re.IGNORECASE), "客服"),
               (re.compile(r"(?<![a-z0-9])zrg(?![a-z0-9])", re.IGNORECASE), "转人工"),
               (re.compile(rf"(?<=[{HAN_CHARS}])ren(?![a-z])", re.IGNORECASE), "人"),
-              # Cantonese as typed in Hong Kong, Macau and Guangdong: 搵 find, 你哋 you, 有冇 is there, 唔 not…
-              (re.compile("[搵揾]"), "找"), (re.compile("你哋"), "你们"), (re.compile("有冇"), "有没有"),
-              (re.compile("唔该"), "麻烦"), (re.compile("唔"), "不"), (re.compile("倾(?=偈|下|吓|一下)"), "聊"),
+              # Cantonese as typed in Hong Kong, Macau and Guangdong, after `mainland_chinese` (搵 → 找, 有冇 → 有没,
+              # 唔该 → 麻烦…): "有没" asks as "有没有" does, 倾偈 is to chat, 职员 are staff
+              (re.compile("有没(?!有)"), "有没有"), (re.compile("倾(?=偈|下|吓|一下)"), "聊"),
               (re.compile("职员"), "工作人员"),
               (re.compile("寻(?=个|一个|你们)"), "找"),  # Shanghainese
               (re.compile("部机"), "机器"),
@@ -519,7 +519,7 @@ def is_explicit_human_request(text: str) -> bool:
     question about when people are there, nor a person declined, already reached or praised. A sentence that
     tells when something happened does not make another one a question about hours ("Tracking says delivered
     on Monday. … I need somebody to open an investigation"). Traditional characters read as simplified."""
-    text = _NOT_A_REQUEST.sub(" ", simplified(text or ""))
+    text = _NOT_A_REQUEST.sub(" ", mainland_chinese(text or ""))
     return any(_sentence_asks_for_a_person(sentence) for sentence in {text, *_SENTENCE_END.split(text)})
 
 
@@ -534,7 +534,7 @@ def mentions_a_person_without_asking(text: str) -> bool:
     """People are mentioned, none is asked for ("不用转人工了", "人工客服周末上班吗", "your team was great", "背后是
     真人在看吗"): the classifier's request-for-a-person intent, which learned the words rather than the ask, does
     not count."""
-    text = simplified(text or "")
+    text = mainland_chinese(text or "")
     return _asks_something_else(text) and not is_explicit_human_request(text)
 
 
@@ -620,7 +620,7 @@ class EscalationPolicy:
     def decide(self, text: str, parse: dict[str, Any], hits: list[dict[str, Any]] | None = None) -> Decision:
         """The decision for one parsed message and its FAQ hits (best first)."""
         hits = hits if hits is not None else parse.get("faq") or []
-        text = simplified(text or "")  # the rules are written in simplified characters
+        text = mainland_chinese(text or "")  # the rules are written in simplified characters
         top = parse.get("intent") or {}
         nlu_reason = self.nlu_rejection(parse)
         confident_intent = top.get("name") if nlu_reason is None else None

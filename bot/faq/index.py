@@ -63,7 +63,7 @@ from bot.faq.lexical import ANALYZER_VERSION, BM25, analyze, has_content
 from bot.faq.selector import MAX_ENTRIES as MAX_SELECTOR_ENTRIES
 from bot.faq.selector import EntrySelector
 from bot.formats.faq_data import FAQEntry
-from bot.language import LANGUAGES, SAMPLE_MESSAGES, detect_language, simplified
+from bot.language import LANGUAGES, SAMPLE_MESSAGES, detect_language, mainland_chinese
 from bot.nlu.embedder import Embedder
 
 FORMAT_VERSION = 2  # 2: the entry selector
@@ -200,16 +200,16 @@ def _layout(entries: list[FAQEntry]) -> _Rows:
         for key, phrasings in entry.questions.items():
             for text in phrasings:
                 if text.strip():
-                    per_lang[_row_language(key, text)].append((e, QUESTION, simplified(text)))
+                    per_lang[_row_language(key, text)].append((e, QUESTION, mainland_chinese(text)))
         if EXTRA_WEIGHT > 0:
             for key, text in entry.answers.items():
                 if text.strip():
-                    per_lang[_row_language(key, text)].append((e, ANSWER, simplified(text)))
+                    per_lang[_row_language(key, text)].append((e, ANSWER, mainland_chinese(text)))
             tags = [t.strip() for t in entry.tags if t.strip()]
             for lang in LANGUAGES:
                 mine = [t for t in tags if _row_language("", t) == lang]
                 if mine:
-                    per_lang[lang].append((e, TAGS, simplified(", ".join(mine))))
+                    per_lang[lang].append((e, TAGS, mainland_chinese(", ".join(mine))))
     items = [row for lang in LANGUAGES for row in sorted(per_lang[lang], key=lambda r: (r[0], r[1]))]
     languages = [lang for lang in LANGUAGES for _ in per_lang[lang]]
     return _Rows(
@@ -589,7 +589,7 @@ class FAQIndex:
         if len(vectors) != len(texts):
             raise ValueError("search_batch needs one query vector per text (or none at all)")
         found: list[list[FAQHit]] = [[] for _ in texts]
-        texts = [simplified(text) for text in texts]  # as the rows were read (`_layout`)
+        texts = [mainland_chinese(text) for text in texts]  # as the rows were read (`_layout`)
         asked = [i for i, text in enumerate(texts) if has_content(text)] if len(self._rows) and k > 0 else []
         if not asked:
             return found

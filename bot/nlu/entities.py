@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bot.formats.nlu_data import NLUData
-from bot.language import HAN, simplified
+from bot.language import HAN, mainland_chinese
 from bot.nlu import builtin_entities
 from bot.nlu.tokenizer import get_nlp, make_doc
 
@@ -60,18 +60,18 @@ class EntityExtractor:
         """Values in traditional characters are kept as simplified: messages are read so (NLUPipeline.parse_batch)."""
         phrases: dict[tuple[str, str], Phrase] = {}
         for name, values in data.lookups.items():
-            for value in map(simplified, values):
+            for value in map(mainland_chinese, values):
                 if value.strip():
                     phrases.setdefault((value.strip().lower(), name), Phrase(value.strip(), name))
         for example in data.examples:
             for ent in example.entities:
-                surface = simplified(example.text[ent.start : ent.end].strip())
+                surface = mainland_chinese(example.text[ent.start : ent.end].strip())
                 if len(surface) >= MIN_ANNOTATED_LENGTH:
                     phrases.setdefault((surface.lower(), ent.entity), Phrase(surface, ent.entity, ent.role, ent.group))
         declared = set(data.regexes) | set(data.lookups)
         builtins = [name for name in builtin_entities.FINDERS if name not in declared]
         return cls({k: list(v) for k, v in data.regexes.items()}, list(phrases.values()),
-                   {simplified(said): value for said, value in data.synonyms.items()}, builtins)
+                   {mainland_chinese(said): value for said, value in data.synonyms.items()}, builtins)
 
     def _ruler(self, language: str) -> Any:
         """A spaCy EntityRuler over the phrases, built on first use per language, then only read."""

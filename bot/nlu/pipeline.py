@@ -30,7 +30,7 @@ import scipy.sparse as sp
 from bot.config import Config
 from bot.durable import write_atomically
 from bot.formats.nlu_data import NLUData
-from bot.language import SAMPLE_MESSAGES, detect_language, simplified
+from bot.language import SAMPLE_MESSAGES, detect_language, mainland_chinese
 from bot.nlu import background
 from bot.nlu.classifier import IntentClassifier
 from bot.nlu.embedder import Embedder, embedder_for
@@ -109,7 +109,7 @@ class NLUPipeline:
         say = progress or (lambda _msg: None)
         started = time.perf_counter()
         examples = [e for e in data.examples if e.text.strip()]
-        texts = [simplified(e.text) for e in examples]  # read as messages are (`parse_batch`)
+        texts = [mainland_chinese(e.text) for e in examples]  # read as messages are (`parse_batch`)
         labels = [e.base_intent for e in examples]
         self.intents = list(dict.fromkeys(labels))
         self._entities = EntityExtractor.from_data(data)
@@ -178,7 +178,7 @@ class NLUPipeline:
             return []
         # traditional characters read as simplified, as the examples were at training (same length: the entities'
         # offsets hold for the shopper's own text)
-        read = [simplified(t) for t in texts]
+        read = [mainland_chinese(t) for t in texts]
         languages = [detect_language(t, self.default_language) for t in read]
         docs = [make_doc(t, lang) for t, lang in zip(read, languages, strict=True)]
         rankings = self._rank_intents(read, docs, embeddings)
