@@ -5,6 +5,9 @@ carries about as much as one English word, so Han characters are weighed against
 "退货要几天 refund" is Chinese, "I love my new 手机 so much" is English. A message with no words at all (an
 order number, "ok", "👍") keeps the language the conversation already speaks.
 
+Chinese is read in one script and one vocabulary (`mainland_chinese`: traditional characters as simplified, written
+Cantonese's common words as Mandarin) and answered in the shopper's script (`writes_traditional`, `traditional`).
+
 A conversation speaks the language of its latest turn: the engine sets the `language` slot on every user
 message (and handoff events carry it), `conversation_language` reads it back from the events, and the agent
 mirrors it into the conversation's meta so channels can ask without loading the events.
@@ -47,9 +50,10 @@ def _to_traditional() -> opencc.OpenCC:
     return opencc.OpenCC("s2t")
 
 
-# Written Cantonese (Hong Kong, Macau, Guangdong) in the words a shop's phrasings say in Mandarin: "寄香港使唔使俾
-#關稅" reads "寄香港要不要给关税". Only same-length words, so offsets hold. 係 ("is") goes before t2s, which makes
-# it 系 ("system"), and not in 關係 / 聯係 ("relation"), where it is Taiwan's and Hong Kong's Mandarin.
+# Written Cantonese (Hong Kong, Macau, Guangdong) in the words a shop's phrasings say in Mandarin:
+# "寄香港使唔使俾關稅" reads "寄香港要不要给关税". Only same-length words, so offsets hold. 係 ("is") goes before
+# t2s, which makes it 系 ("system"), and not in 關係 / 聯係 ("relation"), where it is Taiwan's and Hong Kong's
+# Mandarin.
 _CANTONESE_IS = re.compile(r"(?<![關联聯维維派体體])係")
 _CANTONESE_WORDS = {
     "唔该": "麻烦", "使唔使": "要不要", "得唔得": "行不行", "几耐": "多久", "几多": "多少", "点样": "怎样",
