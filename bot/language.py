@@ -6,7 +6,7 @@ carries about as much as one English word, so Han characters are weighed against
 order number, "ok", "👍") keeps the language the conversation already speaks.
 
 Chinese is read in one script and one vocabulary (`mainland_chinese`: traditional characters as simplified, written
-Cantonese's common words as Mandarin) and answered in the shopper's script (`writes_traditional`, `traditional`).
+Cantonese's common words as Mandarin, Taiwan's shop words as the mainland's) and answered in the shopper's script (`writes_traditional`, `traditional`).
 
 A conversation speaks the language of its latest turn: the engine sets the `language` slot on every user
 message (and handoff events carry it), `conversation_language` reads it back from the events, and the agent
@@ -51,29 +51,53 @@ def _to_traditional() -> opencc.OpenCC:
 
 
 # Written Cantonese (Hong Kong, Macau, Guangdong) in the words a shop's phrasings say in Mandarin:
-# "寄香港使唔使俾關稅" reads "寄香港要不要给关税". Only same-length words, so offsets hold. 係 ("is") goes before
-# t2s, which makes it 系 ("system"), and not in 關係 / 聯係 ("relation"), where it is Taiwan's and Hong Kong's
-# Mandarin.
-_CANTONESE_IS = re.compile(r"(?<![關联聯维維派体體])係")
+# "寄香港使唔使俾關稅" reads "寄香港要不要给关税". Only same-length words, so offsets hold. A few words are read so
+# only where they mean what a shopper means, which their neighbours tell; these rules see the text before t2s,
+# which would make 係 ("is") 系 ("system"): 係 but not in 關係 / 聯係 ("relation", Mandarin in Hong Kong and Taiwan),
+# 碌 ("swipe" a card) but not in 忙碌 ("busy"), 蚊 ("dollar") after a number only.
+_IN_CONTEXT = [
+    (re.compile(r"(?<![關关联聯维維派体體])係"), "是"),
+    (re.compile(r"(?<![忙勞劳庸碌])碌(?!碌)"), "刷"),
+    (re.compile(r"(?<=[0-9０-９一二两兩三四五六七八九十百千万萬几幾])蚊"), "元"),
+]
 _CANTONESE_WORDS = {
-    "唔该": "麻烦", "使唔使": "要不要", "得唔得": "行不行", "几耐": "多久", "几多": "多少", "点样": "怎样",
-    "点解": "为何", "边度": "哪里", "边个": "哪个", "而家": "现在", "埋单": "结账", "唔": "不", "冇": "没",
-    "嘅": "的", "咗": "了", "啲": "的", "喺": "在", "哋": "们", "嚟": "来", "睇": "看", "攞": "拿", "畀": "给",
-    "俾": "给", "佢": "他", "嗰": "那", "\U00020bb6": "那", "揾": "找", "咩": "啥", "乜": "啥",
+    "唔该": "麻烦", "使唔使": "要不要", "得唔得": "行不行", "几耐": "多久", "几多": "多少", "几钱": "多少",
+    "几时": "何时", "点样": "怎样", "点解": "为何", "点算": "咋办", "边度": "哪里", "边个": "哪个", "到边": "到哪",
+    "去边": "去哪", "咗边": "了哪", "喺边": "在哪", "而家": "现在", "埋单": "结账", "落单": "下单", "落咗单": "下了单", "落嚟": "过来",
+    "平啲": "便宜", "平咗": "降了", "港纸": "港币", "攞返": "拿回", "退返": "退回", "换返": "换回", "是咪": "是不",
+    "仲有": "还有", "仲未": "还没", "仲是": "还是", "仲要": "还要", "啱啱": "刚刚", "搞掂": "搞定", "咁样": "这样",
+    "听日": "明天", "琴日": "昨天", "咩嘢": "什么", "乜嘢": "什么", "啲嘢": "东西", "唔": "不", "冇": "没", "嘅": "的",
+    "咗": "了", "啲": "的", "喺": "在", "哋": "们", "嚟": "来", "睇": "看", "攞": "拿", "畀": "给", "俾": "给",
+    "佢": "他", "嗰": "那", "\U00020bb6": "那", "揾": "找", "咩": "啥", "乜": "啥", "拣": "选", "衫": "衣", "啱": "对",
+    "㗎": "的", "喎": "啊", "啩": "吧", "嘞": "了",
 }
-_CANTONESE = re.compile("|".join(sorted(map(re.escape, _CANTONESE_WORDS), key=len, reverse=True)))
+# Taiwan's (and Hong Kong's) words for what a mainland shop calls otherwise: "保固多久" reads "保修多久". Same
+# length too.
+_TAIWAN_WORDS = {
+    "保固": "保修", "统编": "税号", "统一编号": "公司税号", "折价券": "优惠券", "折扣码": "优惠码", "点数": "积分",
+    "刷退": "退款", "退费": "退款", "出货": "发货", "宅配": "快递", "到府": "上门", "超商": "便利", "简讯": "短信",
+    "讯息": "信息", "资料": "信息", "品质": "质量", "影片": "视频", "结帐": "结账", "帐号": "账号", "帐户": "账户",
+    "帐单": "账单", "登入": "登录", "客诉": "投诉", "门市": "门店", "鉴赏期": "无理由", "免运": "包邮", "网路": "网络",
+    "软体": "软件", "金融卡": "银行卡", "提款卡": "银行卡", "汇款": "转账", "送修": "返修",
+}
+_MANDARIN_WORDS = {**_CANTONESE_WORDS, **_TAIWAN_WORDS}
+_REGIONAL = re.compile("|".join(sorted(map(re.escape, _MANDARIN_WORDS), key=len, reverse=True)))
 
 
 def mainland_chinese(text: str) -> str:
     """The text as mainland Chinese is written, which is how rules and phrasings are written: traditional characters
-    as simplified ("請問可以幫我轉給專人嗎" → "请问可以帮我转给专人吗", OpenCC's t2s, ~3 µs a message) and written
-    Cantonese's common words as Mandarin, so that shoppers from Hong Kong, Macau and Taiwan are read too. The text
-    keeps its length (t2s maps characters and same-length phrases, the Cantonese words above are same-length), so
-    offsets into it hold; a text the conversion would lengthen or shorten is returned as it is."""
+    as simplified ("請問可以幫我轉給專人嗎" → "请问可以帮我转给专人吗", OpenCC's t2s, ~3 µs a message), written
+    Cantonese's common words as Mandarin and Taiwan's shop words as the mainland's, so that shoppers from Hong Kong,
+    Macau and Taiwan are read too. The text keeps its length (t2s maps characters and same-length phrases, the words
+    above are same-length), so offsets into it hold; a text the conversion would lengthen or shorten is returned as
+    it is."""
     if not HAN.search(text):
         return text
-    converted = _TO_SIMPLIFIED.convert(_CANTONESE_IS.sub("是", text))
-    converted = _CANTONESE.sub(lambda word: _CANTONESE_WORDS[word.group()], converted)
+    text_read = text
+    for rule, word in _IN_CONTEXT:
+        text_read = rule.sub(word, text_read)
+    converted = _TO_SIMPLIFIED.convert(text_read)
+    converted = _REGIONAL.sub(lambda word: _MANDARIN_WORDS[word.group()], converted)
     return converted if len(converted) == len(text) else text
 
 

@@ -15,9 +15,19 @@ def test_traditional_characters_are_read_as_simplified_and_keep_their_length():
 
 
 def test_written_cantonese_is_read_in_the_mandarin_words_of_the_phrasings():
-    assert mainland_chinese("寄香港使唔使俾關稅㗎") == "寄香港要不要给关税㗎"
+    assert mainland_chinese("寄香港使唔使俾關稅㗎") == "寄香港要不要给关税的"
     assert mainland_chinese("你哋有冇貨") == "你们有没货"
     assert mainland_chinese("沒關係，我再等等") == "没关系，我再等等", "係 in 關係 is Mandarin"
+    assert mainland_chinese("碌卡碌唔到") == "刷卡刷不到"
+    assert mainland_chinese("最近好忙碌") == "最近好忙碌", "碌 in 忙碌 is busy, not a card swiped"
+    assert mainland_chinese("平咗三十蚊") == "降了三十元"
+    assert mainland_chinese("蚊帳幾多錢") == "蚊帐多少钱", "a 蚊 after no number is a mosquito"
+
+
+def test_taiwan_shop_words_are_read_as_the_mainland_says_them():
+    assert mainland_chinese("統編填錯了，保固多久") == "税号填错了，保修多久"
+    assert mainland_chinese("折價券跟點數可以一起用嗎") == "优惠券跟积分可以一起用吗"
+    assert mainland_chinese("七天鑑賞期") == "七天无理由"
 
 
 def test_the_script_a_shopper_writes_is_told_by_their_newest_message_that_tells():
