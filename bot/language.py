@@ -6,7 +6,8 @@ carries about as much as one English word, so Han characters are weighed against
 order number, "ok", "👍") keeps the language the conversation already speaks.
 
 Chinese is read in one script and one vocabulary (`mainland_chinese`: traditional characters as simplified, written
-Cantonese's common words as Mandarin, Taiwan's shop words as the mainland's) and answered in the shopper's script (`writes_traditional`, `traditional`).
+Cantonese's common words as Mandarin, Taiwan's shop words as the mainland's) and answered in the shopper's script
+(`writes_traditional`, `traditional`).
 
 A conversation speaks the language of its latest turn: the engine sets the `language` slot on every user
 message (and handoff events carry it), `conversation_language` reads it back from the events, and the agent
@@ -63,8 +64,9 @@ _IN_CONTEXT = [
 _CANTONESE_WORDS = {
     "唔该": "麻烦", "使唔使": "要不要", "得唔得": "行不行", "几耐": "多久", "几多": "多少", "几钱": "多少",
     "几时": "何时", "点样": "怎样", "点解": "为何", "点算": "咋办", "边度": "哪里", "边个": "哪个", "到边": "到哪",
-    "去边": "去哪", "咗边": "了哪", "喺边": "在哪", "而家": "现在", "埋单": "结账", "落单": "下单", "落咗单": "下了单", "落嚟": "过来",
-    "平啲": "便宜", "平咗": "降了", "港纸": "港币", "攞返": "拿回", "退返": "退回", "换返": "换回", "是咪": "是不",
+    "去边": "去哪", "咗边": "了哪", "喺边": "在哪", "而家": "现在", "埋单": "结账", "落单": "下单", "落咗单": "下了单",
+    "落嚟": "过来", "平啲": "便宜", "平咗": "降了", "港纸": "港币", "攞返": "拿回", "退返": "退回", "换返": "换回",
+    "是咪": "是不",
     "仲有": "还有", "仲未": "还没", "仲是": "还是", "仲要": "还要", "啱啱": "刚刚", "搞掂": "搞定", "咁样": "这样",
     "听日": "明天", "琴日": "昨天", "咩嘢": "什么", "乜嘢": "什么", "啲嘢": "东西", "唔": "不", "冇": "没", "嘅": "的",
     "咗": "了", "啲": "的", "喺": "在", "哋": "们", "嚟": "来", "睇": "看", "攞": "拿", "畀": "给", "俾": "给",
