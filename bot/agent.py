@@ -20,7 +20,13 @@ from bot.dialogue.tracker import Tracker
 from bot.dialogue.tracker_cache import TrackerCache
 from bot.formats.faq_data import FAQEntry
 from bot.identity import IdentityCheck
-from bot.language import conversation_language, detect_language, normalise
+from bot.language import (
+    bot_message_in_traditional,
+    conversation_language,
+    detect_language,
+    normalise,
+    shopper_writes_traditional,
+)
 from bot.metrics import Metrics
 from bot.model import TrainedModel
 from bot.parsing import BatchedParser
@@ -165,7 +171,11 @@ class Agent:
         shopper_message = getattr(handoff, "shopper_message", None)
         if shopper_message is not None:
             try:
-                return await shopper_message(tracker, user_event)
+                handled = await shopper_message(tracker, user_event)
+                if handled and shopper_writes_traditional(tracker.applied_events(), tracker.spoken_language,
+                                                          user_event.get("text") or ""):
+                    handled = [bot_message_in_traditional(e) if e.get("event") == "bot" else e for e in handled]
+                return handled
             except TurnFailed:
                 raise
             except Exception:  # the human side failing must not lose the message

@@ -17,8 +17,9 @@ mirrors it into the conversation's meta so channels can ask without loading the 
 from __future__ import annotations
 
 import functools
+import itertools
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import opencc
@@ -47,8 +48,10 @@ _TO_SIMPLIFIED = opencc.OpenCC("t2s")  # ~2 MB
 
 @functools.cache
 def _to_traditional() -> opencc.OpenCC:
-    """Made when the first shopper who writes traditional characters needs it: its phrase table takes ~26 MB."""
-    return opencc.OpenCC("s2t")
+    """Made when the first shopper who writes traditional characters needs it: its phrase table takes ~26 MB.
+    Taiwan's forms (為, 裡, 著), which Hong Kong and Macau read as their own, rather than OpenCC's standard ones
+    (爲, 裏, 着), which neither writes."""
+    return opencc.OpenCC("s2tw")
 
 
 # Written Cantonese (Hong Kong, Macau, Guangdong) in the words a shop's phrasings say in Mandarin:
@@ -104,9 +107,29 @@ def mainland_chinese(text: str) -> str:
 
 
 def traditional(text: str) -> str:
-    """Simplified characters as traditional (OpenCC's standard forms): the bot's Chinese replies to a shopper who
-    writes traditional ones."""
+    """Simplified characters as traditional (Taiwan's forms): the bot's Chinese replies to a shopper who writes
+    traditional ones."""
     return _to_traditional().convert(text) if HAN.search(text) else text
+
+
+def shopper_writes_traditional(events: Sequence[Mapping[str, Any]], language: str | None, newest: str = "") -> bool:
+    """Whether the bot's Chinese words to this shopper go in traditional characters: the conversation speaks
+    Chinese and the shopper's messages (`newest`, one not yet among `events`, first) say so (`writes_traditional`).
+    The engine's replies, the handoff's short answers and its notices all ask here."""
+    if language != "zh":
+        return False
+    said = (e.get("text") or "" for e in reversed(events) if e.get("event") == "user")
+    return writes_traditional(itertools.chain([newest], said))
+
+
+def bot_message_in_traditional(event: Mapping[str, Any]) -> dict[str, Any]:
+    """A bot message, its text and its buttons' titles, in traditional characters."""
+    data = dict(event.get("data") or {})
+    if data.get("buttons"):
+        data["buttons"] = [{**b, "title": traditional(b["title"])} if isinstance(b.get("title"), str) else b
+                           for b in data["buttons"]]
+    text = event.get("text")
+    return {**event, "text": traditional(text) if isinstance(text, str) else text, "data": data}
 
 
 def writes_traditional(texts: Iterable[str]) -> bool:

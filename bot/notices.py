@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 
 from bot.dialogue import events as ev
 from bot.dialogue.defaults import default_text
+from bot.language import traditional
 
 # Events a shopper should hear about although no shopper message of theirs caused them.
 NOTICE_KINDS = {ev.QUEUED, ev.AGENT_ASSIGNED, ev.HANDOFF_ENDED, ev.HANDOFF_UNAVAILABLE, ev.TICKET_CREATED}
@@ -75,7 +76,13 @@ def needs_language(events: list[ev.Event]) -> bool:
 
 def describe(event: ev.Event, language: str | None) -> str | None:
     """The shopper-facing text for a handoff event, or None if the event has no such text. A handoff event
-    carries the language the conversation spoke when it happened, which wins over `language`."""
+    carries the language the conversation spoke when it happened, which wins over `language`, and whether the
+    shopper writes traditional characters (handoff/events.py `spoken`), in which the text is then written."""
+    said = _describe(event, language)
+    return traditional(said) if said and event.get("traditional") else said
+
+
+def _describe(event: ev.Event, language: str | None) -> str | None:
     kind = event.get("event")
     language = lang(event.get("language") or language)
     if kind == ev.QUEUED:

@@ -138,9 +138,9 @@ class HandoffQueue:
             if record.agent:
                 await self.loads.release(record.agent, conversation_id)
             ended = [events.event(ev.HANDOFF_ENDED, resolution=resolution, agent=record.agent,
-                                  language=record.language)]
+                                  **events.spoken(record.language, record.traditional))]
             if self.settings.ask_rating:
-                ended.append(shopper.rating_request(record.language))
+                ended.append(shopper.rating_request(record.language, record.traditional))
             stored = await self.trackers.append(conversation_id, ended)
         if record.assigned_at:
             await self.handling.add(self.now() - record.assigned_at)
@@ -159,7 +159,7 @@ class HandoffQueue:
         if await self.records.remove(record):
             await self.trackers.append(record.conversation_id,
                                        [events.unavailable("timeout", self.hours, self.now(), record.language,
-                                                          record.reply_by)])
+                                                          record.reply_by, record.traditional)])
 
     async def tell(self, record: HandoffRecord, position: int, eta_s: int | None) -> None:
         """A new `queued` for a shopper whose place in line or wait changed."""

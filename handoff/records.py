@@ -39,6 +39,7 @@ class HandoffRecord:
     transferred_from: list[str] = field(default_factory=list)
     reply_by: float | None = None  # the channel's reply-by promise (handoff/promise.py), set once at the request
     replied_at: float | None = None  # a person's first message since the request: the promise is kept or broken
+    traditional: bool = False  # the shopper writes Chinese in traditional characters: so are the notices worded
 
     @property
     def order(self) -> tuple[int, float, str]:

@@ -16,7 +16,7 @@ from typing import Any
 from bot import strict_json
 from bot.dialogue import events as ev
 from bot.dialogue.tracker import Tracker
-from bot.language import mainland_chinese
+from bot.language import bot_message_in_traditional, mainland_chinese
 from bot.notices import text
 
 CANCEL_PAYLOAD = "/cancel_handoff"
@@ -152,11 +152,12 @@ def nobody_online(tracker: Tracker) -> bool:
     return bool(queued and queued.get("nobody_online"))
 
 
-def rating_request(language: str) -> ev.Event:
+def rating_request(language: str, traditional: bool = False) -> ev.Event:
     """The bot's question after a handoff ends: buttons 1–5 with `/csat{"score": N}` payloads."""
     buttons = [{"title": "★" * n, "payload": f'/csat{{"score": {n}}}'} for n in range(1, 6)]
-    return ev.bot(text("utter_ask_rating", language), {"buttons": buttons, "rating_request": True},
-                  utter_action="utter_ask_rating")
+    asked = ev.bot(text("utter_ask_rating", language), {"buttons": buttons, "rating_request": True},
+                   utter_action="utter_ask_rating")
+    return bot_message_in_traditional(asked) if traditional else asked
 
 
 def message_request(language: str, reason: str) -> ev.Event:

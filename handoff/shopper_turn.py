@@ -23,6 +23,7 @@ from bot.dialogue import events as ev
 from bot.dialogue.engine import TurnFailed
 from bot.dialogue.escalation import is_explicit_human_request
 from bot.dialogue.tracker import Tracker
+from bot.language import shopper_writes_traditional
 from bot.notices import text
 from bot.stores import TrackerStore
 from handoff import events, routing, shopper
@@ -58,10 +59,11 @@ class ShopperTurn:
         language = event.get("language") or _language(tracker)
         channel = await self._channel(tracker)
         reply_by = self.promises.reply_by(channel, now)
+        traditional = shopper_writes_traditional(tracker.applied_events(), language)
         if not self.hours.is_open(now):
-            return [events.unavailable("closed", self.hours, now, language, reply_by)]
+            return [events.unavailable("closed", self.hours, now, language, reply_by, traditional)]
         record = await self._new_record(tracker, event, now, language, channel)
-        return [await self.queue.enqueue(record.but(reply_by=reply_by))]
+        return [await self.queue.enqueue(record.but(reply_by=reply_by, traditional=traditional))]
 
     async def shopper_message(self, tracker: Tracker, user_event: ev.Event) -> list[ev.Event] | None:
         """Events for a shopper message that is not the bot's to answer, or None to let the bot answer."""
@@ -127,8 +129,9 @@ class ShopperTurn:
         except Exception as exc:  # the shopper must hear that it failed, not get the bot's answer instead
             log.exception("could not make a ticket of a message in %s", tracker.sender_id)
             raise TurnFailed("your message could not be saved as a ticket; please send it again") from exc
-        return events.event(ev.TICKET_CREATED, ticket_id=ticket.ticket_id, text=given, language=language,
-                            **events.promised(reply_by))
+        traditional = shopper_writes_traditional(tracker.applied_events(), language, given)
+        return events.event(ev.TICKET_CREATED, ticket_id=ticket.ticket_id, text=given,
+                            **events.spoken(language, traditional), **events.promised(reply_by))
 
     async def _ticket_question(self, tracker: Tracker, user_event: ev.Event, language: str
                                ) -> list[ev.Event] | None:

@@ -19,6 +19,7 @@ import pytest
 from aiohttp.test_utils import BaseTestServer, TestClient
 
 from bot.app_keys import STORES
+from bot.language import writes_traditional
 from bot.notices import describe
 from handoff.app_keys import HANDOFF
 
@@ -147,6 +148,31 @@ async def test_queue_claim_answer_close_and_rating(kefu_app):
     assert stats["conversations"] == 2 and stats["handoff_rate_by_reason"] == {"explicit_request": 1.0}
     assert stats["csat_average"] == 5 and stats["average_wait_s"] is not None
     assert stats["first_response_s"] is not None and stats["average_handling_s"] is not None
+
+
+async def test_a_shopper_who_writes_traditional_characters_hears_the_handoff_in_them(kefu_app):
+    """Place in line, the agent joining, the end, the rating and its thanks: in the shopper's script. What the
+    agent types stays as typed; a shopper writing simplified characters meanwhile reads simplified ones."""
+    client = await kefu_app(auto_assign=False)
+    li = await agent(client, "li", name="小李")
+    await chat(client, "hk-1", "我的包裹壞了，可以退款嗎")
+    queued = texts(await chat(client, "hk-1", "轉人工"))
+    assert "排在第 1 位" in queued and writes_traditional([queued]), queued
+    assert not writes_traditional([texts(await ask_for_person(client, "sh-1"))])
+
+    assert (await client.post("/api/agent/conversations/hk-1/claim", headers=li)).status == 200
+    joined = next(e for e in await events_of(client, "hk-1") if e["event"] == "agent_assigned")
+    assert describe(joined, "zh") == "人工客服 小李 已接入，將為您服務。"
+    await client.post("/api/agent/conversations/hk-1/messages", json={"text": "您好，我来帮您处理退款"}, headers=li)
+    await client.post("/api/agent/conversations/hk-1/close", json={"resolution": "resolved"}, headers=li)
+    events = await events_of(client, "hk-1")
+    assert any(e["event"] == "agent_message" and e["text"] == "您好，我来帮您处理退款" for e in events)
+    ended = kinds(events).index("handoff_ended")
+    assert describe(events[ended], "zh") == "本次人工服務已結束，有其他問題可以隨時問我。"
+    assert writes_traditional([events[ended + 1]["text"]]), events[ended + 1]["text"]  # please rate us
+    thanks = texts(await chat(client, "hk-1", "五顆星"))
+    assert (await events_of(client, "hk-1"))[-2].items() >= {"event": "csat", "score": 5}.items()
+    assert writes_traditional([thanks]), thanks
 
 
 async def _told(client: TestClient, sender: str, position: int) -> bool:

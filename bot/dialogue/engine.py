@@ -37,7 +37,7 @@ from bot.dialogue.states import LISTEN, loop_status
 from bot.dialogue.tracker import Tracker
 from bot.formats.domain import Domain, Form
 from bot.formats.faq_data import FAQEntry
-from bot.language import language_of_message, traditional, writes_traditional
+from bot.language import bot_message_in_traditional, language_of_message, shopper_writes_traditional
 
 log = logging.getLogger(__name__)
 
@@ -78,19 +78,9 @@ class _Turn:
     def add(self, *events: ev.Event) -> None:
         for event in events:
             if self.traditional and event.get("event") == "bot":
-                event = _in_traditional(event)
+                event = bot_message_in_traditional(event)
             self.tracker.apply(event)
             self.new.append(event)
-
-
-def _in_traditional(event: ev.Event) -> ev.Event:
-    """A bot message, its text and its buttons' titles, in traditional characters."""
-    data = dict(event.get("data") or {})
-    if data.get("buttons"):
-        data["buttons"] = [{**b, "title": traditional(b["title"])} if isinstance(b.get("title"), str) else b
-                           for b in data["buttons"]]
-    text = event.get("text")
-    return {**event, "text": traditional(text) if isinstance(text, str) else text, "data": data}
 
 
 class DialogueEngine:
@@ -126,10 +116,9 @@ class DialogueEngine:
                                        tracker.slots.get("language"), self.settings.default_language,
                                        parse.get("entities") or [])
         parse["language"] = language
-        said = (e.get("text") or "" for e in reversed(tracker.applied_events()) if e.get("event") == "user")
         turn = _Turn(tracker, decision, hits, language, chosen=chosen,
                      rejected_faq_id=rejected[0] if rejected else None,
-                     traditional=language == "zh" and writes_traditional(itertools.chain([text], said)))
+                     traditional=shopper_writes_traditional(tracker.applied_events(), language, text))
         turn.add(user_event)
         if "language" in self.domain.slots and tracker.slots.get("language") != language:
             turn.add(ev.slot("language", language))
