@@ -173,7 +173,7 @@ class Agent:
             try:
                 handled = await shopper_message(tracker, user_event)
                 if handled and shopper_writes_traditional(tracker.applied_events(), tracker.spoken_language,
-                                                          user_event.get("text") or ""):
+                                                          user_event):
                     handled = [bot_message_in_traditional(e) if e.get("event") == "bot" else e for e in handled]
                 return handled
             except TurnFailed:

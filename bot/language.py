@@ -111,14 +111,30 @@ def traditional(text: str) -> str:
     return _to_traditional().convert(text) if HAN.search(text) else text
 
 
-def shopper_writes_traditional(events: Sequence[Mapping[str, Any]], language: str | None, newest: str = "") -> bool:
+TRADITIONAL, SIMPLIFIED = "traditional", "simplified"
+SCRIPT = "script"  # a button's payload may say which script its page shows: `/faq{"faq_id": …, "script": …}`
+
+
+def shopper_writes_traditional(events: Sequence[Mapping[str, Any]], language: str | None,
+                               newest: Mapping[str, Any] | None = None) -> bool:
     """Whether the bot's Chinese words to this shopper go in traditional characters: the conversation speaks
-    Chinese and the shopper's messages (`newest`, one not yet among `events`, first) say so (`writes_traditional`).
-    The engine's replies, the handoff's short answers and its notices all ask here."""
+    Chinese and the shopper's newest message that tells is so written (`newest`, a user event not yet among
+    `events`, first). A button pressed tells by the script its payload names (the chat bubble's suggestions, in
+    the script the bubble shows). The engine's replies, the handoff's short answers and its notices all ask here."""
     if language != "zh":
         return False
-    said = (e.get("text") or "" for e in reversed(events) if e.get("event") == "user")
-    return writes_traditional(itertools.chain([newest], said))
+    said = (e for e in reversed(events) if e.get("event") == "user")
+    for event in itertools.chain([newest] if newest else [], said):
+        script = _named_script(event) or script_of(event.get("text") or "")
+        if script:
+            return script == TRADITIONAL
+    return False
+
+
+def _named_script(event: Mapping[str, Any]) -> str | None:
+    entities = (event.get("parse_data") or {}).get("entities") or []
+    return next((e.get("value") for e in entities if e.get("entity") == SCRIPT and e.get("extractor") == "payload"
+                 and e.get("value") in (TRADITIONAL, SIMPLIFIED)), None)
 
 
 def bot_message_in_traditional(event: Mapping[str, Any]) -> dict[str, Any]:
@@ -134,12 +150,15 @@ def bot_message_in_traditional(event: Mapping[str, Any]) -> dict[str, Any]:
 def writes_traditional(texts: Iterable[str]) -> bool:
     """Whether a shopper writes traditional characters, from their messages newest first: the newest one written
     in one script only tells ("好的" is the same in both and tells nothing)."""
-    for text in texts:
-        if _TO_SIMPLIFIED.convert(text) != text:
-            return True
-        if not SIMPLIFIED_ONLY.isdisjoint(text):
-            return False
-    return False
+    return next((script == TRADITIONAL for script in map(script_of, texts) if script), False)
+
+
+def script_of(text: str) -> str | None:
+    """TRADITIONAL or SIMPLIFIED when the text is written in one script only; None when it reads the same in both
+    ("好的") or has no Chinese."""
+    if _TO_SIMPLIFIED.convert(text) != text:
+        return TRADITIONAL
+    return None if SIMPLIFIED_ONLY.isdisjoint(text) else SIMPLIFIED
 
 
 def han_share(text: str) -> float:

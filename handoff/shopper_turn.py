@@ -129,7 +129,7 @@ class ShopperTurn:
         except Exception as exc:  # the shopper must hear that it failed, not get the bot's answer instead
             log.exception("could not make a ticket of a message in %s", tracker.sender_id)
             raise TurnFailed("your message could not be saved as a ticket; please send it again") from exc
-        traditional = shopper_writes_traditional(tracker.applied_events(), language, given)
+        traditional = shopper_writes_traditional(tracker.applied_events(), language, {"event": "user", "text": given})
         return events.event(ev.TICKET_CREATED, ticket_id=ticket.ticket_id, text=given,
                             **events.spoken(language, traditional), **events.promised(reply_by))
 

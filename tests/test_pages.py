@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from bot.app_keys import AGENT
+from bot.language import script_of, writes_traditional
 from bot.pages import PAGES
 from bot.server import ServerSettings, create_app
 
@@ -104,6 +105,20 @@ async def test_suggestions_come_from_the_faq_in_the_language_typed(client):
     assert len(popular["suggestions"]) == 5
     nonsense = await (await client.get("/api/widget/suggest", params={"q": "qzxv"})).json()
     assert nonsense["suggestions"] == []
+
+
+async def test_suggestions_are_in_the_script_typed_else_in_the_bubbles(client):
+    """Typed in traditional characters, or asked by a bubble showing them (zh-Hant), suggestions come in them, and
+    picking one says so; typed in simplified characters, they stay simplified whatever the bubble shows."""
+    typed = await (await client.get("/api/widget/suggest", params={"q": "退貨", "lang": "zh"})).json()
+    popular = await (await client.get("/api/widget/suggest", params={"q": "", "lang": "zh-Hant"})).json()
+    for body in (typed, popular):
+        assert body["language"] == "zh" and body["suggestions"]
+        assert all(writes_traditional([s["title"]]) for s in body["suggestions"] if script_of(s["title"]))
+        assert any(script_of(s["title"]) for s in body["suggestions"])
+        assert all('"script": "traditional"' in s["payload"] for s in body["suggestions"])
+    simplified = await (await client.get("/api/widget/suggest", params={"q": "退货", "lang": "zh-Hant"})).json()
+    assert not any(writes_traditional([s["title"]]) or "script" in s["payload"] for s in simplified["suggestions"])
 
 
 async def test_demo_shop_embeds_the_bubble_with_one_script_tag(client):

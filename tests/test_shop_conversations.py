@@ -120,3 +120,15 @@ async def test_a_shopper_who_writes_traditional_characters_is_answered_in_them(s
     assert replies and all(text == traditional(text) for text in replies), "still in traditional characters"
     replies = await say(shop, "t1", "运费多少")  # the newest message that tells decides
     assert "运费" in replies[0]
+
+
+async def test_a_suggestion_picked_in_a_traditional_bubble_is_answered_in_traditional_characters(shop):
+    """The bubble set to zh-Hant offers its suggestions in traditional characters; picking one, before typing
+    anything, gets the answer in them too (the payload names the script)."""
+    from bot.language import writes_traditional
+
+    replies = await say(shop, "t2", '/faq{"faq_id": "shipping_cost", "language": "zh", "script": "traditional"}')
+    assert answered_entries(await events(shop, "t2")) == ["shipping_cost"]
+    assert writes_traditional(replies[:1]) and "運費" in replies[0]
+    replies = await say(shop, "t3", '/faq{"faq_id": "shipping_cost", "language": "zh"}')
+    assert not writes_traditional(replies[:1]) and "运费" in replies[0]

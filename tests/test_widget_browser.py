@@ -28,6 +28,7 @@ from playwright.async_api import Browser, Page, WebSocketRoute, async_playwright
 from bot.app_keys import AGENT, STORES
 from bot.channels.widget import protocol
 from bot.dialogue import events as ev
+from bot.language import script_of
 from bot.server import ServerSettings, create_app
 from handoff.app_keys import HANDOFF, HANDOFF_SETTINGS
 from handoff.settings import HandoffSettings
@@ -297,6 +298,28 @@ async def test_phone_sized_chinese_panel_fills_the_screen(shop: Shop, browser: B
     await expect(page.locator("#kefu-suggest li").first).to_be_visible()  # suggestions while typing
     await page.locator("#kefu-suggest li").first.click()
     await expect(bot_replies(page)).to_have_count(1)
+    await context.close()
+
+
+async def test_a_taiwan_or_hong_kong_browser_gets_the_panel_and_its_answers_in_traditional_characters(
+        shop: Shop, browser: Browser):
+    context = await browser.new_context(locale="zh-TW")
+    page = await context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    await page.goto(shop.url + "/")
+    launcher = page.locator("#kefu-launcher")
+    await expect(launcher).to_have_attribute("aria-label", "打開在線客服")
+    await launcher.click()
+    await expect(page.locator("#kefu-root")).to_have_attribute("lang", "zh-TW")
+    await expect(page.locator(".kefu-human")).to_have_text("轉人工")
+    await expect(page.locator('.kefu-msg[data-local="greeting"]')).to_have_text("您好！有什麼可以幫您？")
+    chip = page.locator(".kefu-chips button").first  # a popular question, before anything is typed
+    await expect(chip).to_be_visible()
+    asked = await chip.text_content()
+    await chip.click()
+    await expect(bot_replies(page)).to_have_count(1)
+    answer = await bot_replies(page).first.text_content()
+    assert script_of(asked or "") != "simplified" and script_of(answer or "") == "traditional", (asked, answer)
     await context.close()
 
 

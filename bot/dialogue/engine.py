@@ -118,7 +118,7 @@ class DialogueEngine:
         parse["language"] = language
         turn = _Turn(tracker, decision, hits, language, chosen=chosen,
                      rejected_faq_id=rejected[0] if rejected else None,
-                     traditional=shopper_writes_traditional(tracker.applied_events(), language, text))
+                     traditional=shopper_writes_traditional(tracker.applied_events(), language, user_event))
         turn.add(user_event)
         if "language" in self.domain.slots and tracker.slots.get("language") != language:
             turn.add(ev.slot("language", language))

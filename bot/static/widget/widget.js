@@ -1,7 +1,8 @@
 /*! kefu chat bubble — add it to any page with one line:
  *    <script src="http://HOST:5005/widget.js" data-kefu-lang="auto"></script>
- *  data-kefu-lang: auto (the browser's language) | zh | en.   Styling: CSS variables, see widget.css.
- *  Page API: KefuWidget.open() / close() / toggle() / setLanguage("zh"|"en"); any element with
+ *  data-kefu-lang: auto (the browser's language) | zh | zh-Hant (traditional characters; also zh-TW, zh-HK) | en.
+ *  Styling: CSS variables, see widget.css.
+ *  Page API: KefuWidget.open() / close() / toggle() / setLanguage("zh"|"zh-Hant"|"en"); any element with
  *  data-kefu-open (optionally data-kefu-message="text to prefill") opens the chat when clicked.
  *  Protocol: docs/widget.md. Every message is rendered with textContent: shop or shopper text is never HTML.
  */
@@ -16,79 +17,84 @@
   var KEY = "kefu:" + BASE + ":";
   var RETRY_MIN_MS = 1000, RETRY_MAX_MS = 30000, TYPING_HIDE_MS = 30000, TYPING_SEND_MS = 3000;
 
-  // Every text the panel shows: [English, 中文].
+  // Every text the panel shows: [English, 简体中文, 繁體中文 (OpenCC s2tw of the simplified, as the bot's replies)].
   var TEXTS = {
-    open: ["Open chat", "打开在线客服"],
-    close: ["Minimise chat", "收起对话"],
-    title: ["Customer service", "在线客服"],
-    status_bot: ["Our assistant answers right away", "智能客服 · 即时回复"],
-    status_waiting: ["Waiting for a person…", "正在为您转接人工客服…"],
-    status_queue: ["You are number {n} in line", "您前面还有 {n} 位"],
-    status_agent: ["{name} · customer service", "{name} · 人工客服"],
-    status_nobody: ["Nobody is online right now — wait or leave a message", "暂时没有客服在线——可以等待，或给我们留言"],
-    status_leave: ["Leave us a message", "请给我们留言"],
-    status_ticket: ["Message received — we'll reply here", "已收到您的留言，我们会在这里回复您"],
-    status_closed: ["Our team is back {when}", "人工客服{when}恢复服务"],
-    status_unavailable: ["Nobody is online — you can leave a message", "暂时没有客服在线，可以给我们留言"],
-    status_offline: ["Reconnecting…", "正在重新连接…"],
-    reconnecting: ["Connection lost — reconnecting…", "网络已断开，正在重新连接…"],
-    human: ["Talk to a person", "转人工"],
-    cancel: ["Stop waiting", "取消排队"],
-    input: ["Message", "消息"],
-    placeholder: ["Type your question…", "请输入您的问题…"],
-    placeholder_leave: ["Leave a message for our team…", "请留言，客服上线后会回复您…"],
-    send: ["Send", "发送"],
-    attach: ["Attach an image or PDF", "发送图片或 PDF"],
-    greeting: ["Hi there! How can we help you today?", "您好！有什么可以帮您？"],
-    popular: ["Popular questions", "大家都在问"],
-    requested: ["Connecting you to a person…", "正在为您转接人工客服…"],
-    queued: ["You are number {n} in line, about {m}.", "您当前排在第 {n} 位，预计等待 {m}。"],
+    open: ["Open chat", "打开在线客服", "打開在線客服"],
+    close: ["Minimise chat", "收起对话", "收起對話"],
+    title: ["Customer service", "在线客服", "在線客服"],
+    status_bot: ["Our assistant answers right away", "智能客服 · 即时回复", "智能客服 · 即時回覆"],
+    status_waiting: ["Waiting for a person…", "正在为您转接人工客服…", "正在為您轉接人工客服…"],
+    status_queue: ["You are number {n} in line", "您前面还有 {n} 位", "您前面還有 {n} 位"],
+    status_agent: ["{name} · customer service", "{name} · 人工客服", "{name} · 人工客服"],
+    status_nobody: ["Nobody is online right now — wait or leave a message", "暂时没有客服在线——可以等待，或给我们留言", "暫時沒有客服在線——可以等待，或給我們留言"],
+    status_leave: ["Leave us a message", "请给我们留言", "請給我們留言"],
+    status_ticket: ["Message received — we'll reply here", "已收到您的留言，我们会在这里回复您", "已收到您的留言，我們會在這裡回覆您"],
+    status_closed: ["Our team is back {when}", "人工客服{when}恢复服务", "人工客服{when}恢復服務"],
+    status_unavailable: ["Nobody is online — you can leave a message", "暂时没有客服在线，可以给我们留言", "暫時沒有客服在線，可以給我們留言"],
+    status_offline: ["Reconnecting…", "正在重新连接…", "正在重新連接…"],
+    reconnecting: ["Connection lost — reconnecting…", "网络已断开，正在重新连接…", "網絡已斷開，正在重新連接…"],
+    human: ["Talk to a person", "转人工", "轉人工"],
+    cancel: ["Stop waiting", "取消排队", "取消排隊"],
+    input: ["Message", "消息", "消息"],
+    placeholder: ["Type your question…", "请输入您的问题…", "請輸入您的問題…"],
+    placeholder_leave: ["Leave a message for our team…", "请留言，客服上线后会回复您…", "請留言，客服上線後會回覆您…"],
+    send: ["Send", "发送", "發送"],
+    attach: ["Attach an image or PDF", "发送图片或 PDF", "發送圖片或 PDF"],
+    greeting: ["Hi there! How can we help you today?", "您好！有什么可以帮您？", "您好！有什麼可以幫您？"],
+    popular: ["Popular questions", "大家都在问", "大家都在問"],
+    requested: ["Connecting you to a person…", "正在为您转接人工客服…", "正在為您轉接人工客服…"],
+    queued: ["You are number {n} in line, about {m}.", "您当前排在第 {n} 位，预计等待 {m}。", "您當前排在第 {n} 位，預計等待 {m}。"],
     queued_nobody: ["Nobody is online right now — wait or leave a message. You are number {n} in line.",
-                    "暂时没有客服在线——您可以继续等待（当前排在第 {n} 位），或给我们留言。"],
-    leave: ["Leave a message", "留言"],
-    left_to_write: ["You left the line to leave a message", "已退出排队，改为留言"],
-    minutes: ["{m} minutes", "{m} 分钟"],
-    minute: ["1 minute", "1 分钟"],
-    assigned: ["{name} has joined the conversation", "客服 {name} 已接入对话"],
-    ended: ["Conversation ended", "对话已结束"],
-    cancelled: ["You're back with our assistant", "已返回智能客服"],
-    unavailable: ["Agents are offline — leave a message and we'll get back to you.", "人工客服暂时不在线，请留言，我们会尽快回复您。"],
-    unavailable_closed: ["We're closed right now — leave a message and we'll get back to you.", "现在不在人工服务时间，请留言，我们会尽快回复您。"],
-    next_open: ["We're back {when}.", "恢复服务时间：{when}。"],
-    ticket: ["Message received (ticket {id}). We'll reply here.", "已收到您的留言（工单号 {id}），我们会在这里回复您。"],
-    rate: ["How did we do?", "请为本次服务打分"],
-    star: ["{n} star", "{n} 星"],
-    stars: ["{n} stars", "{n} 星"],
-    rated: ["Thanks for your feedback!", "感谢您的评价！"],
-    sending: ["Sending…", "发送中…"],
-    waiting_net: ["Will be sent when you're back online", "网络恢复后自动发送"],
-    failed: ["Not sent.", "发送失败。"],
-    retry: ["Retry", "重试"],
-    too_fast: ["You're sending messages quickly — we'll send this in a moment.", "您发送得太快了，稍后将自动发送。"],
-    too_big: ["That file is too big (the limit is {mb} MB).", "文件太大（上限 {mb} MB）。"],
-    bad_type: ["Only images (PNG, JPEG, GIF, WebP) and PDF files can be sent.", "只能发送图片（PNG、JPEG、GIF、WebP）或 PDF 文件。"],
-    upload_failed: ["Upload failed", "上传失败"],
-    unread: ["{n} unread", "{n} 条未读"],
-    agent_role: ["customer service", "人工客服"],
-    typing_bot: ["The assistant is typing…", "正在输入…"],
-    typing_agent: ["{name} is typing…", "{name} 正在输入…"],
-    suggestions: ["Suggested questions", "推荐问题"],
-    replies: ["Quick replies", "快捷回复"],
-    powered: ["Powered by kefu", "由 kefu 提供支持"],
-    you: ["You", "我"],
-    file: ["File", "文件"]
+                    "暂时没有客服在线——您可以继续等待（当前排在第 {n} 位），或给我们留言。",
+                    "暫時沒有客服在線——您可以繼續等待（當前排在第 {n} 位），或給我們留言。"],
+    leave: ["Leave a message", "留言", "留言"],
+    left_to_write: ["You left the line to leave a message", "已退出排队，改为留言", "已退出排隊，改為留言"],
+    minutes: ["{m} minutes", "{m} 分钟", "{m} 分鐘"],
+    minute: ["1 minute", "1 分钟", "1 分鐘"],
+    assigned: ["{name} has joined the conversation", "客服 {name} 已接入对话", "客服 {name} 已接入對話"],
+    ended: ["Conversation ended", "对话已结束", "對話已結束"],
+    cancelled: ["You're back with our assistant", "已返回智能客服", "已返回智能客服"],
+    unavailable: ["Agents are offline — leave a message and we'll get back to you.", "人工客服暂时不在线，请留言，我们会尽快回复您。", "人工客服暫時不在線，請留言，我們會盡快回復您。"],
+    unavailable_closed: ["We're closed right now — leave a message and we'll get back to you.", "现在不在人工服务时间，请留言，我们会尽快回复您。", "現在不在人工服務時間，請留言，我們會盡快回復您。"],
+    next_open: ["We're back {when}.", "恢复服务时间：{when}。", "恢復服務時間：{when}。"],
+    ticket: ["Message received (ticket {id}). We'll reply here.", "已收到您的留言（工单号 {id}），我们会在这里回复您。", "已收到您的留言（工單號 {id}），我們會在這裡回覆您。"],
+    rate: ["How did we do?", "请为本次服务打分", "請為本次服務打分"],
+    star: ["{n} star", "{n} 星", "{n} 星"],
+    stars: ["{n} stars", "{n} 星", "{n} 星"],
+    rated: ["Thanks for your feedback!", "感谢您的评价！", "感謝您的評價！"],
+    sending: ["Sending…", "发送中…", "發送中…"],
+    waiting_net: ["Will be sent when you're back online", "网络恢复后自动发送", "網絡恢復後自動發送"],
+    failed: ["Not sent.", "发送失败。", "發送失敗。"],
+    retry: ["Retry", "重试", "重試"],
+    too_fast: ["You're sending messages quickly — we'll send this in a moment.", "您发送得太快了，稍后将自动发送。", "您發送得太快了，稍後將自動發送。"],
+    too_big: ["That file is too big (the limit is {mb} MB).", "文件太大（上限 {mb} MB）。", "文件太大（上限 {mb} MB）。"],
+    bad_type: ["Only images (PNG, JPEG, GIF, WebP) and PDF files can be sent.", "只能发送图片（PNG、JPEG、GIF、WebP）或 PDF 文件。", "只能發送圖片（PNG、JPEG、GIF、WebP）或 PDF 文件。"],
+    upload_failed: ["Upload failed", "上传失败", "上傳失敗"],
+    unread: ["{n} unread", "{n} 条未读", "{n} 條未讀"],
+    agent_role: ["customer service", "人工客服", "人工客服"],
+    typing_bot: ["The assistant is typing…", "正在输入…", "正在輸入…"],
+    typing_agent: ["{name} is typing…", "{name} 正在输入…", "{name} 正在輸入…"],
+    suggestions: ["Suggested questions", "推荐问题", "推薦問題"],
+    replies: ["Quick replies", "快捷回复", "快捷回覆"],
+    powered: ["Powered by kefu", "由 kefu 提供支持", "由 kefu 提供支持"],
+    you: ["You", "我", "我"],
+    file: ["File", "文件", "文件"]
   };
 
   // -- small helpers -------------------------------------------------------------------------------------------
 
+  // "en", "zh" or "zh-Hant": traditional characters for Taiwan, Hong Kong and Macau (zh-TW, zh-HK, zh-MO, zh-Hant…)
   function pickLanguage(value) {
-    if (value === "zh" || value === "en") return value;
-    var langs = navigator.languages && navigator.languages.length ? navigator.languages : [navigator.language || "en"];
-    return String(langs[0] || "en").toLowerCase().indexOf("zh") === 0 ? "zh" : "en";
+    var langs = value && value !== "auto" ? [value]
+      : navigator.languages && navigator.languages.length ? navigator.languages : [navigator.language || "en"];
+    var tag = String(langs[0] || "en").toLowerCase();
+    if (tag.indexOf("zh") !== 0) return "en";
+    return /^zh-(hant|tw|hk|mo)\b/.test(tag) ? "zh-Hant" : "zh";
   }
   var lang = pickLanguage(script.getAttribute("data-kefu-lang"));
+  function locale() { return { en: "en", zh: "zh-CN", "zh-Hant": "zh-TW" }[lang]; }
   function t(key, values) {
-    var text = TEXTS[key] ? TEXTS[key][lang === "zh" ? 1 : 0] : key;
+    var text = TEXTS[key] ? TEXTS[key][["en", "zh", "zh-Hant"].indexOf(lang)] : key;
     return text.replace(/\{(\w+)\}/g, function (_, name) { return values && values[name] != null ? values[name] : ""; });
   }
   function el(tag, className, attrs) {
@@ -143,19 +149,23 @@
   }
   function clock(ts) {
     if (!ts) return "";
-    try { return new Date(ts * 1000).toLocaleTimeString(lang === "zh" ? "zh-CN" : "en", { hour: "2-digit", minute: "2-digit" }); }
+    try { return new Date(ts * 1000).toLocaleTimeString(locale(), { hour: "2-digit", minute: "2-digit" }); }
     catch (e) { return ""; }
   }
-  var ZONE_NAMES = { "Asia/Shanghai": "北京时间", "Asia/Hong_Kong": "香港时间", "Asia/Taipei": "台北时间" };
+  var ZONE_NAMES = {
+    zh: { "Asia/Shanghai": "北京时间", "Asia/Hong_Kong": "香港时间", "Asia/Taipei": "台北时间" },
+    "zh-Hant": { "Asia/Shanghai": "北京時間", "Asia/Hong_Kong": "香港時間", "Asia/Taipei": "台北時間" }
+  };
   function when(iso, zone) { // "Mon 09:00 (Asia/Shanghai)": in the shop's time zone, and saying which
     var d = new Date(iso);
     if (isNaN(d.getTime())) return "";
     var options = { weekday: "short", hour: "2-digit", minute: "2-digit", hourCycle: "h23" };
     var text;
-    try { text = d.toLocaleString(lang === "zh" ? "zh-CN" : "en-GB", Object.assign({ timeZone: zone || undefined }, options)); }
-    catch (e) { zone = null; text = d.toLocaleString(lang === "zh" ? "zh-CN" : "en-GB", options); } // unknown zone
+    var at = lang === "en" ? "en-GB" : locale();
+    try { text = d.toLocaleString(at, Object.assign({ timeZone: zone || undefined }, options)); }
+    catch (e) { zone = null; text = d.toLocaleString(at, options); } // unknown zone
     zone = zone || Intl.DateTimeFormat().resolvedOptions().timeZone || "UTC";
-    return lang === "zh" ? text + "（" + (ZONE_NAMES[zone] || zone) + "）" : text + " (" + zone + ")";
+    return lang === "en" ? text + " (" + zone + ")" : text + "（" + (ZONE_NAMES[lang][zone] || zone) + "）";
   }
 
   // -- state ---------------------------------------------------------------------------------------------------
@@ -171,7 +181,7 @@
 
   // -- DOM -----------------------------------------------------------------------------------------------------
 
-  var root = el("div", "kefu-root", { id: "kefu-root", lang: lang === "zh" ? "zh-CN" : "en" });
+  var root = el("div", "kefu-root", { id: "kefu-root", lang: locale() });
   root.hidden = true; // until widget.css has loaded: no flash of an unstyled panel
   var launcher = el("button", "", { id: "kefu-launcher", type: "button", "aria-controls": "kefu-panel", "aria-expanded": "false" });
   launcher.appendChild(icon(ICONS.chat, "kefu-icon-chat"));
@@ -255,7 +265,7 @@
   root.appendChild(launcher);
 
   function applyLanguage() {
-    root.setAttribute("lang", lang === "zh" ? "zh-CN" : "en");
+    root.setAttribute("lang", locale());
     title.textContent = t("title");
     closeBtn.setAttribute("aria-label", t("close"));
     closeBtn.title = t("close");
