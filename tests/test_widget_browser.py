@@ -277,15 +277,25 @@ async def test_a_shopper_asks_reloads_talks_to_a_person_rates_and_cannot_inject_
     await context.close()
 
 
-async def test_phone_sized_chinese_panel_fills_the_screen(shop: Shop, browser: Browser):
-    context = await browser.new_context(viewport={"width": 390, "height": 844}, locale="zh-CN", is_mobile=True,
-                                        has_touch=True)
-    page = await context.new_page()
+async def shop_page(shop: Shop, browser: Browser, **context: Any) -> Page:
+    """The demo shop's home page, in a browser context of its own (`page.context.close()` when done)."""
+    page = await (await browser.new_context(**context)).new_page()
     page.set_default_timeout(TIMEOUT_MS)
     await page.goto(shop.url + "/")
+    return page
+
+
+async def open_panel(page: Page, label: str) -> None:
+    """Click the chat button, whose label is in the panel's language."""
     launcher = page.locator("#kefu-launcher")
-    await expect(launcher).to_have_attribute("aria-label", "打开在线客服")
+    await expect(launcher).to_have_attribute("aria-label", label)
     await launcher.click()
+
+
+async def test_phone_sized_chinese_panel_fills_the_screen(shop: Shop, browser: Browser):
+    page = await shop_page(shop, browser, viewport={"width": 390, "height": 844}, locale="zh-CN", is_mobile=True,
+                           has_touch=True)
+    await open_panel(page, "打开在线客服")
     panel = page.locator("#kefu-panel")
     await expect(panel).to_be_visible()
     box = await panel.bounding_box()
@@ -298,18 +308,13 @@ async def test_phone_sized_chinese_panel_fills_the_screen(shop: Shop, browser: B
     await expect(page.locator("#kefu-suggest li").first).to_be_visible()  # suggestions while typing
     await page.locator("#kefu-suggest li").first.click()
     await expect(bot_replies(page)).to_have_count(1)
-    await context.close()
+    await page.context.close()
 
 
 async def test_a_taiwan_or_hong_kong_browser_gets_the_panel_and_its_answers_in_traditional_characters(
         shop: Shop, browser: Browser):
-    context = await browser.new_context(locale="zh-TW")
-    page = await context.new_page()
-    page.set_default_timeout(TIMEOUT_MS)
-    await page.goto(shop.url + "/")
-    launcher = page.locator("#kefu-launcher")
-    await expect(launcher).to_have_attribute("aria-label", "打開在線客服")
-    await launcher.click()
+    page = await shop_page(shop, browser, locale="zh-TW")
+    await open_panel(page, "打開在線客服")
     await expect(page.locator("#kefu-root")).to_have_attribute("lang", "zh-TW")
     await expect(page.locator(".kefu-human")).to_have_text("轉人工")
     await expect(page.locator('.kefu-msg[data-local="greeting"]')).to_have_text("您好！有什麼可以幫您？")
@@ -320,7 +325,7 @@ async def test_a_taiwan_or_hong_kong_browser_gets_the_panel_and_its_answers_in_t
     await expect(bot_replies(page)).to_have_count(1)
     answer = await bot_replies(page).first.text_content()
     assert script_of(asked or "") != "simplified" and script_of(answer or "") == "traditional", (asked, answer)
-    await context.close()
+    await page.context.close()
 
 
 # -- order: a frame lost on the way, and an agent's close racing the shopper's message ------------------------
