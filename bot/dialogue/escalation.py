@@ -519,8 +519,13 @@ def is_explicit_human_request(text: str) -> bool:
     question about when people are there, nor a person declined, already reached or praised. A sentence that
     tells when something happened does not make another one a question about hours ("Tracking says delivered
     on Monday. … I need somebody to open an investigation"). Traditional characters read as simplified."""
-    text = _NOT_A_REQUEST.sub(" ", mainland_chinese(text or ""))
-    return any(_sentence_asks_for_a_person(sentence) for sentence in {text, *_SENTENCE_END.split(text)})
+    return _asks_for_a_person(mainland_chinese(text or ""))
+
+
+def _asks_for_a_person(read: str) -> bool:
+    """`is_explicit_human_request` of a text already read as mainland Chinese."""
+    read = _NOT_A_REQUEST.sub(" ", read)
+    return any(_sentence_asks_for_a_person(sentence) for sentence in {read, *_SENTENCE_END.split(read)})
 
 
 def _sentence_asks_for_a_person(text: str) -> bool:
@@ -534,8 +539,8 @@ def mentions_a_person_without_asking(text: str) -> bool:
     """People are mentioned, none is asked for ("不用转人工了", "人工客服周末上班吗", "your team was great", "背后是
     真人在看吗"): the classifier's request-for-a-person intent, which learned the words rather than the ask, does
     not count."""
-    text = mainland_chinese(text or "")
-    return _asks_something_else(text) and not is_explicit_human_request(text)
+    read = mainland_chinese(text or "")
+    return _asks_something_else(read) and not _asks_for_a_person(read)
 
 
 def _asks_something_else(text: str) -> bool:
@@ -631,7 +636,7 @@ class EscalationPolicy:
             nlu_reason=nlu_reason,
             # the classifier's request counts unless the text asks something else (the rules, already asked, saw no
             # request: `mentions_a_person_without_asking` without asking them again)
-            explicit_request=is_explicit_human_request(text)
+            explicit_request=_asks_for_a_person(text)
             or (confident_intent in self.settings.human_request_intents and not _asks_something_else(text)
                 and self._request_beats_faq(float(top.get("confidence") or 0.0), hits)),
             complaint=confident_intent in self.settings.complaint_intents,
